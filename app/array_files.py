@@ -1,0 +1,107 @@
+"""Reads what an uploaded .npy/.npz holds from its headers, without pickle and without loading the data.
+
+An upload is untrusted: `np.load(allow_pickle=True)` would run code, so object arrays are refused, only
+numeric and boolean dtypes are accepted, and every array's byte count must agree with its header (a
+truncated or padded file is corrupt).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zipfile
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+ACCEPTED_KINDS = {"b": "bool", "i": "signed integer", "u": "unsigned integer", "f": "float"}
+ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+class ArrayFileError(ValueError):
+    """The file is not a valid numeric .npy/.npz; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+def _read_header(fileobj: BinaryIO, where: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    try:
+        version = np.lib.format.read_magic(fileobj)
+        if version == (1, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fileobj)
+        elif version in ((2, 0), (3, 0)):
+            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fileobj)
+        else:
+            raise ArrayFileError(f"{where}: unsupported .npy format version {version}")
+    except ArrayFileError:
+        raise
+    except Exception as exc:  # numpy raises ValueError/OSError/SyntaxError for garbage headers
+        raise ArrayFileError(f"{where} is not a valid .npy array: {exc}") from None
+    if dtype.hasobject:
+        raise ArrayFileError(
+            f"{where} holds Python objects (dtype {dtype}), which would need pickle to load; "
+            "kerasd accepts numeric arrays only. Convert with arr.astype('float32') before np.save."
+        )
+    if dtype.kind not in ACCEPTED_KINDS or dtype.fields is not None:
+        raise ArrayFileError(
+            f"{where} has dtype {dtype}; kerasd accepts bool, integer and float arrays only."
+        )
+    return tuple(int(d) for d in shape), dtype, fileobj.tell()
+
+
+def _check_size(where: str, shape: tuple[int, ...], dtype: np.dtype, data_offset: int, total: int) -> None:
+    expected = data_offset + math.prod(shape) * dtype.itemsize
+    if expected != total:
+        raise ArrayFileError(
+            f"{where} is corrupt: its header promises {expected} bytes for shape {list(shape)} of "
+            f"{dtype}, but the file has {total}."
+        )
+
+
+def inspect_npy(fileobj: BinaryIO, *, name: str, total_size: int) -> list[ArrayInfo]:
+    fileobj.seek(0)
+    shape, dtype, offset = _read_header(fileobj, "the .npy file")
+    _check_size("the .npy file", shape, dtype, offset, total_size)
+    return [ArrayInfo(name=name, shape=shape, dtype=dtype.name)]
+
+
+def inspect_npz(fileobj: BinaryIO) -> list[ArrayInfo]:
+    fileobj.seek(0)
+    try:
+        archive = zipfile.ZipFile(fileobj)
+    except zipfile.BadZipFile as exc:
+        raise ArrayFileError(f"the .npz file is not a valid zip archive: {exc}") from None
+    arrays: list[ArrayInfo] = []
+    with archive:
+        members = archive.infolist()
+        if not members:
+            raise ArrayFileError("the .npz file holds no arrays")
+        for member in members:
+            if not member.filename.endswith(".npy"):
+                raise ArrayFileError(f"the .npz member {member.filename!r} is not a .npy array")
+            name = member.filename[: -len(".npy")]
+            if not ARRAY_NAME.match(name):
+                raise ArrayFileError(
+                    f"the .npz member {member.filename!r} has a name outside [A-Za-z0-9_.-] (1-100 chars)"
+                )
+            where = f"the array {name!r}"
+            try:
+                with archive.open(member) as stream:
+                    shape, dtype, offset = _read_header(stream, where)
+                    # Reading to the end makes zipfile verify the member's CRC.
+                    while stream.read(1024 * 1024):
+                        pass
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise ArrayFileError(f"{where} in the .npz file is corrupt: {exc}") from None
+            _check_size(where, shape, dtype, offset, member.file_size)
+            arrays.append(ArrayInfo(name=name, shape=shape, dtype=dtype.name))
+    return arrays

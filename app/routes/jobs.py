@@ -1,0 +1,163 @@
+"""Jobs: submit, status with history, artifacts, and the live event stream (Server-Sent Events)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from app import events
+from app.db import get_session, get_sessionmaker
+from app.deps import Paging, settings, spec_checker
+from app.problems import Problem
+from app.queue import enqueue_job
+from app.routes.datasets import stream_blob
+from app.schemas import ArtifactOut, JobCreate, JobOut, Page
+from app.services import jobs as service
+from app.settings import Settings
+from app.spec_checker import SpecChecker
+from app.tables import TERMINAL_STATUSES, Job
+
+log = logging.getLogger("kerasd.api")
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+JOB_STATUSES = "^(queued|running|succeeded|failed|cancelled)$"
+
+
+def job_out(session: Session, job: Job, *, detail: bool = True) -> JobOut:
+    epochs = service.epochs_of(session, job_id=job.id) if detail else []
+    return JobOut(
+        id=job.id, kind=job.kind, status=job.status, model_id=job.model_id, attempt=job.attempt,
+        max_attempts=job.max_attempts, created_at=job.created_at, started_at=job.started_at,
+        finished_at=job.finished_at, error=job.error, request=job.request.get("submitted", {}),
+        history=service.history_of(epochs), epochs=[{"epoch": e.epoch, **e.logs} for e in epochs],
+        result=job.result,
+        links={"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events",
+               "artifacts": f"/v1/jobs/{job.id}/artifacts", "model": f"/v1/models/{job.model_id}"},
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobOut,
+             summary="Submit a fit job (tutorial §3.1, §3.2)",
+             description="Compile and fit arguments under Keras's own names; arrays by dataset id and "
+                         "array name. Everything is checked before the job is queued: unknown datasets "
+                         "or arrays, x/y row counts that differ and compile names Keras does not know "
+                         "are a 422, and nothing is stored.")
+def create_job(body: JobCreate, request: Request, session: Session = Depends(get_session),
+               checker: SpecChecker = Depends(spec_checker), config: Settings = Depends(settings)) -> JobOut:
+    job = service.create_job(session, request=body, checker=checker, max_attempts=config.max_attempts)
+    session.commit()
+    try:
+        enqueue_job(job.id)
+    except Exception as exc:
+        log.exception("could not enqueue job %s", job.id)
+        service.fail_unqueued(session, job=job, reason=f"the job queue is unavailable: {exc}")
+        session.commit()
+        raise Problem(503, "Queue Unavailable", "The job was stored but could not be queued (Redis is "
+                      "unreachable); it is marked failed. Try again shortly.", job_id=job.id) from None
+    events.publish(request.app.state.redis_sync, job.id, "queued", {"kind": job.kind},
+                   maxlen=config.event_stream_maxlen)
+    return job_out(session, job)
+
+
+@router.get("", response_model=Page, summary="List jobs, newest first, optionally by status")
+def list_jobs(paging: Paging = Depends(), job_status: str | None = Query(None, alias="status", pattern=JOB_STATUSES),
+              session: Session = Depends(get_session)) -> Page:
+    rows, total = service.list_jobs(session, status=job_status, limit=paging.limit, offset=paging.offset)
+    return Page(items=[job_out(session, r, detail=False) for r in rows], total=total, limit=paging.limit,
+                offset=paging.offset)
+
+
+@router.get("/{job_id}", response_model=JobOut, summary="A job's status, attempts, error and epoch history")
+def get_job(job_id: str, session: Session = Depends(get_session)) -> JobOut:
+    return job_out(session, service.get_job(session, job_id=job_id))
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a finished job and its artifacts")
+def delete_job(job_id: str, request: Request, session: Session = Depends(get_session)) -> Response:
+    service.delete_job(session, job_id=job_id)
+    session.commit()
+    request.app.state.redis_sync.delete(events.stream_key(job_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{job_id}/artifacts", response_model=list[ArtifactOut], summary="What the job produced")
+def list_artifacts(job_id: str, session: Session = Depends(get_session)) -> list[ArtifactOut]:
+    service.get_job(session, job_id=job_id)
+    return [ArtifactOut(name=a.name, size_bytes=a.size_bytes, media_type=a.media_type, sha256=a.blob_sha256,
+                        url=f"/v1/jobs/{job_id}/artifacts/{a.name}")
+            for a in service.artifacts_of(session, job_id=job_id)]
+
+
+# Keras 3 loads weights only from files named *.weights.h5 (tutorial §5.1), so that is the download name.
+DOWNLOAD_NAMES = {"weights.h5": "model.weights.h5"}
+
+
+@router.get("/{job_id}/artifacts/{name}", summary="Download an artifact: weights.h5, architecture.json, ...")
+def get_artifact(job_id: str, name: str, session: Session = Depends(get_session)) -> StreamingResponse:
+    artifact = service.get_artifact(session, job_id=job_id, name=name)
+    filename = DOWNLOAD_NAMES.get(artifact.name, artifact.name)
+    return StreamingResponse(stream_blob(artifact.blob_sha256), media_type=artifact.media_type,
+                             headers={"Content-Length": str(artifact.size_bytes),
+                                      "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _job_status(job_id: str) -> str | None:
+    with get_sessionmaker()() as session:
+        job = session.get(Job, job_id)
+        return job.status if job else None
+
+
+async def _event_stream(request: Request, job_id: str, after: str, heartbeat_s: float) -> AsyncIterator[bytes]:
+    client = request.app.state.redis_async
+    last_beat = time.monotonic()
+    last_sql_check = 0.0
+    draining = False
+    yield b"retry: 2000\n\n"
+    async for event in events.follow(client, job_id, after=after):
+        if event is not None:
+            yield events.sse_format(event)
+            if event["type"] in events.TERMINAL_EVENTS:
+                return
+            continue
+        if await request.is_disconnected():
+            return
+        now = time.monotonic()
+        if now - last_beat >= heartbeat_s:
+            last_beat = now
+            yield b": heartbeat\n\n"
+        # A job that ended while its stream was lost (Redis restarted, stream expired) would otherwise
+        # keep the client waiting for a terminal event that will never come. The worker commits the
+        # status before it publishes, so one more quiet block after seeing it ends the stream.
+        if draining:
+            return
+        if now - last_sql_check >= 5:
+            last_sql_check = now
+            draining = await run_in_threadpool(_job_status, job_id) in TERMINAL_STATUSES
+
+
+@router.get("/{job_id}/events", summary="Live progress as Server-Sent Events, with replay",
+            description="Every event of the job from the start (or after `Last-Event-ID`), then live ones "
+                        "as they happen: `queued`, `started`, `batch`, `epoch`, `finished`, `failed`. Each "
+                        "SSE `data` is JSON with `v` (schema version), `id`, `type`, `job_id`, `attempt`, "
+                        "`ts` and `data`. The stream ends after the terminal event.",
+            response_class=StreamingResponse)
+async def job_events(request: Request, job_id: str,
+                     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+                     after: str | None = Query(None, description="Same as the Last-Event-ID header"),
+                     config: Settings = Depends(settings)) -> StreamingResponse:
+    if await run_in_threadpool(_job_status, job_id) is None:
+        raise Problem(404, "Not Found", f"No job with id {job_id!r}. List them with GET /v1/jobs.")
+    resume = last_event_id or after or "0-0"
+    if not STREAM_ID.match(resume):
+        raise Problem(422, "Invalid Event Id", f"Last-Event-ID {resume!r} is not an event id from this "
+                      "stream (they look like 1700000000000-0).")
+    return StreamingResponse(_event_stream(request, job_id, resume, config.sse_heartbeat_s),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

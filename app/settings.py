@@ -1,0 +1,64 @@
+"""The one settings object of kerasd (DESIGN.md §11): every knob is an environment variable `KERASD_*`."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KERASD_", extra="ignore")
+
+    # Where the embedded default keeps its SQLite file, Redis files and worker cache.
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".kerasd")
+    # Empty means: SQLite inside data_dir (the embedded default).
+    database_url: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Celery's broker; empty means redis_url.
+    broker_url: str = ""
+    # The Celery queue fit jobs go to (the GPU/CPU split is its own issue).
+    queue: str = "kerasd"
+
+    # Blobs (datasets, artifacts) are stored in SQL as rows of this many bytes.
+    chunk_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 1024 * 1024 * 1024
+
+    # Spec checker: sandboxed processes that build Keras models from untrusted specs.
+    spec_checker_processes: int = 1
+    spec_checker_memory_mb: int = 4096
+    spec_checker_timeout_s: float = 60.0
+    max_model_params: int = 50_000_000
+
+    # Progress events (one Redis Stream per job).
+    event_stream_maxlen: int = 10_000
+    event_stream_ttl_s: int = 7 * 24 * 3600
+    batch_event_interval_s: float = 0.5
+    sse_heartbeat_s: float = 15.0
+
+    # Jobs.
+    lease_seconds: int = 120
+    # Redis redelivers an unacknowledged job message after this long: longer than the longest job.
+    broker_visibility_timeout_s: int = 24 * 3600
+    max_attempts: int = 3
+    # Worker-local copies of datasets, by sha256; empty means data_dir / "cache".
+    worker_cache_dir: Path | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'kerasd.db'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.worker_cache_dir or self.data_dir / "cache"
+
+
+@functools.lru_cache
+def get_settings() -> Settings:
+    return Settings()

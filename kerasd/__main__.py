@@ -1,0 +1,3 @@
+from kerasd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Alembic migration history of kerasd; one history for PostgreSQL and SQLite (DESIGN.md §11)."""

@@ -1,0 +1,91 @@
+"""Session fixtures: a fresh PostgreSQL database, the real Redis, a real Celery worker and the real API."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.services import REDIS_URL, Process, create_database, drop_database, free_port, kerasd_command
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def database_url(run_id: str) -> Iterator[str]:
+    from app.migrate import upgrade_to_head
+
+    name = f"kerasd_test_{run_id}"
+    url = create_database(name)
+    upgrade_to_head(url)
+    yield url
+    from app.db import get_engine
+
+    get_engine().dispose()
+    drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def server_env(run_id: str, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    redis.Redis.from_url(REDIS_URL).ping()
+    env = {
+        **os.environ,
+        "KERASD_DATABASE_URL": database_url,
+        "KERASD_REDIS_URL": REDIS_URL,
+        # A queue of this run's own, so no other worker on the machine takes these jobs.
+        "KERASD_QUEUE": f"kerasd-test-{run_id}",
+        "KERASD_DATA_DIR": str(tmp_path_factory.mktemp("kerasd-data")),
+        "KERASD_BATCH_EVENT_INTERVAL_S": "0.1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    # The test process reads SQL directly to check that bad input stored nothing.
+    os.environ.update({k: v for k, v in env.items() if k.startswith("KERASD_")})
+    from app.db import get_engine, get_sessionmaker
+    from app.settings import get_settings
+
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    get_sessionmaker.cache_clear()
+    return env
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def worker(server_env: dict[str, str], run_id: str, logs_dir: Path) -> Iterator[Process]:
+    process = Process(kerasd_command("worker", "--name", f"test-{run_id}@%h"), server_env, logs_dir / "worker.log")
+    try:
+        process.wait_for_log(" ready.", timeout_s=180)
+        yield process
+    finally:
+        process.stop()
+        print(f"\n--- worker log (tail) ---\n{process.log_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def api_url(server_env: dict[str, str], worker: Process, logs_dir: Path) -> Iterator[str]:
+    port = free_port()
+    process = Process(kerasd_command("api", "--port", str(port)), server_env, logs_dir / "api.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_for_http(f"{url}/health", timeout_s=120)
+        yield url
+    finally:
+        process.stop()
+
+
+@pytest.fixture()
+def client(api_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url, timeout=120) as http:
+        yield http

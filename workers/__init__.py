@@ -1,0 +1,1 @@
+"""kerasd workers: Celery processes that run Keras jobs. Imports Keras; the API never imports this package."""

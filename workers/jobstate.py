@@ -1,0 +1,93 @@
+"""A job's life in SQL as the worker sees it: claim, lease, epochs, and the end, every write fenced.
+
+Each claim bumps the job's attempt number. Every later write names the attempt it belongs to and changes
+nothing if the job has moved on (another attempt claimed it, or it ended): a stale attempt can write
+nothing (DESIGN.md §7).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.blobs import store_file
+from app.db import session_scope
+from app.tables import Artifact, EpochLog, Job, ModelSpec, utcnow
+
+
+class StaleAttempt(RuntimeError):
+    """This attempt no longer owns the job; stop without writing."""
+
+
+def claim(*, job_id: str, owner: str, lease_s: int) -> int | None:
+    """Take a queued job (or a running one whose lease expired); the new attempt number, or None."""
+    now = utcnow()
+    with session_scope() as session:
+        claimable = (Job.status == "queued") | ((Job.status == "running") & (Job.lease_expires_at < now))
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, claimable, Job.attempt < Job.max_attempts)
+            .values(status="running", attempt=Job.attempt + 1, lease_owner=owner,
+                    lease_expires_at=now + timedelta(seconds=lease_s), started_at=now)
+        )
+        if result.rowcount != 1:
+            return None
+        return session.scalar(select(Job.attempt).where(Job.id == job_id))
+
+
+def _fence(session: Session, job_id: str, attempt: int, lease_s: int) -> None:
+    """Renew the lease if this attempt still owns the running job; otherwise StaleAttempt.
+
+    The UPDATE also takes the row's lock, so nothing else changes the job until this transaction ends.
+    """
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.attempt == attempt, Job.status == "running")
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+    )
+    if result.rowcount != 1:
+        raise StaleAttempt(f"job {job_id} attempt {attempt} no longer owns the job")
+
+
+def renew_lease(*, job_id: str, attempt: int, lease_s: int) -> None:
+    with session_scope() as session:
+        _fence(session, job_id, attempt, lease_s)
+
+
+def record_epoch(*, job_id: str, attempt: int, epoch: int, logs: dict[str, float], lease_s: int) -> None:
+    with session_scope() as session:
+        _fence(session, job_id, attempt, lease_s)
+        session.merge(EpochLog(job_id=job_id, epoch=epoch, attempt=attempt, logs=logs))
+
+
+def load_job(*, job_id: str) -> tuple[Job, dict[str, Any]]:
+    """The job row and its model's canonical Keras config."""
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        model = session.get(ModelSpec, job.model_id)
+        return job, model.keras_config
+
+
+def succeed(*, job_id: str, attempt: int, result: dict[str, Any], artifacts: list[tuple[str, Path, str]],
+            chunk_bytes: int, lease_s: int) -> None:
+    """Store the artifacts and end the job `succeeded`, all in one transaction or not at all."""
+    with session_scope() as session:
+        _fence(session, job_id, attempt, lease_s)
+        for name, path, media_type in artifacts:
+            with path.open("rb") as fileobj:
+                blob = store_file(session, fileobj=fileobj, chunk_bytes=chunk_bytes)
+            session.merge(Artifact(job_id=job_id, name=name, blob_sha256=blob.sha256, size_bytes=blob.size_bytes,
+                                   media_type=media_type))
+        job = session.get(Job, job_id)
+        job.status, job.result, job.finished_at, job.lease_expires_at = "succeeded", result, utcnow(), None
+
+
+def fail(*, job_id: str, attempt: int, error: dict[str, str], lease_s: int) -> None:
+    with session_scope() as session:
+        _fence(session, job_id, attempt, lease_s)
+        job = session.get(Job, job_id)
+        job.status, job.error, job.finished_at, job.lease_expires_at = "failed", error, utcnow(), None

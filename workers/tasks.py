@@ -1,0 +1,63 @@
+"""Celery tasks: thin wrappers that hand a job id to workers.runner."""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import threading
+
+import redis
+from celery import signals
+
+from app.settings import get_settings
+from app.workers_registry import ANNOUNCE_EVERY_S, announce, withdraw
+from workers import runner
+from workers.array_cache import ArrayCache
+from workers.building import versions
+from workers.celery_app import celery
+
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@functools.lru_cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().redis_url)
+
+
+@functools.lru_cache
+def _cache() -> ArrayCache:
+    return ArrayCache(get_settings().resolved_cache_dir)
+
+
+@celery.task(name="kerasd.run_job", acks_late=True, reject_on_worker_lost=True)
+def run_job(job_id: str) -> str:
+    return runner.run_job(job_id, settings=get_settings(), redis_client=_redis(), cache=_cache(), owner=WORKER_NAME)
+
+
+_stop_announcing = threading.Event()
+
+
+def _announce_forever() -> None:
+    info = {**versions(), "queue": get_settings().queue, "pid": os.getpid()}
+    while True:
+        try:
+            announce(_redis(), WORKER_NAME, info)
+        except redis.RedisError:
+            pass  # the next round tries again; /version just misses this worker meanwhile
+        if _stop_announcing.wait(ANNOUNCE_EVERY_S):
+            return
+
+
+@signals.worker_ready.connect
+def _on_ready(**_kwargs) -> None:
+    threading.Thread(target=_announce_forever, name="announce", daemon=True).start()
+
+
+@signals.worker_shutdown.connect
+def _on_shutdown(**_kwargs) -> None:
+    _stop_announcing.set()
+    try:
+        withdraw(_redis(), WORKER_NAME)
+    except redis.RedisError:
+        pass
