@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import time
@@ -60,7 +61,7 @@ def ref(dataset_id: str, array: str | None = None) -> dict[str, Any]:
 
 def fit_request(model_id: str, dataset_id: str, **fit: Any) -> dict[str, Any]:
     return {
-        "kind": "fit", "model_id": model_id, "compile": SEED_COMPILE, "seed": 7,
+        "kind": "fit", "model_id": model_id, "compile": copy.deepcopy(SEED_COMPILE), "seed": 7,
         "fit": {"x": ref(dataset_id, "train_x"), "y": ref(dataset_id, "train_y"), "epochs": 10, "batch_size": 100,
                 "validation_data": {"x": ref(dataset_id, "val_x"), "y": ref(dataset_id, "val_y")}, **fit},
     }

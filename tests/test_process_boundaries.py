@@ -1,0 +1,27 @@
+"""DESIGN.md §2: the API process never imports TensorFlow; Keras runs only in sandboxes and workers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_api_process_does_not_import_tensorflow() -> None:
+    code = (
+        "import sys\n"
+        "from app.main import create_app\n"
+        "from app.services import jobs, models, datasets\n"
+        "create_app()\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'jax', 'workers') if m in sys.modules)\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_version_reports_keras_and_live_workers(client, worker) -> None:
+    version = client.get("/version").json()
+    assert version["kerasd"] == "0.1.0"
+    assert version["tensorflow"].startswith("2.21") and version["keras"].startswith("3.")
+    assert version["backend"] == "tensorflow"
+    assert any(w["queue"].startswith("kerasd-test-") for w in version["workers"])
