@@ -49,6 +49,7 @@ def run_embedded(*, host: str, port: int, data_dir: str | None, redis_port: int)
     env.setdefault("KERASD_DATABASE_URL", f"sqlite:///{root / 'kerasd.db'}")
     env["KERASD_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
     env.pop("KERASD_BROKER_URL", None)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     children: list[subprocess.Popen] = []
 
