@@ -14,7 +14,11 @@ RUN_JOB_TASK = "kerasd.run_job"
 @functools.lru_cache
 def producer() -> Celery:
     settings = get_settings()
-    return Celery("kerasd-api", broker=settings.resolved_broker_url, set_as_current=False)
+    producer_app = Celery("kerasd-api", broker=settings.resolved_broker_url, set_as_current=False)
+    # Every Redis client of the broker applies its own visibility timeout when restoring unacknowledged
+    # messages: it must match the workers', or a long job could be delivered twice.
+    producer_app.conf.broker_transport_options = {"visibility_timeout": settings.broker_visibility_timeout_s}
+    return producer_app
 
 
 def enqueue_job(job_id: str) -> None:

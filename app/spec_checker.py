@@ -3,8 +3,8 @@
 The API process never imports TensorFlow. Each sandbox is a child process (`python -m app.spec_checker`)
 with TensorFlow imported once, an address-space limit (RLIMIT_AS) and no GPU; a request that runs past
 the timeout, or a spec that crashes or exhausts its sandbox, kills only that sandbox: the caller gets
-CheckerFailed (a 422) and a fresh sandbox takes its place. Messages cross the pipes as JSON, never pickle, so even a subverted
-sandbox cannot run code in the API.
+CheckerFailed (a 422) and a fresh sandbox takes its place. Messages cross the pipes as JSON, never
+pickle, so even a subverted sandbox cannot run code in the API.
 """
 
 from __future__ import annotations

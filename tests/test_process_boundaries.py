@@ -25,3 +25,9 @@ def test_version_reports_keras_and_live_workers(client, worker) -> None:
     assert version["tensorflow"].startswith("2.21") and version["keras"].startswith("3.")
     assert version["backend"] == "tensorflow"
     assert any(w["queue"].startswith("kerasd-test-") for w in version["workers"])
+
+
+def test_ready_sees_sql_redis_and_a_worker(client, worker) -> None:
+    response = client.get("/ready")
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"]["sql"] == response.json()["checks"]["redis"] == "ok"
