@@ -88,6 +88,20 @@ class Job(Base):
     # {"type": "...", "message": "..."} when failed.
     error: Mapped[dict[str, Any] | None]
     result: Mapped[dict[str, Any] | None]
+    # Set by POST /cancel on a running job; the worker sees it and stops at the next batch (DESIGN.md §9).
+    cancel_requested_at: Mapped[datetime | None]
+
+
+class WeightsFile(Base):
+    """An uploaded `.weights.h5`, to start a job from (warm start)."""
+
+    __tablename__ = "weights_files"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    blob_sha256: Mapped[str] = mapped_column(String(64), ForeignKey("blobs.sha256"), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class EpochLog(Base):

@@ -1,0 +1,42 @@
+"""job cancel requests and uploaded weights
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-27
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0002'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('weights_files',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('blob_sha256', sa.String(length=64), nullable=False),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['blob_sha256'], ['blobs.sha256'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('weights_files', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_weights_files_blob_sha256'), ['blob_sha256'], unique=False)
+
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('cancel_requested_at', sa.DateTime(timezone=True), nullable=True))
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_column('cancel_requested_at')
+
+    with op.batch_alter_table('weights_files', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_weights_files_blob_sha256'))
+
+    op.drop_table('weights_files')
