@@ -8,6 +8,7 @@ grows, so `Last-Event-ID` is simply where XREAD resumes.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -18,20 +19,82 @@ import redis.asyncio as aioredis
 SCHEMA_VERSION = 1
 EVENT_TYPES = ("queued", "started", "batch", "epoch", "checkpoint", "log", "finished", "failed", "cancelled")
 TERMINAL_EVENTS = ("finished", "failed", "cancelled")
+# The job status in SQL that each terminal event reports.
+TERMINAL_EVENT_OF_STATUS = {"succeeded": "finished", "failed": "failed", "cancelled": "cancelled"}
+
+# The contract as users read it: in the OpenAPI description of GET /v1/jobs/{id}/events and the README.
+CONTRACT_MARKDOWN = """
+Each SSE message is `id: <sequence id>`, `event: <type>` and one `data:` line of JSON:
+
+| field | meaning |
+|---|---|
+| `v` | schema version, now `1`; a change that breaks readers bumps it |
+| `id` | the sequence id (`1700000000000-0`): grows with every event of the job; to resume, send \
+the last one you saw back as `Last-Event-ID` (or `?after=`) |
+| `type` | one of the types below (also the SSE `event:` name) |
+| `job_id` | the job |
+| `attempt` | the worker attempt that published it (`0` for `queued`) |
+| `ts` | when it happened, ISO 8601 UTC |
+| `data` | the type's own fields |
+
+| type | `data` |
+|---|---|
+| `queued` | `kind` |
+| `started` | `attempt`, `worker` |
+| `batch` | `epoch` (0-based), `step` (batches done this epoch), `steps`, `logs` (Keras's batch logs: \
+running loss and metrics), `steps_per_s`, `samples_per_s` (when the batch size is known), `eta_s` (to the \
+end of the epoch); at most one per `KERASD_BATCH_EVENT_INTERVAL_S` (default 0.5 s) |
+| `epoch` | `epoch` (0-based), `epochs`, `logs` (every Keras epoch log, validation included), `seconds` |
+| `checkpoint` | `epoch`, `name`: the worker stored the model's state after that epoch |
+| `log` | `level` (`info`, `warning`, `error`), `message`: what the worker wants a user to know |
+| `finished` | `status` (`succeeded`), `history` (Keras's `History.history`), `artifacts` (names) |
+| `failed` | `status`, `error` (`type`, `message`: Keras's own exception) |
+| `cancelled` | `status`, and what the job had done when it stopped |
+
+`finished`, `failed` and `cancelled` are terminal: the server ends the stream after one. A client that
+already has the terminal event and reconnects gets `204 No Content`, which tells `EventSource` to stop.
+Events replay from the start for any subscriber, however late; if a finished job's Redis stream has
+expired, its epochs and end are replayed from SQL (those events carry `"id": null` and `"replayed": true`).
+While nothing happens the server sends a `: heartbeat` comment every `KERASD_SSE_HEARTBEAT_S`; after
+`KERASD_SSE_MAX_CONNECTION_S` it closes the connection after a `retry:` hint, and the client reconnects
+with `Last-Event-ID` and misses nothing.
+"""
 
 
 def stream_key(job_id: str) -> str:
     return f"kerasd:job:{job_id}:events"
 
 
-def encode(job_id: str, event_type: str, data: dict[str, Any], *, attempt: int = 0) -> dict[str, str]:
+def iso_utc(timestamp: float | None = None) -> str:
+    moment = datetime.now(UTC) if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+    return moment.isoformat()
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities (a diverging loss) as null: JSON has no such numbers and browsers reject them."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # a numpy scalar
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def encode(job_id: str, event_type: str, data: dict[str, Any], *, attempt: int = 0,
+           ts: float | None = None) -> dict[str, str]:
+    """The stream entry of one event; `ts` (seconds since the epoch) defaults to now."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
     return {
         "v": str(SCHEMA_VERSION),
         "type": event_type,
         "job_id": job_id,
         "attempt": str(attempt),
-        "ts": datetime.now(UTC).isoformat(),
-        "data": json.dumps(data, default=float),
+        "ts": iso_utc(ts),
+        "data": json.dumps(_json_safe(data), default=float),
     }
 
 
@@ -61,7 +124,24 @@ def publish(client: redis.Redis, job_id: str, event_type: str, data: dict[str, A
 
 
 def sse_format(event: dict[str, Any]) -> bytes:
-    return f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+    """One SSE message; an event replayed from SQL has no sequence id, so it sends no `id:` line."""
+    head = f"id: {event['id']}\n" if event.get("id") else ""
+    return f"{head}event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+
+
+def replayed(job_id: str, event_type: str, data: dict[str, Any], *, attempt: int, ts: datetime | None) -> dict:
+    """An event rebuilt from SQL for a job whose Redis stream is gone."""
+    return {"id": None, "v": SCHEMA_VERSION, "type": event_type, "job_id": job_id, "attempt": attempt,
+            "ts": (ts or datetime.now(UTC)).isoformat(), "data": data, "replayed": True}
+
+
+async def last_event(client: aioredis.Redis, job_id: str) -> dict[str, Any] | None:
+    entries = await client.xrevrange(stream_key(job_id), count=1)
+    return decode(*entries[0]) if entries else None
+
+
+async def has_events_after(client: aioredis.Redis, job_id: str, after: str) -> bool:
+    return bool(await client.xrange(stream_key(job_id), min=f"({after}", count=1))
 
 
 async def follow(client: aioredis.Redis, job_id: str, *, after: str = "0-0",

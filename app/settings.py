@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     event_stream_ttl_s: int = 7 * 24 * 3600
     batch_event_interval_s: float = 0.5
     sse_heartbeat_s: float = 15.0
+    # An SSE connection is closed after this long with a `retry:` hint; the client resumes with
+    # Last-Event-ID. Keeps proxies from cutting streams at random and spreads long-lived connections.
+    sse_max_connection_s: float = 300.0
+    # How long an EventSource waits before it reconnects (the SSE `retry:` field).
+    sse_retry_ms: int = 1000
 
     # Jobs.
     lease_seconds: int = 120

@@ -1,12 +1,20 @@
 """Progress from the training loop to the job's Redis Stream, without slowing training (DESIGN.md §8).
 
-The Keras callback only puts events on an in-process queue; a background thread does the network I/O,
-several events per round trip. Batch events are throttled in time; epoch and terminal events always go.
+The Keras callback only puts events on an in-process queue; a background thread encodes them and does
+the network I/O, several events per round trip. Batch events are throttled in time; epoch and terminal
+events always go.
+
+Why the callback costs next to nothing: with the TensorFlow backend Keras runs batch hooks synchronously
+(`backend.IS_THREAD_SAFE` is False) and `CallbackList` already turns every batch's logs into Python floats
+for its built-in History, with or without us, so the only added work per batch is one method call, one
+clock read and one comparison. With a thread-safe backend (JAX) `async_safe` lets Keras call it off the
+training thread altogether.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -20,9 +28,13 @@ from app import events
 
 log = logging.getLogger("kerasd.worker")
 _STOP = object()
+# Batch events are dropped (never epoch or terminal ones) when Redis is so slow that this many wait.
+MAX_QUEUED_BATCH_EVENTS = 1000
 
 
 class EventPublisher:
+    """Publishes a job's events from a background thread; `publish` never touches the network."""
+
     def __init__(self, client: redis.Redis, *, job_id: str, attempt: int, maxlen: int, ttl_s: int) -> None:
         self._client = client
         self._job_id = job_id
@@ -30,11 +42,20 @@ class EventPublisher:
         self._maxlen = maxlen
         self._ttl_s = ttl_s
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._failing = False
         self._thread = threading.Thread(target=self._run, name=f"events-{job_id}", daemon=True)
         self._thread.start()
 
     def publish(self, event_type: str, data: dict[str, Any]) -> None:
-        self._queue.put(events.encode(self._job_id, event_type, data, attempt=self._attempt))
+        if event_type not in events.EVENT_TYPES:
+            raise ValueError(f"unknown event type {event_type!r}")
+        if event_type == "batch" and self._queue.qsize() > MAX_QUEUED_BATCH_EVENTS:
+            return
+        self._queue.put((event_type, data, time.time()))
+
+    def log(self, message: str, *, level: str = "info") -> None:
+        """A `log` event: something the worker wants the user watching the job to read."""
+        self.publish("log", {"level": level, "message": message})
 
     def _run(self) -> None:
         key = events.stream_key(self._job_id)
@@ -50,13 +71,19 @@ class EventPublisher:
                 continue
             try:
                 pipe = self._client.pipeline(transaction=False)
-                for fields in batch:
-                    pipe.xadd(key, fields, maxlen=self._maxlen, approximate=True)
+                for event_type, data, ts in batch:
+                    pipe.xadd(key, events.encode(self._job_id, event_type, data, attempt=self._attempt, ts=ts),
+                              maxlen=self._maxlen, approximate=True)
                 pipe.expire(key, self._ttl_s)
                 pipe.execute()
+                if self._failing:
+                    log.info("publishing events of job %s again", self._job_id)
+                self._failing = False
             except redis.RedisError:
-                # Progress is best effort; the job's truth (status, epochs) is in SQL.
-                log.exception("could not publish %d event(s) of job %s", len(batch), self._job_id)
+                # Progress is best effort; the job's truth (status, epochs) is in SQL. Log an outage once.
+                if not self._failing:
+                    log.exception("could not publish %d event(s) of job %s", len(batch), self._job_id)
+                self._failing = True
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush what is queued, then stop the thread."""
@@ -64,18 +91,32 @@ class EventPublisher:
         self._thread.join(timeout)
 
 
-def plain_logs(logs: dict[str, Any] | None) -> dict[str, float]:
-    return {key: float(value) for key, value in (logs or {}).items()}
+def plain_logs(logs: dict[str, Any] | None) -> dict[str, float | None]:
+    """Keras logs as JSON numbers (NaN and infinities, which JSON lacks, as null)."""
+    plain: dict[str, float | None] = {}
+    for key, value in (logs or {}).items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        plain[key] = number if math.isfinite(number) else None
+    return plain
 
 
 class ProgressCallback(keras.callbacks.Callback):
-    def __init__(self, publisher: EventPublisher, *, on_epoch: Callable[[int, dict[str, float]], None],
-                 batch_interval_s: float) -> None:
+    """Batch events at most every `batch_interval_s`, an epoch event (after `on_epoch`) every epoch."""
+
+    # Only reads the logs it is given and enqueues: safe for Keras to call from its dispatch thread.
+    async_safe = True
+
+    def __init__(self, publisher: EventPublisher, *, on_epoch: Callable[[int, dict[str, Any]], None],
+                 batch_interval_s: float, batch_size: int | None = None) -> None:
         super().__init__()
         self._publisher = publisher
         self._on_epoch = on_epoch
         self._interval = batch_interval_s
-        self._last_batch_event = 0.0
+        self._batch_size = batch_size
+        self._next_batch_event = 0.0
         self._epoch = 0
         self._epoch_started = 0.0
 
@@ -84,17 +125,23 @@ class ProgressCallback(keras.callbacks.Callback):
         self._epoch_started = time.monotonic()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        # The hot path: Keras calls this after every batch, on the training thread.
         now = time.monotonic()
-        if now - self._last_batch_event < self._interval:
+        if now < self._next_batch_event:
             return
-        self._last_batch_event = now
+        self._next_batch_event = now + self._interval
+        self._publish_batch(batch, logs, now)
+
+    def _publish_batch(self, batch: int, logs: dict[str, Any] | None, now: float) -> None:
         steps = self.params.get("steps")
         done = batch + 1
         elapsed = now - self._epoch_started
         rate = done / elapsed if elapsed > 0 else None
         eta = (steps - done) / rate if (steps and rate) else None
+        samples = rate * self._batch_size if (rate and self._batch_size) else None
         self._publisher.publish("batch", {"epoch": self._epoch, "step": done, "steps": steps,
-                                          "logs": plain_logs(logs), "steps_per_s": rate, "eta_s": eta})
+                                          "logs": plain_logs(logs), "steps_per_s": rate,
+                                          "samples_per_s": samples, "eta_s": eta})
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         values = plain_logs(logs)
