@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 import app as kerasd_app
 from app.problems import install_problem_handlers
-from app.routes import datasets, events, jobs, models, system
+from app.routes import datasets, events, jobs, models, system, weights
 from app.settings import get_settings
 from app.spec_checker import SpecChecker
 
@@ -48,6 +48,6 @@ def create_app() -> FastAPI:
     application = FastAPI(title="kerasd", version=kerasd_app.__version__, description=DESCRIPTION,
                           lifespan=lifespan)
     install_problem_handlers(application)
-    for module in (system, models, datasets, jobs, events):
+    for module in (system, models, datasets, jobs, events, weights):
         application.include_router(module.router)
     return application

@@ -53,9 +53,11 @@ def _fence(session: Session, job_id: str, attempt: int, lease_s: int) -> None:
         raise StaleAttempt(f"job {job_id} attempt {attempt} no longer owns the job")
 
 
-def renew_lease(*, job_id: str, attempt: int, lease_s: int) -> None:
+def renew_lease(*, job_id: str, attempt: int, lease_s: int) -> bool:
+    """Renew the lease; True when a cancel has been requested meanwhile."""
     with session_scope() as session:
         _fence(session, job_id, attempt, lease_s)
+        return session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id)) is not None
 
 
 def record_epoch(*, job_id: str, attempt: int, epoch: int, logs: dict[str, float], lease_s: int) -> None:
@@ -72,9 +74,10 @@ def load_job(*, job_id: str) -> tuple[Job, dict[str, Any]]:
         return job, model.keras_config
 
 
-def succeed(*, job_id: str, attempt: int, result: dict[str, Any], artifacts: list[tuple[str, Path, str]],
-            chunk_bytes: int, lease_s: int) -> None:
-    """Store the artifacts and end the job `succeeded`, all in one transaction or not at all."""
+def end(*, job_id: str, attempt: int, status: str, lease_s: int, chunk_bytes: int,
+        result: dict[str, Any] | None = None, error: dict[str, str] | None = None,
+        artifacts: list[tuple[str, Path, str]] = ()) -> None:
+    """Store the artifacts and end the job in `status`, all in one transaction or not at all."""
     with session_scope() as session:
         _fence(session, job_id, attempt, lease_s)
         for name, path, media_type in artifacts:
@@ -83,11 +86,5 @@ def succeed(*, job_id: str, attempt: int, result: dict[str, Any], artifacts: lis
             session.merge(Artifact(job_id=job_id, name=name, blob_sha256=blob.sha256, size_bytes=blob.size_bytes,
                                    media_type=media_type))
         job = session.get(Job, job_id)
-        job.status, job.result, job.finished_at, job.lease_expires_at = "succeeded", result, utcnow(), None
-
-
-def fail(*, job_id: str, attempt: int, error: dict[str, str], lease_s: int) -> None:
-    with session_scope() as session:
-        _fence(session, job_id, attempt, lease_s)
-        job = session.get(Job, job_id)
-        job.status, job.error, job.finished_at, job.lease_expires_at = "failed", error, utcnow(), None
+        job.status, job.result, job.error = status, result, error
+        job.finished_at, job.lease_expires_at = utcnow(), None

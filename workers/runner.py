@@ -1,4 +1,4 @@
-"""Runs one job from its id: claim it, train, store the outcome, publish progress. No Celery here."""
+"""Runs one job from its id: claim it, run Keras, store the outcome, publish progress. No Celery here."""
 
 from __future__ import annotations
 
@@ -6,24 +6,29 @@ import logging
 import tempfile
 import threading
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from app.settings import Settings
-from workers import jobstate, training
+from workers import exports, jobstate, training
 from workers.array_cache import ArrayCache
+from workers.callbacks import DeclaredCallbacks
+from workers.cancellation import CancelCallback, CancelFlag
+from workers.inputs import materialize
 from workers.progress import EventPublisher, ProgressCallback
 
 log = logging.getLogger("kerasd.worker")
 
 
 class LeaseKeeper:
-    """Renews the job's lease in SQL while it runs; notices when the attempt has been fenced off."""
+    """Renews the job's lease in SQL while it runs; notices a cancel request and a lost attempt."""
 
-    def __init__(self, *, job_id: str, attempt: int, lease_s: int) -> None:
+    def __init__(self, *, job_id: str, attempt: int, lease_s: int, cancel: threading.Event) -> None:
         self._args = {"job_id": job_id, "attempt": attempt, "lease_s": lease_s}
+        self._cancel = cancel
         self._stop = threading.Event()
         self.lost = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
@@ -32,7 +37,8 @@ class LeaseKeeper:
     def _run(self) -> None:
         while not self._stop.wait(self._args["lease_s"] / 3):
             try:
-                jobstate.renew_lease(**self._args)
+                if jobstate.renew_lease(**self._args):
+                    self._cancel.set()
             except jobstate.StaleAttempt:
                 self.lost.set()
                 return
@@ -50,47 +56,108 @@ def error_of(exc: BaseException) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": message[:4000]}
 
 
+@dataclass
+class Outcome:
+    status: str
+    result: dict[str, Any]
+    error: dict[str, str] | None = None
+    artifacts: list[tuple[str, Path, str]] = field(default_factory=list)
+
+
+class JobRun:
+    """One attempt of one job on this worker."""
+
+    def __init__(self, job_id: str, attempt: int, *, settings: Settings, redis_client: redis.Redis,
+                 cache: ArrayCache, owner: str) -> None:
+        self.job_id, self.attempt, self.settings, self.cache = job_id, attempt, settings, cache
+        self.fenced = {"job_id": job_id, "attempt": attempt, "lease_s": settings.lease_seconds}
+        self.publisher = EventPublisher(redis_client, job_id=job_id, attempt=attempt,
+                                        maxlen=settings.event_stream_maxlen, ttl_s=settings.event_stream_ttl_s)
+        self.cancel = CancelFlag(redis_client, job_id)
+        self.lease = LeaseKeeper(cancel=self.cancel.requested, **self.fenced)
+        self.owner = owner
+
+    def close(self) -> None:
+        self.lease.stop()
+        self.cancel.close()
+        self.publisher.close()
+
+    def _weights_file(self, request: dict[str, Any], workdir: Path) -> Path | None:
+        if not request.get("weights"):
+            return None
+        path = workdir / "initial.weights.h5"
+        path.symlink_to(self.cache.blob_path(request["weights"]["sha256"], "h5"))
+        return path
+
+    def execute(self, workdir: Path) -> Outcome:
+        job, keras_config = jobstate.load_job(job_id=self.job_id)
+        request = job.request
+        with training.seeded(request.get("seed")):
+            model = training.load_model(keras_config, self._weights_file(request, workdir))
+            data = {name: materialize(value, self.cache) for name, value in request["data"].items()}
+            stop = CancelCallback(self.cancel.requested)
+            if request["kind"] == "fit":
+                outcome = self._fit(model, request, data, stop, workdir)
+            elif request["kind"] == "evaluate":
+                metrics = training.evaluate(model, compile_document=request["compile"], data=data,
+                                            arguments=request["arguments"], callbacks=[stop])
+                outcome = Outcome("succeeded", {"evaluation": metrics})
+            else:
+                predictions = training.predict(model, data=data, arguments=request["arguments"], callbacks=[stop])
+                files, inline = exports.export_predictions(predictions, list(model.output_names), workdir)
+                outcome = Outcome("succeeded", {"predictions": inline}, artifacts=files)
+        if self.cancel.requested.is_set():
+            outcome.status, outcome.error = "cancelled", None
+        return outcome
+
+    def _fit(self, model: Any, request: dict[str, Any], data: dict[str, Any], stop: CancelCallback,
+             workdir: Path) -> Outcome:
+        declared = DeclaredCallbacks(request["callbacks"], workdir)
+        progress = ProgressCallback(
+            self.publisher, batch_interval_s=self.settings.batch_event_interval_s,
+            on_epoch=lambda epoch, logs: jobstate.record_epoch(epoch=epoch, logs=logs, **self.fenced),
+        )
+        arguments = request["arguments"]
+        history = training.fit(model, compile_document=request["compile"], data=data, arguments=arguments,
+                               callbacks=[progress, stop, *declared.callbacks])
+        result = {"history": history, "epochs_run": len(next(iter(history.values()), [])), **declared.outcome()}
+        files = exports.export_model(model, request["artifacts"], workdir, history,
+                                     first_epoch=arguments.get("initial_epoch", 0))
+        # A callback's own file (CSVLogger's history.csv) replaces the one made from the history.
+        by_name = {name: (name, path, media) for name, path, media in files + declared.artifacts()}
+        error = declared.nan_error()
+        return Outcome("failed" if error else "succeeded", result, error, list(by_name.values()))
+
+
+TERMINAL_EVENT = {"succeeded": "finished", "failed": "failed", "cancelled": "cancelled"}
+
+
 def run_job(job_id: str, *, settings: Settings, redis_client: redis.Redis, cache: ArrayCache, owner: str) -> str:
-    """Run the job if this worker can claim it; returns the status it ended in (or 'skipped')."""
+    """Run the job if this worker can claim it; returns the status it ended in (or 'skipped'/'stale')."""
     attempt = jobstate.claim(job_id=job_id, owner=owner, lease_s=settings.lease_seconds)
     if attempt is None:
         log.info("job %s is not claimable (finished, cancelled, or another worker has it)", job_id)
         return "skipped"
-    publisher = EventPublisher(redis_client, job_id=job_id, attempt=attempt, maxlen=settings.event_stream_maxlen,
-                               ttl_s=settings.event_stream_ttl_s)
-    lease = LeaseKeeper(job_id=job_id, attempt=attempt, lease_s=settings.lease_seconds)
-    fenced: dict[str, Any] = {"job_id": job_id, "attempt": attempt, "lease_s": settings.lease_seconds}
+    run = JobRun(job_id, attempt, settings=settings, redis_client=redis_client, cache=cache, owner=owner)
+    end = {"chunk_bytes": settings.chunk_bytes, **run.fenced}
     try:
-        publisher.publish("started", {"attempt": attempt, "worker": owner})
-        job, keras_config = jobstate.load_job(job_id=job_id)
-        request = job.request
-        arrays = {role: cache.array(ref) for role, ref in request["arrays"].items()}
-        progress = ProgressCallback(
-            publisher, batch_interval_s=settings.batch_event_interval_s,
-            on_epoch=lambda epoch, logs: jobstate.record_epoch(epoch=epoch, logs=logs, **fenced),
-        )
-        model, history = training.fit_model(keras_config=keras_config, compile_spec=request["compile"],
-                                            fit_spec=request["fit"], arrays=arrays, callbacks=[progress],
-                                            seed=request.get("seed"))
+        run.publisher.publish("started", {"attempt": attempt, "worker": owner})
         with tempfile.TemporaryDirectory(prefix=f"kerasd-{job_id}-") as workdir:
-            artifacts = training.export_artifacts(model, Path(workdir))
-            result = {"history": history, "epochs_run": len(next(iter(history.values()), []))}
-            jobstate.succeed(result=result, artifacts=artifacts, chunk_bytes=settings.chunk_bytes, **fenced)
-        publisher.publish("finished", {"status": "succeeded", "history": history,
-                                       "artifacts": [name for name, _, _ in artifacts]})
-        return "succeeded"
+            try:
+                outcome = run.execute(Path(workdir))
+            except jobstate.StaleAttempt:
+                raise
+            except Exception as exc:
+                log.exception("job %s failed", job_id)
+                outcome = Outcome("failed", {}, error_of(exc))
+            jobstate.end(status=outcome.status, result=outcome.result or None, error=outcome.error,
+                         artifacts=outcome.artifacts, **end)
+        run.publisher.publish(TERMINAL_EVENT[outcome.status], {
+            "status": outcome.status, "result": outcome.result, "error": outcome.error,
+            "artifacts": [name for name, _, _ in outcome.artifacts]})
+        return outcome.status
     except jobstate.StaleAttempt:
         log.warning("job %s attempt %d was fenced off; its results are dropped", job_id, attempt)
         return "stale"
-    except Exception as exc:
-        log.exception("job %s failed", job_id)
-        error = error_of(exc)
-        try:
-            jobstate.fail(error=error, **fenced)
-        except jobstate.StaleAttempt:
-            return "stale"
-        publisher.publish("failed", {"status": "failed", "error": error})
-        return "failed"
     finally:
-        lease.stop()
-        publisher.close()
+        run.close()

@@ -1,42 +1,80 @@
-"""The Keras work of a fit job, as plain functions: build, compile, fit, export."""
+"""The Keras work of a job, as plain functions: build, compile, fit, evaluate, predict."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
-from workers.building import build_model, compile_arguments
+from workers.building import build_model
+from workers.compiling import compile_kwargs
 
 
-def fit_model(*, keras_config: dict[str, Any], compile_spec: dict[str, Any], fit_spec: dict[str, Any],
-              arrays: dict[str, np.ndarray], callbacks: list[keras.callbacks.Callback],
-              seed: int | None) -> tuple[keras.Model, dict[str, list[float]]]:
-    """`model.compile(...)` then `model.fit(...)` exactly as the user asked, with arrays by role."""
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
+@contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Seed Python, NumPy and the backend, and make TensorFlow's ops deterministic, for this job only."""
+    if seed is None:
+        yield
+        return
+    keras.utils.set_random_seed(seed)
+    tensorflow = keras.backend.backend() == "tensorflow"
+    if tensorflow:
+        # TF exports only the switch on; the switch off lives beside it. Deterministic kernels are slower on
+        # GPUs, so the next job, which may not ask for a seed, must not inherit them.
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if tensorflow:
+            tf_config.disable_op_determinism()
+
+
+def load_model(keras_config: dict[str, Any], weights: Path | None) -> keras.Model:
     model = build_model(keras_config)
-    model.compile(**compile_arguments(compile_spec))
-    validation = None
-    if "fit.validation_data.x" in arrays:
-        validation = (arrays["fit.validation_data.x"], arrays["fit.validation_data.y"])
+    if weights is not None:
+        if not model.built:
+            raise ValueError("the model has no input shape, so it has no weights to start from yet; give the "
+                             "model an input_shape to warm-start it")
+        model.load_weights(weights)
+    return model
+
+
+def _validation(value: Any) -> Any:
+    """validation_data as Keras takes it: a dataset, or the tuple (x, y[, sample_weight])."""
+    if value is None or not isinstance(value, dict):
+        return value
+    parts = [value["x"], value["y"]] + ([value["sample_weight"]] if value.get("sample_weight") is not None else [])
+    return tuple(parts)
+
+
+def fit(model: keras.Model, *, compile_document: dict[str, Any], data: dict[str, Any],
+        arguments: dict[str, Any], callbacks: list[keras.callbacks.Callback]) -> dict[str, list[float]]:
+    model.compile(**compile_kwargs(compile_document))
+    arguments = dict(arguments)
+    if arguments.get("class_weight") is not None:
+        arguments["class_weight"] = {int(k): v for k, v in arguments["class_weight"].items()}
     history = model.fit(
-        arrays["fit.x"], arrays.get("fit.y"),
-        epochs=fit_spec["epochs"], batch_size=fit_spec.get("batch_size"),
-        validation_data=validation, validation_split=fit_spec.get("validation_split", 0.0),
-        shuffle=fit_spec.get("shuffle", True), callbacks=callbacks, verbose=0,
+        data["x"], data.get("y"), sample_weight=data.get("sample_weight"),
+        validation_data=_validation(data.get("validation_data")), callbacks=callbacks, verbose=0, **arguments,
     )
-    return model, {key: [float(v) for v in values] for key, values in history.history.items()}
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
 
 
-def export_artifacts(model: keras.Model, directory: Path) -> list[tuple[str, Path, str]]:
-    """The files a client takes back: (artifact name, file, media type)."""
-    weights = directory / "model.weights.h5"  # Keras 3 insists on this suffix
-    model.save_weights(weights)
-    architecture = directory / "architecture.json"
-    architecture.write_text(json.dumps(json.loads(model.to_json())))
-    return [("weights.h5", weights, "application/x-hdf5"),
-            ("architecture.json", architecture, "application/json")]
+def evaluate(model: keras.Model, *, compile_document: dict[str, Any], data: dict[str, Any],
+             arguments: dict[str, Any], callbacks: list[keras.callbacks.Callback]) -> dict[str, Any]:
+    """Keras's answer both ways: the dict (`return_dict=True`) and the list, in Keras's order."""
+    model.compile(**compile_kwargs(compile_document))
+    logs = model.evaluate(data["x"], data.get("y"), sample_weight=data.get("sample_weight"),
+                          callbacks=callbacks, verbose=0, return_dict=True, **arguments)
+    values = {name: float(value) for name, value in logs.items()}
+    return {"metrics": values, "list": list(values.values()), "names": list(values)}
+
+
+def predict(model: keras.Model, *, data: dict[str, Any], arguments: dict[str, Any],
+            callbacks: list[keras.callbacks.Callback]) -> Any:
+    return model.predict(data["x"], callbacks=callbacks, verbose=0, **arguments)

@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 from app import events
 from app.db import get_session
 from app.deps import Paging, settings, spec_checker
+from app.job_control import CANCEL, control_channel
+from app.job_specs import JobCreate
 from app.problems import Problem
 from app.queue import enqueue_job
 from app.routes.datasets import stream_blob
-from app.schemas import ArtifactOut, JobCreate, JobOut, Page
+from app.schemas import ArtifactOut, JobOut, Page
 from app.services import jobs as service
 from app.settings import Settings
 from app.spec_checker import SpecChecker
@@ -30,7 +32,8 @@ def job_out(session: Session, job: Job, *, detail: bool = True) -> JobOut:
     return JobOut(
         id=job.id, kind=job.kind, status=job.status, model_id=job.model_id, attempt=job.attempt,
         max_attempts=job.max_attempts, created_at=job.created_at, started_at=job.started_at,
-        finished_at=job.finished_at, error=job.error, request=job.request.get("submitted", {}),
+        finished_at=job.finished_at, error=job.error, queue_position=service.queue_position(session, job),
+        cancel_requested_at=job.cancel_requested_at, request=job.request.get("submitted", {}),
         history=service.history_of(epochs), epochs=[{"epoch": e.epoch, **e.logs} for e in epochs],
         result=job.result,
         links={"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events",
@@ -39,15 +42,23 @@ def job_out(session: Session, job: Job, *, detail: bool = True) -> JobOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobOut,
-             summary="Submit a fit job (tutorial §3.1, §3.2)",
-             description="Compile and fit arguments under Keras's own names; arrays by dataset id and "
-                         "array name. Everything is checked before the job is queued: unknown datasets "
-                         "or arrays, x/y row counts that differ and compile names Keras does not know "
-                         "are a 422, and nothing is stored.")
+             summary="Submit a fit, evaluate or predict job (tutorial §3.1-§3.4, §4.4)",
+             description="Compile, fit, evaluate and predict arguments and callbacks under Keras's own "
+                         "names; arrays by dataset id and array name, or a tf.data-style pipeline of them. "
+                         "Everything is checked before the job is queued: unknown datasets or arrays, row "
+                         "counts that differ, names Keras does not know and arguments Keras removed are a "
+                         "422, and nothing is stored.")
 def create_job(body: JobCreate, request: Request, session: Session = Depends(get_session),
                checker: SpecChecker = Depends(spec_checker), config: Settings = Depends(settings)) -> JobOut:
     job = service.create_job(session, request=body, checker=checker, max_attempts=config.max_attempts)
     session.commit()
+    _enqueue_or_fail(session, job)
+    events.publish(request.app.state.redis_sync, job.id, "queued", {"kind": job.kind},
+                   maxlen=config.event_stream_maxlen)
+    return job_out(session, job)
+
+
+def _enqueue_or_fail(session: Session, job: Job) -> None:
     try:
         enqueue_job(job.id)
     except Exception as exc:
@@ -56,15 +67,14 @@ def create_job(body: JobCreate, request: Request, session: Session = Depends(get
         session.commit()
         raise Problem(503, "Queue Unavailable", "The job was stored but could not be queued (Redis is "
                       "unreachable); it is marked failed. Try again shortly.", job_id=job.id) from None
-    events.publish(request.app.state.redis_sync, job.id, "queued", {"kind": job.kind},
-                   maxlen=config.event_stream_maxlen)
-    return job_out(session, job)
 
 
-@router.get("", response_model=Page, summary="List jobs, newest first, optionally by status")
+@router.get("", response_model=Page, summary="List jobs, newest first, by status and model")
 def list_jobs(paging: Paging = Depends(), job_status: str | None = Query(None, alias="status", pattern=JOB_STATUSES),
+              model_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$"),
               session: Session = Depends(get_session)) -> Page:
-    rows, total = service.list_jobs(session, status=job_status, limit=paging.limit, offset=paging.offset)
+    rows, total = service.list_jobs(session, status=job_status, model_id=model_id, limit=paging.limit,
+                                    offset=paging.offset)
     return Page(items=[job_out(session, r, detail=False) for r in rows], total=total, limit=paging.limit,
                 offset=paging.offset)
 
@@ -80,6 +90,38 @@ def delete_job(job_id: str, request: Request, session: Session = Depends(get_ses
     session.commit()
     request.app.state.redis_sync.delete(events.stream_key(job_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED,
+             summary="Cancel a job: at once if queued, at the next batch if running (DESIGN.md §9)",
+             description="A running job stops after its current batch and ends `cancelled`, keeping the "
+                         "weights it had reached as artifacts. A job that already ended answers 409.")
+def cancel_job(job_id: str, request: Request, session: Session = Depends(get_session),
+               config: Settings = Depends(settings)) -> JobOut:
+    outcome = service.cancel_job(session, job_id=job_id)
+    session.commit()
+    redis_client = request.app.state.redis_sync
+    if outcome == "cancelled":
+        events.publish(redis_client, job_id, "cancelled", {"status": "cancelled", "while": "queued"},
+                       maxlen=config.event_stream_maxlen, ttl_s=config.event_stream_ttl_s)
+    else:
+        # The worker listens on this channel and stops within a batch; it also sees the SQL flag when it
+        # renews its lease, should this message be lost.
+        redis_client.publish(control_channel(job_id), CANCEL)
+    return job_out(session, service.get_job(session, job_id=job_id))
+
+
+@router.post("/{job_id}/retry", response_model=JobOut, summary="Run a failed or cancelled job again",
+             description="The job is queued again as a new attempt, from the start; its epochs and artifacts "
+                         "from before are removed.")
+def retry_job(job_id: str, request: Request, session: Session = Depends(get_session),
+              config: Settings = Depends(settings)) -> JobOut:
+    job = service.retry_job(session, job_id=job_id, max_attempts=config.max_attempts)
+    session.commit()
+    _enqueue_or_fail(session, job)
+    events.publish(request.app.state.redis_sync, job.id, "queued", {"kind": job.kind, "retry": True},
+                   maxlen=config.event_stream_maxlen)
+    return job_out(session, job)
 
 
 @router.get("/{job_id}/artifacts", response_model=list[ArtifactOut], summary="What the job produced")

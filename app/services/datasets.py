@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.array_files import ArrayFileError, inspect_npy, inspect_npz
 from app.blobs import store_file
 from app.problems import Problem, not_found
+from app.services.job_inputs import dataset_ids_of
 from app.tables import TERMINAL_STATUSES, Dataset, Job
 
 FORMATS = {".npy": "npy", ".npz": "npz"}
@@ -55,10 +56,6 @@ def get_dataset(session: Session, *, dataset_id: str) -> Dataset:
 def list_datasets(session: Session, *, limit: int, offset: int) -> tuple[list[Dataset], int]:
     rows = session.scalars(select(Dataset).order_by(Dataset.created_at.desc()).limit(limit).offset(offset))
     return list(rows), session.scalar(select(func.count()).select_from(Dataset))
-
-
-def dataset_ids_of(request: dict[str, Any]) -> set[str]:
-    return {ref["dataset_id"] for ref in request.get("arrays", {}).values()}
 
 
 def delete_dataset(session: Session, *, dataset_id: str) -> None:

@@ -1,89 +1,142 @@
-"""Jobs: a validated request stored in SQL, then queued; status, history and artifacts read back."""
+"""Jobs: a validated request stored in SQL, then queued; status, history, artifacts, cancel and retry."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from app.job_specs import DEFAULT_ARTIFACTS, CompileSpec, JobCreate
 from app.problems import Problem, not_found
-from app.schemas import ArrayRef, JobCreate
+from app.services.job_inputs import check_same_rows, resolve_input
 from app.services.models import checked, get_model
 from app.spec_checker import SpecChecker
 from app.specs import keras_object
-from app.tables import TERMINAL_STATUSES, Artifact, Dataset, EpochLog, Job, utcnow
+from app.tables import TERMINAL_STATUSES, Artifact, EpochLog, Job, WeightsFile, utcnow
+
+DATA_ARGUMENTS = {"x", "y", "sample_weight", "validation_data"}
 
 
-def _resolve(session: Session, ref: ArrayRef, field: str) -> dict[str, Any]:
-    dataset = session.get(Dataset, ref.dataset_id)
-    if dataset is None:
-        raise Problem(422, "Unknown Dataset", f"{field}: no dataset with id {ref.dataset_id!r}; upload it "
-                      "with POST /v1/datasets first.", field=field)
-    names = [a["name"] for a in dataset.arrays]
-    name = ref.array
-    if name is None:
-        if len(names) != 1:
-            raise Problem(422, "Ambiguous Array", f"{field}: dataset {dataset.id} holds arrays {names}; "
-                          "name one with 'array'.", field=field)
-        name = names[0]
-    info = next((a for a in dataset.arrays if a["name"] == name), None)
-    if info is None:
-        raise Problem(422, "Unknown Array", f"{field}: dataset {dataset.id} has no array {name!r}; it holds "
-                      f"{names}.", field=field)
-    return {"dataset_id": dataset.id, "array": name, "sha256": dataset.blob_sha256, "format": dataset.format,
-            "shape": info["shape"], "dtype": info["dtype"]}
+# --- compile ---------------------------------------------------------------------------------------
+
+def _object_or_per_output(value: Any, module: str) -> Any:
+    """A loss/metric may be one object, or one per output (a list, or a dict by output name)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [_object_or_per_output(item, module) for item in value]
+    if isinstance(value, dict) and "class_name" not in value:
+        return {name: _object_or_per_output(item, module) for name, item in value.items()}
+    return keras_object(value, module)
 
 
-def _same_rows(arrays: dict[str, dict[str, Any]], first: str, second: str) -> None:
-    if first in arrays and second in arrays:
-        a, b = arrays[first], arrays[second]
-        rows_a = a["shape"][0] if a["shape"] else None
-        rows_b = b["shape"][0] if b["shape"] else None
-        if rows_a != rows_b:
-            raise Problem(422, "Mismatched Arrays", f"{first} has {rows_a} rows (shape {a['shape']}) but "
-                          f"{second} has {rows_b} (shape {b['shape']}); they must have the same first "
-                          "dimension.", field=second)
+def _optimizer(value: Any) -> Any:
+    optimizer = keras_object(value, "keras.optimizers")
+    # A learning rate may be a schedule object; Keras finds it only with its module named.
+    if isinstance(optimizer, dict):
+        rate = optimizer.get("config", {}).get("learning_rate")
+        if isinstance(rate, dict) and "class_name" in rate:
+            optimizer["config"]["learning_rate"] = keras_object(rate, "keras.optimizers.schedules")
+    return optimizer
 
 
-def resolve_arrays(session: Session, request: JobCreate) -> dict[str, dict[str, Any]]:
-    """Every array the job reads, by the role Keras gives it, with the dataset's sha256 and shape."""
-    fit = request.fit
-    refs = {"fit.x": fit.x, "fit.y": fit.y}
-    if fit.validation_data is not None:
-        refs.update({"fit.validation_data.x": fit.validation_data.x, "fit.validation_data.y": fit.validation_data.y})
-    arrays = {field: _resolve(session, ref, field) for field, ref in refs.items() if ref is not None}
-    for field, info in arrays.items():
-        if not info["shape"]:
-            raise Problem(422, "Scalar Array", f"{field} is a scalar; Keras needs at least one dimension "
-                          "(the samples).", field=field)
-    _same_rows(arrays, "fit.x", "fit.y")
-    _same_rows(arrays, "fit.validation_data.x", "fit.validation_data.y")
-    return arrays
-
-
-def compile_document(request: JobCreate) -> dict[str, Any]:
-    spec = request.compile
+def compile_document(spec: CompileSpec) -> dict[str, Any]:
     return {
-        "optimizer": keras_object(spec.optimizer, "keras.optimizers"),
-        "loss": keras_object(spec.loss, "keras.losses"),
-        "metrics": [keras_object(m, "keras.metrics") for m in spec.metrics],
+        "optimizer": _optimizer(spec.optimizer),
+        "loss": _object_or_per_output(spec.loss, "keras.losses"),
+        "metrics": _object_or_per_output(spec.metrics, "keras.metrics"),
+        "loss_weights": spec.loss_weights,
+        "weighted_metrics": _object_or_per_output(spec.weighted_metrics, "keras.metrics"),
+        "jit_compile": spec.jit_compile,
+        "steps_per_execution": spec.steps_per_execution,
+        "run_eagerly": spec.run_eagerly,
     }
 
 
+# --- where the model and its starting weights come from ---------------------------------------------
+
+def weights_artifact(session: Session, job_id: str, field: str) -> dict[str, Any]:
+    source = session.get(Job, job_id)
+    if source is None:
+        raise Problem(422, "Unknown Job", f"{field}: no job with id {job_id!r}.", field=field)
+    artifact = session.get(Artifact, (job_id, "weights.h5"))
+    if artifact is None:
+        raise Problem(409, "No Trained Weights", f"{field}: job {job_id} is {source.status} and has no trained "
+                      "weights yet; wait for it to succeed (or use a job that did).", field=field)
+    return {"sha256": artifact.blob_sha256, "from": f"job {job_id}"}
+
+
+def model_source(session: Session, request: JobCreate) -> tuple[str, dict[str, Any] | None, Job | None]:
+    """The model id, the weights to start from (or None for a fresh initialization), the source job."""
+    source_job = None
+    weights = None
+    model_id = request.model_id
+    if request.source_job_id is not None:
+        source_job = session.get(Job, request.source_job_id)
+        if source_job is None:
+            raise Problem(422, "Unknown Job", f"source_job_id: no job with id {request.source_job_id!r}.",
+                          field="source_job_id")
+        if model_id is not None and model_id != source_job.model_id:
+            raise Problem(422, "Conflicting Model", f"model_id {model_id} is not the model of source job "
+                          f"{source_job.id} ({source_job.model_id}); give one or the other.", field="model_id")
+        model_id = source_job.model_id
+        weights = weights_artifact(session, source_job.id, "source_job_id")
+    get_model(session, model_id=model_id)
+    if request.initial_weights is not None:
+        if request.initial_weights.job_id is not None:
+            weights = weights_artifact(session, request.initial_weights.job_id, "initial_weights.job_id")
+        else:
+            upload = session.get(WeightsFile, request.initial_weights.weights_id)
+            if upload is None:
+                raise Problem(422, "Unknown Weights", f"initial_weights.weights_id: no uploaded weights with id "
+                              f"{request.initial_weights.weights_id!r}; upload with POST /v1/weights.",
+                              field="initial_weights.weights_id")
+            weights = {"sha256": upload.blob_sha256, "from": f"upload {upload.id}"}
+    return model_id, weights, source_job
+
+
+# --- create ----------------------------------------------------------------------------------------
+
+def _data_and_arguments(session: Session, request: JobCreate) -> tuple[dict[str, Any], dict[str, Any]]:
+    spec = getattr(request, request.kind)
+    field = request.kind
+    data = {name: resolve_input(session, getattr(spec, name), f"{field}.{name}")
+            for name in DATA_ARGUMENTS if hasattr(spec, name)}
+    data = {name: value for name, value in data.items() if value is not None}
+    check_same_rows({k: v for k, v in data.items() if k != "validation_data" and "pipeline" not in (v or {})},
+                    field)
+    arguments = spec.model_dump(mode="json", exclude=DATA_ARGUMENTS | {"verbose"})
+    if request.kind == "fit" and "pipeline" in data["x"] and "y" in data:
+        raise Problem(422, "Invalid Arguments", "fit.y must be absent when fit.x is a pipeline: the pipeline "
+                      "yields (x, y) itself, as with tf.data.", field="fit.y")
+    return data, arguments
+
+
 def create_job(session: Session, *, request: JobCreate, checker: SpecChecker, max_attempts: int) -> Job:
-    get_model(session, model_id=request.model_id)
-    arrays = resolve_arrays(session, request)
-    compile_args = compile_document(request)
-    checked(checker, "check_compile", compile_args, what="compile arguments")
-    fit = request.fit.model_dump(mode="json", exclude={"x", "y", "validation_data"})
-    job = Job(kind=request.kind, status="queued", model_id=request.model_id, max_attempts=max_attempts,
-              request={"compile": compile_args, "fit": fit, "arrays": arrays, "seed": request.seed,
-                       "submitted": request.model_dump(mode="json")})
+    model_id, weights, source_job = model_source(session, request)
+    data, arguments = _data_and_arguments(session, request)
+    compile_args = None
+    if request.compile is not None:
+        compile_args = compile_document(request.compile)
+        checked(checker, "check_compile", compile_args, what="compile arguments")
+    elif request.kind == "evaluate":
+        compile_args = (source_job.request.get("compile") if source_job is not None else None)
+        if compile_args is None:
+            raise Problem(422, "Missing Compile", "evaluate needs a loss: give 'compile', or a source_job_id of "
+                          "a fit job whose compile arguments it reuses.", field="compile")
+    artifacts = list(request.artifacts or DEFAULT_ARTIFACTS) if request.kind == "fit" else []
+    job = Job(kind=request.kind, status="queued", model_id=model_id, max_attempts=max_attempts,
+              request={"kind": request.kind, "weights": weights, "compile": compile_args, "data": data,
+                       "arguments": arguments, "callbacks": [c.model_dump(mode="json") for c in request.callbacks],
+                       "seed": request.seed, "artifacts": artifacts,
+                       "submitted": request.model_dump(mode="json", exclude_none=True)})
     session.add(job)
     session.flush()
     return job
 
+
+# --- read ------------------------------------------------------------------------------------------
 
 def get_job(session: Session, *, job_id: str) -> Job:
     job = session.get(Job, job_id)
@@ -92,13 +145,24 @@ def get_job(session: Session, *, job_id: str) -> Job:
     return job
 
 
-def list_jobs(session: Session, *, status: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
+def list_jobs(session: Session, *, status: str | None, model_id: str | None, limit: int,
+              offset: int) -> tuple[list[Job], int]:
     query = select(Job)
     count = select(func.count()).select_from(Job)
-    if status is not None:
-        query, count = query.where(Job.status == status), count.where(Job.status == status)
+    for column, value in ((Job.status, status), (Job.model_id, model_id)):
+        if value is not None:
+            query, count = query.where(column == value), count.where(column == value)
     rows = session.scalars(query.order_by(Job.created_at.desc()).limit(limit).offset(offset))
     return list(rows), session.scalar(count)
+
+
+def queue_position(session: Session, job: Job) -> int | None:
+    """1 for the next job a worker will take; None once the job left the queue."""
+    if job.status != "queued":
+        return None
+    ahead = session.scalar(select(func.count()).select_from(Job)
+                           .where(Job.status == "queued", Job.created_at < job.created_at))
+    return ahead + 1
 
 
 def epochs_of(session: Session, *, job_id: str) -> list[EpochLog]:
@@ -124,12 +188,51 @@ def get_artifact(session: Session, *, job_id: str, name: str) -> Artifact:
     return artifact
 
 
+# --- change ----------------------------------------------------------------------------------------
+
+def _clear_outputs(session: Session, job_id: str) -> None:
+    # Artifact blobs stay: other jobs or datasets may hold the same bytes.
+    session.execute(delete(Artifact).where(Artifact.job_id == job_id))
+    session.execute(delete(EpochLog).where(EpochLog.job_id == job_id))
+
+
 def delete_job(session: Session, *, job_id: str) -> None:
     job = get_job(session, job_id=job_id)
     if job.status not in TERMINAL_STATUSES:
-        raise Problem(409, "Job Active", f"Job {job_id} is {job.status}; only a finished, failed or cancelled "
-                      "job can be deleted.")
+        raise Problem(409, "Job Active", f"Job {job_id} is {job.status}; cancel it first "
+                      f"(POST /v1/jobs/{job_id}/cancel), then delete it.")
+    _clear_outputs(session, job_id)
     session.delete(job)
+
+
+def cancel_job(session: Session, *, job_id: str) -> str:
+    """Cancel now if queued ('cancelled'), or ask the worker to stop at its next batch ('requested')."""
+    job = get_job(session, job_id=job_id)
+    now = utcnow()
+    taken = session.execute(update(Job).where(Job.id == job_id, Job.status == "queued")
+                            .values(status="cancelled", finished_at=now, cancel_requested_at=now))
+    if taken.rowcount == 1:
+        return "cancelled"
+    session.refresh(job)
+    if job.status in TERMINAL_STATUSES:
+        raise Problem(409, "Job Finished", f"Job {job_id} already ended {job.status}; there is nothing to cancel.")
+    job.cancel_requested_at = job.cancel_requested_at or now
+    return "requested"
+
+
+def retry_job(session: Session, *, job_id: str, max_attempts: int) -> Job:
+    """Queue a failed or cancelled job again, as a new attempt from the start."""
+    job = get_job(session, job_id=job_id)
+    if job.status not in ("failed", "cancelled"):
+        hint = "submit a new job to train again" if job.status == "succeeded" else "wait for it to end"
+        raise Problem(409, "Job Not Retryable", f"Job {job_id} is {job.status}; only failed or cancelled jobs "
+                      f"can be retried ({hint}).")
+    _clear_outputs(session, job_id)
+    job.status, job.error, job.result = "queued", None, None
+    job.finished_at = job.started_at = job.cancel_requested_at = job.lease_expires_at = None
+    job.lease_owner = None
+    job.max_attempts = job.attempt + max_attempts
+    return job
 
 
 def fail_unqueued(session: Session, *, job: Job, reason: str) -> None:

@@ -1,0 +1,45 @@
+"""A job's data as Keras takes it: arrays (memory-mapped from the cache) or a tf.data pipeline of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.job_specs import ARRAY
+from workers.array_cache import ArrayCache
+
+
+def materialize(structure: Any, cache: ArrayCache) -> Any:
+    """The user's structure (one array, a list, a dict by input name) with every reference loaded."""
+    if structure is None:
+        return None
+    if isinstance(structure, list):
+        return [materialize(item, cache) for item in structure]
+    if isinstance(structure, dict):
+        if ARRAY in structure:
+            return cache.array(structure[ARRAY])
+        if "pipeline" in structure:
+            return build_pipeline(structure["pipeline"], cache)
+        return {name: materialize(item, cache) for name, item in structure.items()}
+    raise TypeError(f"unexpected data structure {type(structure).__name__}")
+
+
+def build_pipeline(spec: dict[str, Any], cache: ArrayCache) -> Any:
+    """`tf.data.Dataset.from_tensor_slices((x, y[, sample_weight]))` then the declared calls, in order."""
+    import tensorflow as tf  # only pipelines need tf.data; array jobs run on any Keras backend
+
+    x = materialize(spec["x"], cache)
+    y = materialize(spec.get("y"), cache)
+    weights = materialize(spec.get("sample_weight"), cache)
+    parts = tuple(part for part in (x, y, weights) if part is not None)
+    dataset = tf.data.Dataset.from_tensor_slices(parts if len(parts) > 1 else parts[0])
+    for op in spec.get("ops", []):
+        if op["op"] == "batch":
+            dataset = dataset.batch(op["batch_size"], drop_remainder=op["drop_remainder"])
+        elif op["op"] == "shuffle":
+            dataset = dataset.shuffle(op["buffer_size"], seed=op["seed"],
+                                      reshuffle_each_iteration=op["reshuffle_each_iteration"])
+        elif op["op"] == "repeat":
+            dataset = dataset.repeat(op["count"])
+        elif op["op"] == "prefetch":
+            dataset = dataset.prefetch(op["buffer_size"] or tf.data.AUTOTUNE)
+    return dataset
