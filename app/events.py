@@ -47,11 +47,14 @@ end of the epoch); at most one per `KERASD_BATCH_EVENT_INTERVAL_S` (default 0.5 
 | `epoch` | `epoch` (0-based), `epochs`, `logs` (every Keras epoch log, validation included), `seconds` |
 | `checkpoint` | `epoch`, `name`: the worker stored the model's state after that epoch |
 | `log` | `level` (`info`, `warning`, `error`), `message`: what the worker wants a user to know |
-| `finished` | `status` (`succeeded`), `history` (Keras's `History.history`), `artifacts` (names) |
-| `failed` | `status`, `error` (`type`, `message`: Keras's own exception) |
-| `cancelled` | `status`, and what the job had done when it stopped |
+| `finished` | `status` (`succeeded`), `result` (a fit's `history`, Keras's `History.history`, and \
+`epochs_run`; an evaluate's `evaluation`; a predict's `predictions`), `artifacts` (names to download) |
+| `failed` | `status`, `error` (`type`, `message`: Keras's own exception), `result` |
+| `cancelled` | `status`, `result` (what the job had done when it stopped; its epochs stay in its history), \
+`artifacts`; or `while: queued` when it was cancelled before it started |
 
-`finished`, `failed` and `cancelled` are terminal: the server ends the stream after one. A client that
+`finished`, `failed` and `cancelled` are terminal: the server ends the stream after one (unless the job
+was retried since: then the new attempt's events follow, from its `queued` on). A client that
 already has the terminal event and reconnects gets `204 No Content`, which tells `EventSource` to stop.
 Events replay from the start for any subscriber, however late; if a finished job's Redis stream has
 expired, its epochs and end are replayed from SQL (those events carry `"id": null` and `"replayed": true`).

@@ -183,7 +183,7 @@ def test_event_contract_of_a_finished_job(client_module: httpx.Client, model_id:
     finished = by_type["finished"][0]["data"]
     assert finished["status"] == "succeeded" and "weights.h5" in finished["artifacts"]
     job = client_module.get(f"/v1/jobs/{job_id}").json()
-    assert finished["history"] == job["history"]
+    assert finished["result"]["history"] == job["history"]
     # Timestamps are ISO 8601 UTC and never go back.
     stamps = [e["ts"] for e in found]
     assert all(s.endswith("+00:00") for s in stamps)
@@ -216,8 +216,9 @@ def test_finished_job_replays_from_sql_when_its_stream_is_gone(
     live_epochs = [e["data"]["logs"] for e in live if e["type"] == "epoch"]
     assert [e["data"]["logs"] for e in replay[:-1]] == live_epochs
     live_end = live[-1]["data"]
-    assert replay[-1]["data"] == {"status": "succeeded", "history": live_end["history"],
-                                  "artifacts": sorted(live_end["artifacts"])}
+    assert replay[-1]["data"]["status"] == "succeeded"
+    assert replay[-1]["data"]["result"]["history"] == live_end["result"]["history"]
+    assert replay[-1]["data"]["artifacts"] == sorted(live_end["artifacts"])
 
 
 async def _subscribe(http: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:

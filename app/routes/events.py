@@ -41,9 +41,10 @@ def _job_state(job_id: str, *, with_history: bool = False) -> JobState | None:
         job = session.get(Job, job_id)
         if job is None:
             return None
-        fit = (job.request or {}).get("fit") or {}
+        request = job.request or {}
+        arguments = request.get("arguments") or request.get("fit") or {}
         state = JobState(status=job.status, attempt=job.attempt, finished_at=job.finished_at, error=job.error,
-                         result=job.result, epochs_total=fit.get("epochs"))
+                         result=job.result, epochs_total=arguments.get("epochs"))
         if with_history:
             state.epochs = [(row.epoch, row.logs) for row in session.scalars(
                 select(EpochLog).where(EpochLog.job_id == job_id).order_by(EpochLog.epoch))]
@@ -58,19 +59,8 @@ def _replay_from_sql(job_id: str, state: JobState, *, with_epochs: bool) -> list
     if with_epochs:
         replay = [events.replayed(job_id, "epoch", {"epoch": epoch, "epochs": state.epochs_total, "logs": logs},
                                   attempt=state.attempt, ts=None) for epoch, logs in state.epochs]
-    history: dict[str, list[Any]] = {}
-    for _, logs in state.epochs:
-        for key in logs:
-            history.setdefault(key, [])
-    for key, values in history.items():
-        values.extend(logs.get(key) for _, logs in state.epochs)
-    data: dict[str, Any] = {"status": state.status}
-    if state.status == "succeeded":
-        data.update(history=history, artifacts=state.artifacts)
-    elif state.status == "failed":
-        data["error"] = state.error
-    else:
-        data["epochs_run"] = len(state.epochs)
+    # The same fields the worker publishes at the end (workers/runner.py).
+    data = {"status": state.status, "result": state.result, "error": state.error, "artifacts": state.artifacts}
     replay.append(events.replayed(job_id, events.TERMINAL_EVENT_OF_STATUS[state.status], data,
                                   attempt=state.attempt, ts=state.finished_at))
     return replay
@@ -97,7 +87,9 @@ async def _event_stream(request: Request, job_id: str, after: str, config: Setti
         if event is not None:
             yield events.sse_format(event)
             last_sent = now
-            if event["type"] in events.TERMINAL_EVENTS:
+            # A job retried after it ended has more events after this one: a late subscriber gets those too.
+            if event["type"] in events.TERMINAL_EVENTS and not await events.has_events_after(
+                    client, job_id, event["id"]):
                 return
             if now - opened >= config.sse_max_connection_s:
                 yield _hint(config.sse_retry_ms, "connection lifetime reached: reconnect with Last-Event-ID")
