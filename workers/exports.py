@@ -13,17 +13,19 @@ import numpy as np
 import yaml
 
 
-def _history_csv(history: dict[str, list[float]], path: Path, first_epoch: int) -> None:
-    keys = sorted(history)
+def _history_csv(epochs: list[tuple[int, dict[str, float]]], path: Path) -> None:
+    """One row per epoch, as CSVLogger writes it; a metric an epoch did not compute (val_* between
+    validation_freq epochs) is left empty."""
+    keys = sorted({key for _, logs in epochs for key in logs})
     with path.open("w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["epoch", *keys])
-        for index in range(len(next(iter(history.values()), []))):
-            writer.writerow([first_epoch + index, *(history[k][index] for k in keys)])
+        for epoch, logs in epochs:
+            writer.writerow([epoch, *(logs.get(k, "") for k in keys)])
 
 
-def export_model(model: keras.Model, names: list[str], workdir: Path, history: dict[str, list[float]],
-                 first_epoch: int) -> list[tuple[str, Path, str]]:
+def export_model(model: keras.Model, names: list[str], workdir: Path,
+                 epochs: list[tuple[int, dict[str, float]]]) -> list[tuple[str, Path, str]]:
     """(artifact name, file, media type) for each requested artifact."""
     files: list[tuple[str, Path, str]] = []
     architecture = json.loads(model.to_json())
@@ -48,9 +50,9 @@ def export_model(model: keras.Model, names: list[str], workdir: Path, history: d
             path = workdir / "architecture.yaml"
             path.write_text(yaml.safe_dump(architecture, sort_keys=False))
             files.append((name, path, "application/yaml"))
-        elif name == "history.csv" and history:
+        elif name == "history.csv" and epochs:
             path = workdir / "history.csv"
-            _history_csv(history, path, first_epoch)
+            _history_csv(epochs, path)
             files.append((name, path, "text/csv"))
         elif name == "savedmodel.zip":
             export_dir = workdir / "savedmodel"

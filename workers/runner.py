@@ -104,7 +104,7 @@ class JobRun:
                 outcome = Outcome("succeeded", {"evaluation": metrics})
             else:
                 predictions = training.predict(model, data=data, arguments=request["arguments"], callbacks=[stop])
-                files, inline = exports.export_predictions(predictions, list(model.output_names), workdir)
+                files, inline = exports.export_predictions(predictions, training.output_names(model), workdir)
                 outcome = Outcome("succeeded", {"predictions": inline}, artifacts=files)
         if self.cancel.requested.is_set():
             outcome.status, outcome.error = "cancelled", None
@@ -113,16 +113,19 @@ class JobRun:
     def _fit(self, model: Any, request: dict[str, Any], data: dict[str, Any], stop: CancelCallback,
              workdir: Path) -> Outcome:
         declared = DeclaredCallbacks(request["callbacks"], workdir)
-        progress = ProgressCallback(
-            self.publisher, batch_interval_s=self.settings.batch_event_interval_s,
-            on_epoch=lambda epoch, logs: jobstate.record_epoch(epoch=epoch, logs=logs, **self.fenced),
-        )
+        epochs: list[tuple[int, dict[str, float]]] = []
+
+        def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+            jobstate.record_epoch(epoch=epoch, logs=logs, **self.fenced)
+            epochs.append((epoch, logs))
+
+        progress = ProgressCallback(self.publisher, batch_interval_s=self.settings.batch_event_interval_s,
+                                    on_epoch=on_epoch)
         arguments = request["arguments"]
         history = training.fit(model, compile_document=request["compile"], data=data, arguments=arguments,
                                callbacks=[progress, stop, *declared.callbacks])
         result = {"history": history, "epochs_run": len(next(iter(history.values()), [])), **declared.outcome()}
-        files = exports.export_model(model, request["artifacts"], workdir, history,
-                                     first_epoch=arguments.get("initial_epoch", 0))
+        files = exports.export_model(model, request["artifacts"], workdir, epochs)
         # A callback's own file (CSVLogger's history.csv) replaces the one made from the history.
         by_name = {name: (name, path, media) for name, path, media in files + declared.artifacts()}
         error = declared.nan_error()

@@ -72,7 +72,16 @@ def evaluate(model: keras.Model, *, compile_document: dict[str, Any], data: dict
     logs = model.evaluate(data["x"], data.get("y"), sample_weight=data.get("sample_weight"),
                           callbacks=callbacks, verbose=0, return_dict=True, **arguments)
     values = {name: float(value) for name, value in logs.items()}
-    return {"metrics": values, "list": list(values.values()), "names": list(values)}
+    # evaluate() without return_dict orders its list this way (loss first, then compiled metrics); the
+    # method is private, so fall back to the dict's order should a Keras release drop it.
+    ordered = getattr(model, "_flatten_metrics_in_order", None)
+    as_list = ordered(values) if ordered is not None else list(values.values())
+    as_list = as_list if isinstance(as_list, list) else [as_list]
+    return {"metrics": values, "list": [float(v) for v in as_list]}
+
+
+def output_names(model: keras.Model) -> list[str]:
+    return list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
 
 
 def predict(model: keras.Model, *, data: dict[str, Any], arguments: dict[str, Any],

@@ -107,9 +107,21 @@ def _data_and_arguments(session: Session, request: JobCreate) -> tuple[dict[str,
     check_same_rows({k: v for k, v in data.items() if k != "validation_data" and "pipeline" not in (v or {})},
                     field)
     arguments = spec.model_dump(mode="json", exclude=DATA_ARGUMENTS | {"verbose"})
-    if request.kind == "fit" and "pipeline" in data["x"] and "y" in data:
-        raise Problem(422, "Invalid Arguments", "fit.y must be absent when fit.x is a pipeline: the pipeline "
-                      "yields (x, y) itself, as with tf.data.", field="fit.y")
+    if arguments.get("class_weight") and "sample_weight" in data:
+        raise Problem(422, "Invalid Arguments", "Keras cannot use class_weight and sample_weight at the same "
+                      "time: fold the class weights into sample_weight, or drop one.", field=f"{field}.class_weight")
+    if isinstance(data["x"], dict) and "pipeline" in data["x"]:
+        # Keras's rules for a tf.data input: the dataset yields (x, y[, sample_weight]) in batches itself.
+        for name in ("y", "sample_weight"):
+            if name in data:
+                raise Problem(422, "Invalid Arguments", f"{field}.{name} must be absent when {field}.x is a "
+                              "pipeline: the pipeline yields (x, y, sample_weight) itself, as with tf.data.",
+                              field=f"{field}.{name}")
+        for name in ("batch_size", "validation_split"):
+            if arguments.get(name):
+                raise Problem(422, "Invalid Arguments", f"{field}.{name} does not apply to a pipeline: batch "
+                              "it with a 'batch' op, and give validation_data as its own pipeline.",
+                              field=f"{field}.{name}")
     return data, arguments
 
 
