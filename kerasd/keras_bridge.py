@@ -37,6 +37,7 @@ SUPPORTED_CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint", 
 CALLBACK_PATHS = {"ModelCheckpoint": "filepath", "TensorBoard": "log_dir", "CSVLogger": "filename"}
 # Where Keras keeps a constructor argument under another attribute name.
 CALLBACK_ATTRIBUTES = {("CSVLogger", "separator"): "sep"}
+REMOVED_COMPILE_ARGUMENTS = {"sample_weight_mode", "target_tensors", "distribute"}
 CALLBACK_SKIP = {("TensorBoard", "embeddings_metadata"), ("TensorBoard", "profile_batch")}
 
 
@@ -400,8 +401,10 @@ class RemoteModel:
             document["steps_per_execution"] = steps_per_execution
         if jit_compile != "auto":
             document["jit_compile"] = jit_compile
-        # Arguments Keras 3 removed (sample_weight_mode, target_tensors, distribute): the server says what
-        # replaced them.
+        # Arguments Keras 3 removed: sent on, so the server's answer says what replaced them.
+        unknown = set(removed) - REMOVED_COMPILE_ARGUMENTS
+        if unknown:
+            raise TypeError(f"compile() got an unexpected keyword argument {sorted(unknown)[0]!r}")
         document.update(removed)
         self._compile = document
         self._compile_given = {"optimizer": optimizer, "loss": loss, "metrics": metrics}
