@@ -1,0 +1,158 @@
+"""The pages in a real browser: Debian's headless Chromium driven by Playwright, against the real API.
+
+scripts/test installs `chromium` with apt-get when it is missing; Playwright only drives it (its own
+browser downloads are never used).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/test installs it (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Page:
+    """A browser tab that records page errors and every request that leaves the API's origin."""
+
+    def __init__(self, browser: Any, api_url: str) -> None:
+        self.api_url = api_url
+        self.context = browser.new_context(viewport={"width": 1300, "height": 1000})
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(60_000)
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on("request", self._request)
+
+    def _request(self, request: Any) -> None:
+        if not request.url.startswith((self.api_url, "data:", "blob:")):
+            self.foreign.append(request.url)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture()
+def tab(browser: Any, api_url: str) -> Iterator[Page]:
+    page = Page(browser, api_url)
+    try:
+        yield page
+    finally:
+        page.close()
+    assert not page.errors, page.errors
+    assert not page.foreign, f"the page fetched from elsewhere: {page.foreign}"
+
+
+def test_docs_are_served_locally_and_try_it_out_runs_get_version(tab: Page) -> None:
+    page = tab.page
+    page.goto(f"{tab.api_url}/docs")
+    operation = page.locator(".opblock-get", has=page.locator('.opblock-summary-path[data-path="/version"]'))
+    operation.locator(".opblock-summary-control").click()
+    operation.locator("button.try-out__btn").click()
+    operation.locator("button.execute").click()
+    response = operation.locator(".live-responses-table .response")
+    response.wait_for()
+    assert response.locator(".response-col_status").first.inner_text().strip() == "200"
+    body = json.loads(operation.locator(".live-responses-table .response-col_description pre").first.inner_text())
+    assert body["kerasd"] and body["keras"].startswith("3.") and body["backend"]
+
+
+def chart_points(page: Any) -> int:
+    return sum(page.eval_on_selector_all("svg.chart", "els => els.map(e => Number(e.dataset.points))"))
+
+
+def start_seed_job(page: Any, api_url: str, **fit: Any) -> str:
+    """The dashboard's New job form, prefilled with the tutorial's §3.2 job; `fit` overrides arguments."""
+    page.goto(f"{api_url}/dashboard#/new")
+    request = json.loads(page.input_value("#job-request"))
+    assert request["fit"]["epochs"] == 10 and request["fit"]["batch_size"] == 100  # the tutorial's §3.2
+    assert json.loads(page.input_value("#model-spec"))["layers"][0] == {"class_name": "Dense", "units": 32,
+                                                                         "activation": "relu"}
+    request["fit"].update(fit)
+    page.fill("#job-request", json.dumps(request, indent=2))
+    page.click("#start-job")
+    page.wait_for_url(re.compile(r".*/dashboard#/jobs/[0-9a-f]{32}$"))
+    return page.url.rsplit("/", 1)[1]
+
+
+def status_of(page: Any) -> str:
+    return page.get_attribute("#job-status .status", "data-status") or ""
+
+
+def test_dashboard_trains_the_seed_job_live_and_cancels_another(tab: Page, client: httpx.Client) -> None:
+    page = tab.page
+    # The §3.2 job with more, smaller batches, so that it trains long enough to watch.
+    job_id = start_seed_job(page, tab.api_url, epochs=20, batch_size=10)
+    samples: list[tuple[str, int]] = []
+    deadline = time.monotonic() + 300
+    while not samples or samples[-1][0] not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, samples[-5:]
+        samples.append((status_of(page), chart_points(page)))
+        time.sleep(0.1)
+    assert samples[-1][0] == "succeeded", page.inner_text("#job-error")
+    running = [points for status, points in samples if status == "running"]
+    # The curve gained points while the job was running, not just once at the end.
+    assert len(set(running)) >= 3 and running == sorted(running), running
+    page.wait_for_function("document.querySelectorAll('#epochs tbody tr').length === 20")
+    assert page.eval_on_selector_all("svg.chart", "els => els.map(e => e.dataset.metric)") == [
+        "loss", "categorical_accuracy"]
+    val_points = page.get_attribute('svg.chart[data-metric="loss"] polyline.series-val', "data-points")
+    assert val_points == "20"
+    page.wait_for_selector("#artifacts a")
+    links = page.eval_on_selector_all("#artifacts a", "els => els.map(a => [a.textContent, a.href])")
+    assert "weights.h5" in dict(links)
+    download = page.request.get(dict(links)["weights.h5"])
+    assert download.status == 200 and download.body()[:8] == b"\x89HDF\r\n\x1a\n"
+    history = client.get(f"/v1/jobs/{job_id}").json()["history"]
+    last_row = page.eval_on_selector_all("#epochs tbody tr:last-child td", "els => els.map(e => e.textContent)")
+    assert last_row[0] == "20" and float(last_row[1]) == pytest.approx(history["loss"][-1], rel=1e-3)
+
+    # A long second job: it must be training when it is cancelled from its page.
+    long_job = start_seed_job(page, tab.api_url, epochs=1000)
+    page.wait_for_function("document.querySelector('#job-status .status').dataset.status === 'running'")
+    page.wait_for_function("[...document.querySelectorAll('svg.chart')].some(e => Number(e.dataset.points) > 0)")
+    # A third job waits behind it; the job list shows where it stands in the queue.
+    queued = client.post("/v1/jobs", json=client.get(f"/v1/jobs/{job_id}").json()["request"]).json()
+    expected_position = client.get(f"/v1/jobs/{queued['id']}").json().get("queue_position")
+    page.goto(f"{tab.api_url}/dashboard#/")
+    row = page.locator(f'tr[data-job-id="{queued["id"]}"]')
+    row.wait_for()
+    assert row.locator(".status").inner_text() == "queued"
+    assert row.locator(".queue-position").inner_text() == ("—" if expected_position is None else str(expected_position))
+    running_row = page.locator(f'tr[data-job-id="{long_job}"]')
+    page.wait_for_function(f"document.querySelector('tr[data-job-id=\"{long_job}\"] .progress').textContent"
+                           ".includes('epoch')")
+    assert running_row.locator(".status").inner_text() == "running"
+
+    running_row.locator("a").click()
+    page.wait_for_function("document.querySelector('#job-status .status').dataset.status === 'running'")
+    page.click("#cancel-job")
+    page.wait_for_function("document.querySelector('#job-status .status').dataset.status === 'cancelled'")
+    assert client.get(f"/v1/jobs/{long_job}").json()["status"] == "cancelled"
+    page.wait_for_selector("#event-log .event-cancelled")
+    assert page.is_hidden("#cancel-job") and page.is_hidden("#flash")
+    client.post(f"/v1/jobs/{queued['id']}/cancel")
