@@ -195,6 +195,27 @@ def test_event_contract_of_a_finished_job(client_module: httpx.Client, model_id:
     assert client_module.get(f"/v1/jobs/{job_id}/events", params={"after": found[-2]["id"]}).text.count("data: ") == 1
 
 
+def test_checkpoint_and_log_events(client_module: httpx.Client, model_id: str, small_dataset: str) -> None:
+    request = fit_request(model_id, small_dataset, epochs=3)
+    request["callbacks"] = [{"class_name": "ModelCheckpoint", "config": {"monitor": "val_loss"}}]
+    response = client_module.post("/v1/jobs", json=request)
+    assert response.status_code == 201, response.text
+    job_id = response.json()["id"]
+    found = read_events(client_module, job_id)
+    assert_well_formed(found, job_id)
+    checkpoints = [e["data"] for e in found if e["type"] == "checkpoint"]
+    assert [c["epoch"] for c in checkpoints] == [0, 1, 2]
+    assert all(c["name"] == "checkpoint.weights.h5" and c["size_bytes"] > 0 for c in checkpoints)
+    types = [e["type"] for e in found]
+    # Each checkpoint follows its epoch's event.
+    assert all(types[i - 1] == "epoch" for i, t in enumerate(types) if t == "checkpoint")
+    assert found[-1]["type"] == "finished" and "checkpoint.weights.h5" in found[-1]["data"]["artifacts"]
+    logs = [e["data"] for e in found if e["type"] == "log"]
+    assert {"level": "info", "message": "fit: 3 epoch(s) of 10 step(s) of 100 samples"} in logs
+    batch = next(e["data"] for e in found if e["type"] == "batch")
+    assert batch["samples_per_s"] == pytest.approx(batch["steps_per_s"] * 100)
+
+
 def test_event_stream_errors(client_module: httpx.Client, model_id: str, small_dataset: str) -> None:
     missing = client_module.get("/v1/jobs/0123456789abcdef0123456789abcdef/events")
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"

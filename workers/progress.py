@@ -18,7 +18,10 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -120,6 +123,11 @@ class ProgressCallback(keras.callbacks.Callback):
         self._epoch = 0
         self._epoch_started = 0.0
 
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        epochs, steps = self.params.get("epochs"), self.params.get("steps")
+        self._publisher.log(f"fit: {epochs} epoch(s) of {steps if steps else 'an unknown number of'} step(s)"
+                            + (f" of {self._batch_size} samples" if self._batch_size else ""))
+
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
         self._epoch_started = time.monotonic()
@@ -149,3 +157,45 @@ class ProgressCallback(keras.callbacks.Callback):
         self._on_epoch(epoch, values)
         self._publisher.publish("epoch", {"epoch": epoch, "epochs": self.params.get("epochs"), "logs": values,
                                           "seconds": time.monotonic() - self._epoch_started})
+
+
+class CheckpointEvents(keras.callbacks.Callback):
+    """A `checkpoint` event whenever a checkpoint file in the job's directory was (re)written during an epoch.
+
+    Put it after the callbacks that save (ModelCheckpoint saves in its own on_epoch_end). One directory
+    listing per epoch, nothing per batch.
+    """
+
+    def __init__(self, publisher: EventPublisher, directory: Path, pattern: str = "checkpoint*") -> None:
+        super().__init__()
+        self._publisher = publisher
+        self._directory = directory
+        self._pattern = pattern
+        self._seen: dict[str, tuple[int, int]] = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        for path in sorted(self._directory.glob(self._pattern)):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            if self._seen.get(path.name) != stamp:
+                self._seen[path.name] = stamp
+                # `name` is the artifact it becomes when the job ends.
+                self._publisher.publish("checkpoint", {"epoch": epoch, "name": path.name, "size_bytes": stat.st_size})
+
+
+@contextmanager
+def warnings_as_events(publisher: EventPublisher) -> Iterator[None]:
+    """Python warnings raised while the job runs (Keras's UserWarnings) also become `log` events."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                 line: str | None = None) -> None:
+            publisher.log(f"{category.__name__}: {message}", level="warning")
+            shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield

@@ -18,7 +18,7 @@ from workers.array_cache import ArrayCache
 from workers.callbacks import DeclaredCallbacks
 from workers.cancellation import CancelCallback, CancelFlag
 from workers.inputs import materialize
-from workers.progress import EventPublisher, ProgressCallback
+from workers.progress import CheckpointEvents, EventPublisher, ProgressCallback, warnings_as_events
 
 log = logging.getLogger("kerasd.worker")
 
@@ -92,7 +92,7 @@ class JobRun:
     def execute(self, workdir: Path) -> Outcome:
         job, keras_config = jobstate.load_job(job_id=self.job_id)
         request = job.request
-        with training.seeded(request.get("seed")):
+        with training.seeded(request.get("seed")), warnings_as_events(self.publisher):
             model = training.load_model(keras_config, self._weights_file(request, workdir))
             data = {name: materialize(value, self.cache) for name, value in request["data"].items()}
             stop = CancelCallback(self.cancel.requested)
@@ -119,11 +119,12 @@ class JobRun:
             jobstate.record_epoch(epoch=epoch, logs=logs, **self.fenced)
             epochs.append((epoch, logs))
 
-        progress = ProgressCallback(self.publisher, batch_interval_s=self.settings.batch_event_interval_s,
-                                    on_epoch=on_epoch)
         arguments = request["arguments"]
+        progress = ProgressCallback(self.publisher, batch_interval_s=self.settings.batch_event_interval_s,
+                                    on_epoch=on_epoch, batch_size=arguments.get("batch_size"))
         history = training.fit(model, compile_document=request["compile"], data=data, arguments=arguments,
-                               callbacks=[progress, stop, *declared.callbacks])
+                               callbacks=[progress, stop, *declared.callbacks,
+                                          CheckpointEvents(self.publisher, workdir)])
         result = {"history": history, "epochs_run": len(next(iter(history.values()), [])), **declared.outcome()}
         files = exports.export_model(model, request["artifacts"], workdir, epochs)
         # A callback's own file (CSVLogger's history.csv) replaces the one made from the history.
