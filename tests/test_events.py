@@ -216,6 +216,31 @@ def test_checkpoint_and_log_events(client_module: httpx.Client, model_id: str, s
     assert batch["samples_per_s"] == pytest.approx(batch["steps_per_s"] * 100)
 
 
+def test_a_retried_job_streams_both_attempts_to_a_late_subscriber(
+        client_module: httpx.Client, api_url: str, model_id: str, slow_dataset: str) -> None:
+    job_id = submit(client_module, model_id, slow_dataset, epochs=50, batch_size=10)
+    first = Follower(api_url, job_id)
+    first.start()
+    wait_until(lambda: any(e["type"] == "batch" for e in list(first.found)), what="training")
+    assert client_module.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
+    first_run = first.result()
+    assert first_run[-1]["type"] == "cancelled", first_run[-1]
+
+    retried = client_module.post(f"/v1/jobs/{job_id}/retry")
+    assert retried.status_code == 200, retried.text
+    # Picks up where it left off: the first run's end, then the retry's events.
+    rest = Follower(api_url, job_id, last_event_id=first_run[-1]["id"])
+    rest.start()
+    wait_until(lambda: any(e["type"] == "batch" for e in list(rest.found)), what="the retry training")
+    assert client_module.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
+    second_run = rest.result()
+    assert [e["type"] for e in second_run][:2] == ["queued", "started"] and second_run[-1]["type"] == "cancelled"
+    assert second_run[1]["attempt"] == first_run[1]["attempt"] + 1
+
+    # A subscriber from the start gets both attempts, past the first end.
+    assert read_events(client_module, job_id) == first_run + second_run
+
+
 def test_event_stream_errors(client_module: httpx.Client, model_id: str, small_dataset: str) -> None:
     missing = client_module.get("/v1/jobs/0123456789abcdef0123456789abcdef/events")
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from redis import RedisError
 from sqlalchemy.orm import Session
 
 from app import events
@@ -52,10 +53,18 @@ def create_job(body: JobCreate, request: Request, session: Session = Depends(get
                checker: SpecChecker = Depends(spec_checker), config: Settings = Depends(settings)) -> JobOut:
     job = service.create_job(session, request=body, checker=checker, max_attempts=config.max_attempts)
     session.commit()
+    _publish_queued(request, job, config)
     _enqueue_or_fail(session, job)
-    events.publish(request.app.state.redis_sync, job.id, "queued", {"kind": job.kind},
-                   maxlen=config.event_stream_maxlen)
     return job_out(session, job)
+
+
+def _publish_queued(request: Request, job: Job, config: Settings, **data: object) -> None:
+    # Before the message is sent: a worker may take the job at once, and its `started` must come after.
+    try:
+        events.publish(request.app.state.redis_sync, job.id, "queued", {"kind": job.kind, **data},
+                       maxlen=config.event_stream_maxlen)
+    except RedisError:  # progress is best effort; enqueueing below says whether Redis is really gone
+        log.exception("could not publish the queued event of job %s", job.id)
 
 
 def _enqueue_or_fail(session: Session, job: Job) -> None:
@@ -118,9 +127,8 @@ def retry_job(job_id: str, request: Request, session: Session = Depends(get_sess
               config: Settings = Depends(settings)) -> JobOut:
     job = service.retry_job(session, job_id=job_id, max_attempts=config.max_attempts)
     session.commit()
+    _publish_queued(request, job, config, retry=True)
     _enqueue_or_fail(session, job)
-    events.publish(request.app.state.redis_sync, job.id, "queued", {"kind": job.kind, "retry": True},
-                   maxlen=config.event_stream_maxlen)
     return job_out(session, job)
 
 
