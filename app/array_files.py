@@ -33,6 +33,18 @@ class ArrayInfo:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
 
+@dataclass(frozen=True)
+class Limits:
+    max_rank: int = 8
+    max_arrays: int = 256
+
+
+def _check_rank(where: str, shape: tuple[int, ...], limits: Limits) -> None:
+    if len(shape) > limits.max_rank:
+        raise ArrayFileError(f"{where} has rank {len(shape)} (shape {list(shape)}); the limit is "
+                             f"{limits.max_rank} dimensions")
+
+
 def _read_header(fileobj: BinaryIO, where: str) -> tuple[tuple[int, ...], np.dtype, int]:
     try:
         version = np.lib.format.read_magic(fileobj)
@@ -67,14 +79,15 @@ def _check_size(where: str, shape: tuple[int, ...], dtype: np.dtype, data_offset
         )
 
 
-def inspect_npy(fileobj: BinaryIO, *, name: str, total_size: int) -> list[ArrayInfo]:
+def inspect_npy(fileobj: BinaryIO, *, name: str, total_size: int, limits: Limits = Limits()) -> list[ArrayInfo]:
     fileobj.seek(0)
     shape, dtype, offset = _read_header(fileobj, "the .npy file")
+    _check_rank("the .npy file", shape, limits)
     _check_size("the .npy file", shape, dtype, offset, total_size)
     return [ArrayInfo(name=name, shape=shape, dtype=dtype.name)]
 
 
-def inspect_npz(fileobj: BinaryIO) -> list[ArrayInfo]:
+def inspect_npz(fileobj: BinaryIO, limits: Limits = Limits()) -> list[ArrayInfo]:
     fileobj.seek(0)
     try:
         archive = zipfile.ZipFile(fileobj)
@@ -85,6 +98,9 @@ def inspect_npz(fileobj: BinaryIO) -> list[ArrayInfo]:
         members = archive.infolist()
         if not members:
             raise ArrayFileError("the .npz file holds no arrays")
+        if len(members) > limits.max_arrays:
+            raise ArrayFileError(f"the .npz file holds {len(members)} arrays; the limit is {limits.max_arrays} "
+                                 "per file")
         for member in members:
             if not member.filename.endswith(".npy"):
                 raise ArrayFileError(f"the .npz member {member.filename!r} is not a .npy array")
@@ -102,6 +118,7 @@ def inspect_npz(fileobj: BinaryIO) -> list[ArrayInfo]:
                         pass
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise ArrayFileError(f"{where} in the .npz file is corrupt: {exc}") from None
+            _check_rank(where, shape, limits)
             _check_size(where, shape, dtype, offset, member.file_size)
             arrays.append(ArrayInfo(name=name, shape=shape, dtype=dtype.name))
     return arrays

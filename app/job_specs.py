@@ -139,7 +139,8 @@ class FitSpec(BaseModel):
     epochs: int = Field(default=1, ge=1, le=100_000)
     validation_split: float = Field(default=0.0, ge=0.0, lt=1.0)
     validation_data: ValidationData | Pipeline | None = None
-    shuffle: bool = True
+    # "batch" shuffles batch-sized chunks (for HDF5-like data), as Keras does.
+    shuffle: bool | Literal["batch"] = True
     class_weight: dict[int, float] | None = None
     sample_weight: ArrayRef | None = None
     initial_epoch: int = Field(default=0, ge=0)

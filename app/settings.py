@@ -25,12 +25,18 @@ class Settings(BaseSettings):
     # Blobs (datasets, artifacts) are stored in SQL as rows of this many bytes.
     chunk_bytes: int = 1024 * 1024
     max_upload_bytes: int = 1024 * 1024 * 1024
+    max_arrays_per_file: int = 256
+    max_array_rank: int = 8
+    max_csv_columns: int = 10_000
 
     # Spec checker: sandboxed processes that build Keras models from untrusted specs.
     spec_checker_processes: int = 1
     spec_checker_memory_mb: int = 4096
     spec_checker_timeout_s: float = 60.0
     max_model_params: int = 50_000_000
+    # Server-side plugins (DESIGN.md §4): comma-separated modules that register Keras serializable layers
+    # and models (`register_keras_serializable`). Specs may name only what these register; empty: none.
+    plugins: str = "kerasd_plugins.seed"
 
     # Progress events (one Redis Stream per job).
     event_stream_maxlen: int = 10_000
@@ -50,6 +56,8 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     # Worker-local copies of datasets, by sha256; empty means data_dir / "cache".
     worker_cache_dir: Path | None = None
+    # The cache holds at most this many bytes; the least recently used datasets leave first.
+    worker_cache_bytes: int = 20 * 1024**3
 
     @property
     def resolved_database_url(self) -> str:
@@ -62,6 +70,10 @@ class Settings(BaseSettings):
     @property
     def resolved_cache_dir(self) -> Path:
         return self.worker_cache_dir or self.data_dir / "cache"
+
+    @property
+    def plugin_modules(self) -> list[str]:
+        return [name.strip() for name in self.plugins.split(",") if name.strip()]
 
 
 @functools.lru_cache

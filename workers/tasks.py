@@ -27,7 +27,8 @@ def _redis() -> redis.Redis:
 
 @functools.lru_cache
 def _cache() -> ArrayCache:
-    return ArrayCache(get_settings().resolved_cache_dir)
+    settings = get_settings()
+    return ArrayCache(settings.resolved_cache_dir, max_bytes=settings.worker_cache_bytes)
 
 
 @celery.task(name="kerasd.run_job", acks_late=True, reject_on_worker_lost=True)

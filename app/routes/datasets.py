@@ -31,11 +31,18 @@ def _too_large(size: int, limit: int) -> Problem:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut,
-             summary="Upload numpy arrays: a .npy (one array) or .npz (named arrays)",
+             summary="Upload arrays: .npy (one array), .npz (named arrays) or CSV with a header",
              description="Multipart form with the file in `file` (`curl -F file=@train.npz`). The file is "
                          "spooled to disk, never held whole in memory; its headers are checked (numeric "
-                         "dtypes only, no pickle, sizes that match) before anything is stored.")
+                         "dtypes only, no pickle, sizes that match, rank and array-count limits) before "
+                         "anything is stored, and the same bytes are stored once. A CSV becomes an .npz of "
+                         "float32 arrays `x` (and `y` when `y_columns` are named); every chosen column must "
+                         "be numeric.")
 def upload_dataset(request: Request, file: UploadFile = File(...), name: str | None = Form(None, max_length=200),
+                   x_columns: str | None = Form(None, max_length=100_000, description="CSV only: feature "
+                                                "columns for `x`, comma-separated (default: all but y)"),
+                   y_columns: str | None = Form(None, max_length=100_000, description="CSV only: target "
+                                                "columns for `y`, comma-separated"),
                    session: Session = Depends(get_session), config: Settings = Depends(settings)) -> DatasetOut:
     declared = int(request.headers.get("content-length") or 0)
     if declared > config.max_upload_bytes + 64 * 1024:
@@ -44,7 +51,7 @@ def upload_dataset(request: Request, file: UploadFile = File(...), name: str | N
     if size > config.max_upload_bytes:
         raise _too_large(size, config.max_upload_bytes)
     row = service.create_dataset(session, fileobj=file.file, filename=file.filename or "", name=name,
-                                 size=size, chunk_bytes=config.chunk_bytes)
+                                 size=size, settings=config, x_columns=x_columns, y_columns=y_columns)
     session.commit()
     return dataset_out(row)
 
