@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.array_files import ArrayFileError, inspect_npy, inspect_npz
+from app.array_files import ArrayFileError, ArrayInfo, Limits, inspect_npy, inspect_npz
 from app.blobs import store_file
+from app.csv_arrays import csv_to_npz
 from app.problems import Problem, not_found
 from app.services.job_inputs import dataset_ids_of
+from app.settings import Settings
 from app.tables import TERMINAL_STATUSES, Dataset, Job
 
-FORMATS = {".npy": "npy", ".npz": "npz"}
+FORMATS = {".npy": "npy", ".npz": "npz", ".csv": "csv"}
 
 
 def _array_name_from(filename: str) -> str:
@@ -23,22 +27,38 @@ def _array_name_from(filename: str) -> str:
     return cleaned or "array"
 
 
+def _inspect(fileobj: BinaryIO, *, fmt: str, filename: str, size: int, settings: Settings, workdir: Path,
+             csv_columns: dict[str, str | None]) -> tuple[BinaryIO, str, list[ArrayInfo]]:
+    """The file to store, its format and its arrays; a CSV becomes an .npz of float32 `x` and `y`."""
+    limits = Limits(max_rank=settings.max_array_rank, max_arrays=settings.max_arrays_per_file)
+    if fmt == "npy":
+        return fileobj, fmt, inspect_npy(fileobj, name=_array_name_from(filename), total_size=size, limits=limits)
+    if fmt == "npz":
+        return fileobj, fmt, inspect_npz(fileobj, limits)
+    path, arrays = csv_to_npz(fileobj, max_columns=settings.max_csv_columns, workdir=workdir, **csv_columns)
+    return path.open("rb"), "npz", arrays
+
+
 def create_dataset(session: Session, *, fileobj: BinaryIO, filename: str, name: str | None, size: int,
-                   chunk_bytes: int) -> Dataset:
+                   settings: Settings, x_columns: str | None = None, y_columns: str | None = None) -> Dataset:
     suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     fmt = FORMATS.get(suffix)
     if fmt is None:
-        raise Problem(422, "Unsupported Format",
-                      f"The file {filename!r} is neither .npy nor .npz; save arrays with np.save or np.savez.")
-    try:
-        if fmt == "npy":
-            arrays = inspect_npy(fileobj, name=_array_name_from(filename), total_size=size)
-        else:
-            arrays = inspect_npz(fileobj)
-    except ArrayFileError as exc:
-        raise Problem(422, "Invalid Array File", f"{exc}. Nothing was stored.") from None
-    fileobj.seek(0)
-    blob = store_file(session, fileobj=fileobj, chunk_bytes=chunk_bytes)
+        raise Problem(422, "Unsupported Format", f"The file {filename!r} is not .npy, .npz or .csv; save arrays "
+                      "with np.save or np.savez, or upload a CSV with a header row.")
+    if fmt != "csv" and (x_columns or y_columns):
+        raise Problem(422, "Invalid Arguments", "x_columns and y_columns choose columns of a CSV upload; an "
+                      f"{fmt} file names its arrays itself.")
+    with tempfile.TemporaryDirectory(prefix="kerasd-upload-") as workdir:
+        try:
+            stored, fmt, arrays = _inspect(fileobj, fmt=fmt, filename=filename, size=size, settings=settings,
+                                           workdir=Path(workdir),
+                                           csv_columns={"x_columns": x_columns, "y_columns": y_columns})
+        except ArrayFileError as exc:
+            raise Problem(422, "Invalid Array File", f"{exc}. Nothing was stored.") from None
+        with stored:
+            stored.seek(0)
+            blob = store_file(session, fileobj=stored, chunk_bytes=settings.chunk_bytes)
     row = Dataset(name=(name or filename)[:200], format=fmt, blob_sha256=blob.sha256, size_bytes=blob.size_bytes,
                   arrays=[a.as_dict() for a in arrays])
     session.add(row)
