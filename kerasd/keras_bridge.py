@@ -27,7 +27,7 @@ import numpy as np
 
 from kerasd import arrays
 from kerasd.data import Dataset
-from kerasd.errors import APIError, JobCancelled, JobFailed, NotFound
+from kerasd.errors import APIError, JobCancelled, JobFailed, NotFound, ValidationError
 from kerasd.progress import FitDisplay, ProgressBar
 
 SUPPORTED_CALLBACKS = ("EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint", "TensorBoard", "CSVLogger",
@@ -279,8 +279,14 @@ class RemoteModel:
         if self._model is not None and architecture == self._architecture:
             return self._model
         document = model_document(self._local)
-        spec = sequential_spec(document) or document
-        self._model = self._client.models.create(spec)
+        try:
+            self._model = self._client.models.create(document)
+        except ValidationError:
+            # A server that takes only kerasd's own spec forms: a Sequential of built-in layers still goes.
+            spec = sequential_spec(document)
+            if spec is None:
+                raise
+            self._model = self._client.models.create(spec)
         self._architecture = architecture
         # A new architecture: earlier weights do not fit it.
         self._trained_job = None
@@ -312,7 +318,8 @@ class RemoteModel:
         if self._trained_job is not None:
             source["initial_weights"] = {"job_id": self._trained_job}
             return source
-        if self._weights_id is None and self._local.built and self._local.weights:
+        server_built = bool((self._model.get("summary") or {}).get("built"))
+        if self._weights_id is None and server_built and self._local.built and self._local.weights:
             path = Path(self._workdir.name) / "local.weights.h5"
             self._local.save_weights(path)
             self._set_uploaded_weights(path)
@@ -594,7 +601,10 @@ class RemoteModel:
             return model
         model = keras.models.clone_model(self._local)
         if self._weights_file is not None:
-            model.load_weights(self._weights_file)
+            with warnings.catch_warnings():
+                # A .weights.h5 from a compiled model carries its optimizer's state; this copy has none yet.
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+                model.load_weights(self._weights_file)
         elif self._local.built:
             model.set_weights(self._local.get_weights())
         return model
