@@ -1,0 +1,112 @@
+"""Shared pieces of the benchmarks: a scratch PostgreSQL database, kerasd processes, memory sampling."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.services import (  # noqa: E402  (the benchmarks reuse the test harness's process control)
+    REDIS_URL,
+    Process,
+    create_database,
+    drop_database,
+    free_port,
+    kerasd_command,
+)
+
+
+@contextmanager
+def scratch_database():
+    """A fresh PostgreSQL database at the newest schema, dropped afterwards."""
+    from app.migrate import upgrade_to_head
+
+    name = f"kerasd_bench_{uuid.uuid4().hex[:8]}"
+    url = create_database(name)
+    try:
+        upgrade_to_head(url)
+        yield url
+    finally:
+        drop_database(name)
+
+
+def server_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "KERASD_DATABASE_URL": database_url, "KERASD_REDIS_URL": REDIS_URL,
+            "KERASD_QUEUE": f"kerasd-bench-{uuid.uuid4().hex[:8]}", "KERASD_DATA_DIR": str(data_dir),
+            "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+
+
+@contextmanager
+def api_process(env: dict[str, str], log_dir: Path):
+    port = free_port()
+    process = Process(kerasd_command("api", "--port", str(port), "--log-level", "warning"), env,
+                      log_dir / "api.log")
+    try:
+        process.wait_for_http(f"http://127.0.0.1:{port}/health", timeout_s=120)
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+@contextmanager
+def worker_process(env: dict[str, str], log_dir: Path):
+    process = Process(kerasd_command("worker", "--name", f"bench-{uuid.uuid4().hex[:6]}@%h"), env,
+                      log_dir / "worker.log")
+    try:
+        process.wait_for_log(" ready.", timeout_s=180)
+        yield process
+    finally:
+        process.stop()
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class PeakMemory:
+    """Samples a process's resident memory in a thread; `growth` is the peak above the first sample."""
+
+    def __init__(self, pid: int, every_s: float = 0.02) -> None:
+        self.pid, self.every_s = pid, every_s
+        self.start = rss_bytes(pid)
+        self.peak = self.start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.peak = max(self.peak, rss_bytes(self.pid))
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.start
+
+
+def summary(values: list[float]) -> str:
+    return f"median {statistics.median(values):.3f} (range {min(values):.3f}-{max(values):.3f}, n={len(values)})"
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
