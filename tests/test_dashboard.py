@@ -156,3 +156,58 @@ def test_dashboard_trains_the_seed_job_live_and_cancels_another(tab: Page, clien
     page.wait_for_selector("#event-log .event-cancelled")
     assert page.is_hidden("#cancel-job") and page.is_hidden("#flash")
     client.post(f"/v1/jobs/{queued['id']}/cancel")
+
+
+def test_every_route_is_tagged_and_described_and_the_docs_page_is_local(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    described_tags = {tag["name"] for tag in schema["tags"] if tag.get("description")}
+    missing = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if not (operation.get("tags") and operation.get("summary") and operation.get("description")):
+                missing.append(f"{method.upper()} {path}")
+            assert set(operation.get("tags", [])) <= described_tags, (path, operation.get("tags"))
+    assert not missing, f"routes without tags, summary or description: {missing}"
+    events_doc = schema["paths"]["/v1/jobs/{job_id}/events"]["get"]["description"]
+    for event_type in ("queued", "started", "batch", "epoch", "checkpoint", "log", "finished", "failed",
+                       "cancelled", "Last-Event-ID", "retry"):
+        assert f"`{event_type}" in events_doc, event_type
+    page = client.get("/docs").text
+    assert "swagger-ui-bundle.js" in page and "http://" not in page and "https://" not in page
+    assert client.get("/static/swagger-ui/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/redoc").status_code == 404  # ReDoc would need a CDN
+
+
+def test_the_tutorial_examples_in_the_docs_run(client: httpx.Client) -> None:
+    """Every request example of POST /v1/models and POST /v1/jobs, sent as it is to the running API."""
+    from app.api_docs import _ID
+    from tests.seed import npz_bytes, seed_arrays, upload, wait_for_job
+
+    schema = client.get("/openapi.json").json()
+
+    def examples(path: str) -> dict[str, Any]:
+        found = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]["examples"]
+        assert all(re.match(r"^§\d", example["summary"]) for example in found.values())
+        return {name: example["value"] for name, example in found.items()}
+
+    models = {}
+    for name, spec in examples("/v1/models").items():
+        response = client.post("/v1/models", json=spec)
+        assert response.status_code == 201, (name, response.text)
+        models[name] = response.json()["id"]
+    dataset = upload(client, "seed.npz", npz_bytes(**seed_arrays())).json()["id"]
+
+    jobs = examples("/v1/jobs")
+    # Fits first: the evaluate and predict examples use a trained job's model.
+    ordered = sorted(jobs, key=lambda name: jobs[name]["kind"] != "fit")
+    trained = None
+    for name in ordered:
+        text = json.dumps(jobs[name])
+        text = text.replace(f'"model_id": "{_ID}"', f'"model_id": "{models["tutorial_2_1"]}"')
+        text = text.replace(f'"source_job_id": "{_ID}"', f'"source_job_id": "{trained}"').replace(_ID, dataset)
+        response = client.post("/v1/jobs", json=json.loads(text))
+        assert response.status_code == 201, (name, response.text)
+        job = wait_for_job(client, response.json()["id"])
+        assert job["status"] == "succeeded", (name, job["error"])
+        if name == "tutorial_3_2":
+            trained = job["id"]

@@ -14,6 +14,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from app import api_docs
+
 DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 SWAGGER_UI = "/static/swagger-ui"
 
@@ -22,6 +24,7 @@ router = APIRouter(tags=["dashboard"])
 
 def install(application: FastAPI) -> None:
     """Mount the static files and the page routes; create the app with docs_url=None, redoc_url=None."""
+    api_docs.install(application)
     application.mount(SWAGGER_UI, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
     application.mount("/dashboard/static", StaticFiles(directory=DASHBOARD_DIR), name="dashboard-static")
     application.include_router(router)
