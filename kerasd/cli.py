@@ -1,4 +1,5 @@
-"""`kerasd` command line: up (everything on one machine), api, worker, migrate."""
+"""`kerasd` command line: up (everything on one machine), api, worker, migrate; and the client commands
+(models, datasets, jobs, artifacts: kerasd/cli_client.py)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     migrate = commands.add_parser("migrate", help="bring the database to the newest schema")
     migrate.set_defaults(run=_migrate)
 
+    from kerasd.cli_client import add_client_commands, run_client_command
+
+    add_client_commands(commands)
+
     args = parser.parse_args(argv)
+    if args.command in ("models", "datasets", "jobs", "artifacts"):
+        return run_client_command(args)
     return args.run(args)
 
 

@@ -249,3 +249,36 @@ def test_a_remote_model_starts_from_the_local_weights(sdk: kerasd.Client) -> Non
     assert all(np.array_equal(a, b) for a, b in zip(remote.get_weights(), local.get_weights(), strict=True))
     predictions = remote.predict(arrays["val_x"], verbose=0)
     assert np.allclose(predictions, local.predict(arrays["val_x"], verbose=0), atol=1e-6)
+
+
+# --- the command line, on the same client --------------------------------------------------------
+
+def test_cli_client_commands(api_url: str, tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    def kerasd_cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "kerasd", *args, "--url", api_url], capture_output=True,
+                              text=True, timeout=300, cwd=tmp_path)
+
+    arrays = seed_arrays(4)
+    np.savez(tmp_path / "seed.npz", **arrays)
+    (tmp_path / "model.json").write_text(json.dumps(SEED_MODEL))
+    dataset = json.loads(kerasd_cli("datasets", "upload", "seed.npz", "--json").stdout)
+    model = json.loads(kerasd_cli("models", "create", "model.json", "--json").stdout)
+    assert model["summary"]["total_params"] == 3722
+    (tmp_path / "job.json").write_text(json.dumps({
+        "kind": "fit", "model_id": model["id"], "compile": SEED_COMPILE,
+        "fit": {"x": {"dataset_id": dataset["id"], "array": "train_x"},
+                "y": {"dataset_id": dataset["id"], "array": "train_y"}, "epochs": 3, "batch_size": 100}}))
+    watched = kerasd_cli("jobs", "submit", "job.json", "--watch")
+    assert watched.returncode == 0, watched.stderr
+    assert re.findall(r"^Epoch (\d)/3$", watched.stdout, re.M) == ["1", "2", "3"]
+    job_id = re.search(r"^job ([0-9a-f]{32}) succeeded$", watched.stdout, re.M).group(1)
+    listed = json.loads(kerasd_cli("jobs", "list", "--status", "succeeded", "--json").stdout)
+    assert job_id in [item["id"] for item in listed["items"]]
+    fetched = kerasd_cli("artifacts", "get", job_id, "weights.h5", "-o", str(tmp_path / "w.weights.h5"))
+    assert fetched.returncode == 0 and (tmp_path / "w.weights.h5").stat().st_size > 0
+    missing = kerasd_cli("jobs", "cancel", "0" * 32)
+    assert missing.returncode == 1 and "404 Not Found: No job with id" in missing.stderr
