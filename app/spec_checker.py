@@ -30,12 +30,18 @@ class CheckerFailed(RuntimeError):
 
 
 class CheckerRejected(ValueError):
-    """Keras (or the safety walk) refused the spec; `type` and `message` are what it said."""
+    """Keras (or the safety walk) refused the spec; `type` and `message` are what it said, `detail` any
+    structured facts (the layer that failed, the parameter count)."""
 
-    def __init__(self, type_: str, message: str) -> None:
+    def __init__(self, type_: str, message: str, detail: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.type = type_
         self.message = message
+        self.detail = detail or {}
+
+
+# Errors after which a sandbox is not trusted with the next request: it exits, and a fresh one starts.
+EXHAUSTION_ERRORS = frozenset({"MemoryError", "ResourceExhaustedError", "RecursionError"})
 
 
 def _read_message(stream: BinaryIO) -> dict[str, Any]:
@@ -64,14 +70,7 @@ def sandbox_main(memory_mb: int) -> None:
     os.dup2(2, 1)
     protocol_in = sys.stdin.buffer
 
-    from workers import building
-
-    operations = {
-        "check_model": building.check_model,
-        "check_compile": building.check_compile,
-        "catalog": building.catalog_lists,
-        "versions": building.versions,
-    }
+    operations = sandbox_operations()
     _write_message(protocol_out, {"ready": True})
     while True:
         try:
@@ -80,13 +79,30 @@ def sandbox_main(memory_mb: int) -> None:
             return
         try:
             reply = {"ok": operations[operation](*args)}
-        except MemoryError:
-            _write_message(protocol_out, {"error": ["MemoryError", "the model needs more memory than "
-                                                    f"the spec checker's {memory_mb} MiB"]})
-            return  # a process that ran out of memory is not trusted with the next spec
-        except Exception as exc:  # Keras's own error is the user's answer
-            reply = {"error": [type(exc).__name__, str(exc)[:4000]]}
+        except BaseException as exc:  # Keras's own error is the user's answer
+            name = type(exc).__name__
+            if name in EXHAUSTION_ERRORS:
+                _write_message(protocol_out, {"error": ["MemoryError", "building the model needs more memory "
+                                                        f"than the spec checker's {memory_mb} MiB ({name})"],
+                                              "retire": True})
+                return  # a process that ran out of memory is not trusted with the next spec
+            if not isinstance(exc, Exception):
+                raise
+            reply = {"error": [name, str(exc)[:4000]], "detail": getattr(exc, "detail", None)}
         _write_message(protocol_out, reply)
+
+
+def sandbox_operations() -> dict[str, Any]:
+    """What a sandbox answers; imported only in sandboxes (and the tests' probe), never in the API."""
+    from workers import building, model_check, model_files
+
+    return {
+        "check_model": model_check.check_model,
+        "check_model_file": model_files.check_model_file,
+        "check_compile": building.check_compile,
+        "catalog": building.catalog_lists,
+        "versions": building.versions,
+    }
 
 
 class _Sandbox:
@@ -118,8 +134,11 @@ class _Sandbox:
         except (BrokenPipeError, OSError):
             raise CheckerFailed("the spec checker process is gone") from None
         reply = self._receive(timeout)
+        if reply.get("retire"):
+            # The sandbox exits after this answer: replace it rather than hand it the next request.
+            raise CheckerFailed(reply["error"][1])
         if "error" in reply:
-            raise CheckerRejected(*reply["error"])
+            raise CheckerRejected(*reply["error"], reply.get("detail"))
         return reply["ok"]
 
     def alive(self) -> bool:

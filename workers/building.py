@@ -7,12 +7,14 @@ accepted is built by exactly the code the worker will use.
 from __future__ import annotations
 
 import functools
+import importlib
+import inspect
 import json
-import math
 from typing import Any
 
 import keras
 
+from app.settings import get_settings
 from app.spec_safety import Catalog, check_config
 
 # Names in Keras's public modules that are helpers, not objects a config may name.
@@ -35,9 +37,66 @@ def _functions(module: Any) -> list[str]:
     )
 
 
+# --- plugins (DESIGN.md §4) -------------------------------------------------------------------------
+
+_PLUGIN_KINDS = (("model", keras.Model), ("layer", keras.layers.Layer),
+                 ("initializer", keras.initializers.Initializer), ("regularizer", keras.regularizers.Regularizer),
+                 ("constraint", keras.constraints.Constraint), ("loss", keras.losses.Loss),
+                 ("metric", keras.metrics.Metric))
+
+
+def _json_value(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+def _arguments(cls: type) -> list[dict[str, Any]]:
+    """The constructor's own arguments, as a client would write them in a spec."""
+    found = []
+    for parameter in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        entry: dict[str, Any] = {"name": parameter.name, "required": parameter.default is parameter.empty}
+        if parameter.default is not parameter.empty:
+            entry["default"] = _json_value(parameter.default)
+        found.append(entry)
+    return found
+
+
+def _describe(registered_name: str, obj: Any, module: str) -> dict[str, Any]:
+    kind = next((name for name, base in _PLUGIN_KINDS if isinstance(obj, type) and issubclass(obj, base)),
+                "function" if callable(obj) else "object")
+    doc = inspect.getdoc(obj) or ""
+    return {"registered_name": registered_name, "class_name": obj.__name__, "module": obj.__module__,
+            "plugin": module, "kind": kind, "description": doc.split("\n\n")[0].replace("\n", " "),
+            "arguments": _arguments(obj) if isinstance(obj, type) else []}
+
+
 @functools.lru_cache
-def catalog_lists() -> dict[str, list[str]]:
-    """The built-ins a spec may name, read from the installed Keras rather than kept by hand."""
+def plugins() -> list[dict[str, Any]]:
+    """Import the enabled plugin modules (KERASD_PLUGINS) and describe what each registered with Keras."""
+    found = []
+    for module in get_settings().plugin_modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise RuntimeError(f"KERASD_PLUGINS names {module!r}, which cannot be imported: {exc}") from exc
+        for registered_name, obj in sorted(keras.saving.get_custom_objects().items()):
+            owner = getattr(obj, "__module__", "") or ""
+            if owner == module or owner.startswith(module + "."):
+                found.append(_describe(registered_name, obj, module))
+    return found
+
+
+# --- the catalog of nameable objects -------------------------------------------------------------------
+
+@functools.lru_cache
+def catalog_lists() -> dict[str, Any]:
+    """The built-ins a spec may name, read from the installed Keras rather than kept by hand, and the
+    objects of the enabled plugins."""
     return {
         "layers": _subclasses(keras.layers, keras.layers.Layer),
         "initializers": _subclasses(keras.initializers, keras.initializers.Initializer),
@@ -47,9 +106,12 @@ def catalog_lists() -> dict[str, list[str]]:
         + _subclasses(keras.optimizers.schedules, keras.optimizers.schedules.LearningRateSchedule),
         "losses": _subclasses(keras.losses, keras.losses.Loss),
         "metrics": _subclasses(keras.metrics, keras.metrics.Metric),
-        "models": ["Sequential"],
+        "dtype_policies": _subclasses(keras.dtype_policies, keras.dtype_policies.DTypePolicy),
+        "models": ["Sequential", "Functional"],
+        "activations": _functions(keras.activations),
         "functions": sorted(set(_functions(keras.activations) + _functions(keras.losses)
                                 + _functions(keras.metrics))),
+        "plugins": plugins(),
     }
 
 
@@ -76,51 +138,6 @@ def build_model(keras_config: dict[str, Any]) -> keras.Model:
 
 def model_from_json(architecture_json: str) -> keras.Model:
     return build_model(json.loads(architecture_json))
-
-
-def _shape(tensor: Any) -> list[int | None] | None:
-    try:
-        return list(tensor.shape)
-    except (AttributeError, ValueError):
-        return None
-
-
-def summarize(model: keras.Model) -> dict[str, Any]:
-    """What `model.summary()` prints, as data: one row per layer, parameter counts, shapes when built."""
-    built = bool(model.built)
-    layers = []
-    for layer in model.layers:
-        output = getattr(layer, "output", None) if built else None
-        layers.append({
-            "name": layer.name,
-            "class_name": layer.__class__.__name__,
-            "output_shape": _shape(output) if output is not None else None,
-            "params": layer.count_params() if layer.built else None,
-        })
-    summary: dict[str, Any] = {"built": built, "layers": layers}
-    if built:
-        trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
-        total = model.count_params()
-        summary.update({
-            "total_params": total,
-            "trainable_params": trainable,
-            "non_trainable_params": total - trainable,
-            "input_shape": _shape(model.inputs[0]) if len(model.inputs) == 1 else [_shape(t) for t in model.inputs],
-            "output_shape": _shape(model.outputs[0]) if len(model.outputs) == 1 else [_shape(t) for t in model.outputs],
-        })
-    else:
-        summary.update({"total_params": None, "trainable_params": None, "non_trainable_params": None,
-                        "input_shape": None, "output_shape": None,
-                        "note": "no input shape: the model is built when it first sees data"})
-    return summary
-
-
-def check_model(keras_config: dict[str, Any], max_params: int) -> dict[str, Any]:
-    """Build a model from a config: its canonical Keras JSON and summary, or an exception Keras raised."""
-    model = build_model(keras_config)
-    if model.built and model.count_params() > max_params:
-        raise ValueError(f"the model has {model.count_params():,} parameters; the limit is {max_params:,}")
-    return {"keras_config": json.loads(model.to_json()), "summary": summarize(model)}
 
 
 def check_compile(compile_spec: dict[str, Any]) -> dict[str, Any]:
