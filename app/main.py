@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 import app as kerasd_app
 from app.problems import install_problem_handlers
-from app.routes import dashboard, datasets, events, jobs, models, system, weights
+from app.routes import dashboard, datasets, events, jobs, models, plugins, system, weights
 from app.settings import get_settings
 from app.spec_checker import SpecChecker
 
@@ -49,7 +49,7 @@ def create_app() -> FastAPI:
     application = FastAPI(title="kerasd", version=kerasd_app.__version__, description=DESCRIPTION,
                           lifespan=lifespan, docs_url=None, redoc_url=None)
     install_problem_handlers(application)
-    for module in (system, models, datasets, jobs, events, weights):
+    for module in (system, models, datasets, jobs, events, weights, plugins):
         application.include_router(module.router)
     dashboard.install(application)
     return application

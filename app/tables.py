@@ -31,6 +31,10 @@ class ModelSpec(Base):
     spec: Mapped[dict[str, Any]]
     keras_config: Mapped[dict[str, Any]]
     summary: Mapped[dict[str, Any]]
+    # A model uploaded as a whole (.keras / .h5) keeps that file, so a job can start from its weights:
+    # `model.load_weights` reads either format when the file keeps its suffix ("keras" or "h5").
+    weights_sha256: Mapped[str | None] = mapped_column(String(64), ForeignKey("blobs.sha256"), index=True)
+    weights_format: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

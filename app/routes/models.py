@@ -1,35 +1,157 @@
-"""Models: create from a spec, read the summary and the canonical architecture, delete."""
+"""Models: create from any spec form, Keras JSON, YAML or an uploaded file; read the summary and the
+canonical architecture; delete."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
 import yaml
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
 
 from app.db import get_session
 from app.deps import Paging, settings, spec_checker
-from app.schemas import ModelCreate, ModelOut, Page
+from app.problems import Problem
+from app.schemas import ModelOut, Page
 from app.services import models as service
-from app.settings import Settings
+from app.settings import Settings, get_settings
 from app.spec_checker import SpecChecker
+from app.specs import MAX_ARCHITECTURE_BYTES, MODEL_SPEC_ADAPTER, SPEC_TAGS, YamlSpec, parse_model_spec
 from app.tables import ModelSpec
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+
+YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 
 
 def model_out(row: ModelSpec) -> ModelOut:
     return ModelOut(id=row.id, name=row.name, spec=row.spec, summary=row.summary, created_at=row.created_at)
 
 
+@dataclass
+class ModelRequest:
+    """A create request as read from the body: a spec form, or an uploaded file."""
+
+    spec: Any = None
+    upload: UploadFile | None = None
+    name: str | None = None
+
+
+def _validation_error(exc: ValidationError, *, tagged: bool) -> RequestValidationError:
+    """pydantic's errors with the spec form's tag dropped from each location (`layers`, not
+    `sequential.layers`), as FastAPI reports a body's errors."""
+    errors = []
+    for error in exc.errors():
+        loc = list(error.get("loc", ()))
+        if tagged and loc and loc[0] in SPEC_TAGS:
+            loc = loc[1:]
+        errors.append({**error, "loc": ("body", *loc)})
+    return RequestValidationError(errors)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > limit:
+        raise _too_large(declared, limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> Problem:
+    return Problem(413, "Request Too Large", f"The request is {size:,} bytes; the limit is {limit:,}. A model "
+                   "spec is small: send the architecture, and weights as a .keras / .h5 upload.")
+
+
+async def model_request(request: Request) -> ModelRequest:
+    """Read the body by its content type: JSON (a spec or Keras JSON), YAML, or a multipart upload."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "multipart/form-data":
+        limit = get_settings().max_upload_bytes
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > limit + 64 * 1024:
+            raise _too_large(declared, limit)
+        form = await request.form(max_files=1, max_fields=5)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Problem(422, "Missing File", "Send the model file in the multipart field 'file' "
+                          "(curl -F file=@model.keras).", field="file")
+        name = form.get("name")
+        return ModelRequest(upload=upload, name=name if isinstance(name, str) and name else None)
+    body = await _body(request, MAX_ARCHITECTURE_BYTES)
+    if media in YAML_TYPES:
+        try:
+            return ModelRequest(spec=YamlSpec(type="yaml", yaml=body.decode("utf-8"),
+                                              name=request.query_params.get("name")))
+        except UnicodeDecodeError:
+            raise Problem(422, "Malformed YAML", "The YAML body is not UTF-8 text.") from None
+        except ValidationError as exc:
+            raise _validation_error(exc, tagged=False) from None
+    if media in ("", "application/json") or media.endswith("+json"):
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise Problem(422, "Malformed JSON", f"The body is not valid JSON: {exc}") from None
+        try:
+            return ModelRequest(spec=parse_model_spec(document))
+        except ValidationError as exc:
+            raise _validation_error(exc, tagged=True) from None
+    raise Problem(415, "Unsupported Media Type", f"Content-Type {media!r} is not a model: send JSON (a spec or "
+                  "the config model.to_json() writes), YAML (Content-Type: application/yaml) or a multipart "
+                  "upload of a .keras / .h5 file in the field 'file'.")
+
+
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """pydantic's schema with its $defs inlined, so it can sit inside the OpenAPI document."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _inline(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+        return {key: _inline(value, defs) for key, value in schema.items() if key != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(item, defs) for item in schema]
+    return schema
+
+
+def _request_body_doc() -> dict[str, Any]:
+    schema = MODEL_SPEC_ADAPTER.json_schema()
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": _inline(schema, schema.get("$defs", {}))},
+        "application/yaml": {"schema": {"type": "string", "description": "the config model.to_json() writes, "
+                                                                          "as YAML (name it with ?name=)"}},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary", "description": "a .keras or .h5 whole model"},
+            "name": {"type": "string"}}}},
+    }}}
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ModelOut,
-             summary="Create a model from a Sequential spec (tutorial §2.1, §2.2)",
-             description="The spec is checked against the allowlist of Keras built-ins, then built in a "
-                         "sandbox; the answer is the model's summary, or a 422 saying what Keras refused.")
-def create_model(body: ModelCreate, session: Session = Depends(get_session),
+             summary="Create a model: Sequential or functional spec, plugin model, Keras JSON, YAML, or a "
+                     ".keras / .h5 file (tutorial §2, §4, §5)",
+             description="The spec becomes a Keras config, is walked against the allowlist of Keras built-ins "
+                         "and enabled plugins, its parameters are bounded, and only then is it built in a "
+                         "sandbox (an uploaded file is inspected there before Keras opens it). The answer is "
+                         "the model's summary, or a 422 that says what is wrong.",
+             openapi_extra=_request_body_doc())
+def create_model(body: ModelRequest = Depends(model_request), session: Session = Depends(get_session),
                  checker: SpecChecker = Depends(spec_checker), config: Settings = Depends(settings)) -> ModelOut:
-    row = service.create_model(session, spec=body, checker=checker, max_params=config.max_model_params)
+    if body.upload is not None:
+        try:
+            row = service.create_model_from_file(
+                session, fileobj=body.upload.file, filename=body.upload.filename or "", name=body.name,
+                checker=checker, max_params=config.max_model_params, chunk_bytes=config.chunk_bytes)
+        finally:
+            body.upload.file.close()
+    else:
+        row = service.create_model(session, spec=body.spec, checker=checker, max_params=config.max_model_params)
     session.commit()
     return model_out(row)
 
@@ -48,7 +170,7 @@ def get_model(model_id: str, session: Session = Depends(get_session)) -> ModelOu
 @router.get("/{model_id}/architecture", summary="The canonical Keras architecture (tutorial §5.2)",
             description="`format=json` is exactly what `model.to_json()` writes and "
                         "`keras.models.model_from_json` reads; `format=yaml` is the same config as YAML "
-                        "(Keras removed `to_yaml`, so kerasd converts).")
+                        "(Keras removed `to_yaml`, so kerasd converts); POST either back to /v1/models.")
 def get_architecture(model_id: str, format: str = Query("json", pattern="^(json|yaml)$"),
                      session: Session = Depends(get_session)) -> Response:
     row = service.get_model(session, model_id=model_id)
