@@ -11,6 +11,7 @@ from app.job_specs import DEFAULT_ARTIFACTS, CompileSpec, JobCreate
 from app.problems import Problem, not_found
 from app.services.job_inputs import check_same_rows, resolve_input
 from app.services.models import checked, get_model
+from app.services.shapes import check_data_shapes
 from app.spec_checker import SpecChecker
 from app.specs import keras_object
 from app.tables import TERMINAL_STATUSES, Artifact, EpochLog, Job, WeightsFile, utcnow
@@ -137,6 +138,7 @@ def create_job(session: Session, *, request: JobCreate, checker: SpecChecker, ma
         if compile_args is None:
             raise Problem(422, "Missing Compile", "evaluate needs a loss: give 'compile', or a source_job_id of "
                           "a fit job whose compile arguments it reuses.", field="compile")
+    check_data_shapes(get_model(session, model_id=model_id).summary, data, compile_args, field=request.kind)
     artifacts = list(request.artifacts or DEFAULT_ARTIFACTS) if request.kind == "fit" else []
     job = Job(kind=request.kind, status="queued", model_id=model_id, max_attempts=max_attempts,
               request={"kind": request.kind, "weights": weights, "compile": compile_args, "data": data,
