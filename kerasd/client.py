@@ -165,7 +165,8 @@ class Client(BaseClient, _Resources):
                         last = event.id or last
                         failures = 0
                         yield event
-                        if event.terminal:
+                        # A retried job's stream goes on past its earlier end.
+                        if event.terminal and self.jobs.get(job_id).get("status") in TERMINAL_STATUSES:
                             return
             except httpx.TransportError as exc:
                 if not reconnect or failures >= max_reconnects:
@@ -284,7 +285,7 @@ class AsyncClient(BaseClient, _Resources):
                         last = event.id or last
                         failures = 0
                         yield event
-                        if event.terminal:
+                        if event.terminal and (await self.jobs.get(job_id)).get("status") in TERMINAL_STATUSES:
                             return
             except httpx.TransportError as exc:
                 if not reconnect or failures >= max_reconnects:

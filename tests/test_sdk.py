@@ -282,3 +282,13 @@ def test_cli_client_commands(api_url: str, tmp_path) -> None:
     assert fetched.returncode == 0 and (tmp_path / "w.weights.h5").stat().st_size > 0
     missing = kerasd_cli("jobs", "cancel", "0" * 32)
     assert missing.returncode == 1 and "404 Not Found: No job with id" in missing.stderr
+
+
+def test_datasets_filter_by_sha256(api_url: str, sdk: kerasd.Client, seed_data: dict) -> None:
+    import httpx
+
+    sha256 = seed_data["dataset"]["sha256"]
+    page = httpx.get(f"{api_url}/v1/datasets", params={"sha256": sha256}).json()
+    assert page["total"] >= 1 and {item["sha256"] for item in page["items"]} == {sha256}
+    assert sdk.datasets.find(sha256)["sha256"] == sha256
+    assert sdk.datasets.find("0" * 64) is None

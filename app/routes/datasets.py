@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -57,8 +57,11 @@ def upload_dataset(request: Request, file: UploadFile = File(...), name: str | N
 
 
 @router.get("", response_model=Page, summary="List datasets, newest first")
-def list_datasets(paging: Paging = Depends(), session: Session = Depends(get_session)) -> Page:
-    rows, total = service.list_datasets(session, limit=paging.limit, offset=paging.offset)
+def list_datasets(paging: Paging = Depends(),
+                  sha256: str | None = Query(None, pattern=r"^[0-9a-f]{64}$",
+                                             description="Only datasets whose file has this sha256"),
+                  session: Session = Depends(get_session)) -> Page:
+    rows, total = service.list_datasets(session, limit=paging.limit, offset=paging.offset, sha256=sha256)
     return Page(items=[dataset_out(r) for r in rows], total=total, limit=paging.limit, offset=paging.offset)
 
 

@@ -73,9 +73,13 @@ def get_dataset(session: Session, *, dataset_id: str) -> Dataset:
     return row
 
 
-def list_datasets(session: Session, *, limit: int, offset: int) -> tuple[list[Dataset], int]:
-    rows = session.scalars(select(Dataset).order_by(Dataset.created_at.desc()).limit(limit).offset(offset))
-    return list(rows), session.scalar(select(func.count()).select_from(Dataset))
+def list_datasets(session: Session, *, limit: int, offset: int, sha256: str | None = None) -> tuple[list[Dataset], int]:
+    query, count = select(Dataset), select(func.count()).select_from(Dataset)
+    if sha256 is not None:
+        # The SDK asks whether the server already holds a file before it uploads it.
+        query, count = query.where(Dataset.blob_sha256 == sha256), count.where(Dataset.blob_sha256 == sha256)
+    rows = session.scalars(query.order_by(Dataset.created_at.desc()).limit(limit).offset(offset))
+    return list(rows), session.scalar(count)
 
 
 def delete_dataset(session: Session, *, dataset_id: str) -> None:
