@@ -45,8 +45,9 @@ def _keras() -> Any:
     try:
         import keras
     except ImportError as exc:  # pragma: no cover - the message is the point
-        raise ImportError("client.remote(...) needs Keras installed locally: pip install 'kerasd[keras]'. The "
-                          "plain resources (client.models, .datasets, .jobs) work without it.") from exc
+        raise ImportError("client.remote(...) needs Keras installed locally: pip install 'kerasd[keras]' "
+                          "tensorflow (or another Keras backend). The plain resources (client.models, .datasets, "
+                          ".jobs) work without it.") from exc
     return keras
 
 
