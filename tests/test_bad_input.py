@@ -115,18 +115,21 @@ def test_unknown_compile_names_are_422(client, seed_ids):
 
 
 def test_failure_inside_keras_is_reported_and_the_worker_goes_on(client, seed_ids, worker):
-    wrong_width = upload(client, "wrong.npz", npz_bytes(x=np.zeros((50, 5), dtype="float32"),
-                                                      y=np.zeros((50, 10), dtype="float32"))).json()
-    request = fit_request(seed_ids["model"], seed_ids["dataset"], epochs=1)
+    # A built model's shapes are checked at submit (tests/test_model_specs_shapes.py); a model without an
+    # input shape is built from the data on the worker, so only Keras sees these 3-wide targets.
+    unbuilt = client.post("/v1/models", json={k: v for k, v in SEED_MODEL.items() if k != "input_shape"}).json()
+    wrong_width = upload(client, "wrong.npz", npz_bytes(x=np.zeros((50, 72), dtype="float32"),
+                                                      y=np.zeros((50, 3), dtype="float32"))).json()
+    request = fit_request(unbuilt["id"], seed_ids["dataset"], epochs=1)
     request["fit"].update(x={"dataset_id": wrong_width["id"], "array": "x"},
-                          y={"dataset_id": wrong_width["id"], "array": "y"})
+                          y={"dataset_id": wrong_width["id"], "array": "y"}, validation_data=None)
     failed = client.post("/v1/jobs", json=request).json()
     events = read_events(client, failed["id"])
     job = wait_for_job(client, failed["id"])
     assert job["status"] == "failed"
     assert job["error"]["type"] == "ValueError"
     # Keras's own words about the shape mismatch reach the user.
-    assert "72" in job["error"]["message"] and "5" in job["error"]["message"]
+    assert "(None, 3)" in job["error"]["message"] and "(None, 10)" in job["error"]["message"]
     assert events[-1]["type"] == "failed" and events[-1]["data"]["error"] == job["error"]
 
     assert worker.alive()
