@@ -17,9 +17,7 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # Sections whose examples need a server capability that has not landed yet: the reason names it.
-_SPECS = "functional models, Keras JSON specs and plugins (issue 3) have not landed on the server yet"
-WAITING_FOR: dict[str, str] = {"s4_1_functional.py": _SPECS, "s4_2_subclassed_model.py": _SPECS,
-                               "s4_3_custom_layer.py": _SPECS}
+WAITING_FOR: dict[str, str] = {}
 
 EXPECTED = {
     "s1_versions.py": [r"^keras 3\.", r"^backend \w+", r"^worker "],
