@@ -58,8 +58,10 @@ Python warnings Keras raised while building or training) |
 `finished`, `failed` and `cancelled` are terminal: the server ends the stream after one (unless the job
 was retried since: then the new attempt's events follow, from its `queued` on). A client that
 already has the terminal event and reconnects gets `204 No Content`, which tells `EventSource` to stop.
-Events replay from the start for any subscriber, however late; if a finished job's Redis stream has
-expired, its epochs and end are replayed from SQL (those events carry `"id": null` and `"replayed": true`).
+Events replay from the start for any subscriber, however late: a stream keeps every event for
+`KERASD_EVENT_STREAM_TTL_S` after its last one, except batch events, of which each attempt keeps its newest
+`KERASD_EVENT_STREAM_MAXLEN`. If a finished job's stream has expired, its epochs and end are replayed from
+SQL (those events carry `"id": null` and `"replayed": true`).
 While nothing happens the server sends a `: heartbeat` comment every `KERASD_SSE_HEARTBEAT_S`; after
 `KERASD_SSE_MAX_CONNECTION_S` it closes the connection after a `retry:` hint, and the client reconnects
 with `Last-Event-ID` and misses nothing.
@@ -118,11 +120,15 @@ def decode(stream_id: bytes | str, fields: dict[Any, Any]) -> dict[str, Any]:
 
 
 def publish(client: redis.Redis, job_id: str, event_type: str, data: dict[str, Any], *, attempt: int = 0,
-            maxlen: int = 10_000, ttl_s: int | None = None) -> None:
-    """One synchronous XADD; for the worker's hot path use workers.progress, which batches off-thread."""
+            maxlen: int | None = None, ttl_s: int | None = None) -> None:
+    """One synchronous XADD; for the worker's hot path use workers.progress, which batches off-thread.
+
+    Streams are never trimmed by length (that would drop `queued` and the first epochs for a late
+    subscriber): only old batch events are deleted, by the worker's publisher. `maxlen` is accepted for
+    callers that pass the setting and means that cap on batch events.
+    """
     pipe = client.pipeline(transaction=False)
-    pipe.xadd(stream_key(job_id), encode(job_id, event_type, data, attempt=attempt), maxlen=maxlen,
-              approximate=True)
+    pipe.xadd(stream_key(job_id), encode(job_id, event_type, data, attempt=attempt))
     if ttl_s is not None:
         pipe.expire(stream_key(job_id), ttl_s)
     pipe.execute()

@@ -241,6 +241,28 @@ def test_a_retried_job_streams_both_attempts_to_a_late_subscriber(
     assert read_events(client_module, job_id) == first_run + second_run
 
 
+def test_the_stream_keeps_every_event_but_old_batch_events() -> None:
+    from app import events
+    from workers.progress import EventPublisher
+
+    client = redis.Redis.from_url(REDIS_URL)
+    job_id = f"publisher-test-{time.monotonic_ns()}"
+    publisher = EventPublisher(client, job_id=job_id, attempt=1, maxlen=5, ttl_s=60)
+    publisher.publish("started", {"attempt": 1, "worker": "test"})
+    for epoch in range(4):
+        for step in range(6):
+            publisher.publish("batch", {"epoch": epoch, "step": step + 1})
+            time.sleep(0.002)  # several publisher round trips, as in training
+        publisher.publish("epoch", {"epoch": epoch})
+    publisher.publish("finished", {"status": "succeeded"})
+    publisher.close()
+    kept = [events.decode(i, f) for i, f in client.xrange(events.stream_key(job_id))]
+    client.delete(events.stream_key(job_id))
+    assert [e["type"] for e in kept if e["type"] != "batch"] == ["started"] + ["epoch"] * 4 + ["finished"]
+    assert [(e["data"]["epoch"], e["data"]["step"]) for e in kept if e["type"] == "batch"] == [
+        (3, 2), (3, 3), (3, 4), (3, 5), (3, 6)]
+
+
 def test_event_stream_errors(client_module: httpx.Client, model_id: str, small_dataset: str) -> None:
     missing = client_module.get("/v1/jobs/0123456789abcdef0123456789abcdef/events")
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"

@@ -13,6 +13,7 @@ training thread altogether.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import queue
@@ -36,7 +37,12 @@ MAX_QUEUED_BATCH_EVENTS = 1000
 
 
 class EventPublisher:
-    """Publishes a job's events from a background thread; `publish` never touches the network."""
+    """Publishes a job's events from a background thread; `publish` never touches the network.
+
+    The stream keeps every event but batch events, of which it keeps the newest `maxlen`: older ones are
+    deleted by id (XDEL), so `queued`, `started`, every epoch and the end stay for late subscribers and
+    the ids of what remains never change (a trim by length would drop the oldest events of any type).
+    """
 
     def __init__(self, client: redis.Redis, *, job_id: str, attempt: int, maxlen: int, ttl_s: int) -> None:
         self._client = client
@@ -46,6 +52,7 @@ class EventPublisher:
         self._ttl_s = ttl_s
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._failing = False
+        self._batch_ids: collections.deque[bytes] = collections.deque()
         self._thread = threading.Thread(target=self._run, name=f"events-{job_id}", daemon=True)
         self._thread.start()
 
@@ -75,10 +82,14 @@ class EventPublisher:
             try:
                 pipe = self._client.pipeline(transaction=False)
                 for event_type, data, ts in batch:
-                    pipe.xadd(key, events.encode(self._job_id, event_type, data, attempt=self._attempt, ts=ts),
-                              maxlen=self._maxlen, approximate=True)
+                    pipe.xadd(key, events.encode(self._job_id, event_type, data, attempt=self._attempt, ts=ts))
                 pipe.expire(key, self._ttl_s)
-                pipe.execute()
+                ids = pipe.execute()[:-1]
+                self._batch_ids.extend(i for (event_type, _, _), i in zip(batch, ids, strict=True)
+                                       if event_type == "batch")
+                if len(self._batch_ids) > self._maxlen:
+                    old = [self._batch_ids.popleft() for _ in range(len(self._batch_ids) - self._maxlen)]
+                    self._client.xdel(key, *old)
                 if self._failing:
                     log.info("publishing events of job %s again", self._job_id)
                 self._failing = False

@@ -219,14 +219,19 @@ function chartSvg(metric, series) {
   if (!count) {
     return `<svg class="chart" data-metric="${esc(metric)}" data-points="0" viewBox="0 0 ${width} ${height}"></svg>`;
   }
-  let [xMin, xMax] = [Math.min(...points.map((p) => p[0])), Math.max(...points.map((p) => p[0]))];
-  let [yMin, yMax] = [Math.min(...points.map((p) => p[1])), Math.max(...points.map((p) => p[1]))];
+  let [xMin, xMax, yMin, yMax] = [Infinity, -Infinity, Infinity, -Infinity];
+  for (const [x, y] of points) {
+    [xMin, xMax, yMin, yMax] = [Math.min(xMin, x), Math.max(xMax, x), Math.min(yMin, y), Math.max(yMax, y)];
+  }
   if (xMin === xMax) [xMin, xMax] = [xMin - 0.5, xMax + 0.5];
   if (yMin === yMax) [yMin, yMax] = [yMin - 0.5, yMax + 0.5];
   const sx = (x) => left + ((x - xMin) / (xMax - xMin)) * (width - left - right);
   const sy = (y) => top + (1 - (y - yMin) / (yMax - yMin)) * (height - top - bottom);
   const lines = series.filter((s) => s.points.length).map((s) => {
-    const path = s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+    // A long job has many batch points: draw at most about 1500 of them, evenly spaced, and the last.
+    const step = Math.ceil(s.points.length / 1500);
+    const drawn = step === 1 ? s.points : s.points.filter((_, i) => i % step === 0 || i === s.points.length - 1);
+    const path = drawn.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
     const dots = s.dots
       ? s.points.map(([x, y]) => `<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${s.color}"/>`).join("")
       : "";
