@@ -292,3 +292,18 @@ def test_datasets_filter_by_sha256(api_url: str, sdk: kerasd.Client, seed_data: 
     assert page["total"] >= 1 and {item["sha256"] for item in page["items"]} == {sha256}
     assert sdk.datasets.find(sha256)["sha256"] == sha256
     assert sdk.datasets.find("0" * 64) is None
+
+
+def test_large_transfers_show_a_progress_bar_unless_quiet(api_url: str, tmp_path, capsys) -> None:
+    big = np.random.default_rng(9).random((100_000, 4))  # 3.2 MB
+    with kerasd.Client(api_url) as client:
+        dataset = client.datasets.upload(big, filename="big.npy")
+        client.datasets.download(dataset["id"], tmp_path / "big.npy")
+    err = capsys.readouterr().err
+    assert re.search(r"^uploading big\.npy: 3\.2/3\.2 MB \[=+\] 100%", err, re.M), err
+    assert re.search(r"^downloading big\.npy: 3\.2/3\.2 MB \[=+\] 100%", err, re.M), err
+    assert np.array_equal(np.load(tmp_path / "big.npy"), big)
+    with kerasd.Client(api_url, verbose=0) as quiet:
+        quiet.datasets.upload(big * 2, filename="big2.npy")
+        quiet.datasets.download(dataset["id"], tmp_path / "again.npy")
+    assert capsys.readouterr().err == ""
