@@ -38,18 +38,24 @@ from workers.progress import EventPublisher, ProgressCallback
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Wall time of each epoch; only epoch hooks, so it adds nothing per batch. Both arms carry it."""
+    """Wall and CPU time of each epoch; only epoch hooks, so it adds nothing per batch. Both arms carry it.
+
+    CPU time is the whole process's (every thread: TensorFlow's and the publisher's), so it counts what
+    progress costs even when other work on the machine makes wall time noisy.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.seconds: list[float] = []
-        self._started = 0.0
+        self.cpu_seconds: list[float] = []
+        self._started = self._cpu_started = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._started = time.perf_counter()
+        self._started, self._cpu_started = time.perf_counter(), time.process_time()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.seconds.append(time.perf_counter() - self._started)
+        self.cpu_seconds.append(time.process_time() - self._cpu_started)
 
 
 class NaiveProgress(keras.callbacks.Callback):
@@ -78,11 +84,11 @@ def make_model(seed: int) -> keras.Model:
 
 
 def timed_fit(model: keras.Model, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
-              extra: list[keras.callbacks.Callback]) -> float:
-    """Rows per second of one `model.fit` (the worker passes verbose=0 too)."""
+              extra: list[keras.callbacks.Callback]) -> tuple[float, float]:
+    """Rows per second and rows per CPU-second of one `model.fit` (the worker passes verbose=0 too)."""
     timer = EpochTimer()
     model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=[timer, *extra])
-    return len(x) * epochs / sum(timer.seconds)
+    return len(x) * epochs / sum(timer.seconds), len(x) * epochs / sum(timer.cpu_seconds)
 
 
 def batch_event_stats(client: redis.Redis, job_id: str) -> dict[str, float]:
@@ -114,7 +120,7 @@ def main() -> int:
     x = rng.random((args.rows, 72), dtype="float32")
     y = np.eye(10, dtype="float32")[rng.integers(0, 10, args.rows)]
 
-    def progress_arm(model: keras.Model) -> tuple[float, dict[str, float]]:
+    def progress_arm(model: keras.Model) -> tuple[tuple[float, float], dict[str, float]]:
         job_id = f"bench-{uuid.uuid4().hex}"
         publisher = EventPublisher(client, job_id=job_id, attempt=1, maxlen=10_000, ttl_s=600)
         callback = ProgressCallback(publisher, on_epoch=lambda epoch, logs: None,
@@ -125,14 +131,14 @@ def main() -> int:
             publisher.close()
         return speed, batch_event_stats(client, job_id)
 
-    def naive_arm(model: keras.Model) -> tuple[float, None]:
+    def naive_arm(model: keras.Model) -> tuple[tuple[float, float], None]:
         job_id = f"bench-{uuid.uuid4().hex}"
         speed = timed_fit(model, x, y, epochs=args.epochs, batch_size=args.batch_size,
                           extra=[NaiveProgress(client, job_id)])
         client.delete(events.stream_key(job_id))
         return speed, None
 
-    def plain_arm(model: keras.Model) -> tuple[float, None]:
+    def plain_arm(model: keras.Model) -> tuple[tuple[float, float], None]:
         return timed_fit(model, x, y, epochs=args.epochs, batch_size=args.batch_size, extra=[]), None
 
     arms = {"plain Keras": plain_arm, "worker with live progress": progress_arm}
@@ -144,15 +150,18 @@ def main() -> int:
                   verbose=0)
 
     speeds: dict[str, list[float]] = {name: [] for name in arms}
+    cpu_speeds: dict[str, list[float]] = {name: [] for name in arms}
     streams: list[dict[str, float]] = []
     names = list(arms)
     for run in range(args.runs):
         for name in names if run % 2 == 0 else reversed(names):
-            speed, stats = arms[name](models[name])
+            (speed, cpu_speed), stats = arms[name](models[name])
             speeds[name].append(speed)
+            cpu_speeds[name].append(cpu_speed)
             if stats:
                 streams.append(stats)
-            print(f"run {run + 1}/{args.runs}  {name:<26} {speed:>9,.0f} rows/s", flush=True)
+            print(f"run {run + 1}/{args.runs}  {name:<26} {speed:>9,.0f} rows/s  {cpu_speed:>9,.0f} rows/CPU-s",
+                  flush=True)
 
     base = statistics.median(speeds["plain Keras"])
     print(f"\nMLP 72-256-256-10, {args.rows:,} rows, batch {args.batch_size}, {args.epochs} timed epochs per fit, "
@@ -168,6 +177,13 @@ def main() -> int:
         result["arms"][name] = {"median": median, "min": min(values), "max": max(values), "ratio": median / base,
                                 "paired_ratio_median": statistics.median(paired),
                                 "paired_ratio_min": paired[0], "paired_ratio_max": paired[-1]}
+    cpu_base = statistics.median(cpu_speeds["plain Keras"])
+    print(f"\n{'arm':<26} {'rows/CPU-second':>16} {'range':>22} {'vs plain':>9}")
+    for name, values in cpu_speeds.items():
+        median = statistics.median(values)
+        print(f"{name:<26} {median:>16,.0f} {min(values):>10,.0f} - {max(values):>9,.0f} {median / cpu_base:>8.3f}x")
+        result["arms"][name].update(cpu_median=median, cpu_min=min(values), cpu_max=max(values),
+                                    cpu_ratio=median / cpu_base)
     rates = [s["per_s"] for s in streams]
     print(f"batch events in Redis during training: {statistics.median(rates):.2f}/s median "
           f"({min(rates):.2f}-{max(rates):.2f}), longest gap {max(s['max_gap_s'] for s in streams):.2f} s, "
