@@ -211,3 +211,10 @@ def test_the_tutorial_examples_in_the_docs_run(client: httpx.Client) -> None:
         assert job["status"] == "succeeded", (name, job["error"])
         if name == "tutorial_3_2":
             trained = job["id"]
+
+
+def test_the_readme_states_the_event_contract_the_api_documents() -> None:
+    from app.events import CONTRACT_MARKDOWN
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert CONTRACT_MARKDOWN.strip() in readme
