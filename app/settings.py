@@ -24,7 +24,7 @@ class Settings(BaseSettings):
 
     # Blobs (datasets, artifacts) are stored in SQL as rows of this many bytes.
     chunk_bytes: int = 1024 * 1024
-    max_upload_bytes: int = 1024 * 1024 * 1024
+    max_upload_bytes: int = 2 * 1024**3
     max_arrays_per_file: int = 256
     max_array_rank: int = 8
     max_csv_columns: int = 10_000

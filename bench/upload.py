@@ -117,7 +117,7 @@ def main() -> None:
         path = workdir / "big.npy"
         make_npy(path, int(args.gib * 1024 * mib))
         size = path.stat().st_size
-        env = server_env(database_url, workdir / "data")
+        env = server_env(database_url, workdir / "data", KERASD_MAX_UPLOAD_BYTES=str(8 * 1024**3))
         ratios, upload_rates, direct_rates, growths, read_rates = [], [], [], [], []
         with api_process(env, workdir) as (api, base_url):
             for run in range(args.runs):

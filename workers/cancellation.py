@@ -55,9 +55,16 @@ class CancelCallback(keras.callbacks.Callback):
     def __init__(self, flag: threading.Event) -> None:
         super().__init__()
         self._flag = flag
+        self._epoch = 0
+        self.stopped_at: dict[str, int] | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self._flag.is_set():
+            if self.stopped_at is None:
+                self.stopped_at = {"epoch": self._epoch + 1, "batch": batch + 1}
             self.model.stop_training = True
 
     def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:

@@ -108,6 +108,7 @@ class JobRun:
                 outcome = Outcome("succeeded", {"predictions": inline}, artifacts=files)
         if self.cancel.requested.is_set():
             outcome.status, outcome.error = "cancelled", None
+            outcome.result["cancelled"] = stop.stopped_at or {"note": "the job had finished its work"}
         return outcome
 
     def _fit(self, model: Any, request: dict[str, Any], data: dict[str, Any], stop: CancelCallback,
@@ -123,7 +124,9 @@ class JobRun:
         progress = ProgressCallback(self.publisher, batch_interval_s=self.settings.batch_event_interval_s,
                                     on_epoch=on_epoch, batch_size=arguments.get("batch_size"))
         history = training.fit(model, compile_document=request["compile"], data=data, arguments=arguments,
-                               callbacks=[progress, stop, *declared.callbacks,
+                               # Progress goes after the declared callbacks, so the epoch logs it records
+                               # carry what they add (learning_rate from ReduceLROnPlateau, ...).
+                               callbacks=[stop, *declared.callbacks, progress,
                                           CheckpointEvents(self.publisher, workdir)])
         result = {"history": history, "epochs_run": len(next(iter(history.values()), [])), **declared.outcome()}
         files = exports.export_model(model, request["artifacts"], workdir, epochs)
@@ -154,8 +157,18 @@ def run_job(job_id: str, *, settings: Settings, redis_client: redis.Redis, cache
             except Exception as exc:
                 log.exception("job %s failed", job_id)
                 outcome = Outcome("failed", {}, error_of(exc))
-            jobstate.end(status=outcome.status, result=outcome.result or None, error=outcome.error,
-                         artifacts=outcome.artifacts, **end)
+            try:
+                jobstate.end(status=outcome.status, result=outcome.result or None, error=outcome.error,
+                             artifacts=outcome.artifacts, **end)
+            except jobstate.StaleAttempt:
+                raise
+            except Exception as exc:
+                # The outcome could not be stored (a value SQL refuses, a lost connection): end the job
+                # failed, with what happened, rather than leave it running forever.
+                log.exception("job %s: storing its outcome failed", job_id)
+                outcome = Outcome("failed", {}, {"type": "OutcomeNotStored", "message": f"the job ran, but its "
+                                                 f"outcome could not be stored: {error_of(exc)['message']}"})
+                jobstate.end(status="failed", error=outcome.error, **end)
         run.publisher.publish(TERMINAL_EVENT[outcome.status], {
             "status": outcome.status, "result": outcome.result, "error": outcome.error,
             "artifacts": [name for name, _, _ in outcome.artifacts]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,7 +63,13 @@ def fit(model: keras.Model, *, compile_document: dict[str, Any], data: dict[str,
         data["x"], data.get("y"), sample_weight=data.get("sample_weight"),
         validation_data=_validation(data.get("validation_data")), callbacks=callbacks, verbose=0, **arguments,
     )
-    return {key: [float(v) for v in values] for key, values in history.history.items()}
+    return {key: [json_number(v) for v in values] for key, values in history.history.items()}
+
+
+def json_number(value: Any) -> float | None:
+    """A metric as JSON can hold it: NaN and infinities (a diverged loss) become null."""
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def evaluate(model: keras.Model, *, compile_document: dict[str, Any], data: dict[str, Any],
@@ -71,13 +78,13 @@ def evaluate(model: keras.Model, *, compile_document: dict[str, Any], data: dict
     model.compile(**compile_kwargs(compile_document))
     logs = model.evaluate(data["x"], data.get("y"), sample_weight=data.get("sample_weight"),
                           callbacks=callbacks, verbose=0, return_dict=True, **arguments)
-    values = {name: float(value) for name, value in logs.items()}
+    values = {name: json_number(value) for name, value in logs.items()}
     # evaluate() without return_dict orders its list this way (loss first, then compiled metrics); the
     # method is private, so fall back to the dict's order should a Keras release drop it.
     ordered = getattr(model, "_flatten_metrics_in_order", None)
     as_list = ordered(values) if ordered is not None else list(values.values())
     as_list = as_list if isinstance(as_list, list) else [as_list]
-    return {"metrics": values, "list": [float(v) for v in as_list]}
+    return {"metrics": values, "list": as_list}
 
 
 def output_names(model: keras.Model) -> list[str]:
