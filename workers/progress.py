@@ -8,7 +8,7 @@ Why the callback costs next to nothing: with the TensorFlow backend Keras runs b
 (`backend.IS_THREAD_SAFE` is False) and `CallbackList` already turns every batch's logs into Python floats
 for its built-in History, with or without us, so the only added work per batch is one method call, one
 clock read and one comparison. With a thread-safe backend (JAX) `async_safe` lets Keras call it off the
-training thread altogether.
+training thread altogether, when the job's other callbacks allow that too.
 """
 
 from __future__ import annotations
