@@ -118,6 +118,21 @@ class EpochLog(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class JobCheckpoint(Base):
+    """The latest whole training state of a job (a `.keras` file: weights, optimizer, compile) and the
+    epoch it follows, from which a later attempt resumes; one row per job, replaced every epoch."""
+
+    __tablename__ = "job_checkpoints"
+
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer)  # the last finished epoch, 0-based as Keras counts
+    attempt: Mapped[int] = mapped_column(Integer)
+    blob_sha256: Mapped[str] = mapped_column(String(64), ForeignKey("blobs.sha256"), index=True)
+    # Python's and NumPy's random states at the end of that epoch.
+    rng_state: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Artifact(Base):
     __tablename__ = "artifacts"
 
