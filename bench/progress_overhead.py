@@ -184,6 +184,25 @@ def main() -> int:
         print(f"{name:<26} {median:>16,.0f} {min(values):>10,.0f} - {max(values):>9,.0f} {median / cpu_base:>8.3f}x")
         result["arms"][name].update(cpu_median=median, cpu_min=min(values), cpu_max=max(values),
                                     cpu_ratio=median / cpu_base)
+    # What the hook costs in isolation: the same calls Keras makes, without training around them.
+    job_id = f"bench-{uuid.uuid4().hex}"
+    publisher = EventPublisher(client, job_id=job_id, attempt=1, maxlen=10_000, ttl_s=600)
+    hook = ProgressCallback(publisher, on_epoch=lambda epoch, logs: None, batch_interval_s=args.interval,
+                            batch_size=args.batch_size)
+    hook.set_params({"epochs": 1, "steps": 1563, "verbose": 0})
+    hook.on_epoch_begin(0)
+    logs = {"categorical_accuracy": 0.1, "loss": 2.3}
+    calls = 200_000
+    started = time.perf_counter()
+    for step in range(calls):
+        hook.on_train_batch_end(step, logs)
+    per_call = (time.perf_counter() - started) / calls
+    publisher.close()
+    client.delete(events.stream_key(job_id))
+    batch_seconds = args.batch_size / base
+    print(f"\nProgressCallback.on_train_batch_end: {per_call * 1e9:,.0f} ns a call, "
+          f"{per_call / batch_seconds:.4%} of a plain-Keras batch ({batch_seconds * 1e3:.2f} ms)")
+    result["hook_ns_per_call"] = per_call * 1e9
     rates = [s["per_s"] for s in streams]
     print(f"batch events in Redis during training: {statistics.median(rates):.2f}/s median "
           f"({min(rates):.2f}-{max(rates):.2f}), longest gap {max(s['max_gap_s'] for s in streams):.2f} s, "
