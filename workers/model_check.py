@@ -121,18 +121,29 @@ def fresh_session() -> None:
     keras.config.disable_traceback_filtering()
 
 
+def _call_tensors(local: dict[str, Any]) -> list[Any]:
+    # Layer.__call__ holds `args`/`kwargs`; preprocessing layers override it with `inputs`.
+    values = tree.flatten((local.get("args", ()), local.get("inputs"), local.get("kwargs", {})))
+    return [v for v in values if hasattr(v, "shape") and hasattr(v, "dtype")]
+
+
 def failed_layer(exc: BaseException) -> LayerFailed | None:
     """The outermost layer call in the traceback, with the shapes of the tensors it was given."""
+    layer, shapes = None, []
     frame_tb = exc.__traceback__
     while frame_tb is not None:
         frame = frame_tb.tb_frame
-        layer = frame.f_locals.get("self") if frame.f_code.co_name == "__call__" else None
-        if isinstance(layer, Layer) and not isinstance(layer, keras.Model):
-            tensors = tree.flatten((frame.f_locals.get("args", ()), frame.f_locals.get("kwargs", {})))
-            shapes = [tuple(t.shape) for t in tensors if hasattr(t, "shape") and hasattr(t, "dtype")]
-            return LayerFailed(layer, shapes, exc)
+        candidate = frame.f_locals.get("self") if frame.f_code.co_name == "__call__" else None
+        if isinstance(candidate, Layer) and not isinstance(candidate, keras.Model) and layer in (None, candidate):
+            layer = candidate
+            shapes = shapes or [tuple(t.shape) for t in _call_tensors(frame.f_locals)]
         frame_tb = frame_tb.tb_next
-    return None
+    return LayerFailed(layer, shapes, exc) if layer is not None else None
+
+
+def exhausted(exc: BaseException) -> bool:
+    """Out of memory, as Python or TensorFlow says it: the sandbox must retire, not explain a layer."""
+    return type(exc).__name__ in ("MemoryError", "ResourceExhaustedError")
 
 
 def deserialize(document: dict[str, Any]) -> Any:
@@ -142,7 +153,7 @@ def deserialize(document: dict[str, Any]) -> Any:
     except (MemoryError, RecursionError):
         raise
     except Exception as exc:
-        named = failed_layer(exc) or failed_object(exc)
+        named = None if exhausted(exc) else failed_layer(exc) or failed_object(exc)
         if named is not None:
             raise named from exc
         raise

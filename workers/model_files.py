@@ -23,7 +23,7 @@ from keras.src.saving import serialization_lib
 
 from app.spec_safety import check_config
 from workers.building import catalog
-from workers.model_check import check_budget, describe, failed_layer, failed_object
+from workers.model_check import check_budget, describe, exhausted, failed_layer, failed_object
 
 # The members `model.save("x.keras")` writes; assets/ holds files of lookup layers.
 ARCHIVE_FILES = frozenset({"config.json", "metadata.json", "model.weights.h5"})
@@ -182,7 +182,7 @@ def check_model_file(path: str, file_format: str, max_params: int) -> dict[str, 
     except (MemoryError, RecursionError):
         raise
     except Exception as exc:
-        named = failed_layer(exc) or failed_object(exc)
+        named = None if exhausted(exc) else failed_layer(exc) or failed_object(exc)
         if named is not None:
             raise named from exc
         raise
