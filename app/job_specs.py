@@ -335,6 +335,14 @@ EXAMPLE_PREDICT_JOB = {
 }
 
 
+class Resources(BaseModel):
+    """What the job needs from a worker: GPUs (0: any worker; n: a worker with n GPUs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpus: int = Field(default=0, ge=0, le=16)
+
+
 class JobCreate(BaseModel):
     """A fit, evaluate or predict job.
 
@@ -358,6 +366,18 @@ class JobCreate(BaseModel):
     # Seeds Python, NumPy and the backend and makes TF ops deterministic: the same job twice gives the
     # same weights on the same worker type.
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    resources: Resources = Field(default_factory=Resources)
+    # 0 (lowest) to 9 (highest): among queued jobs, workers take higher priorities first.
+    priority: int = Field(default=5, ge=0, le=9)
+    # Keras's mixed-precision policies: float16 (GPUs with tensor cores) or bfloat16 (TPUs, recent CPUs/GPUs).
+    mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = None
+    # Data-parallel training over the worker's GPUs (tf.distribute.MirroredStrategy); the default for a
+    # job that asks for more than one GPU.
+    distribution: Literal["mirrored"] | None = None
+    # A job past this many seconds stops at the next batch, keeps its checkpoint and ends failed (timeout).
+    time_limit_s: int | None = Field(default=None, ge=1, le=30 * 24 * 3600)
+    # How often a job may lose its worker before it ends failed (at most the server's KERASD_MAX_ATTEMPTS).
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
     artifacts: list[Literal[ARTIFACTS]] | None = Field(  # type: ignore[valid-type]
         default=None, description=f"Which artifacts to produce; default {list(DEFAULT_ARTIFACTS)}. "
                                   "savedmodel.zip (Keras export for TF Serving) only when asked for.")

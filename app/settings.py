@@ -51,6 +51,12 @@ class Settings(BaseSettings):
 
     # Jobs.
     lease_seconds: int = 120
+    # GPUs this worker process owns (set by `kerasd worker --gpus`); it serves the queues of jobs that fit.
+    worker_gpus: int = 0
+    # How often each worker looks for jobs whose lease expired (their worker was lost).
+    reaper_interval_s: float = 15.0
+    # A whole-training-state checkpoint every this many epochs (0: none); the latest is kept.
+    checkpoint_every_epochs: int = 1
     # Redis redelivers an unacknowledged job message after this long: longer than the longest job.
     broker_visibility_timeout_s: int = 24 * 3600
     max_attempts: int = 3

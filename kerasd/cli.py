@@ -28,14 +28,57 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from kerasd import gpus
+
     if args.queue:
         os.environ["KERASD_QUEUE"] = args.queue
+    chosen = gpus.choose(args.gpus)
+    worker_groups = gpus.groups(chosen, args.gpus_per_worker) if chosen else [[]]
+    if len(worker_groups) > 1:
+        return _supervise_workers(args, worker_groups)
+    return _run_worker(args, worker_groups[0])
+
+
+def _run_worker(args: argparse.Namespace, gpu_ids: list[str]) -> int:
+    """One Celery worker process owning `gpu_ids` (none: CPU only)."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids) if gpu_ids else "-1"
+    os.environ["KERASD_WORKER_GPUS"] = str(len(gpu_ids))
+    # Take GPU memory as the job needs it, so a second process or a small job does not find it all gone.
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    from app.queue import queues_served
+    from app.settings import get_settings
     from workers.celery_app import celery
 
+    queues = queues_served(get_settings().queue, len(gpu_ids))
+    name = args.name if not gpu_ids else args.name.replace("@", f"-gpu{'+'.join(gpu_ids)}@", 1)
     # solo pool: the worker process itself runs jobs, one at a time, with TensorFlow imported once.
     celery.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--loglevel={args.log_level}",
-                        "--without-gossip", "--without-mingle", f"--hostname={args.name}"])
+                        "--without-gossip", "--without-mingle", f"--hostname={name}", f"--queues={','.join(queues)}"])
     return 0
+
+
+def _supervise_workers(args: argparse.Namespace, worker_groups: list[list[str]]) -> int:
+    """One child worker per GPU group; stopping this process stops them all."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    children = [subprocess.Popen([sys.executable, "-m", "kerasd", "worker", "--gpus", ",".join(group),
+                                  "--gpus-per-worker", str(len(group)), "--name", args.name,
+                                  "--log-level", args.log_level]) for group in worker_groups]
+
+    def stop(*_args: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while any(child.poll() is None for child in children):
+        time.sleep(0.5)
+    return max(child.returncode or 0 for child in children)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -63,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     api.set_defaults(run=_api)
 
     worker = commands.add_parser("worker", help="run a Celery worker that trains jobs")
-    worker.add_argument("--queue", default=None, help="queue to consume (default KERASD_QUEUE)")
+    worker.add_argument("--queue", default=None, help="base queue name (default KERASD_QUEUE)")
+    worker.add_argument("--gpus", default="auto", help="'auto' (all visible GPUs, or none), 'all', 'none' or "
+                        "ids like 0,1: one worker process per GPU (see --gpus-per-worker)")
+    worker.add_argument("--gpus-per-worker", type=int, default=1, help="GPUs per worker process, for "
+                        "multi-GPU jobs (MirroredStrategy)")
     worker.add_argument("--name", default="kerasd@%h", help="Celery node name")
     worker.add_argument("--log-level", default="info")
     worker.set_defaults(run=_worker)

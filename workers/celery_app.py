@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from app.queue import broker_transport_options
 from app.settings import get_settings
 
 settings = get_settings()
@@ -18,7 +19,8 @@ celery.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
-    broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+    # Priorities (0-9, one Redis list each) and the visibility timeout, as the API's producer has them.
+    broker_transport_options=broker_transport_options(settings.broker_visibility_timeout_s),
     broker_connection_retry_on_startup=True,
     task_default_queue=settings.queue,
     task_ignore_result=True,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.blobs import store_file
 from app.db import session_scope
-from app.tables import Artifact, EpochLog, Job, ModelSpec, utcnow
+from app.tables import Artifact, EpochLog, Job, JobCheckpoint, ModelSpec, utcnow
 
 
 class StaleAttempt(RuntimeError):
@@ -64,6 +64,27 @@ def record_epoch(*, job_id: str, attempt: int, epoch: int, logs: dict[str, float
     with session_scope() as session:
         _fence(session, job_id, attempt, lease_s)
         session.merge(EpochLog(job_id=job_id, epoch=epoch, attempt=attempt, logs=logs))
+
+
+def save_checkpoint(*, job_id: str, attempt: int, epoch: int, path: Path, rng: dict[str, Any], lease_s: int,
+                    chunk_bytes: int) -> None:
+    with session_scope() as session:
+        _fence(session, job_id, attempt, lease_s)
+        with path.open("rb") as fileobj:
+            blob = store_file(session, fileobj=fileobj, chunk_bytes=chunk_bytes)
+        session.merge(JobCheckpoint(job_id=job_id, epoch=epoch, attempt=attempt, blob_sha256=blob.sha256,
+                                    rng_state=rng, created_at=utcnow()))
+
+
+def latest_checkpoint(*, job_id: str) -> JobCheckpoint | None:
+    with session_scope() as session:
+        return session.get(JobCheckpoint, job_id)
+
+
+def recorded_epochs(*, job_id: str) -> list[tuple[int, dict[str, Any]]]:
+    with session_scope() as session:
+        rows = session.scalars(select(EpochLog).where(EpochLog.job_id == job_id).order_by(EpochLog.epoch))
+        return [(row.epoch, row.logs) for row in rows]
 
 
 def load_job(*, job_id: str) -> tuple[Job, dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from workers import exports, jobstate, training
 from workers.array_cache import ArrayCache
 from workers.callbacks import DeclaredCallbacks
 from workers.cancellation import CancelCallback, CancelFlag
+from workers.checkpoints import EpochCheckpoint
 from workers.inputs import materialize
 from workers.progress import CheckpointEvents, EventPublisher, ProgressCallback, warnings_as_events
 
@@ -50,9 +52,18 @@ class LeaseKeeper:
         self._thread.join(timeout=5)
 
 
+RESOURCE_EXHAUSTED_MARKERS = ("ResourceExhaustedError", "RESOURCE_EXHAUSTED", "OOM when allocating", "out of memory")
+
+
 def error_of(exc: BaseException) -> dict[str, str]:
-    """What a user reads when the job fails: Keras's own exception type and message."""
+    """What a user reads when the job fails: Keras's own exception type and message; running out of GPU or
+    host memory is named as such, since the answer is a smaller batch or model, not a code fix."""
     message = str(exc).strip() or traceback.format_exception_only(type(exc), exc)[-1].strip()
+    if isinstance(exc, MemoryError) or any(m in type(exc).__name__ or m in message
+                                           for m in RESOURCE_EXHAUSTED_MARKERS):
+        return {"type": "resource_exhausted",
+                "message": f"the job ran out of memory ({type(exc).__name__}): {message[:3000]} -- use a smaller "
+                           "batch_size or model, or a worker with more memory"}
     return {"type": type(exc).__name__, "message": message[:4000]}
 
 
@@ -75,9 +86,24 @@ class JobRun:
                                         maxlen=settings.event_stream_maxlen, ttl_s=settings.event_stream_ttl_s)
         self.cancel = CancelFlag(redis_client, job_id)
         self.lease = LeaseKeeper(cancel=self.cancel.requested, **self.fenced)
+        # Set by a cancel or by the time limit: the training loop stops at the end of its batch.
+        self.stop_requested = threading.Event()
+        self.timed_out = threading.Event()
+        self._watch = threading.Thread(target=self._watch_stops, name=f"stops-{job_id}", daemon=True)
+        self._time_limit_s: float | None = None
         self.owner = owner
 
+    def _watch_stops(self) -> None:
+        deadline = None if self._time_limit_s is None else time.monotonic() + self._time_limit_s
+        while not self.stop_requested.is_set():
+            if self.cancel.requested.wait(0.05):
+                self.stop_requested.set()
+            elif deadline is not None and time.monotonic() >= deadline:
+                self.timed_out.set()
+                self.stop_requested.set()
+
     def close(self) -> None:
+        self.stop_requested.set()
         self.lease.stop()
         self.cancel.close()
         self.publisher.close()
@@ -92,43 +118,83 @@ class JobRun:
     def execute(self, workdir: Path) -> Outcome:
         job, keras_config = jobstate.load_job(job_id=self.job_id)
         request = job.request
-        with training.seeded(request.get("seed")), warnings_as_events(self.publisher):
-            model = training.load_model(keras_config, self._weights_file(request, workdir))
+        self._time_limit_s = request.get("time_limit_s")
+        self._watch.start()
+        stop = CancelCallback(self.stop_requested)
+        with (training.seeded(request.get("seed")), warnings_as_events(self.publisher),
+              training.precision(request.get("mixed_precision")),
+              training.distribution(request.get("distribution")) as strategy):
+            if strategy is not None:
+                self.publisher.publish("log", {"message": f"training with {type(strategy).__name__} over "
+                                                          f"{strategy.num_replicas_in_sync} replica(s)"})
+            config = training.with_dtype_policy(keras_config, request.get("mixed_precision"))
             data = {name: materialize(value, self.cache) for name, value in request["data"].items()}
-            stop = CancelCallback(self.cancel.requested)
             if request["kind"] == "fit":
-                outcome = self._fit(model, request, data, stop, workdir)
-            elif request["kind"] == "evaluate":
-                metrics = training.evaluate(model, compile_document=request["compile"], data=data,
-                                            arguments=request["arguments"], callbacks=[stop])
-                outcome = Outcome("succeeded", {"evaluation": metrics})
+                outcome = self._fit(config, request, data, stop, workdir)
             else:
-                predictions = training.predict(model, data=data, arguments=request["arguments"], callbacks=[stop])
-                files, inline = exports.export_predictions(predictions, training.output_names(model), workdir)
-                outcome = Outcome("succeeded", {"predictions": inline}, artifacts=files)
-        if self.cancel.requested.is_set():
+                model = training.load_model(config, self._weights_file(request, workdir))
+                if request["kind"] == "evaluate":
+                    metrics = training.evaluate(model, compile_document=request["compile"], data=data,
+                                                arguments=request["arguments"], callbacks=[stop])
+                    outcome = Outcome("succeeded", {"evaluation": metrics})
+                else:
+                    predictions = training.predict(model, data=data, arguments=request["arguments"],
+                                                   callbacks=[stop])
+                    files, inline = exports.export_predictions(predictions, training.output_names(model), workdir)
+                    outcome = Outcome("succeeded", {"predictions": inline}, artifacts=files)
+        if self.timed_out.is_set():
+            outcome.status = "failed"
+            outcome.error = {"type": "timeout", "message": f"the job ran past its time limit of "
+                             f"{self._time_limit_s} s and was stopped at {stop.stopped_at or 'the end'}; its "
+                             "last checkpoint and weights are kept"}
+        elif self.cancel.requested.is_set():
             outcome.status, outcome.error = "cancelled", None
             outcome.result["cancelled"] = stop.stopped_at or {"note": "the job had finished its work"}
         return outcome
 
-    def _fit(self, model: Any, request: dict[str, Any], data: dict[str, Any], stop: CancelCallback,
-             workdir: Path) -> Outcome:
+    def _resume_point(self, request: dict[str, Any]) -> tuple[Any, int, list[tuple[int, dict[str, Any]]]]:
+        """(checkpointed model or None, the epoch to start at, epochs already recorded) for this attempt."""
+        first = request["arguments"].get("initial_epoch", 0)
+        checkpoint = jobstate.latest_checkpoint(job_id=self.job_id) if self.attempt > 1 else None
+        if checkpoint is None:
+            return None, first, []
+        path = self.cache.blob_path(checkpoint.blob_sha256, "keras")
+        model = training.load_checkpoint(path, checkpoint.rng_state)
+        self.publisher.publish("log", {"message": f"attempt {self.attempt} resumes after epoch "
+                                                  f"{checkpoint.epoch + 1} from the checkpoint of attempt "
+                                                  f"{checkpoint.attempt}"})
+        done = [(epoch, logs) for epoch, logs in jobstate.recorded_epochs(job_id=self.job_id)
+                if epoch <= checkpoint.epoch]
+        return model, checkpoint.epoch + 1, done
+
+    def _fit(self, keras_config: dict[str, Any], request: dict[str, Any], data: dict[str, Any],
+             stop: CancelCallback, workdir: Path) -> Outcome:
+        resumed, initial_epoch, epochs = self._resume_point(request)
+        model = resumed or training.load_model(keras_config, self._weights_file(request, workdir))
         declared = DeclaredCallbacks(request["callbacks"], workdir)
-        epochs: list[tuple[int, dict[str, float]]] = []
 
         def on_epoch(epoch: int, logs: dict[str, float]) -> None:
             jobstate.record_epoch(epoch=epoch, logs=logs, **self.fenced)
             epochs.append((epoch, logs))
 
-        arguments = request["arguments"]
+        arguments = {**request["arguments"], "initial_epoch": initial_epoch}
         progress = ProgressCallback(self.publisher, batch_interval_s=self.settings.batch_event_interval_s,
                                     on_epoch=on_epoch, batch_size=arguments.get("batch_size"))
-        history = training.fit(model, compile_document=request["compile"], data=data, arguments=arguments,
-                               # Progress goes after the declared callbacks, so the epoch logs it records
-                               # carry what they add (learning_rate from ReduceLROnPlateau, ...).
-                               callbacks=[stop, *declared.callbacks, progress,
-                                          CheckpointEvents(self.publisher, workdir)])
-        result = {"history": history, "epochs_run": len(next(iter(history.values()), [])), **declared.outcome()}
+        callbacks = [stop, *declared.callbacks, progress, CheckpointEvents(self.publisher, workdir)]
+        if self.settings.checkpoint_every_epochs > 0:
+            callbacks.append(EpochCheckpoint(
+                every=self.settings.checkpoint_every_epochs, workdir=workdir,
+                store=lambda epoch, path, rng: jobstate.save_checkpoint(
+                    epoch=epoch, path=path, rng=rng, chunk_bytes=self.settings.chunk_bytes, **self.fenced)))
+        if initial_epoch < arguments["epochs"]:
+            # Progress goes after the declared callbacks, so the epoch logs it records carry what they add
+            # (learning_rate from ReduceLROnPlateau, ...).
+            training.fit(model, compile_document=None if resumed else request["compile"], data=data,
+                         arguments=arguments, callbacks=callbacks)
+        history = training.history_of(epochs)
+        result = {"history": history, "epochs_run": len(epochs), **declared.outcome()}
+        if resumed is not None:
+            result["resumed_from_epoch"] = initial_epoch
         files = exports.export_model(model, request["artifacts"], workdir, epochs)
         # A callback's own file (CSVLogger's history.csv) replaces the one made from the history.
         by_name = {name: (name, path, media) for name, path, media in files + declared.artifacts()}

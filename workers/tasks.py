@@ -10,12 +10,14 @@ import threading
 import redis
 from celery import signals
 
+from app.queue import enqueue_job, queues_served
 from app.settings import get_settings
 from app.workers_registry import ANNOUNCE_EVERY_S, announce, withdraw
 from workers import runner
 from workers.array_cache import ArrayCache
 from workers.building import versions
 from workers.celery_app import celery
+from workers.reaper import Reaper
 
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -39,8 +41,17 @@ def run_job(job_id: str) -> str:
 _stop_announcing = threading.Event()
 
 
+def _requeue(job) -> None:
+    enqueue_job(job.id, queue=job.request.get("queue"), priority=job.request.get("priority", 5))
+
+
+_reaper = Reaper(interval_s=get_settings().reaper_interval_s, requeue=_requeue)
+
+
 def _announce_forever() -> None:
-    info = {**versions(), "queue": get_settings().queue, "pid": os.getpid()}
+    settings = get_settings()
+    info = {**versions(), "queue": settings.queue, "gpus": settings.worker_gpus,
+            "queues": queues_served(settings.queue, settings.worker_gpus), "pid": os.getpid()}
     while True:
         try:
             announce(_redis(), WORKER_NAME, info)
@@ -53,11 +64,13 @@ def _announce_forever() -> None:
 @signals.worker_ready.connect
 def _on_ready(**_kwargs) -> None:
     threading.Thread(target=_announce_forever, name="announce", daemon=True).start()
+    _reaper.start()
 
 
 @signals.worker_shutdown.connect
 def _on_shutdown(**_kwargs) -> None:
     _stop_announcing.set()
+    _reaper.stop()
     try:
         withdraw(_redis(), WORKER_NAME)
     except redis.RedisError:

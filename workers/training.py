@@ -35,6 +35,65 @@ def seeded(seed: int | None) -> Iterator[None]:
             tf_config.disable_op_determinism()
 
 
+@contextmanager
+def precision(policy: str | None) -> Iterator[None]:
+    """Keras's mixed-precision policy for the models built inside, reset afterwards."""
+    if policy is None:
+        yield
+        return
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def with_dtype_policy(config: Any, policy: str | None) -> Any:
+    """The canonical config names each layer's dtype policy (float32); mixed precision replaces them."""
+    if policy is None:
+        return config
+    if isinstance(config, list):
+        return [with_dtype_policy(item, policy) for item in config]
+    if not isinstance(config, dict):
+        return config
+    if config.get("class_name") == "DTypePolicy" and config.get("config", {}).get("name") == "float32":
+        return {**config, "config": {**config["config"], "name": policy}}
+    return {key: with_dtype_policy(value, policy) for key, value in config.items()}
+
+
+@contextmanager
+def distribution(kind: str | None) -> Iterator[Any]:
+    """tf.distribute.MirroredStrategy over the worker's visible GPUs (its CPU when it has none)."""
+    if kind is None:
+        yield None
+        return
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"distribution={kind!r} needs a worker on the TensorFlow backend; this worker runs "
+                         f"{keras.backend.backend()}")
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy()
+    with strategy.scope():
+        yield strategy
+
+
+def load_checkpoint(path: Path, rng: dict[str, Any]) -> keras.Model:
+    """A model as a checkpoint left it: weights, optimizer state and compile, and the random states."""
+    from workers.checkpoints import restore_rng
+
+    suffixed = path.with_name(path.stem + ".keras") if path.suffix != ".keras" else path
+    model = keras.saving.load_model(suffixed, safe_mode=True, compile=True)
+    restore_rng(rng)
+    return model
+
+
+def history_of(epochs: list[tuple[int, dict[str, Any]]]) -> dict[str, list[float | None]]:
+    """Keras's History.history from the epochs' logs, in epoch order (null where an epoch lacks a key)."""
+    keys = sorted({key for _, logs in epochs for key in logs})
+    ordered = sorted(epochs, key=lambda item: item[0])
+    return {key: [logs.get(key) for _, logs in ordered] for key in keys}
+
+
 def load_model(keras_config: dict[str, Any], weights: Path | None) -> keras.Model:
     model = build_model(keras_config)
     if weights is not None:
@@ -53,9 +112,11 @@ def _validation(value: Any) -> Any:
     return tuple(parts)
 
 
-def fit(model: keras.Model, *, compile_document: dict[str, Any], data: dict[str, Any],
+def fit(model: keras.Model, *, compile_document: dict[str, Any] | None, data: dict[str, Any],
         arguments: dict[str, Any], callbacks: list[keras.callbacks.Callback]) -> dict[str, list[float]]:
-    model.compile(**compile_kwargs(compile_document))
+    """compile (unless the model comes compiled, from a checkpoint) and fit, as the job asked."""
+    if compile_document is not None:
+        model.compile(**compile_kwargs(compile_document))
     arguments = dict(arguments)
     if arguments.get("class_weight") is not None:
         arguments["class_weight"] = {int(k): v for k, v in arguments["class_weight"].items()}

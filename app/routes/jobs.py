@@ -51,7 +51,8 @@ def job_out(session: Session, job: Job, *, detail: bool = True) -> JobOut:
                          "422, and nothing is stored.")
 def create_job(body: JobCreate, request: Request, session: Session = Depends(get_session),
                checker: SpecChecker = Depends(spec_checker), config: Settings = Depends(settings)) -> JobOut:
-    job = service.create_job(session, request=body, checker=checker, max_attempts=config.max_attempts)
+    job = service.create_job(session, request=body, checker=checker, max_attempts=config.max_attempts,
+                             queue_base=config.queue)
     session.commit()
     _publish_queued(request, job, config)
     _enqueue_or_fail(session, job)
@@ -69,7 +70,7 @@ def _publish_queued(request: Request, job: Job, config: Settings, **data: object
 
 def _enqueue_or_fail(session: Session, job: Job) -> None:
     try:
-        enqueue_job(job.id)
+        enqueue_job(job.id, queue=job.request.get("queue"), priority=job.request.get("priority", 5))
     except Exception as exc:
         log.exception("could not enqueue job %s", job.id)
         service.fail_unqueued(session, job=job, reason=f"the job queue is unavailable: {exc}")

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.job_specs import DEFAULT_ARTIFACTS, CompileSpec, JobCreate
 from app.problems import Problem, not_found
+from app.queue import queue_for
 from app.services.job_inputs import check_same_rows, resolve_input
 from app.services.models import checked, get_model
 from app.services.shapes import check_data_shapes
@@ -126,7 +127,8 @@ def _data_and_arguments(session: Session, request: JobCreate) -> tuple[dict[str,
     return data, arguments
 
 
-def create_job(session: Session, *, request: JobCreate, checker: SpecChecker, max_attempts: int) -> Job:
+def create_job(session: Session, *, request: JobCreate, checker: SpecChecker, max_attempts: int,
+               queue_base: str) -> Job:
     model_id, weights, source_job = model_source(session, request)
     data, arguments = _data_and_arguments(session, request)
     compile_args = None
@@ -140,10 +142,15 @@ def create_job(session: Session, *, request: JobCreate, checker: SpecChecker, ma
                           "a fit job whose compile arguments it reuses.", field="compile")
     check_data_shapes(get_model(session, model_id=model_id).summary, data, compile_args, field=request.kind)
     artifacts = list(request.artifacts or DEFAULT_ARTIFACTS) if request.kind == "fit" else []
-    job = Job(kind=request.kind, status="queued", model_id=model_id, max_attempts=max_attempts,
+    gpus = request.resources.gpus
+    distribution = request.distribution or ("mirrored" if gpus > 1 else None)
+    job = Job(kind=request.kind, status="queued", model_id=model_id,
+              max_attempts=min(request.max_attempts or max_attempts, max_attempts),
               request={"kind": request.kind, "weights": weights, "compile": compile_args, "data": data,
                        "arguments": arguments, "callbacks": [c.model_dump(mode="json") for c in request.callbacks],
-                       "seed": request.seed, "artifacts": artifacts,
+                       "seed": request.seed, "artifacts": artifacts, "queue": queue_for(queue_base, gpus),
+                       "priority": request.priority, "mixed_precision": request.mixed_precision,
+                       "distribution": distribution, "time_limit_s": request.time_limit_s,
                        "submitted": request.model_dump(mode="json", exclude_none=True)})
     session.add(job)
     session.flush()

@@ -1,0 +1,70 @@
+"""The reaper (DESIGN.md §7): jobs whose worker stopped renewing the lease go back to the queue.
+
+Every worker runs one in a thread; any of them may find an expired lease, and the guarded UPDATE lets
+exactly one of them act on it. A job that has used up its attempts ends `failed` instead: a job that
+keeps killing its worker must not take the fleet down with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import select, update
+
+from app.db import session_scope
+from app.tables import Job, utcnow
+
+log = logging.getLogger("kerasd.reaper")
+
+
+def reap_expired(*, requeue: Callable[[Job], None]) -> list[tuple[str, str]]:
+    """Requeue or fail each running job whose lease has expired; (job id, new status) for each."""
+    now = utcnow()
+    changed: list[tuple[str, str]] = []
+    requeued: list[Job] = []
+    with session_scope() as session:
+        expired = session.scalars(select(Job).where(Job.status == "running", Job.lease_expires_at < now)).all()
+        for job in expired:
+            guard = (Job.id == job.id, Job.status == "running", Job.attempt == job.attempt, Job.lease_expires_at < now)
+            if job.attempt >= job.max_attempts:
+                values = {"status": "failed", "finished_at": now, "lease_expires_at": None, "error": {
+                    "type": "WorkerLost",
+                    "message": f"the job's worker stopped answering on each of its {job.attempt} attempt(s) "
+                               f"(max_attempts={job.max_attempts}); it may be killing its worker (memory?)"}}
+                status = "failed"
+            else:
+                values = {"status": "queued", "lease_owner": None, "lease_expires_at": None}
+                status = "queued"
+            if session.execute(update(Job).where(*guard).values(**values)).rowcount == 1:
+                changed.append((job.id, status))
+                if status == "queued":
+                    requeued.append(job)
+    # After the commit, as for any new job: a worker may take it at once.
+    for job in requeued:
+        requeue(job)
+    for job_id, status in changed:
+        log.warning("job %s lost its worker: %s", job_id, "requeued" if status == "queued" else "failed")
+    return changed
+
+
+class Reaper:
+    def __init__(self, *, interval_s: float, requeue: Callable[[Job], None]) -> None:
+        self._interval_s = interval_s
+        self._requeue = requeue
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                reap_expired(requeue=self._requeue)
+            except Exception:  # the database may be away for a moment; the next round tries again
+                log.exception("reaper round failed")
+
+    def stop(self) -> None:
+        self._stop.set()
