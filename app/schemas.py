@@ -11,7 +11,8 @@ from app.specs import SequentialSpec
 
 
 class ModelCreate(SequentialSpec):
-    """Create a model from a Sequential spec (more spec forms come with the spec-language work)."""
+    """The Sequential form of POST /v1/models. Every form it takes (functional, plugin_model, keras_json,
+    yaml, and uploads) is `app.specs.ModelSpecForm`, read by `app.routes.models.model_request`."""
 
 
 class ArrayOut(BaseModel):
