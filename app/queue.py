@@ -6,15 +6,20 @@ import functools
 
 from celery import Celery
 
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 
 RUN_JOB_TASK = "kerasd.run_job"
 
 
-def broker_transport_options(visibility_timeout_s: int) -> dict:
+def broker_transport_options(settings: Settings) -> dict:
     """Shared by every Redis client of the broker (API, workers, reaper): they must agree."""
-    return {"visibility_timeout": visibility_timeout_s, "priority_steps": list(range(10)),
-            "queue_order_strategy": "priority"}
+    options = {"visibility_timeout": settings.broker_visibility_timeout_s, "priority_steps": list(range(10)),
+               "queue_order_strategy": "priority"}
+    if settings.broker_restore_interval_s is not None:
+        # How soon an idle worker takes back a message whose consumer went silent (kombu sweeps every
+        # interval x throttle seconds; its default is 100 s).
+        options.update(unacked_restore_interval=settings.broker_restore_interval_s, unacked_restore_throttle=1)
+    return options
 
 
 @functools.lru_cache
@@ -23,7 +28,7 @@ def producer() -> Celery:
     producer_app = Celery("kerasd-api", broker=settings.resolved_broker_url, set_as_current=False)
     # Every Redis client of the broker applies its own visibility timeout when restoring unacknowledged
     # messages: it must match the workers', or a long job could be delivered twice.
-    producer_app.conf.broker_transport_options = broker_transport_options(settings.broker_visibility_timeout_s)
+    producer_app.conf.broker_transport_options = broker_transport_options(settings)
     return producer_app
 
 

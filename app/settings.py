@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     checkpoint_every_epochs: int = 1
     # Redis redelivers an unacknowledged job message after this long: longer than the longest job.
     broker_visibility_timeout_s: int = 24 * 3600
+    # Seconds between sweeps for such messages; empty: kombu's default (about 100 s).
+    broker_restore_interval_s: int | None = None
     max_attempts: int = 3
     # Worker-local copies of datasets, by sha256; empty means data_dir / "cache".
     worker_cache_dir: Path | None = None

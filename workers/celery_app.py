@@ -20,7 +20,7 @@ celery.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     # Priorities (0-9, one Redis list each) and the visibility timeout, as the API's producer has them.
-    broker_transport_options=broker_transport_options(settings.broker_visibility_timeout_s),
+    broker_transport_options=broker_transport_options(settings),
     broker_connection_retry_on_startup=True,
     task_default_queue=settings.queue,
     task_ignore_result=True,

@@ -180,12 +180,14 @@ class JobRun:
         arguments = {**request["arguments"], "initial_epoch": initial_epoch}
         progress = ProgressCallback(self.publisher, batch_interval_s=self.settings.batch_event_interval_s,
                                     on_epoch=on_epoch, batch_size=arguments.get("batch_size"))
-        callbacks = [stop, *declared.callbacks, progress, CheckpointEvents(self.publisher, workdir)]
+        checkpoints = []
         if self.settings.checkpoint_every_epochs > 0:
-            callbacks.append(EpochCheckpoint(
+            checkpoints.append(EpochCheckpoint(
                 every=self.settings.checkpoint_every_epochs, workdir=workdir,
                 store=lambda epoch, path, rng: jobstate.save_checkpoint(
                     epoch=epoch, path=path, rng=rng, chunk_bytes=self.settings.chunk_bytes, **self.fenced)))
+        # The checkpoint is stored before the epoch is recorded: a recorded epoch is never lost to a crash.
+        callbacks = [stop, *declared.callbacks, *checkpoints, progress, CheckpointEvents(self.publisher, workdir)]
         if initial_epoch < arguments["epochs"]:
             # Progress goes after the declared callbacks, so the epoch logs it records carry what they add
             # (learning_rate from ReduceLROnPlateau, ...).

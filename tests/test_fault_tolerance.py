@@ -1,0 +1,149 @@
+"""Workers that die (issue 8): resume from checkpoint, fencing of duplicate deliveries, max_attempts.
+
+These tests run a stack of their own (API and workers on a queue of their own, a short lease and a quick
+reaper) against the session's PostgreSQL database and Redis, and kill workers with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.keras_local import trained_model
+from tests.seed import SEED_MODEL, fit_request, npz_bytes, seed_arrays, upload, wait_for_job
+from tests.services import Process, free_port, kerasd_command
+
+
+class Stack:
+    """An API and any number of workers sharing one queue and the fault-test settings."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.workers: list[Process] = []
+        port = free_port()
+        self.api = Process(kerasd_command("api", "--port", str(port)), env, logs / f"api-{port}.log")
+        self.url = f"http://127.0.0.1:{port}"
+        self.api.wait_for_http(f"{self.url}/health", timeout_s=120)
+
+    def worker(self) -> Process:
+        name = f"fault-{uuid.uuid4().hex[:6]}"
+        process = Process(kerasd_command("worker", "--gpus", "none", "--name", f"{name}@%h"), self.env,
+                          self.logs / f"{name}.log")
+        process.wait_for_log(" ready.", timeout_s=180)
+        self.workers.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in [*self.workers, self.api]:
+            process.stop()
+
+
+@pytest.fixture()
+def stack(server_env, logs_dir) -> Iterator[Stack]:
+    env = {**server_env, "KERASD_QUEUE": f"kerasd-fault-{uuid.uuid4().hex[:8]}", "KERASD_LEASE_SECONDS": "3",
+           "KERASD_REAPER_INTERVAL_S": "0.5"}
+    built = Stack(env, logs_dir)
+    try:
+        yield built
+    finally:
+        built.stop()
+
+
+def kill(process: Process) -> None:
+    os.kill(process.popen.pid, signal.SIGKILL)
+    process.popen.wait(timeout=10)
+
+
+def wait_for(predicate, timeout_s: float = 120, every_s: float = 0.05):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError("condition not reached in time")
+
+
+def seed_ids(client: httpx.Client) -> dict[str, str]:
+    dataset = upload(client, "seed.npz", npz_bytes(**seed_arrays())).json()
+    model = client.post("/v1/models", json=SEED_MODEL).json()
+    return {"dataset": dataset["id"], "model": model["id"]}
+
+
+def slow_fit(ids: dict[str, str], *, epochs: int = 10, **job) -> dict:
+    # 100 batches an epoch, unshuffled: epochs long enough to kill a worker inside one, and a data order a
+    # resumed attempt replays exactly.
+    return fit_request(ids["model"], ids["dataset"], epochs=epochs, batch_size=10, shuffle=False) | job
+
+
+def test_killed_worker_is_resumed_from_its_checkpoint(stack, tmp_path):
+    first = stack.worker()
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        ids = seed_ids(client)
+        job_id = client.post("/v1/jobs", json=slow_fit(ids)).json()["id"]
+        wait_for(lambda: len(client.get(f"/v1/jobs/{job_id}").json()["epochs"]) == 2)
+        kill(first)  # during epoch 3 of 10
+        second = stack.worker()
+        job = wait_for_job(client, job_id, timeout_s=180)
+        assert job["status"] == "succeeded", job["error"]
+        assert job["attempt"] == 2
+        assert [e["epoch"] for e in job["epochs"]] == list(range(10))
+        assert job["result"]["resumed_from_epoch"] in (2, 3)
+        assert len(job["history"]["loss"]) == 10
+        assert "resumes after epoch" in second.log_text() or job["result"]["resumed_from_epoch"]
+
+        uninterrupted = client.post("/v1/jobs", json=slow_fit(ids)).json()["id"]
+        assert wait_for_job(client, uninterrupted, timeout_s=180)["status"] == "succeeded"
+        resumed_weights = trained_model(client, job_id, tmp_path).get_weights()
+        whole_weights = trained_model(client, uninterrupted, tmp_path).get_weights()
+        for a, b in zip(resumed_weights, whole_weights, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        expected = client.get(f"/v1/jobs/{uninterrupted}").json()["history"]["loss"]
+        np.testing.assert_allclose(job["history"]["loss"], expected, rtol=1e-6)
+
+
+def test_a_message_delivered_twice_runs_once(server_env, logs_dir):
+    # Redis hands the unacknowledged message to the idle worker after 1 s while the first still trains.
+    env = {**server_env, "KERASD_QUEUE": f"kerasd-dup-{uuid.uuid4().hex[:8]}",
+           "KERASD_BROKER_VISIBILITY_TIMEOUT_S": "1", "KERASD_BROKER_RESTORE_INTERVAL_S": "1"}
+    stack = Stack(env, logs_dir)
+    try:
+        workers = [stack.worker(), stack.worker()]
+        with httpx.Client(base_url=stack.url, timeout=60) as client:
+            ids = seed_ids(client)
+            job_id = client.post("/v1/jobs", json=slow_fit(ids, epochs=10)).json()["id"]
+            # The idle worker receives the same message again and finds the job taken.
+            wait_for(lambda: any("is not claimable" in w.log_text() for w in workers), timeout_s=120)
+            job = wait_for_job(client, job_id, timeout_s=180)
+        assert job["status"] == "succeeded" and job["attempt"] == 1
+        assert [e["epoch"] for e in job["epochs"]] == list(range(10))
+        assert {e["attempt"] for e in job["epochs"]} == {1}
+        assert all(w.alive() for w in workers)
+    finally:
+        stack.stop()
+
+
+def test_a_job_that_keeps_killing_its_worker_fails_after_max_attempts(stack):
+    worker = stack.worker()
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        ids = seed_ids(client)
+        job_id = client.post("/v1/jobs", json=slow_fit(ids, epochs=50) | {"max_attempts": 2}).json()["id"]
+        for attempt in (1, 2):
+            wait_for(lambda a=attempt: client.get(f"/v1/jobs/{job_id}").json()["attempt"] == a
+                     and client.get(f"/v1/jobs/{job_id}").json()["status"] == "running")
+            kill(worker)
+            worker = stack.worker()
+        job = wait_for_job(client, job_id, timeout_s=120)
+        assert job["status"] == "failed" and job["attempt"] == 2
+        assert job["error"]["type"] == "WorkerLost" and "max_attempts=2" in job["error"]["message"]
+        # The queue drains: the next job runs on the surviving worker.
+        next_id = client.post("/v1/jobs", json=fit_request(ids["model"], ids["dataset"], epochs=1)).json()["id"]
+        assert wait_for_job(client, next_id)["status"] == "succeeded"
