@@ -99,8 +99,10 @@ def test_fit_progress_bar_advances_during_training(api_url: str, tmp_path: Path)
     epochs = [(at, int(m.group(1))) for at, line in lines if (m := re.match(r"^Epoch (\d+)/10$", line))]
     assert [number for _, number in epochs] == list(range(1, 11)), text
     bars = [(at, int(m.group(1)), line) for at, line in lines if (m := re.match(r"^\s*(\d+)/10 \[", line))]
-    finals = [bar for bar in bars if bar[1] == 10]
-    assert len(finals) == 10 and all("val_loss:" in line for _, _, line in finals), text
+    # Each epoch ends with its full bar carrying the validation metrics (a batch event for the last step
+    # may draw a full bar before it, as Keras's own bar does).
+    finals = [bar for bar in bars if bar[1] == 10 and "val_loss:" in bar[2]]
+    assert len(finals) == 10, text
     # Intermediate states: bars part-way through an epoch, each before that epoch's full bar.
     assert any(step < 10 for _, step, _ in bars), text
     # Printed while training: the first epoch's lines came before the job finished.
