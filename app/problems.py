@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("kerasd.api")
@@ -62,6 +64,24 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return problem_response(exc.status_code, detail, detail, request.url.path)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        # PostgreSQL restarting or unreachable: nothing is lost, the client should simply try again.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+        response = problem_response(503, "Service Unavailable", "The database is unavailable right now; "
+                                    "nothing was changed. Retry in a few seconds.", request.url.path)
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.exception_handler(RedisError)
+    async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("redis unavailable on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+        response = problem_response(503, "Service Unavailable", "The event and queue service (Redis) is "
+                                    "unavailable right now. Retry in a few seconds.", request.url.path)
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

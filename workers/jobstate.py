@@ -7,22 +7,52 @@ nothing (DESIGN.md §7).
 
 from __future__ import annotations
 
+import functools
+import logging
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from app.blobs import store_file
 from app.db import session_scope
 from app.tables import Artifact, EpochLog, Job, JobCheckpoint, ModelSpec, utcnow
 
+log = logging.getLogger("kerasd.worker")
+T = TypeVar("T")
+
 
 class StaleAttempt(RuntimeError):
     """This attempt no longer owns the job; stop without writing."""
 
 
+def retrying(fn: Callable[..., T], *, within_s: float = 60.0) -> Callable[..., T]:
+    """`fn`, tried again while the database is briefly away (a restart, a failover) instead of failing the
+    attempt; past `within_s` the error stands and the lease runs out, and the reaper takes over."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        deadline = time.monotonic() + within_s
+        delay = 0.2
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except (OperationalError, InterfaceError):
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("database unavailable during %s; retrying in %.1f s", fn.__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    return wrapper
+
+
+@retrying
 def claim(*, job_id: str, owner: str, lease_s: int) -> int | None:
     """Take a queued job (or a running one whose lease expired); the new attempt number, or None."""
     now = utcnow()
@@ -60,12 +90,14 @@ def renew_lease(*, job_id: str, attempt: int, lease_s: int) -> bool:
         return session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id)) is not None
 
 
+@retrying
 def record_epoch(*, job_id: str, attempt: int, epoch: int, logs: dict[str, float], lease_s: int) -> None:
     with session_scope() as session:
         _fence(session, job_id, attempt, lease_s)
         session.merge(EpochLog(job_id=job_id, epoch=epoch, attempt=attempt, logs=logs))
 
 
+@retrying
 def save_checkpoint(*, job_id: str, attempt: int, epoch: int, path: Path, rng: dict[str, Any], lease_s: int,
                     chunk_bytes: int) -> None:
     with session_scope() as session:
@@ -95,6 +127,7 @@ def load_job(*, job_id: str) -> tuple[Job, dict[str, Any]]:
         return job, model.keras_config
 
 
+@retrying
 def end(*, job_id: str, attempt: int, status: str, lease_s: int, chunk_bytes: int,
         result: dict[str, Any] | None = None, error: dict[str, str] | None = None,
         artifacts: list[tuple[str, Path, str]] = ()) -> None:

@@ -1,0 +1,88 @@
+"""Redis and PostgreSQL restarted under a running job (issue 8): nothing is lost, everyone recovers."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+
+import httpx
+import pytest
+
+from tests.outage_services import PrivatePostgres, PrivateRedis
+from tests.seed import fit_request, read_events, wait_for_job
+from tests.test_fault_tolerance import Stack, seed_ids, wait_for
+
+
+@pytest.fixture()
+def private_stack(tmp_path, logs_dir):
+    from app.migrate import upgrade_to_head
+
+    postgres = PrivatePostgres()
+    redis_server = PrivateRedis(tmp_path)
+    upgrade_to_head(postgres.url)
+    env = {**os.environ, "KERASD_DATABASE_URL": postgres.url, "KERASD_REDIS_URL": redis_server.url,
+           "KERASD_QUEUE": f"kerasd-outage-{uuid.uuid4().hex[:8]}", "KERASD_DATA_DIR": str(tmp_path / "data"),
+           "KERASD_LEASE_SECONDS": "30", "KERASD_REAPER_INTERVAL_S": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    stack = Stack(env, logs_dir)
+    try:
+        yield stack, postgres, redis_server
+    finally:
+        stack.stop()
+        redis_server.stop()
+        postgres.remove()
+
+
+def long_fit(ids: dict[str, str]) -> dict:
+    return fit_request(ids["model"], ids["dataset"], epochs=12, batch_size=10, shuffle=False)
+
+
+def test_redis_restart_during_a_job(private_stack):
+    stack, _postgres, redis_server = private_stack
+    stack.worker()
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        ids = seed_ids(client)
+        job_id = client.post("/v1/jobs", json=long_fit(ids)).json()["id"]
+        wait_for(lambda: len(client.get(f"/v1/jobs/{job_id}").json()["epochs"]) >= 2)
+        # A subscriber that saw the start, then lost its connection when Redis went away.
+        seen: list[dict] = []
+        with client.stream("GET", f"/v1/jobs/{job_id}/events") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    seen.append(json.loads(line[6:]))
+                if sum(e["type"] == "epoch" for e in seen) >= 2:
+                    break
+        redis_server.stop()
+        time.sleep(2)
+        redis_server.start()
+        job = wait_for_job(client, job_id, timeout_s=240)
+        assert job["status"] == "succeeded", job["error"]
+        assert [e["epoch"] for e in job["epochs"]] == list(range(12))
+        rest = read_events(client, job_id, last_event_id=seen[-1]["id"])
+        ids_seen = [e["id"] for e in seen] + [e["id"] for e in rest]
+        assert len(ids_seen) == len(set(ids_seen)), "an event arrived twice"
+        assert rest[-1]["type"] == "finished"
+        assert [e["data"]["epoch"] for e in seen + rest if e["type"] == "epoch"][-1] == 11
+
+
+def test_postgres_restart_answers_503_then_recovers(private_stack):
+    stack, postgres, _redis_server = private_stack
+    stack.worker()
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        ids = seed_ids(client)
+        job_id = client.post("/v1/jobs", json=long_fit(ids)).json()["id"]
+        wait_for(lambda: len(client.get(f"/v1/jobs/{job_id}").json()["epochs"]) >= 2)
+        postgres.stop()
+        try:
+            during = client.get(f"/v1/jobs/{job_id}")
+            assert during.status_code == 503, during.text
+            assert during.headers["retry-after"] and "database" in during.json()["detail"]
+            assert "Traceback" not in during.text
+        finally:
+            time.sleep(1)
+            postgres.start()
+        job = wait_for_job(client, job_id, timeout_s=240)
+        assert job["status"] == "succeeded", job["error"]
+        assert [e["epoch"] for e in job["epochs"]] == list(range(12))
+        assert client.get("/v1/jobs").status_code == 200
