@@ -45,8 +45,10 @@ the last one you saw back as `Last-Event-ID` (or `?after=`) |
 running loss and metrics), `steps_per_s`, `samples_per_s` (when the batch size is known), `eta_s` (to the \
 end of the epoch); at most one per `KERASD_BATCH_EVENT_INTERVAL_S` (default 0.5 s) |
 | `epoch` | `epoch` (0-based), `epochs`, `logs` (every Keras epoch log, validation included), `seconds` |
-| `checkpoint` | `epoch`, `name` (the artifact it becomes: `checkpoint.weights.h5` or `checkpoint.keras`), \
-`size_bytes`: a declared `ModelCheckpoint` wrote the model's state after that epoch |
+| `checkpoint` | `epoch`, `kind`, `name`, `size_bytes`: the model's state was saved after that epoch; \
+`kind` `resume` is the worker's own checkpoint (`resume.keras`, every `KERASD_CHECKPOINT_EVERY_EPOCHS`), from \
+which a later attempt resumes; `declared` is a declared `ModelCheckpoint`'s file, an artifact of that \
+`name` when the job ends |
 | `log` | `level` (`info`, `warning`), `message`: what the worker wants a user to read (what fit will run, \
 Python warnings Keras raised while building or training) |
 | `finished` | `status` (`succeeded`), `result` (a fit's `history`, Keras's `History.history`, and \

@@ -204,11 +204,19 @@ def test_checkpoint_and_log_events(client_module: httpx.Client, model_id: str, s
     found = read_events(client_module, job_id)
     assert_well_formed(found, job_id)
     checkpoints = [e["data"] for e in found if e["type"] == "checkpoint"]
-    assert [c["epoch"] for c in checkpoints] == [0, 1, 2]
-    assert all(c["name"] == "checkpoint.weights.h5" and c["size_bytes"] > 0 for c in checkpoints)
-    types = [e["type"] for e in found]
-    # Each checkpoint follows its epoch's event.
-    assert all(types[i - 1] == "epoch" for i, t in enumerate(types) if t == "checkpoint")
+    declared = [c for c in checkpoints if c["kind"] == "declared"]
+    assert [c["epoch"] for c in declared] == [0, 1, 2]
+    assert all(c["name"] == "checkpoint.weights.h5" and c["size_bytes"] > 0 for c in declared)
+    # The worker's own checkpoint, every epoch by default (KERASD_CHECKPOINT_EVERY_EPOCHS=1).
+    resume = [c for c in checkpoints if c["kind"] == "resume"]
+    assert [c["epoch"] for c in resume] == [0, 1, 2] and all(c["name"] == "resume.keras" for c in resume)
+    # Each epoch's checkpoints follow its epoch event.
+    previous_epoch = None
+    for event in found:
+        if event["type"] == "epoch":
+            previous_epoch = event["data"]["epoch"]
+        elif event["type"] == "checkpoint":
+            assert event["data"]["epoch"] == previous_epoch
     assert found[-1]["type"] == "finished" and "checkpoint.weights.h5" in found[-1]["data"]["artifacts"]
     logs = [e["data"] for e in found if e["type"] == "log"]
     assert {"level": "info", "message": "fit: 3 epoch(s) of 10 step(s) of 100 samples"} in logs

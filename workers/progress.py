@@ -170,31 +170,40 @@ class ProgressCallback(keras.callbacks.Callback):
                                           "seconds": time.monotonic() - self._epoch_started})
 
 
+# The files a job's checkpoints are written to (in its work directory), and what each is.
+CHECKPOINT_FILES = {
+    "resume.keras": "resume",  # the worker's whole training state, to resume a later attempt from (DESIGN §7)
+    "checkpoint.weights.h5": "declared",  # a declared ModelCheckpoint's file, returned as an artifact
+    "checkpoint.keras": "declared",
+}
+
+
 class CheckpointEvents(keras.callbacks.Callback):
     """A `checkpoint` event whenever a checkpoint file in the job's directory was (re)written during an epoch.
 
-    Put it after the callbacks that save (ModelCheckpoint saves in its own on_epoch_end). One directory
-    listing per epoch, nothing per batch.
+    Put it after the callbacks that save (they save in their own on_epoch_end). A few stat calls per
+    epoch, nothing per batch.
     """
 
-    def __init__(self, publisher: EventPublisher, directory: Path, pattern: str = "checkpoint*") -> None:
+    def __init__(self, publisher: EventPublisher, directory: Path,
+                 files: dict[str, str] | None = None) -> None:
         super().__init__()
         self._publisher = publisher
         self._directory = directory
-        self._pattern = pattern
+        self._files = CHECKPOINT_FILES if files is None else files
         self._seen: dict[str, tuple[int, int]] = {}
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        for path in sorted(self._directory.glob(self._pattern)):
+        for name, kind in self._files.items():
             try:
-                stat = path.stat()
+                stat = (self._directory / name).stat()
             except OSError:
                 continue
             stamp = (stat.st_mtime_ns, stat.st_size)
-            if self._seen.get(path.name) != stamp:
-                self._seen[path.name] = stamp
-                # `name` is the artifact it becomes when the job ends.
-                self._publisher.publish("checkpoint", {"epoch": epoch, "name": path.name, "size_bytes": stat.st_size})
+            if self._seen.get(name) != stamp:
+                self._seen[name] = stamp
+                self._publisher.publish("checkpoint", {"epoch": epoch, "name": name, "kind": kind,
+                                                       "size_bytes": stat.st_size})
 
 
 @contextmanager
