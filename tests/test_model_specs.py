@@ -204,7 +204,7 @@ def test_unknown_layer_names_the_closest_known_names(client):
     before = counts()
     body = assert_problem(client.post("/v1/models", json={"input_shape": [4], "layers": [
         {"class_name": "Dnese", "units": 3}]}), 422, "Dnese", "Dense")
-    assert body["title"] == "Unsafe Spec"
+    assert body["title"] == "Unknown Name"
     assert_problem(client.post("/v1/models", json={"input_shape": [4, 4, 1], "layers": [
         {"class_name": "Conv2d", "filters": 3, "kernel_size": 2}]}), 422, "Conv2D")
     assert_problem(client.post("/v1/models", json={"input_shape": [4], "layers": [
@@ -222,6 +222,7 @@ def test_incompatible_shapes_name_the_layer_and_the_shapes(client):
         {"class_name": "Dense", "units": 32, "name": "hidden"},
         {"class_name": "Conv2D", "filters": 3, "kernel_size": 3, "name": "conv"}]}), 422, "'conv'", "Conv2D",
         "(None, 32)")
+    assert body["title"] == "Incompatible Shapes"
     assert body["layer"] == {"layer": "conv", "class_name": "Conv2D", "input_shapes": [[None, 32]]}
     merge = {"type": "functional", "inputs": [{"name": "a", "shape": [4]}, {"name": "b", "shape": [5]}],
              "layers": [{"name": "plus", "class_name": "Add", "inputs": ["a", "b"]}], "outputs": "plus"}

@@ -36,7 +36,9 @@ def walk(document: Any, catalog: Catalog, *, what: str) -> None:
     try:
         check_config(document, catalog)
     except UnsafeSpec as exc:
-        raise Problem(422, "Unsafe Spec", f"The {what} was refused: {exc}", field=exc.path) from None
+        # A name the allowlist does not know is usually a typo; the message carries the closest names.
+        title = "Unknown Name" if exc.message.startswith("unknown") else "Unsafe Spec"
+        raise Problem(422, title, f"The {what} was refused: {exc}", field=exc.path) from None
 
 
 def in_sandbox(checker: SpecChecker, operation: str, *args: Any, what: str) -> Any:
@@ -59,7 +61,8 @@ def _refusal(exc: CheckerRejected, what: str) -> Problem:
         return Problem(422, "Invalid Spec", f"Keras could not build the {what}: {exc.message}",
                        keras_error={"type": exc.type, "message": exc.message, **exc.detail})
     if exc.type == "LayerFailed":
-        return Problem(422, "Invalid Spec", f"Keras could not build the {what}: {exc.message}",
+        return Problem(422, "Incompatible Shapes", f"Keras could not build the {what}: {exc.message}. Change that "
+                       "layer's arguments or the layer that feeds it.",
                        layer=exc.detail, keras_error={"type": exc.type, "message": exc.message})
     return Problem(422, "Invalid Spec", f"Keras could not build the {what}: {exc.type}: {exc.message}",
                    keras_error={"type": exc.type, "message": exc.message})
