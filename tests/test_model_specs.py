@@ -121,6 +121,7 @@ def test_yaml_round_trips(client):
     second = created(client, content=text.encode(), headers={"content-type": "application/yaml"},
                      params={"name": "from_yaml"})
     assert second["name"] == "from_yaml"
+    assert keras_model(client, second["id"]).count_params() == first["summary"]["total_params"]
     again = client.get(f"/v1/models/{second['id']}/architecture", params={"format": "yaml"}).text
     assert yaml.safe_load(again) == {**yaml.safe_load(text), "config": {**yaml.safe_load(text)["config"],
                                                                           "name": "from_yaml"}}
