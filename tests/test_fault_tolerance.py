@@ -33,9 +33,9 @@ class Stack:
         self.url = f"http://127.0.0.1:{port}"
         self.api.wait_for_http(f"{self.url}/health", timeout_s=120)
 
-    def worker(self) -> Process:
+    def worker(self, **env: str) -> Process:
         name = f"fault-{uuid.uuid4().hex[:6]}"
-        process = Process(kerasd_command("worker", "--gpus", "none", "--name", f"{name}@%h"), self.env,
+        process = Process(kerasd_command("worker", "--gpus", "none", "--name", f"{name}@%h"), {**self.env, **env},
                           self.logs / f"{name}.log")
         process.wait_for_log(" ready.", timeout_s=180)
         self.workers.append(process)

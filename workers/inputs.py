@@ -25,7 +25,12 @@ def materialize(structure: Any, cache: ArrayCache) -> Any:
 
 def build_pipeline(spec: dict[str, Any], cache: ArrayCache) -> Any:
     """`tf.data.Dataset.from_tensor_slices((x, y[, sample_weight]))` then the declared calls, in order."""
-    import tensorflow as tf  # only pipelines need tf.data; array jobs run on any Keras backend
+    try:
+        import tensorflow as tf  # only pipelines need tf.data; array jobs run on any Keras backend
+    except ImportError:
+        raise ValueError("pipeline jobs are built with tf.data, which this worker does not have (it runs Keras "
+                         "on another backend without TensorFlow); send arrays instead, or run a worker with "
+                         "TensorFlow installed") from None
 
     x = materialize(spec["x"], cache)
     y = materialize(spec.get("y"), cache)
