@@ -85,7 +85,7 @@ def test_corrupt_npy_is_422_and_stores_nothing(client):
     assert_problem(upload(client, "x.npy", whole[:-10]), 422, "corrupt")
     assert_problem(upload(client, "x.npy", b"not an array at all"), 422)
     assert_problem(upload(client, "x.npz", b"PK\x03\x04 broken zip"), 422)
-    assert_problem(upload(client, "x.csv", b"a,b\n1,2\n"), 422, ".npy")
+    assert_problem(upload(client, "x.txt", b"a,b\n1,2\n"), 422, ".npy")
     assert counts() == before
 
 

@@ -268,3 +268,34 @@ def test_removed_keras_arguments_name_their_replacement(client, ids, body, needl
     response = client.post("/v1/jobs", json=request)
     assert response.status_code == 422, response.text
     assert needle in response.json()["detail"]
+
+
+def test_an_unbuilt_model_is_evaluated_and_predicted_after_fit(client, ids, seed_data):
+    """A Sequential without an input shape is built by its first fit; later jobs use that built model."""
+    unbuilt = client.post("/v1/models", json={k: v for k, v in SEED_MODEL.items() if k != "input_shape"}).json()
+    assert unbuilt["summary"]["built"] is False
+    fit = run(client, fit_request(unbuilt["id"], ids["dataset"], epochs=1))
+    evaluated = run(client, {"kind": "evaluate", "source_job_id": fit["id"], "evaluate": {
+        "x": ref(ids["dataset"], "val_x"), "y": ref(ids["dataset"], "val_y")}})
+    predicted = run(client, {"kind": "predict", "source_job_id": fit["id"],
+                             "predict": {"x": ref(ids["dataset"], "val_x")}})
+    assert evaluated["result"]["evaluation"]["metrics"]["loss"] == pytest.approx(fit["history"]["val_loss"][-1],
+                                                                                 rel=1e-4)
+    assert np.array(predicted["result"]["predictions"]).shape == (200, 10)
+
+
+def test_a_model_uploaded_as_keras_file_trains_from_its_weights(client, ids, tmp_path):
+    """Tutorial §5.3: load_model's file sent to the service; the first job starts from the weights it holds."""
+    import keras
+
+    local = keras.Sequential([keras.Input((72,)), keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    local.set_weights([np.full(w.shape, 0.02, dtype=w.dtype) for w in local.get_weights()])
+    local.save(tmp_path / "all_model.keras")
+    content = (tmp_path / "all_model.keras").read_bytes()
+    created = client.post("/v1/models", files={"file": ("all_model.keras", content)})
+    assert created.status_code == 201, created.text
+    frozen = fit_request(created.json()["id"], ids["dataset"], epochs=1)
+    frozen["compile"]["optimizer"] = {"class_name": "SGD", "config": {"learning_rate": 0.0}}
+    job = run(client, frozen)
+    assert_weights_equal(trained_model(client, job["id"], tmp_path).get_weights(), local.get_weights(), atol=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import threading
@@ -109,11 +110,22 @@ class JobRun:
         self.publisher.close()
 
     def _weights_file(self, request: dict[str, Any], workdir: Path) -> Path | None:
-        if not request.get("weights"):
+        """The starting weights under the suffix Keras's load_weights dispatches on: a .weights.h5 file,
+        or the whole .keras / legacy .h5 model a model was created from."""
+        weights = request.get("weights")
+        if not weights:
             return None
-        path = workdir / "initial.weights.h5"
-        path.symlink_to(self.cache.blob_path(request["weights"]["sha256"], "h5"))
+        suffix = weights.get("format") or "weights.h5"
+        path = workdir / f"initial.{suffix}"
+        path.symlink_to(self.cache.blob_path(weights["sha256"], suffix.replace(".", "-")))
         return path
+
+    def _architecture(self, request: dict[str, Any], keras_config: dict[str, Any]) -> dict[str, Any]:
+        """The model's stored config, or the built architecture its starting weights were trained in."""
+        architecture = (request.get("weights") or {}).get("architecture_sha256")
+        if architecture is None:
+            return keras_config
+        return json.loads(self.cache.blob_path(architecture, "json").read_text())
 
     def execute(self, workdir: Path) -> Outcome:
         job, keras_config = jobstate.load_job(job_id=self.job_id)
@@ -127,7 +139,8 @@ class JobRun:
             if strategy is not None:
                 self.publisher.publish("log", {"message": f"training with {type(strategy).__name__} over "
                                                           f"{strategy.num_replicas_in_sync} replica(s)"})
-            config = training.with_dtype_policy(keras_config, request.get("mixed_precision"))
+            config = training.with_dtype_policy(self._architecture(request, keras_config),
+                                                request.get("mixed_precision"))
             data = {name: materialize(value, self.cache) for name, value in request["data"].items()}
             if request["kind"] == "fit":
                 outcome = self._fit(config, request, data, stop, workdir)

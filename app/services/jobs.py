@@ -66,7 +66,11 @@ def weights_artifact(session: Session, job_id: str, field: str) -> dict[str, Any
     if artifact is None:
         raise Problem(409, "No Trained Weights", f"{field}: job {job_id} is {source.status} and has no trained "
                       "weights yet; wait for it to succeed (or use a job that did).", field=field)
-    return {"sha256": artifact.blob_sha256, "from": f"job {job_id}"}
+    # The trained architecture too: a model created without an input shape is built only by its first fit,
+    # and its weights load only into that built architecture.
+    architecture = session.get(Artifact, (job_id, "architecture.json"))
+    return {"sha256": artifact.blob_sha256, "format": "weights.h5", "from": f"job {job_id}",
+            "architecture_sha256": architecture.blob_sha256 if architecture is not None else None}
 
 
 def model_source(session: Session, request: JobCreate) -> tuple[str, dict[str, Any] | None, Job | None]:
@@ -84,7 +88,7 @@ def model_source(session: Session, request: JobCreate) -> tuple[str, dict[str, A
                           f"{source_job.id} ({source_job.model_id}); give one or the other.", field="model_id")
         model_id = source_job.model_id
         weights = weights_artifact(session, source_job.id, "source_job_id")
-    get_model(session, model_id=model_id)
+    model = get_model(session, model_id=model_id)
     if request.initial_weights is not None:
         if request.initial_weights.job_id is not None:
             weights = weights_artifact(session, request.initial_weights.job_id, "initial_weights.job_id")
@@ -94,7 +98,10 @@ def model_source(session: Session, request: JobCreate) -> tuple[str, dict[str, A
                 raise Problem(422, "Unknown Weights", f"initial_weights.weights_id: no uploaded weights with id "
                               f"{request.initial_weights.weights_id!r}; upload with POST /v1/weights.",
                               field="initial_weights.weights_id")
-            weights = {"sha256": upload.blob_sha256, "from": f"upload {upload.id}"}
+            weights = {"sha256": upload.blob_sha256, "format": "weights.h5", "from": f"upload {upload.id}"}
+    if weights is None and model.weights_sha256 is not None:
+        # A model created from an uploaded .keras/.h5 starts from the weights that file carried.
+        weights = {"sha256": model.weights_sha256, "format": model.weights_format, "from": "the model's upload"}
     return model_id, weights, source_job
 
 
@@ -124,6 +131,8 @@ def _data_and_arguments(session: Session, request: JobCreate) -> tuple[dict[str,
                 raise Problem(422, "Invalid Arguments", f"{field}.{name} does not apply to a pipeline: batch "
                               "it with a 'batch' op, and give validation_data as its own pipeline.",
                               field=f"{field}.{name}")
+        # Keras ignores fit's shuffle for a dataset (and warns): a pipeline shuffles with its own op.
+        arguments.pop("shuffle", None)
     return data, arguments
 
 
