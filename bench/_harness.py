@@ -67,10 +67,12 @@ def worker_process(env: dict[str, str], log_dir: Path):
         process.stop()
 
 
-def rss_bytes(pid: int) -> int:
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory from /proc: VmRSS (all), or RssAnon (the process's own, without file pages such as a
+    memory-mapped dataset, which belong to the page cache and are shared)."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     return 0
 
@@ -78,16 +80,16 @@ def rss_bytes(pid: int) -> int:
 class PeakMemory:
     """Samples a process's resident memory in a thread; `growth` is the peak above the first sample."""
 
-    def __init__(self, pid: int, every_s: float = 0.02) -> None:
-        self.pid, self.every_s = pid, every_s
-        self.start = rss_bytes(pid)
+    def __init__(self, pid: int, every_s: float = 0.02, field: str = "VmRSS") -> None:
+        self.pid, self.every_s, self.field = pid, every_s, field
+        self.start = rss_bytes(pid, field)
         self.peak = self.start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
-            self.peak = max(self.peak, rss_bytes(self.pid))
+            self.peak = max(self.peak, rss_bytes(self.pid, self.field))
 
     def __enter__(self) -> PeakMemory:
         self._thread.start()
