@@ -378,6 +378,13 @@ class JobCreate(BaseModel):
     time_limit_s: int | None = Field(default=None, ge=1, le=30 * 24 * 3600)
     # How often a job may lose its worker before it ends failed (at most the server's KERASD_MAX_ATTEMPTS).
     max_attempts: int | None = Field(default=None, ge=1, le=20)
+    # Execution tuning (workers/tuning.py): the worker picks steps_per_execution from the measured step time,
+    # prefetches pipelines and tries XLA, wherever the job left them to Keras; the same seed gives the same
+    # weights either way. false: Keras's defaults and the job's arguments exactly as given.
+    tuning: bool = Field(default=True, description="Let the worker tune how fit executes (steps_per_execution, "
+                         "input prefetch, XLA where a trial shows it faster and bit-identical) wherever the job "
+                         "leaves those to Keras; never changes results. The choices are in the job's "
+                         "result.tuning.")
     artifacts: list[Literal[ARTIFACTS]] | None = Field(  # type: ignore[valid-type]
         default=None, description=f"Which artifacts to produce; default {list(DEFAULT_ARTIFACTS)}. "
                                   "savedmodel.zip (Keras export for TF Serving) only when asked for.")
@@ -386,6 +393,12 @@ class JobCreate(BaseModel):
     @classmethod
     def _removed(cls, values: Any) -> Any:
         return _refuse_removed(values, REMOVED_JOB_FIELDS, "")
+
+    def tuning_request(self) -> dict[str, Any]:
+        """What the worker's tuning needs: on or off, and which tunable compile arguments the user set
+        (those are never changed, even to the value they already have)."""
+        given = self.compile.model_fields_set if self.compile is not None else set()
+        return {"enabled": self.tuning, "user_set": sorted(given & {"steps_per_execution", "jit_compile"})}
 
     @model_validator(mode="after")
     def _arguments_for_kind(self) -> JobCreate:

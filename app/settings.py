@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # Seconds between sweeps for such messages; empty: kombu's default (about 100 s).
     broker_restore_interval_s: int | None = None
     max_attempts: int = 3
+    # Execution tuning of fit jobs (workers/tuning.py): steps per execution are chosen so that one lasts about
+    # this long; an XLA trial is made only for fits estimated at least this long.
+    tuning_execution_s: float = 0.1
+    tuning_xla_trial_min_fit_s: float = 120.0
     # Worker-local copies of datasets, by sha256; empty means data_dir / "cache".
     worker_cache_dir: Path | None = None
     # The cache holds at most this many bytes; the least recently used datasets leave first.

@@ -22,6 +22,7 @@ from workers.cancellation import CancelCallback, CancelFlag
 from workers.checkpoints import EpochCheckpoint
 from workers.inputs import materialize
 from workers.progress import CheckpointEvents, EventPublisher, ProgressCallback, warnings_as_events
+from workers.tuning import FitTuning
 
 log = logging.getLogger("kerasd.worker")
 
@@ -191,7 +192,13 @@ class JobRun:
             epochs.append((epoch, logs))
 
         arguments = {**request["arguments"], "initial_epoch": initial_epoch}
-        progress = ProgressCallback(self.publisher, batch_interval_s=self.settings.batch_event_interval_s,
+        # Execution tuning (issue 11): measured and chosen before the progress throttle, set after compile.
+        tuned = FitTuning(request=request, data=data, arguments=arguments, execution_s=self.settings.tuning_execution_s,
+                          xla_trial_min_fit_s=self.settings.tuning_xla_trial_min_fit_s,
+                          event_interval_s=self.settings.batch_event_interval_s, log_event=self.publisher.log)
+        if initial_epoch < arguments["epochs"]:
+            tuned.plan(model)
+        progress = ProgressCallback(self.publisher, batch_interval_s=tuned.batch_event_interval_s,
                                     on_epoch=on_epoch, batch_size=arguments.get("batch_size"))
         checkpoints = []
         if self.settings.checkpoint_every_epochs > 0:
@@ -204,10 +211,10 @@ class JobRun:
         if initial_epoch < arguments["epochs"]:
             # Progress goes after the declared callbacks, so the epoch logs it records carry what they add
             # (learning_rate from ReduceLROnPlateau, ...).
-            training.fit(model, compile_document=None if resumed else request["compile"], data=data,
-                         arguments=arguments, callbacks=callbacks)
+            training.fit(model, compile_document=None if resumed else request["compile"], data=tuned.data,
+                         arguments=arguments, callbacks=callbacks, tune=tuned.apply)
         history = training.history_of(epochs)
-        result = {"history": history, "epochs_run": len(epochs), **declared.outcome()}
+        result = {"history": history, "epochs_run": len(epochs), **declared.outcome(), **tuned.outcome()}
         if resumed is not None:
             result["resumed_from_epoch"] = initial_epoch
         files = exports.export_model(model, request["artifacts"], workdir, epochs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -113,10 +113,14 @@ def _validation(value: Any) -> Any:
 
 
 def fit(model: keras.Model, *, compile_document: dict[str, Any] | None, data: dict[str, Any],
-        arguments: dict[str, Any], callbacks: list[keras.callbacks.Callback]) -> dict[str, list[float]]:
-    """compile (unless the model comes compiled, from a checkpoint) and fit, as the job asked."""
+        arguments: dict[str, Any], callbacks: list[keras.callbacks.Callback],
+        tune: Callable[[keras.Model], None] | None = None) -> dict[str, list[float]]:
+    """compile (unless the model comes compiled, from a checkpoint) and fit, as the job asked; `tune` sees the
+    compiled model just before fit (workers/tuning.py)."""
     if compile_document is not None:
         model.compile(**compile_kwargs(compile_document))
+    if tune is not None:
+        tune(model)
     arguments = dict(arguments)
     if arguments.get("class_weight") is not None:
         arguments["class_weight"] = {int(k): v for k, v in arguments["class_weight"].items()}

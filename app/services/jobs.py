@@ -160,6 +160,7 @@ def create_job(session: Session, *, request: JobCreate, checker: SpecChecker, ma
                        "seed": request.seed, "artifacts": artifacts, "queue": queue_for(queue_base, gpus),
                        "priority": request.priority, "mixed_precision": request.mixed_precision,
                        "distribution": distribution, "time_limit_s": request.time_limit_s,
+                       "tuning": request.tuning_request(),
                        "submitted": request.model_dump(mode="json", exclude_none=True)})
     session.add(job)
     session.flush()
