@@ -1,4 +1,6 @@
-"""SQL tables: model specs, blobs (datasets and artifacts as chunks), datasets, jobs, epochs, artifacts."""
+"""SQL tables: tenants and API keys, model specs, blobs (datasets and artifacts as chunks), datasets, jobs,
+epochs, artifacts. Every resource row belongs to one tenant; blobs are shared, content-addressed storage that a
+tenant reaches only through its own rows."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -22,10 +24,52 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
 
 
+# Rows from before tenants existed, and keyless requests of the embedded default, belong to this tenant.
+DEFAULT_TENANT_ID = "default"
+
+
+class Tenant(Base):
+    """Who owns resources. Quota columns left NULL take the server's settings (KERASD_MAX_*_PER_TENANT)."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    max_running_jobs: Mapped[int | None] = mapped_column(Integer)
+    max_queued_jobs: Mapped[int | None] = mapped_column(Integer)
+    max_stored_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    requests_per_s: Mapped[float | None] = mapped_column(Float)
+    request_burst: Mapped[int | None] = mapped_column(Integer)
+    # When a worker last took one of this tenant's jobs: the fair scheduler serves the longest-waiting first.
+    last_claim_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key is shown once; only its sha256 is kept (the secret is 256 random bits, so a plain hash is
+    as good as a slow one), with a visible prefix to find the row and to tell keys apart."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # user | admin
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+def _tenant_column() -> Mapped[str]:
+    return mapped_column(String(32), ForeignKey("tenants.id"), index=True)
+
+
 class ModelSpec(Base):
     __tablename__ = "models"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = _tenant_column()
     name: Mapped[str] = mapped_column(String(200))
     # The spec as the user sent it, and Keras's canonical JSON as the spec checker built it.
     spec: Mapped[dict[str, Any]]
@@ -63,6 +107,7 @@ class Dataset(Base):
     __tablename__ = "datasets"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = _tenant_column()
     name: Mapped[str] = mapped_column(String(200))
     format: Mapped[str] = mapped_column(String(16))  # npy | npz
     blob_sha256: Mapped[str] = mapped_column(String(64), ForeignKey("blobs.sha256"), index=True)
@@ -74,8 +119,12 @@ class Dataset(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    # The fair scheduler's questions: what is queued in this queue, and what runs for this tenant.
+    __table_args__ = (Index("ix_jobs_queue_status", "queue", "status"),
+                      Index("ix_jobs_tenant_status", "tenant_id", "status"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id"))
     kind: Mapped[str] = mapped_column(String(16))  # fit
     status: Mapped[str] = mapped_column(String(16), index=True)  # queued|running|succeeded|failed|cancelled
     model_id: Mapped[str] = mapped_column(String(32), ForeignKey("models.id"), index=True)
@@ -94,6 +143,9 @@ class Job(Base):
     result: Mapped[dict[str, Any] | None]
     # Set by POST /cancel on a running job; the worker sees it and stops at the next batch (DESIGN.md §9).
     cancel_requested_at: Mapped[datetime | None]
+    # The Celery queue and priority the job was sent with (also in `request`), as columns for the scheduler.
+    queue: Mapped[str] = mapped_column(String(200))
+    priority: Mapped[int] = mapped_column(Integer, default=5)
 
 
 class WeightsFile(Base):
@@ -102,6 +154,7 @@ class WeightsFile(Base):
     __tablename__ = "weights_files"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = _tenant_column()
     name: Mapped[str] = mapped_column(String(200))
     blob_sha256: Mapped[str] = mapped_column(String(64), ForeignKey("blobs.sha256"), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
