@@ -32,6 +32,9 @@ TAGS = [
     {"name": "plugins", "description": "Custom layers and subclassed models (tutorial §4.2, §4.3) installed "
                                        "on the server; specs name them, clients never send code."},
     {"name": "dashboard", "description": "Pages for people: this documentation and the live dashboard."},
+    {"name": "tenants", "description": "Who owns what: every model, dataset and job belongs to the tenant of the "
+                                       "API key that made it. Your own tenant's quotas and usage; tenants and "
+                                       "keys for admin keys."},
 ]
 
 DESCRIPTIONS = {

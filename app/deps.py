@@ -17,6 +17,6 @@ def settings() -> Settings:
 
 
 class Paging:
-    def __init__(self, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> None:
+    def __init__(self, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9)) -> None:
         self.limit = limit
         self.offset = offset

@@ -8,13 +8,21 @@ from contextlib import asynccontextmanager
 
 import redis
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import app as kerasd_app
-from app.problems import install_problem_handlers
-from app.routes import dashboard, datasets, events, jobs, models, plugins, system, weights
+from app import logs
+from app.auth import RequireCredentials, auth_mode, current_caller
+from app.limits import RequestLimits
+from app.metrics import Observability
+from app.problems import install_problem_handlers, problem_responses
+from app.routes import admin, dashboard, datasets, events, jobs, metrics, models, plugins, system, weights
 from app.settings import get_settings
 from app.spec_checker import SpecChecker
+
+log = logging.getLogger("kerasd.api")
+# Every /v1 route may answer these (besides its own successes); each is a problem document.
+V1_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 414, 415, 422, 429, 503)
 
 DESCRIPTION = """
 kerasd runs Keras `compile` / `fit` on GPU workers for you: create a model from a spec, upload numpy
@@ -28,7 +36,18 @@ do instead.
 @asynccontextmanager
 async def lifespan(application: FastAPI):
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO)
+    # uvicorn has set its loggers from --log-level; every line, uvicorn's too, goes out in one format.
+    logs.configure(settings.log_format, level=logging.getLogger("uvicorn.error").getEffectiveLevel(),
+                   loggers=("uvicorn", "uvicorn.error"))
+    # Our own access lines (with request ids, without query strings) replace uvicorn's.
+    logging.getLogger("uvicorn.access").disabled = True
+    mode = auth_mode(settings)  # refuses to start with localhost-open on a non-loopback address
+    if mode == "localhost-open":
+        log.warning("API keys are not required from this machine (KERASD_AUTH=localhost-open, bound to %s): a "
+                    "request without a key acts as tenant 'default'; any other bind address requires keys",
+                    settings.api_host)
+    else:
+        log.info("API keys are required on every /v1 request (KERASD_AUTH=required)")
     checker = SpecChecker(processes=settings.spec_checker_processes, memory_mb=settings.spec_checker_memory_mb,
                           timeout_s=settings.spec_checker_timeout_s)
     application.state.spec_checker = checker
@@ -49,7 +68,15 @@ def create_app() -> FastAPI:
     application = FastAPI(title="kerasd", version=kerasd_app.__version__, description=DESCRIPTION,
                           lifespan=lifespan, docs_url=None, redoc_url=None)
     install_problem_handlers(application)
-    for module in (system, models, datasets, jobs, events, weights, plugins):
+    # Innermost first: a key is asked for before any body is read, bodies are bounded before a route reads
+    # them, and every request, refused or not, is timed, counted and logged with its request id.
+    application.add_middleware(RequestLimits)
+    application.add_middleware(RequireCredentials)
+    application.add_middleware(Observability)
+    for module in (system, metrics):
         application.include_router(module.router)
+    # Every /v1 route resolves its caller's tenant first (and within its request rate).
+    for module in (models, datasets, jobs, events, weights, plugins, admin):
+        application.include_router(module.router, dependencies=[Depends(current_caller)], responses=V1_ERRORS)
     dashboard.install(application)
     return application

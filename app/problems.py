@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis import RedisError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("kerasd.api")
@@ -20,22 +20,51 @@ PROBLEM_JSON = "application/problem+json"
 class Problem(Exception):
     """Raise from any route or service function; the handler turns it into a problem document."""
 
-    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
+    def __init__(self, status: int, title: str, detail: str, *, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
         self.detail = detail
+        self.headers = headers
         self.extra = extra
+
+
+# The problem document in OpenAPI: what every error answer of every route looks like.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "title": "Problem", "required": ["type", "title", "status", "detail"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string", "description": "what was wrong and what to do"},
+                   "instance": {"type": "string"},
+                   "errors": {"type": "array", "items": {"type": "object"},
+                              "description": "for invalid fields: each field and its message"}},
+    "additionalProperties": True,
+}
+ERROR_DESCRIPTIONS = {
+    400: "Bad request", 401: "No valid API key", 403: "The key's role does not allow this",
+    404: "No such resource (or not yours)", 409: "Conflicts with the resource's state, or a quota",
+    413: "Body over its size limit, or over the stored-bytes quota", 414: "Query string too long",
+    415: "Unsupported media type", 422: "Invalid request: the detail and `errors` say what",
+    429: "Over the request rate: retry after Retry-After seconds",
+    503: "A dependency (SQL, Redis, the spec checker) is unavailable: retry",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for these error statuses, each a problem document."""
+    return {status: {"description": ERROR_DESCRIPTIONS[status],
+                     "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}} for status in statuses}
 
 
 def not_found(kind: str, ident: str) -> Problem:
     return Problem(404, "Not Found", f"No {kind} with id {ident!r}. List them with GET /v1/{kind}s.")
 
 
-def problem_response(status: int, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
+def problem_response(status: int, title: str, detail: str, instance: str, *, headers: dict[str, str] | None = None,
+                     **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": instance}
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -51,7 +80,8 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, request.url.path, **exc.extra)
+        return problem_response(exc.status, exc.title, exc.detail, request.url.path, headers=exc.headers,
+                                **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -63,7 +93,19 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return problem_response(exc.status_code, detail, detail, request.url.path)
+        # A 405 keeps its Allow header, a 401 its WWW-Authenticate.
+        return problem_response(exc.status_code, getattr(exc, "title", None) or detail, detail, request.url.path,
+                                headers=exc.headers)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses (a NUL character, a number out of range): the client's input, not a
+        # server fault. What the database said stays in the log.
+        log.warning("database refused a value on %s %s: %s", request.method, request.url.path,
+                    str(exc.orig).splitlines()[0] if exc.orig else exc.__class__.__name__)
+        return problem_response(422, "Unprocessable Content", "A value in the request cannot be stored (text with "
+                                "NUL characters, or a number out of range); remove it and send the request again.",
+                                request.url.path)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

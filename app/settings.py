@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +71,33 @@ class Settings(BaseSettings):
     worker_cache_dir: Path | None = None
     # The cache holds at most this many bytes; the least recently used datasets leave first.
     worker_cache_bytes: int = 20 * 1024**3
+
+    # Tenants and API keys (app/auth.py). "required": every /v1 request needs a key. "localhost-open": a
+    # request without a key from this machine acts as the tenant 'default' (the embedded default's way);
+    # allowed only while the API binds a loopback address. Empty: localhost-open when the API binds a
+    # loopback address, required for any other.
+    auth: Literal["", "required", "localhost-open"] = ""
+    # The address the API binds; `kerasd api --host` sets it. Unknown (empty) counts as not loopback.
+    api_host: str = ""
+    # Quotas per tenant; a tenant's own value (`kerasd admin set-quota`) overrides each. 0: no limit.
+    max_running_jobs_per_tenant: int = 16
+    max_queued_jobs_per_tenant: int = 1000
+    max_stored_bytes_per_tenant: int = 200 * 1024**3
+    # Requests a second, sustained, and the burst a tenant may send at once (a token bucket in Redis).
+    requests_per_s_per_tenant: float = 50.0
+    request_burst_per_tenant: int = 500
+    # A worker handed a job message while every queued job's tenant is at its running-jobs quota sends the
+    # message back after this long (workers/scheduling.py), so no job is left without one.
+    scheduler_retry_s: float = 2.0
+
+    # Limits on every request body (app/limits.py); uploads have max_upload_bytes instead.
+    max_request_bytes: int = 16 * 1024 * 1024
+    max_json_depth: int = 64
+    max_json_items: int = 100_000
+    max_json_string_chars: int = 1024 * 1024
+
+    # Log lines as JSON objects (with request and job ids) or as plain text.
+    log_format: Literal["json", "text"] = "json"
 
     @property
     def resolved_database_url(self) -> str:

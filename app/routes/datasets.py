@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, Up
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from app.auth import Caller, current_caller
 from app.blobs import iter_chunks
 from app.db import get_session, get_sessionmaker
 from app.deps import Paging, settings
@@ -43,15 +44,17 @@ def upload_dataset(request: Request, file: UploadFile = File(...), name: str | N
                                                 "columns for `x`, comma-separated (default: all but y)"),
                    y_columns: str | None = Form(None, max_length=100_000, description="CSV only: target "
                                                 "columns for `y`, comma-separated"),
-                   session: Session = Depends(get_session), config: Settings = Depends(settings)) -> DatasetOut:
+                   session: Session = Depends(get_session), config: Settings = Depends(settings),
+                   caller: Caller = Depends(current_caller)) -> DatasetOut:
     declared = int(request.headers.get("content-length") or 0)
     if declared > config.max_upload_bytes + 64 * 1024:
         raise _too_large(declared, config.max_upload_bytes)
     size = file.size if file.size is not None else 0
     if size > config.max_upload_bytes:
         raise _too_large(size, config.max_upload_bytes)
-    row = service.create_dataset(session, fileobj=file.file, filename=file.filename or "", name=name,
-                                 size=size, settings=config, x_columns=x_columns, y_columns=y_columns)
+    row = service.create_dataset(session, tenant_id=caller.tenant_id, fileobj=file.file,
+                                 filename=file.filename or "", name=name, size=size, settings=config,
+                                 x_columns=x_columns, y_columns=y_columns)
     session.commit()
     return dataset_out(row)
 
@@ -60,14 +63,16 @@ def upload_dataset(request: Request, file: UploadFile = File(...), name: str | N
 def list_datasets(paging: Paging = Depends(),
                   sha256: str | None = Query(None, pattern=r"^[0-9a-f]{64}$",
                                              description="Only datasets whose file has this sha256"),
-                  session: Session = Depends(get_session)) -> Page:
-    rows, total = service.list_datasets(session, limit=paging.limit, offset=paging.offset, sha256=sha256)
+                  session: Session = Depends(get_session), caller: Caller = Depends(current_caller)) -> Page:
+    rows, total = service.list_datasets(session, tenant_id=caller.tenant_id, limit=paging.limit,
+                                        offset=paging.offset, sha256=sha256)
     return Page(items=[dataset_out(r) for r in rows], total=total, limit=paging.limit, offset=paging.offset)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, summary="A dataset's arrays: names, shapes, dtypes")
-def get_dataset(dataset_id: str, session: Session = Depends(get_session)) -> DatasetOut:
-    return dataset_out(service.get_dataset(session, dataset_id=dataset_id))
+def get_dataset(dataset_id: str, session: Session = Depends(get_session),
+                caller: Caller = Depends(current_caller)) -> DatasetOut:
+    return dataset_out(service.get_dataset(session, tenant_id=caller.tenant_id, dataset_id=dataset_id))
 
 
 def stream_blob(sha256: str) -> Iterator[bytes]:
@@ -80,8 +85,9 @@ def stream_blob(sha256: str) -> Iterator[bytes]:
 
 
 @router.get("/{dataset_id}/content", summary="The uploaded file, streamed back byte for byte")
-def get_content(dataset_id: str, session: Session = Depends(get_session)) -> StreamingResponse:
-    row = service.get_dataset(session, dataset_id=dataset_id)
+def get_content(dataset_id: str, session: Session = Depends(get_session),
+                caller: Caller = Depends(current_caller)) -> StreamingResponse:
+    row = service.get_dataset(session, tenant_id=caller.tenant_id, dataset_id=dataset_id)
     filename = f"{row.name.rsplit('.', 1)[0]}.{row.format}"
     return StreamingResponse(stream_blob(row.blob_sha256), media_type="application/octet-stream",
                              headers={"Content-Length": str(row.size_bytes),
@@ -90,7 +96,8 @@ def get_content(dataset_id: str, session: Session = Depends(get_session)) -> Str
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Delete a dataset no queued or running job uses")
-def delete_dataset(dataset_id: str, session: Session = Depends(get_session)) -> Response:
-    service.delete_dataset(session, dataset_id=dataset_id)
+def delete_dataset(dataset_id: str, session: Session = Depends(get_session),
+                   caller: Caller = Depends(current_caller)) -> Response:
+    service.delete_dataset(session, tenant_id=caller.tenant_id, dataset_id=dataset_id)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

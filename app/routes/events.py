@@ -14,9 +14,11 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from app import events
+from app.auth import Caller, current_caller
 from app.db import get_sessionmaker
 from app.deps import settings
-from app.problems import Problem
+from app.problems import Problem, not_found
+from app.services.scope import owns_job
 from app.settings import Settings
 from app.tables import TERMINAL_STATUSES, Artifact, EpochLog, Job
 
@@ -155,7 +157,10 @@ async def job_events(request: Request, job_id: str,
                                                         description="Resume after this event id"),
                      after: str | None = Query(None, description="Same as the Last-Event-ID header, for "
                                                "clients that cannot set headers", examples=["1764284401500-0"]),
-                     config: Settings = Depends(settings)) -> Response:
+                     config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> Response:
+    # Another tenant's job is answered exactly as a missing one.
+    if not await run_in_threadpool(owns_job, job_id, caller.tenant_id):
+        raise not_found("job", job_id)
     state = await run_in_threadpool(_job_state, job_id)
     if state is None:
         raise Problem(404, "Not Found", f"No job with id {job_id!r}. List them with GET /v1/jobs.")

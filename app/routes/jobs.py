@@ -10,6 +10,7 @@ from redis import RedisError
 from sqlalchemy.orm import Session
 
 from app import events
+from app.auth import Caller, current_caller
 from app.db import get_session
 from app.deps import Paging, settings, spec_checker
 from app.job_control import CANCEL, control_channel
@@ -51,9 +52,10 @@ def job_out(session: Session, job: Job, *, detail: bool = True) -> JobOut:
                          "counts that differ, names Keras does not know and arguments Keras removed are a "
                          "422, and nothing is stored.")
 def create_job(body: JobCreate, request: Request, session: Session = Depends(get_session),
-               checker: SpecChecker = Depends(spec_checker), config: Settings = Depends(settings)) -> JobOut:
-    job = service.create_job(session, request=body, checker=checker, max_attempts=config.max_attempts,
-                             queue_base=config.queue)
+               checker: SpecChecker = Depends(spec_checker), config: Settings = Depends(settings),
+               caller: Caller = Depends(current_caller)) -> JobOut:
+    job = service.create_job(session, tenant_id=caller.tenant_id, request=body, checker=checker,
+                             max_attempts=config.max_attempts, queue_base=config.queue)
     session.commit()
     _publish_queued(request, job, config)
     _enqueue_or_fail(session, job)
@@ -83,21 +85,22 @@ def _enqueue_or_fail(session: Session, job: Job) -> None:
 @router.get("", response_model=Page, summary="List jobs, newest first, by status and model")
 def list_jobs(paging: Paging = Depends(), job_status: str | None = Query(None, alias="status", pattern=JOB_STATUSES),
               model_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$"),
-              session: Session = Depends(get_session)) -> Page:
-    rows, total = service.list_jobs(session, status=job_status, model_id=model_id, limit=paging.limit,
-                                    offset=paging.offset)
+              session: Session = Depends(get_session), caller: Caller = Depends(current_caller)) -> Page:
+    rows, total = service.list_jobs(session, tenant_id=caller.tenant_id, status=job_status, model_id=model_id,
+                                    limit=paging.limit, offset=paging.offset)
     return Page(items=[job_out(session, r, detail=False) for r in rows], total=total, limit=paging.limit,
                 offset=paging.offset)
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="A job's status, attempts, error and epoch history")
-def get_job(job_id: str, session: Session = Depends(get_session)) -> JobOut:
-    return job_out(session, service.get_job(session, job_id=job_id))
+def get_job(job_id: str, session: Session = Depends(get_session), caller: Caller = Depends(current_caller)) -> JobOut:
+    return job_out(session, service.get_job(session, tenant_id=caller.tenant_id, job_id=job_id))
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a finished job and its artifacts")
-def delete_job(job_id: str, request: Request, session: Session = Depends(get_session)) -> Response:
-    service.delete_job(session, job_id=job_id)
+def delete_job(job_id: str, request: Request, session: Session = Depends(get_session),
+               caller: Caller = Depends(current_caller)) -> Response:
+    service.delete_job(session, tenant_id=caller.tenant_id, job_id=job_id)
     session.commit()
     request.app.state.redis_sync.delete(events.stream_key(job_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -108,8 +111,8 @@ def delete_job(job_id: str, request: Request, session: Session = Depends(get_ses
              description="A running job stops after its current batch and ends `cancelled`, keeping the "
                          "weights it had reached as artifacts. A job that already ended answers 409.")
 def cancel_job(job_id: str, request: Request, session: Session = Depends(get_session),
-               config: Settings = Depends(settings)) -> JobOut:
-    outcome = service.cancel_job(session, job_id=job_id)
+               config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> JobOut:
+    outcome = service.cancel_job(session, tenant_id=caller.tenant_id, job_id=job_id)
     session.commit()
     redis_client = request.app.state.redis_sync
     if outcome == "cancelled":
@@ -119,15 +122,15 @@ def cancel_job(job_id: str, request: Request, session: Session = Depends(get_ses
         # The worker listens on this channel and stops within a batch; it also sees the SQL flag when it
         # renews its lease, should this message be lost.
         redis_client.publish(control_channel(job_id), CANCEL)
-    return job_out(session, service.get_job(session, job_id=job_id))
+    return job_out(session, service.get_job(session, tenant_id=caller.tenant_id, job_id=job_id))
 
 
 @router.post("/{job_id}/retry", response_model=JobOut, summary="Run a failed or cancelled job again",
              description="The job is queued again as a new attempt, from the start; its epochs and artifacts "
                          "from before are removed.")
 def retry_job(job_id: str, request: Request, session: Session = Depends(get_session),
-              config: Settings = Depends(settings)) -> JobOut:
-    job = service.retry_job(session, job_id=job_id, max_attempts=config.max_attempts)
+              config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> JobOut:
+    job = service.retry_job(session, tenant_id=caller.tenant_id, job_id=job_id, max_attempts=config.max_attempts)
     session.commit()
     _publish_queued(request, job, config, retry=True)
     _enqueue_or_fail(session, job)
@@ -135,8 +138,9 @@ def retry_job(job_id: str, request: Request, session: Session = Depends(get_sess
 
 
 @router.get("/{job_id}/artifacts", response_model=list[ArtifactOut], summary="What the job produced")
-def list_artifacts(job_id: str, session: Session = Depends(get_session)) -> list[ArtifactOut]:
-    service.get_job(session, job_id=job_id)
+def list_artifacts(job_id: str, session: Session = Depends(get_session),
+                   caller: Caller = Depends(current_caller)) -> list[ArtifactOut]:
+    service.get_job(session, tenant_id=caller.tenant_id, job_id=job_id)
     return [ArtifactOut(name=a.name, size_bytes=a.size_bytes, media_type=a.media_type, sha256=a.blob_sha256,
                         url=f"/v1/jobs/{job_id}/artifacts/{a.name}")
             for a in service.artifacts_of(session, job_id=job_id)]
@@ -147,8 +151,9 @@ DOWNLOAD_NAMES = {"weights.h5": "model.weights.h5"}
 
 
 @router.get("/{job_id}/artifacts/{name}", summary="Download an artifact: weights.h5, architecture.json, ...")
-def get_artifact(job_id: str, name: str, session: Session = Depends(get_session)) -> StreamingResponse:
-    artifact = service.get_artifact(session, job_id=job_id, name=name)
+def get_artifact(job_id: str, name: str, session: Session = Depends(get_session),
+                 caller: Caller = Depends(current_caller)) -> StreamingResponse:
+    artifact = service.get_artifact(session, tenant_id=caller.tenant_id, job_id=job_id, name=name)
     filename = DOWNLOAD_NAMES.get(artifact.name, artifact.name)
     return StreamingResponse(stream_blob(artifact.blob_sha256), media_type=artifact.media_type,
                              headers={"Content-Length": str(artifact.size_bytes),

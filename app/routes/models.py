@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
+from app.auth import Caller, current_caller
 from app.db import get_session
 from app.deps import Paging, settings, spec_checker
 from app.problems import Problem
@@ -142,29 +143,33 @@ def _request_body_doc() -> dict[str, Any]:
                          "the model's summary, or a 422 that says what is wrong.",
              openapi_extra=_request_body_doc())
 def create_model(body: ModelRequest = Depends(model_request), session: Session = Depends(get_session),
-                 checker: SpecChecker = Depends(spec_checker), config: Settings = Depends(settings)) -> ModelOut:
+                 checker: SpecChecker = Depends(spec_checker), config: Settings = Depends(settings),
+                 caller: Caller = Depends(current_caller)) -> ModelOut:
     if body.upload is not None:
         try:
             row = service.create_model_from_file(
-                session, fileobj=body.upload.file, filename=body.upload.filename or "", name=body.name,
-                checker=checker, max_params=config.max_model_params, chunk_bytes=config.chunk_bytes)
+                session, tenant_id=caller.tenant_id, fileobj=body.upload.file, filename=body.upload.filename or "",
+                name=body.name, checker=checker, max_params=config.max_model_params, chunk_bytes=config.chunk_bytes)
         finally:
             body.upload.file.close()
     else:
-        row = service.create_model(session, spec=body.spec, checker=checker, max_params=config.max_model_params)
+        row = service.create_model(session, tenant_id=caller.tenant_id, spec=body.spec, checker=checker,
+                                   max_params=config.max_model_params)
     session.commit()
     return model_out(row)
 
 
 @router.get("", response_model=Page, summary="List models, newest first")
-def list_models(paging: Paging = Depends(), session: Session = Depends(get_session)) -> Page:
-    rows, total = service.list_models(session, limit=paging.limit, offset=paging.offset)
+def list_models(paging: Paging = Depends(), session: Session = Depends(get_session),
+                caller: Caller = Depends(current_caller)) -> Page:
+    rows, total = service.list_models(session, tenant_id=caller.tenant_id, limit=paging.limit, offset=paging.offset)
     return Page(items=[model_out(r) for r in rows], total=total, limit=paging.limit, offset=paging.offset)
 
 
 @router.get("/{model_id}", response_model=ModelOut, summary="A model's spec and summary")
-def get_model(model_id: str, session: Session = Depends(get_session)) -> ModelOut:
-    return model_out(service.get_model(session, model_id=model_id))
+def get_model(model_id: str, session: Session = Depends(get_session),
+              caller: Caller = Depends(current_caller)) -> ModelOut:
+    return model_out(service.get_model(session, tenant_id=caller.tenant_id, model_id=model_id))
 
 
 @router.get("/{model_id}/architecture", summary="The canonical Keras architecture (tutorial §5.2)",
@@ -172,15 +177,16 @@ def get_model(model_id: str, session: Session = Depends(get_session)) -> ModelOu
                         "`keras.models.model_from_json` reads; `format=yaml` is the same config as YAML "
                         "(Keras removed `to_yaml`, so kerasd converts); POST either back to /v1/models.")
 def get_architecture(model_id: str, format: str = Query("json", pattern="^(json|yaml)$"),
-                     session: Session = Depends(get_session)) -> Response:
-    row = service.get_model(session, model_id=model_id)
+                     session: Session = Depends(get_session), caller: Caller = Depends(current_caller)) -> Response:
+    row = service.get_model(session, tenant_id=caller.tenant_id, model_id=model_id)
     if format == "yaml":
         return Response(yaml.safe_dump(row.keras_config, sort_keys=False), media_type="application/yaml")
     return Response(json.dumps(row.keras_config), media_type="application/json")
 
 
 @router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a model no job uses")
-def delete_model(model_id: str, session: Session = Depends(get_session)) -> Response:
-    service.delete_model(session, model_id=model_id)
+def delete_model(model_id: str, session: Session = Depends(get_session),
+                 caller: Caller = Depends(current_caller)) -> Response:
+    service.delete_model(session, tenant_id=caller.tenant_id, model_id=model_id)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

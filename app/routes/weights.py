@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, File, UploadFile, status
 from sqlalchemy.orm import Session
 
+from app.auth import Caller, current_caller
 from app.db import get_session
 from app.deps import settings
 from app.schemas import WeightsOut
@@ -26,13 +27,14 @@ def weights_out(row: WeightsFile) -> WeightsOut:
                          "the answer's id as a job's `initial_weights: {\"weights_id\": ...}`. Files with "
                          "external links or virtual datasets are refused.")
 def upload_weights(file: UploadFile = File(...), session: Session = Depends(get_session),
-                   config: Settings = Depends(settings)) -> WeightsOut:
-    row = service.create_weights(session, fileobj=file.file, filename=file.filename or "",
+                   config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> WeightsOut:
+    row = service.create_weights(session, tenant_id=caller.tenant_id, fileobj=file.file, filename=file.filename or "",
                                  chunk_bytes=config.chunk_bytes)
     session.commit()
     return weights_out(row)
 
 
 @router.get("/{weights_id}", response_model=WeightsOut, summary="An uploaded weights file")
-def get_weights(weights_id: str, session: Session = Depends(get_session)) -> WeightsOut:
-    return weights_out(service.get_weights(session, weights_id=weights_id))
+def get_weights(weights_id: str, session: Session = Depends(get_session),
+                caller: Caller = Depends(current_caller)) -> WeightsOut:
+    return weights_out(service.get_weights(session, tenant_id=caller.tenant_id, weights_id=weights_id))

@@ -13,8 +13,11 @@ from sqlalchemy.orm import Session
 from app.array_files import ArrayFileError, ArrayInfo, Limits, inspect_npy, inspect_npz
 from app.blobs import store_file
 from app.csv_arrays import csv_to_npz
+from app.metrics import UPLOAD_BYTES
 from app.problems import Problem, not_found
+from app.quotas import check_storage, lock_tenant
 from app.services.job_inputs import dataset_ids_of
+from app.services.scope import owned
 from app.settings import Settings
 from app.tables import TERMINAL_STATUSES, Dataset, Job
 
@@ -39,8 +42,9 @@ def _inspect(fileobj: BinaryIO, *, fmt: str, filename: str, size: int, settings:
     return path.open("rb"), "npz", arrays
 
 
-def create_dataset(session: Session, *, fileobj: BinaryIO, filename: str, name: str | None, size: int,
-                   settings: Settings, x_columns: str | None = None, y_columns: str | None = None) -> Dataset:
+def create_dataset(session: Session, *, tenant_id: str, fileobj: BinaryIO, filename: str, name: str | None,
+                   size: int, settings: Settings, x_columns: str | None = None,
+                   y_columns: str | None = None) -> Dataset:
     suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     fmt = FORMATS.get(suffix)
     if fmt is None:
@@ -49,6 +53,7 @@ def create_dataset(session: Session, *, fileobj: BinaryIO, filename: str, name: 
     if fmt != "csv" and (x_columns or y_columns):
         raise Problem(422, "Invalid Arguments", "x_columns and y_columns choose columns of a CSV upload; an "
                       f"{fmt} file names its arrays itself.")
+    check_storage(session, tenant_id, size)
     with tempfile.TemporaryDirectory(prefix="kerasd-upload-") as workdir:
         try:
             stored, fmt, arrays = _inspect(fileobj, fmt=fmt, filename=filename, size=size, settings=settings,
@@ -59,22 +64,29 @@ def create_dataset(session: Session, *, fileobj: BinaryIO, filename: str, name: 
         with stored:
             stored.seek(0)
             blob = store_file(session, fileobj=stored, chunk_bytes=settings.chunk_bytes)
-    row = Dataset(name=(name or filename)[:200], format=fmt, blob_sha256=blob.sha256, size_bytes=blob.size_bytes,
-                  arrays=[a.as_dict() for a in arrays])
+    # Again under the tenant's lock (a CSV's .npz differs in size, and two uploads at once must not both fit
+    # in the last free bytes).
+    lock_tenant(session, tenant_id)
+    check_storage(session, tenant_id, blob.size_bytes)
+    row = Dataset(tenant_id=tenant_id, name=(name or filename)[:200], format=fmt, blob_sha256=blob.sha256,
+                  size_bytes=blob.size_bytes, arrays=[a.as_dict() for a in arrays])
     session.add(row)
     session.flush()
+    UPLOAD_BYTES.labels(kind="dataset").inc(blob.size_bytes)
     return row
 
 
-def get_dataset(session: Session, *, dataset_id: str) -> Dataset:
-    row = session.get(Dataset, dataset_id)
+def get_dataset(session: Session, *, tenant_id: str, dataset_id: str) -> Dataset:
+    row = owned(session, Dataset, dataset_id, tenant_id)
     if row is None:
         raise not_found("dataset", dataset_id)
     return row
 
 
-def list_datasets(session: Session, *, limit: int, offset: int, sha256: str | None = None) -> tuple[list[Dataset], int]:
-    query, count = select(Dataset), select(func.count()).select_from(Dataset)
+def list_datasets(session: Session, *, tenant_id: str, limit: int, offset: int,
+                  sha256: str | None = None) -> tuple[list[Dataset], int]:
+    mine = Dataset.tenant_id == tenant_id
+    query, count = select(Dataset).where(mine), select(func.count()).select_from(Dataset).where(mine)
     if sha256 is not None:
         # The SDK asks whether the server already holds a file before it uploads it.
         query, count = query.where(Dataset.blob_sha256 == sha256), count.where(Dataset.blob_sha256 == sha256)
@@ -82,9 +94,9 @@ def list_datasets(session: Session, *, limit: int, offset: int, sha256: str | No
     return list(rows), session.scalar(count)
 
 
-def delete_dataset(session: Session, *, dataset_id: str) -> None:
-    row = get_dataset(session, dataset_id=dataset_id)
-    active = session.scalars(select(Job).where(Job.status.not_in(TERMINAL_STATUSES)))
+def delete_dataset(session: Session, *, tenant_id: str, dataset_id: str) -> None:
+    row = get_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id)
+    active = session.scalars(select(Job).where(Job.tenant_id == tenant_id, Job.status.not_in(TERMINAL_STATUSES)))
     users = [job.id for job in active if dataset_id in dataset_ids_of(job.request)]
     if users:
         raise Problem(409, "Dataset In Use", f"Job(s) {', '.join(users)} are queued or running on this "

@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 
 from app.job_specs import ARRAY, ArrayRef, Pipeline, ValidationData
 from app.problems import Problem
+from app.services.scope import owned
 from app.tables import Dataset
 
 
-def resolve_ref(session: Session, ref: ArrayRef, field: str) -> dict[str, Any]:
-    dataset = session.get(Dataset, ref.dataset_id)
+def resolve_ref(session: Session, ref: ArrayRef, field: str, *, tenant_id: str) -> dict[str, Any]:
+    dataset = owned(session, Dataset, ref.dataset_id, tenant_id)
     if dataset is None:
         raise Problem(422, "Unknown Dataset", f"{field}: no dataset with id {ref.dataset_id!r}; upload it "
                       "with POST /v1/datasets first.", field=field)
@@ -40,27 +41,31 @@ def resolve_ref(session: Session, ref: ArrayRef, field: str) -> dict[str, Any]:
                     "format": dataset.format, "shape": info["shape"], "dtype": info["dtype"]}}
 
 
-def resolve_input(session: Session, value: Any, field: str) -> Any:
-    """ArrayRef / list / dict of them / Pipeline → the same structure with every array resolved."""
+def resolve_input(session: Session, value: Any, field: str, *, tenant_id: str) -> Any:
+    """ArrayRef / list / dict of them / Pipeline → the same structure with every array resolved; only the
+    tenant's own datasets resolve."""
+    def resolve(item: Any, where: str) -> Any:
+        return resolve_input(session, item, where, tenant_id=tenant_id)
+
     if value is None:
         return None
     if isinstance(value, ArrayRef):
-        return resolve_ref(session, value, field)
+        return resolve_ref(session, value, field, tenant_id=tenant_id)
     if isinstance(value, list):
-        return [resolve_input(session, item, f"{field}[{i}]") for i, item in enumerate(value)]
+        return [resolve(item, f"{field}[{i}]") for i, item in enumerate(value)]
     if isinstance(value, dict):
-        return {name: resolve_input(session, item, f"{field}.{name}") for name, item in value.items()}
+        return {name: resolve(item, f"{field}.{name}") for name, item in value.items()}
     if isinstance(value, Pipeline):
         spec = value.pipeline
-        source = {"x": resolve_input(session, spec.x, f"{field}.pipeline.x"),
-                  "y": resolve_input(session, spec.y, f"{field}.pipeline.y"),
-                  "sample_weight": resolve_input(session, spec.sample_weight, f"{field}.pipeline.sample_weight")}
+        source = {"x": resolve(spec.x, f"{field}.pipeline.x"),
+                  "y": resolve(spec.y, f"{field}.pipeline.y"),
+                  "sample_weight": resolve(spec.sample_weight, f"{field}.pipeline.sample_weight")}
         check_same_rows(source, f"{field}.pipeline")
         return {"pipeline": {**source, "ops": [op.model_dump(mode="json") for op in spec.ops]}}
     if isinstance(value, ValidationData):
-        resolved = {"x": resolve_input(session, value.x, f"{field}.x"),
-                    "y": resolve_input(session, value.y, f"{field}.y"),
-                    "sample_weight": resolve_input(session, value.sample_weight, f"{field}.sample_weight")}
+        resolved = {"x": resolve(value.x, f"{field}.x"),
+                    "y": resolve(value.y, f"{field}.y"),
+                    "sample_weight": resolve(value.sample_weight, f"{field}.sample_weight")}
         check_same_rows(resolved, field)
         return resolved
     raise TypeError(f"unexpected input {type(value).__name__} at {field}")

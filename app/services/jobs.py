@@ -10,8 +10,10 @@ from sqlalchemy.orm import Session
 from app.job_specs import DEFAULT_ARTIFACTS, CompileSpec, JobCreate
 from app.problems import Problem, not_found
 from app.queue import queue_for
+from app.quotas import check_queued, lock_tenant
 from app.services.job_inputs import check_same_rows, resolve_input
 from app.services.models import checked, get_model
+from app.services.scope import owned
 from app.services.shapes import check_data_shapes
 from app.spec_checker import SpecChecker
 from app.specs import keras_object
@@ -58,8 +60,8 @@ def compile_document(spec: CompileSpec) -> dict[str, Any]:
 
 # --- where the model and its starting weights come from ---------------------------------------------
 
-def weights_artifact(session: Session, job_id: str, field: str) -> dict[str, Any]:
-    source = session.get(Job, job_id)
+def weights_artifact(session: Session, job_id: str, field: str, *, tenant_id: str) -> dict[str, Any]:
+    source = owned(session, Job, job_id, tenant_id)
     if source is None:
         raise Problem(422, "Unknown Job", f"{field}: no job with id {job_id!r}.", field=field)
     artifact = session.get(Artifact, (job_id, "weights.h5"))
@@ -73,13 +75,15 @@ def weights_artifact(session: Session, job_id: str, field: str) -> dict[str, Any
             "architecture_sha256": architecture.blob_sha256 if architecture is not None else None}
 
 
-def model_source(session: Session, request: JobCreate) -> tuple[str, dict[str, Any] | None, Job | None]:
-    """The model id, the weights to start from (or None for a fresh initialization), the source job."""
+def model_source(session: Session, request: JobCreate, *,
+                 tenant_id: str) -> tuple[str, dict[str, Any] | None, Job | None]:
+    """The model id, the weights to start from (or None for a fresh initialization), the source job; each only
+    from the tenant's own rows."""
     source_job = None
     weights = None
     model_id = request.model_id
     if request.source_job_id is not None:
-        source_job = session.get(Job, request.source_job_id)
+        source_job = owned(session, Job, request.source_job_id, tenant_id)
         if source_job is None:
             raise Problem(422, "Unknown Job", f"source_job_id: no job with id {request.source_job_id!r}.",
                           field="source_job_id")
@@ -87,13 +91,14 @@ def model_source(session: Session, request: JobCreate) -> tuple[str, dict[str, A
             raise Problem(422, "Conflicting Model", f"model_id {model_id} is not the model of source job "
                           f"{source_job.id} ({source_job.model_id}); give one or the other.", field="model_id")
         model_id = source_job.model_id
-        weights = weights_artifact(session, source_job.id, "source_job_id")
-    model = get_model(session, model_id=model_id)
+        weights = weights_artifact(session, source_job.id, "source_job_id", tenant_id=tenant_id)
+    model = get_model(session, tenant_id=tenant_id, model_id=model_id)
     if request.initial_weights is not None:
         if request.initial_weights.job_id is not None:
-            weights = weights_artifact(session, request.initial_weights.job_id, "initial_weights.job_id")
+            weights = weights_artifact(session, request.initial_weights.job_id, "initial_weights.job_id",
+                                       tenant_id=tenant_id)
         else:
-            upload = session.get(WeightsFile, request.initial_weights.weights_id)
+            upload = owned(session, WeightsFile, request.initial_weights.weights_id, tenant_id)
             if upload is None:
                 raise Problem(422, "Unknown Weights", f"initial_weights.weights_id: no uploaded weights with id "
                               f"{request.initial_weights.weights_id!r}; upload with POST /v1/weights.",
@@ -107,10 +112,11 @@ def model_source(session: Session, request: JobCreate) -> tuple[str, dict[str, A
 
 # --- create ----------------------------------------------------------------------------------------
 
-def _data_and_arguments(session: Session, request: JobCreate) -> tuple[dict[str, Any], dict[str, Any]]:
+def _data_and_arguments(session: Session, request: JobCreate, *,
+                        tenant_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     spec = getattr(request, request.kind)
     field = request.kind
-    data = {name: resolve_input(session, getattr(spec, name), f"{field}.{name}")
+    data = {name: resolve_input(session, getattr(spec, name), f"{field}.{name}", tenant_id=tenant_id)
             for name in DATA_ARGUMENTS if hasattr(spec, name)}
     data = {name: value for name, value in data.items() if value is not None}
     check_same_rows({k: v for k, v in data.items() if k != "validation_data" and "pipeline" not in (v or {})},
@@ -136,10 +142,10 @@ def _data_and_arguments(session: Session, request: JobCreate) -> tuple[dict[str,
     return data, arguments
 
 
-def create_job(session: Session, *, request: JobCreate, checker: SpecChecker, max_attempts: int,
+def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker: SpecChecker, max_attempts: int,
                queue_base: str) -> Job:
-    model_id, weights, source_job = model_source(session, request)
-    data, arguments = _data_and_arguments(session, request)
+    model_id, weights, source_job = model_source(session, request, tenant_id=tenant_id)
+    data, arguments = _data_and_arguments(session, request, tenant_id=tenant_id)
     compile_args = None
     if request.compile is not None:
         compile_args = compile_document(request.compile)
@@ -149,15 +155,22 @@ def create_job(session: Session, *, request: JobCreate, checker: SpecChecker, ma
         if compile_args is None:
             raise Problem(422, "Missing Compile", "evaluate needs a loss: give 'compile', or a source_job_id of "
                           "a fit job whose compile arguments it reuses.", field="compile")
-    check_data_shapes(get_model(session, model_id=model_id).summary, data, compile_args, field=request.kind)
+    check_data_shapes(get_model(session, tenant_id=tenant_id, model_id=model_id).summary, data, compile_args,
+                      field=request.kind)
     artifacts = list(request.artifacts or DEFAULT_ARTIFACTS) if request.kind == "fit" else []
     gpus = request.resources.gpus
     distribution = request.distribution or ("mirrored" if gpus > 1 else None)
-    job = Job(kind=request.kind, status="queued", model_id=model_id,
+    # Last, and held only until the route's commit: the tenant's submissions queue up here one at a time, so
+    # two at once cannot both take the last free place in the tenant's queued-jobs quota.
+    lock_tenant(session, tenant_id)
+    check_queued(session, tenant_id)
+    queue = queue_for(queue_base, gpus)
+    job = Job(tenant_id=tenant_id, kind=request.kind, status="queued", model_id=model_id, queue=queue,
+              priority=request.priority,
               max_attempts=min(request.max_attempts or max_attempts, max_attempts),
               request={"kind": request.kind, "weights": weights, "compile": compile_args, "data": data,
                        "arguments": arguments, "callbacks": [c.model_dump(mode="json") for c in request.callbacks],
-                       "seed": request.seed, "artifacts": artifacts, "queue": queue_for(queue_base, gpus),
+                       "seed": request.seed, "artifacts": artifacts, "queue": queue,
                        "priority": request.priority, "mixed_precision": request.mixed_precision,
                        "distribution": distribution, "time_limit_s": request.time_limit_s,
                        "tuning": request.tuning_request(),
@@ -169,17 +182,17 @@ def create_job(session: Session, *, request: JobCreate, checker: SpecChecker, ma
 
 # --- read ------------------------------------------------------------------------------------------
 
-def get_job(session: Session, *, job_id: str) -> Job:
-    job = session.get(Job, job_id)
+def get_job(session: Session, *, tenant_id: str, job_id: str) -> Job:
+    job = owned(session, Job, job_id, tenant_id)
     if job is None:
         raise not_found("job", job_id)
     return job
 
 
-def list_jobs(session: Session, *, status: str | None, model_id: str | None, limit: int,
+def list_jobs(session: Session, *, tenant_id: str, status: str | None, model_id: str | None, limit: int,
               offset: int) -> tuple[list[Job], int]:
-    query = select(Job)
-    count = select(func.count()).select_from(Job)
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    count = select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id)
     for column, value in ((Job.status, status), (Job.model_id, model_id)):
         if value is not None:
             query, count = query.where(column == value), count.where(column == value)
@@ -188,11 +201,14 @@ def list_jobs(session: Session, *, status: str | None, model_id: str | None, lim
 
 
 def queue_position(session: Session, job: Job) -> int | None:
-    """1 for the next job a worker will take; None once the job left the queue."""
+    """1 for the tenant's next job a worker will take from its queue; None once the job left the queue. Other
+    tenants' jobs are not counted: the fair scheduler takes turns between tenants, and they are not yours
+    to see."""
     if job.status != "queued":
         return None
     ahead = session.scalar(select(func.count()).select_from(Job)
-                           .where(Job.status == "queued", Job.created_at < job.created_at))
+                           .where(Job.tenant_id == job.tenant_id, Job.queue == job.queue, Job.status == "queued",
+                                  Job.created_at < job.created_at))
     return ahead + 1
 
 
@@ -210,8 +226,8 @@ def artifacts_of(session: Session, *, job_id: str) -> list[Artifact]:
     return list(session.scalars(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.name)))
 
 
-def get_artifact(session: Session, *, job_id: str, name: str) -> Artifact:
-    get_job(session, job_id=job_id)
+def get_artifact(session: Session, *, tenant_id: str, job_id: str, name: str) -> Artifact:
+    get_job(session, tenant_id=tenant_id, job_id=job_id)
     artifact = session.get(Artifact, (job_id, name))
     if artifact is None:
         names = [a.name for a in artifacts_of(session, job_id=job_id)]
@@ -227,8 +243,8 @@ def _clear_outputs(session: Session, job_id: str) -> None:
     session.execute(delete(EpochLog).where(EpochLog.job_id == job_id))
 
 
-def delete_job(session: Session, *, job_id: str) -> None:
-    job = get_job(session, job_id=job_id)
+def delete_job(session: Session, *, tenant_id: str, job_id: str) -> None:
+    job = get_job(session, tenant_id=tenant_id, job_id=job_id)
     if job.status not in TERMINAL_STATUSES:
         raise Problem(409, "Job Active", f"Job {job_id} is {job.status}; cancel it first "
                       f"(POST /v1/jobs/{job_id}/cancel), then delete it.")
@@ -236,9 +252,9 @@ def delete_job(session: Session, *, job_id: str) -> None:
     session.delete(job)
 
 
-def cancel_job(session: Session, *, job_id: str) -> str:
+def cancel_job(session: Session, *, tenant_id: str, job_id: str) -> str:
     """Cancel now if queued ('cancelled'), or ask the worker to stop at its next batch ('requested')."""
-    job = get_job(session, job_id=job_id)
+    job = get_job(session, tenant_id=tenant_id, job_id=job_id)
     now = utcnow()
     taken = session.execute(update(Job).where(Job.id == job_id, Job.status == "queued")
                             .values(status="cancelled", finished_at=now, cancel_requested_at=now))
@@ -251,13 +267,15 @@ def cancel_job(session: Session, *, job_id: str) -> str:
     return "requested"
 
 
-def retry_job(session: Session, *, job_id: str, max_attempts: int) -> Job:
+def retry_job(session: Session, *, tenant_id: str, job_id: str, max_attempts: int) -> Job:
     """Queue a failed or cancelled job again, as a new attempt from the start."""
-    job = get_job(session, job_id=job_id)
+    job = get_job(session, tenant_id=tenant_id, job_id=job_id)
     if job.status not in ("failed", "cancelled"):
         hint = "submit a new job to train again" if job.status == "succeeded" else "wait for it to end"
         raise Problem(409, "Job Not Retryable", f"Job {job_id} is {job.status}; only failed or cancelled jobs "
                       f"can be retried ({hint}).")
+    lock_tenant(session, tenant_id)
+    check_queued(session, tenant_id)
     _clear_outputs(session, job_id)
     job.status, job.error, job.result = "queued", None, None
     job.finished_at = job.started_at = job.cancel_requested_at = job.lease_expires_at = None

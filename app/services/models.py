@@ -16,8 +16,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.blobs import store_file
+from app.metrics import UPLOAD_BYTES
 from app.param_budget import estimate_params
 from app.problems import Problem, not_found
+from app.quotas import check_storage, lock_tenant
+from app.services.scope import owned
 from app.spec_checker import CheckerFailed, CheckerRejected, SpecChecker
 from app.spec_safety import Catalog, UnsafeSpec, check_config
 from app.specs import SpecError, model_document, model_name
@@ -82,7 +85,7 @@ def _within_budget(document: dict[str, Any], max_params: int) -> None:
                       "(KERASD_MAX_MODEL_PARAMS). Make it smaller.", params=estimate, limit=max_params)
 
 
-def create_model(session: Session, *, spec: Any, checker: SpecChecker, max_params: int) -> ModelSpec:
+def create_model(session: Session, *, tenant_id: str, spec: Any, checker: SpecChecker, max_params: int) -> ModelSpec:
     """A model from any JSON or YAML spec form (app.specs)."""
     catalog = catalog_of(checker)
     try:
@@ -92,14 +95,15 @@ def create_model(session: Session, *, spec: Any, checker: SpecChecker, max_param
     walk(document, catalog, what="model")
     _within_budget(document, max_params)
     built = in_sandbox(checker, "check_model", document, max_params, what="model")
-    row = ModelSpec(name=model_name(spec, document), spec=spec.model_dump(mode="json", exclude_none=True),
+    row = ModelSpec(tenant_id=tenant_id, name=model_name(spec, document),
+                    spec=spec.model_dump(mode="json", exclude_none=True),
                     keras_config=built["keras_config"], summary=built["summary"])
     session.add(row)
     session.flush()
     return row
 
 
-def create_model_from_file(session: Session, *, fileobj: BinaryIO, filename: str, name: str | None,
+def create_model_from_file(session: Session, *, tenant_id: str, fileobj: BinaryIO, filename: str, name: str | None,
                            checker: SpecChecker, max_params: int, chunk_bytes: int) -> ModelSpec:
     """A model from an uploaded `.keras` / `.h5` file (tutorial §5.3), its file kept for its weights."""
     suffix = Path(filename).suffix.lower()
@@ -111,6 +115,7 @@ def create_model_from_file(session: Session, *, fileobj: BinaryIO, filename: str
     if fileobj.read(8)[:len(MAGIC[file_format])] != MAGIC[file_format]:
         raise Problem(422, "Invalid Model File", f"The file {filename!r} is not a {suffix} file (its first bytes "
                       "are not those of a zip archive / an HDF5 file). Nothing was stored.")
+    check_storage(session, tenant_id, fileobj.seek(0, 2))
     with tempfile.TemporaryDirectory(prefix="kerasd-upload-") as workdir:
         # The sandbox reads the file by path; Keras picks the loader by the suffix.
         path = Path(workdir) / f"model.{file_format}"
@@ -121,31 +126,37 @@ def create_model_from_file(session: Session, *, fileobj: BinaryIO, filename: str
                            what=f"uploaded model file {filename!r}")
     fileobj.seek(0)
     blob = store_file(session, fileobj=fileobj, chunk_bytes=chunk_bytes)
+    # Again under the tenant's lock, so two uploads at once cannot both fit in the last free bytes.
+    lock_tenant(session, tenant_id)
+    check_storage(session, tenant_id, blob.size_bytes)
     config = built["keras_config"]
-    row = ModelSpec(name=(name or model_name(None, config))[:200],
+    row = ModelSpec(tenant_id=tenant_id, name=(name or model_name(None, config))[:200],
                     spec={"type": "upload", "filename": filename[:200], "format": file_format,
                           "sha256": blob.sha256, "size_bytes": blob.size_bytes},
                     keras_config=config, summary=built["summary"],
                     weights_sha256=blob.sha256, weights_format=file_format)
     session.add(row)
     session.flush()
+    UPLOAD_BYTES.labels(kind="model").inc(blob.size_bytes)
     return row
 
 
-def get_model(session: Session, *, model_id: str) -> ModelSpec:
-    row = session.get(ModelSpec, model_id)
+def get_model(session: Session, *, tenant_id: str, model_id: str) -> ModelSpec:
+    row = owned(session, ModelSpec, model_id, tenant_id)
     if row is None:
         raise not_found("model", model_id)
     return row
 
 
-def list_models(session: Session, *, limit: int, offset: int) -> tuple[list[ModelSpec], int]:
-    rows = session.scalars(select(ModelSpec).order_by(ModelSpec.created_at.desc()).limit(limit).offset(offset))
-    return list(rows), session.scalar(select(func.count()).select_from(ModelSpec))
+def list_models(session: Session, *, tenant_id: str, limit: int, offset: int) -> tuple[list[ModelSpec], int]:
+    mine = ModelSpec.tenant_id == tenant_id
+    rows = session.scalars(select(ModelSpec).where(mine).order_by(ModelSpec.created_at.desc())
+                           .limit(limit).offset(offset))
+    return list(rows), session.scalar(select(func.count()).select_from(ModelSpec).where(mine))
 
 
-def delete_model(session: Session, *, model_id: str) -> None:
-    row = get_model(session, model_id=model_id)
+def delete_model(session: Session, *, tenant_id: str, model_id: str) -> None:
+    row = get_model(session, tenant_id=tenant_id, model_id=model_id)
     jobs = session.scalar(select(func.count()).select_from(Job).where(Job.model_id == model_id))
     if jobs:
         raise Problem(409, "Model In Use", f"{jobs} job(s) were made from model {model_id}; delete them "

@@ -7,7 +7,10 @@ from typing import BinaryIO
 import h5py
 
 from app.blobs import store_file
+from app.metrics import UPLOAD_BYTES
 from app.problems import Problem, not_found
+from app.quotas import check_storage, lock_tenant
+from app.services.scope import owned
 from app.tables import WeightsFile
 
 
@@ -40,20 +43,24 @@ def check_weights_file(fileobj: BinaryIO) -> None:
     fileobj.seek(0)
 
 
-def create_weights(session, *, fileobj: BinaryIO, filename: str, chunk_bytes: int) -> WeightsFile:
+def create_weights(session, *, tenant_id: str, fileobj: BinaryIO, filename: str, chunk_bytes: int) -> WeightsFile:
     if not filename.endswith(".weights.h5"):
         raise Problem(422, "Invalid Weights File", f"{filename!r}: Keras 3 saves and loads weights only as "
                       "*.weights.h5 (model.save_weights('model.weights.h5')).")
+    check_storage(session, tenant_id, fileobj.seek(0, 2))
     check_weights_file(fileobj)
     blob = store_file(session, fileobj=fileobj, chunk_bytes=chunk_bytes)
-    row = WeightsFile(name=filename[:200], blob_sha256=blob.sha256, size_bytes=blob.size_bytes)
+    lock_tenant(session, tenant_id)
+    check_storage(session, tenant_id, blob.size_bytes)
+    row = WeightsFile(tenant_id=tenant_id, name=filename[:200], blob_sha256=blob.sha256, size_bytes=blob.size_bytes)
     session.add(row)
     session.flush()
+    UPLOAD_BYTES.labels(kind="weights").inc(blob.size_bytes)
     return row
 
 
-def get_weights(session, *, weights_id: str) -> WeightsFile:
-    row = session.get(WeightsFile, weights_id)
+def get_weights(session, *, tenant_id: str, weights_id: str) -> WeightsFile:
+    row = owned(session, WeightsFile, weights_id, tenant_id)
     if row is None:
         raise not_found("weight", weights_id)
     return row
