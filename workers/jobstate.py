@@ -11,7 +11,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,21 +52,33 @@ def retrying(fn: Callable[..., T], *, within_s: float = 60.0) -> Callable[..., T
     return wrapper
 
 
+def claimable(now: datetime):
+    """A queued job, or a running one whose lease expired (a redelivered message after a crash), with
+    attempts left."""
+    return (((Job.status == "queued") | ((Job.status == "running") & (Job.lease_expires_at < now)))
+            & (Job.attempt < Job.max_attempts))
+
+
+def take(session: Session, *, job_id: str, owner: str, lease_s: int, now: datetime) -> int | None:
+    """The claim's guarded UPDATE in the caller's transaction (the fair scheduler, workers/scheduling.py,
+    runs it under its tenant lock); the new attempt number, or None if the job is not claimable."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, claimable(now))
+        .values(status="running", attempt=Job.attempt + 1, lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_s), started_at=now)
+    )
+    if result.rowcount != 1:
+        return None
+    return session.scalar(select(Job.attempt).where(Job.id == job_id))
+
+
 @retrying
 def claim(*, job_id: str, owner: str, lease_s: int) -> int | None:
     """Take a queued job (or a running one whose lease expired); the new attempt number, or None."""
     now = utcnow()
     with session_scope() as session:
-        claimable = (Job.status == "queued") | ((Job.status == "running") & (Job.lease_expires_at < now))
-        result = session.execute(
-            update(Job)
-            .where(Job.id == job_id, claimable, Job.attempt < Job.max_attempts)
-            .values(status="running", attempt=Job.attempt + 1, lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_s), started_at=now)
-        )
-        if result.rowcount != 1:
-            return None
-        return session.scalar(select(Job.attempt).where(Job.id == job_id))
+        return take(session, job_id=job_id, owner=owner, lease_s=lease_s, now=now)
 
 
 def _fence(session: Session, job_id: str, attempt: int, lease_s: int) -> None:

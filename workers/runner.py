@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from app.settings import Settings
-from workers import exports, jobstate, training
+from workers import exports, jobstate, scheduling, training
 from workers.array_cache import ArrayCache
 from workers.callbacks import DeclaredCallbacks
 from workers.cancellation import CancelCallback, CancelFlag
@@ -227,12 +227,15 @@ class JobRun:
 TERMINAL_EVENT = {"succeeded": "finished", "failed": "failed", "cancelled": "cancelled"}
 
 
-def run_job(job_id: str, *, settings: Settings, redis_client: redis.Redis, cache: ArrayCache, owner: str) -> str:
-    """Run the job if this worker can claim it; returns the status it ended in (or 'skipped'/'stale')."""
-    attempt = jobstate.claim(job_id=job_id, owner=owner, lease_s=settings.lease_seconds)
-    if attempt is None:
+def run_job(job_id: str, *, settings: Settings, redis_client: redis.Redis, cache: ArrayCache, owner: str,
+            queue: str | None = None) -> str:
+    """Run the job the fair scheduler gives this message's turn (workers/scheduling.py: maybe another of the
+    queue's jobs); returns the status it ended in (or 'skipped'/'stale')."""
+    claimed = scheduling.claim_next(hint_job_id=job_id, queue=queue, owner=owner, settings=settings)
+    if claimed is None:
         log.info("job %s is not claimable (finished, cancelled, or another worker has it)", job_id)
         return "skipped"
+    job_id, attempt = claimed
     run = JobRun(job_id, attempt, settings=settings, redis_client=redis_client, cache=cache, owner=owner)
     end = {"chunk_bytes": settings.chunk_bytes, **run.fenced}
     try:

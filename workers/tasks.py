@@ -13,11 +13,12 @@ from celery import signals
 from app.queue import enqueue_job, queues_served
 from app.settings import get_settings
 from app.workers_registry import ANNOUNCE_EVERY_S, announce, withdraw
-from workers import runner
+from workers import log_setup, runner  # noqa: F401  (log_setup: Celery's logging signal)
 from workers.array_cache import ArrayCache
 from workers.building import versions
 from workers.celery_app import celery
 from workers.reaper import Reaper
+from workers.scheduling import TurnKeeper
 
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -33,9 +34,12 @@ def _cache() -> ArrayCache:
     return ArrayCache(settings.resolved_cache_dir, max_bytes=settings.worker_cache_bytes)
 
 
-@celery.task(name="kerasd.run_job", acks_late=True, reject_on_worker_lost=True)
-def run_job(job_id: str) -> str:
-    return runner.run_job(job_id, settings=get_settings(), redis_client=_redis(), cache=_cache(), owner=WORKER_NAME)
+@celery.task(name="kerasd.run_job", acks_late=True, reject_on_worker_lost=True, bind=True)
+def run_job(self, job_id: str) -> str:
+    # The queue the message came from: its turn is for that queue's jobs (workers/scheduling.py).
+    queue = (self.request.delivery_info or {}).get("routing_key")
+    return runner.run_job(job_id, settings=get_settings(), redis_client=_redis(), cache=_cache(), owner=WORKER_NAME,
+                          queue=queue)
 
 
 _stop_announcing = threading.Event()
@@ -46,6 +50,7 @@ def _requeue(job) -> None:
 
 
 _reaper = Reaper(interval_s=get_settings().reaper_interval_s, requeue=_requeue)
+_turns = TurnKeeper(interval_s=get_settings().reaper_interval_s, broker_url=get_settings().resolved_broker_url)
 
 
 def _announce_forever() -> None:
@@ -65,12 +70,14 @@ def _announce_forever() -> None:
 def _on_ready(**_kwargs) -> None:
     threading.Thread(target=_announce_forever, name="announce", daemon=True).start()
     _reaper.start()
+    _turns.start()
 
 
 @signals.worker_shutdown.connect
 def _on_shutdown(**_kwargs) -> None:
     _stop_announcing.set()
     _reaper.stop()
+    _turns.stop()
     try:
         withdraw(_redis(), WORKER_NAME)
     except redis.RedisError:

@@ -1,0 +1,174 @@
+"""Fair scheduling between tenants, on top of the Celery queue and the SQL claim.
+
+The API still sends one message per queued job (after its commit), but a message is a turn, not an order:
+the worker that receives one on queue Q claims the job the scheduler picks among everything claimable in Q:
+
+1. tenants with a claimable job in Q, minus those already at their running-jobs quota;
+2. the tenant with the fewest running jobs first, then the one served longest ago (`tenants.last_claim_at`):
+   one tenant's hundred queued jobs take turns with another tenant's one, even on a single worker;
+3. within the tenant, the most urgent priority first, then the oldest.
+
+Why this keeps at-least-once: each job message adds one turn to Q and each claim uses one, so Q never has
+fewer turns than claimable jobs. A turn that finds nothing claimable is surplus (a duplicate delivery, a job
+cancelled or taken by another turn). A turn that finds only jobs of tenants at their quota is handed back to
+Q after KERASD_SCHEDULER_RETRY_S, so those jobs still have their turns when a slot frees. The claim itself is
+jobstate's guarded UPDATE (fencing unchanged), taken under a lock on the tenant's row, so two workers cannot
+both fill a tenant's last running slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+
+import redis
+from sqlalchemy import func, select
+
+from app.db import session_scope
+from app.logs import job_id_var
+from app.queue import enqueue_job
+from app.quotas import limits_of
+from app.settings import Settings
+from app.tables import Job, Tenant, utcnow
+from workers import jobstate
+
+log = logging.getLogger("kerasd.scheduler")
+NEVER = datetime.min
+
+
+def _running(session, tenant_ids, now) -> dict[str, int]:
+    """Running jobs per tenant, across every queue; an expired lease is a lost worker, not a running job."""
+    rows = session.execute(select(Job.tenant_id, func.count()).where(
+        Job.tenant_id.in_(tenant_ids), Job.status == "running", Job.lease_expires_at >= now).group_by(Job.tenant_id))
+    return dict(rows.all())
+
+
+def turn_order(queue: str, settings: Settings, now: datetime) -> tuple[list[str], bool]:
+    """(tenants to try, in order; whether anything in the queue is claimable at all)."""
+    with session_scope() as session:
+        waiting = list(session.scalars(select(Job.tenant_id).where(Job.queue == queue, jobstate.claimable(now))
+                                       .group_by(Job.tenant_id)))
+        if not waiting:
+            return [], False
+        running = _running(session, waiting, now)
+        tenants = {t.id: t for t in session.scalars(select(Tenant).where(Tenant.id.in_(waiting)))}
+    order = []
+    for tenant_id in waiting:
+        limit = limits_of(tenants.get(tenant_id), settings).running_jobs
+        if limit > 0 and running.get(tenant_id, 0) >= limit:
+            continue
+        last = tenants[tenant_id].last_claim_at if tenant_id in tenants else None
+        order.append((running.get(tenant_id, 0), (last or NEVER).replace(tzinfo=None), tenant_id))
+    return [tenant_id for *_, tenant_id in sorted(order)], True
+
+
+def _claim_for(tenant_id: str, queue: str, *, owner: str, settings: Settings) -> tuple[str, int] | None:
+    """The tenant's next job in the queue, claimed under the tenant's row lock; None if it has no turn now."""
+    now = utcnow()
+    with session_scope() as session:
+        tenant = session.scalar(select(Tenant).where(Tenant.id == tenant_id).with_for_update())
+        limit = limits_of(tenant, settings).running_jobs
+        if limit > 0 and _running(session, [tenant_id], now).get(tenant_id, 0) >= limit:
+            return None
+        candidates = session.scalars(select(Job.id).where(Job.tenant_id == tenant_id, Job.queue == queue,
+                                                          jobstate.claimable(now))
+                                     .order_by(Job.priority.desc(), Job.created_at, Job.id).limit(5))
+        for job_id in list(candidates):
+            attempt = jobstate.take(session, job_id=job_id, owner=owner, lease_s=settings.lease_seconds, now=now)
+            if attempt is not None:
+                if tenant is not None:
+                    tenant.last_claim_at = now
+                return job_id, attempt
+    return None
+
+
+@jobstate.retrying
+def claim_next(*, hint_job_id: str, queue: str | None, owner: str, settings: Settings) -> tuple[str, int] | None:
+    """Claim the job this turn goes to: (job id, attempt), or None when the turn has nothing to take."""
+    job_id_var.set(None)
+    if queue is None:
+        with session_scope() as session:
+            queue = session.scalar(select(Job.queue).where(Job.id == hint_job_id))
+        if queue is None:  # neither the message nor the job says which queue: the old way, the job itself
+            attempt = jobstate.claim(job_id=hint_job_id, owner=owner, lease_s=settings.lease_seconds)
+            return None if attempt is None else (hint_job_id, attempt)
+    order, anything = turn_order(queue, settings, utcnow())
+    for tenant_id in order:
+        claimed = _claim_for(tenant_id, queue, owner=owner, settings=settings)
+        if claimed is not None:
+            job_id_var.set(claimed[0])
+            if claimed[0] != hint_job_id:
+                log.info("message of job %s: took job %s of tenant %s (fair turn)", hint_job_id, claimed[0],
+                         tenant_id)
+            return claimed
+    if anything:
+        # Every claimable job belongs to a tenant at its running-jobs quota: keep the turn for later.
+        log.info("queue %s: every waiting tenant is at its running-jobs quota; the turn of job %s goes back "
+                 "to the queue in %.1f s", queue, hint_job_id, settings.scheduler_retry_s)
+        time.sleep(settings.scheduler_retry_s)
+        enqueue_job(hint_job_id, queue=queue, priority=0)
+    return None
+
+
+# Kombu's Redis transport keeps one list per priority step: `queue`, then `queue\x06\x16N` for N = 1..9.
+PRIORITY_SEP = "\x06\x16"
+MAX_TOP_UP = 100
+
+
+def broker_lists(queue: str) -> list[str]:
+    return [queue, *(f"{queue}{PRIORITY_SEP}{step}" for step in range(1, 10))]
+
+
+def top_up_turns(broker, now: datetime | None = None) -> dict[str, int]:
+    """Send a turn for each claimable job beyond the turns waiting in its queue; {queue: turns sent}.
+
+    A safety net, run by every worker now and then: a turn can be lost where no ack protects it (Redis
+    restarted without its append-only file, a hand-back that failed). Surplus turns cost a skipped message
+    each, so every worker may top up at once."""
+    now = now or utcnow()
+    with session_scope() as session:
+        claimable = session.execute(select(Job.queue, func.count(), func.min(Job.id))
+                                    .where(jobstate.claimable(now)).group_by(Job.queue)).all()
+    if not claimable:
+        return {}
+    pipe = broker.pipeline()
+    for queue, _, _ in claimable:
+        for key in broker_lists(queue):
+            pipe.llen(key)
+    lengths = pipe.execute()
+    sent = {}
+    for index, (queue, count, some_job) in enumerate(claimable):
+        waiting = sum(lengths[index * 10:(index + 1) * 10])
+        missing = min(count - waiting, MAX_TOP_UP)
+        for _ in range(missing):
+            enqueue_job(some_job, queue=queue, priority=0)
+        if missing > 0:
+            sent[queue] = missing
+            log.warning("queue %s had %d claimable job(s) and %d waiting message(s): sent %d turn(s)", queue,
+                        count, waiting, missing)
+    return sent
+
+
+class TurnKeeper:
+    """A worker thread that tops up turns every `interval_s` (workers/tasks.py starts it)."""
+
+    def __init__(self, *, interval_s: float, broker_url: str) -> None:
+        self._interval_s = interval_s
+        self._broker = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="turn-keeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                top_up_turns(self._broker)
+            except Exception:  # the database or Redis may be away for a moment; the next round tries again
+                log.exception("topping up job turns failed")
+
+    def stop(self) -> None:
+        self._stop.set()
