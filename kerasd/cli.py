@@ -22,6 +22,17 @@ def _migrate(_args: argparse.Namespace) -> int:
 def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    # Whether keys are required depends on the address bound (app/auth.py); say what is wrong before starting.
+    os.environ["KERASD_API_HOST"] = args.host
+    from app.auth import AuthConfigError, auth_mode
+    from app.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        auth_mode(get_settings())
+    except AuthConfigError as exc:
+        raise SystemExit(f"kerasd api: {exc}") from None
+
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level=args.log_level, proxy_headers=True)
     return 0
@@ -118,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     migrate = commands.add_parser("migrate", help="bring the database to the newest schema")
     migrate.set_defaults(run=_migrate)
 
+    from kerasd.cli_admin import add_admin_commands
     from kerasd.cli_client import add_client_commands, run_client_command
 
     add_client_commands(commands)
+    add_admin_commands(commands)
 
     args = parser.parse_args(argv)
     if args.command in ("models", "datasets", "jobs", "artifacts"):

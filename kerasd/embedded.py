@@ -41,6 +41,17 @@ def _wait_for_http(url: str, processes: list[subprocess.Popen], timeout_s: float
     return False
 
 
+def _auth_line(host: str, env: dict[str, str]) -> str:
+    """Whether this API wants keys (app/auth.py decides the same way)."""
+    from app.auth import is_loopback
+
+    if env.get("KERASD_AUTH") == "required" or not is_loopback(host):
+        return (f"API keys are required (bound to {host}): make one with `kerasd admin create-key default` "
+                "and send it as 'Authorization: Bearer <key>'")
+    return ("No API key needed from this machine: requests without one act as tenant 'default' "
+            f"(KERASD_AUTH=localhost-open, bound to {host}); any other bind address requires keys")
+
+
 def run_embedded(*, host: str, port: int, data_dir: str | None, redis_port: int) -> int:
     root = Path(data_dir or os.environ.get("KERASD_DATA_DIR") or Path.home() / ".kerasd").expanduser().resolve()
     (root / "redis").mkdir(parents=True, exist_ok=True)
@@ -79,6 +90,7 @@ def run_embedded(*, host: str, port: int, data_dir: str | None, redis_port: int)
         if not _wait_for_http(f"{base}/health", children, 180):
             raise SystemExit("kerasd up: the API did not start; see the messages above")
         print(f"kerasd is up: {base}  (API docs {base}/docs; data in {root}; Ctrl-C stops it)", flush=True)
+        print(_auth_line(host, env), flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         failed = next(child for child in children if child.poll() is not None)
