@@ -89,3 +89,34 @@ def api_url(server_env: dict[str, str], worker: Process, logs_dir: Path) -> Iter
 def client(api_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api_url, timeout=120) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def keyed_env(server_env: dict[str, str], run_id: str) -> dict[str, str]:
+    """The session's database and Redis, keys required on every /v1 request, a queue of its own."""
+    return {**server_env, "KERASD_AUTH": "required", "KERASD_QUEUE": f"kerasd-keyed-{run_id}",
+            "KERASD_CHECKPOINT_EVERY_EPOCHS": "0", "KERASD_SCHEDULER_RETRY_S": "0.5"}
+
+
+@pytest.fixture(scope="session")
+def keyed_worker(keyed_env: dict[str, str], run_id: str, logs_dir: Path) -> Iterator[Process]:
+    process = Process(kerasd_command("worker", "--gpus", "none", "--name", f"keyed-{run_id}@%h"), keyed_env,
+                      logs_dir / "keyed-worker.log")
+    try:
+        process.wait_for_log(" ready.", timeout_s=180)
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def keyed_api(keyed_env: dict[str, str], keyed_worker: Process, logs_dir: Path) -> Iterator[tuple[str, Process]]:
+    """(URL, process) of an API that requires keys (tests/tenancy.py makes tenants and keys), with a worker."""
+    port = free_port()
+    process = Process(kerasd_command("api", "--port", str(port)), keyed_env, logs_dir / "keyed-api.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_for_http(f"{url}/health", timeout_s=120)
+        yield url, process
+    finally:
+        process.stop()
