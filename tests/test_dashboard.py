@@ -218,3 +218,39 @@ def test_the_readme_states_the_event_contract_the_api_documents() -> None:
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert CONTRACT_MARKDOWN.strip() in readme
+
+
+def test_dashboard_on_a_server_that_requires_keys(browser: Any, keyed_api: tuple[str, Any]) -> None:
+    """Every call carries the tab's key: the list, the §3.2 job, its event stream and an artifact download."""
+    from tests.tenancy import make_tenant
+
+    url = keyed_api[0]
+    _tenant, key = make_tenant("dashboard")
+    tab = Page(browser, url)
+    try:
+        page = tab.page
+        page.goto(f"{url}/dashboard#/")
+        page.wait_for_selector("#flash:not([hidden])")
+        assert "API key" in page.inner_text("#flash")
+        page.click("#api-key-button")
+        page.fill("#api-key", key)
+        page.click("#api-key-form button[type=submit]")
+        page.wait_for_selector("#jobs-empty:not([hidden])")  # a new tenant has no jobs
+        assert page.is_hidden("#flash")
+
+        job_id = start_seed_job(page, url)  # the tutorial's §3.2 job as it is
+        page.wait_for_function("document.querySelector('#job-status .status').dataset.status === 'succeeded'",
+                               timeout=300_000)
+        page.wait_for_function("document.querySelectorAll('#epochs tbody tr').length === 10")
+        assert chart_points(page) > 20  # 10 epochs and 10 validation points per chart, and batches
+        page.wait_for_selector("#artifacts a[data-artifact]")
+        with page.expect_download() as download:
+            page.click('#artifacts a[download="weights.h5"]')
+        saved = Path(download.value.path()).read_bytes()
+        assert saved[:8] == b"\x89HDF\r\n\x1a\n"
+        # The job is the tenant's own: its key reads it, and the API refuses the job without one.
+        with httpx.Client(base_url=url, timeout=30) as anonymous:
+            assert anonymous.get(f"/v1/jobs/{job_id}").status_code == 401
+        assert not tab.errors and not tab.foreign, (tab.errors, tab.foreign)
+    finally:
+        tab.close()

@@ -9,6 +9,10 @@ const EVENT_TYPES = ["queued", "started", "batch", "epoch", "checkpoint", "log",
 const TERMINAL_EVENTS = new Set(["finished", "failed", "cancelled"]);
 const TERMINAL_STATUSES = new Set(["succeeded", "failed", "cancelled"]);
 const COLORS = { batch: "#9db7e0", train: "#1f5fbf", val: "#d9661f" };
+// A server that requires keys gets this tab's key on every call (EventSource, which cannot send headers,
+// passes it as ?api_key=, which the events route accepts).
+const KEY_STORE = "kerasd.api_key";
+const apiKey = () => sessionStorage.getItem(KEY_STORE) || "";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const esc = (value) => String(value ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -19,7 +23,8 @@ const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 
 class ApiError extends Error {
   constructor(status, problem) {
-    super(problem?.detail || problem?.title || `HTTP ${status}`);
+    const hint = status === 401 ? " Enter an API key with the API key button (top right)." : "";
+    super((problem?.detail || problem?.title || `HTTP ${status}`) + hint);
     this.status = status;
     this.problem = problem;
   }
@@ -27,6 +32,7 @@ class ApiError extends Error {
 
 async function call(method, path, body) {
   const init = { method, headers: { accept: "application/json" } };
+  if (apiKey()) init.headers["x-api-key"] = apiKey();
   if (body instanceof FormData) init.body = body;
   else if (body !== undefined) {
     init.body = typeof body === "string" ? body : JSON.stringify(body);
@@ -365,7 +371,7 @@ function jobView(view, jobId) {
   async function showArtifacts() {
     const artifacts = await call("GET", `/v1/jobs/${jobId}/artifacts`);
     $("#artifacts", view).innerHTML = artifacts.length
-      ? artifacts.map((a) => `<li><a href="${esc(BASE + a.url)}" download>${esc(a.name)}</a>
+      ? artifacts.map((a) => `<li><a href="${esc(BASE + a.url)}" download="${esc(a.name)}" data-artifact>${esc(a.name)}</a>
           <span class="muted">${(a.size_bytes / 1024).toFixed(1)} KiB · ${esc(a.media_type)}</span></li>`).join("")
       : `<li class="muted">none</li>`;
   }
@@ -415,8 +421,11 @@ function jobView(view, jobId) {
 
   function openStream() {
     closeStream();
-    const after = state.lastEventId ? `?after=${encodeURIComponent(state.lastEventId)}` : "";
-    const source = new EventSource(`${BASE}/v1/jobs/${jobId}/events${after}`);
+    const query = new URLSearchParams();
+    if (state.lastEventId) query.set("after", state.lastEventId);
+    if (apiKey()) query.set("api_key", apiKey());
+    const search = query.toString();
+    const source = new EventSource(`${BASE}/v1/jobs/${jobId}/events${search ? `?${search}` : ""}`);
     for (const type of EVENT_TYPES) source.addEventListener(type, (message) => onEvent(JSON.parse(message.data)));
     // EventSource reconnects by itself (with Last-Event-ID); once closed for good the job is over.
     source.onerror = () => { if (source.readyState === EventSource.CLOSED) refreshJob(); };
@@ -433,6 +442,25 @@ function jobView(view, jobId) {
     if (!state.ended) await refreshJob();
     state.pollTimer = setTimeout(poll, 2000);
   }
+
+  // With a key, a plain link would download without it: fetch with the key, then save the bytes.
+  $("#artifacts", view).addEventListener("click", async (event) => {
+    const link = event.target.closest("a[data-artifact]");
+    if (!link || !apiKey()) return;
+    event.preventDefault();
+    try {
+      const response = await fetch(link.href, { headers: { "x-api-key": apiKey() } });
+      if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+      const url = URL.createObjectURL(await response.blob());
+      const save = Object.assign(document.createElement("a"), { href: url, download: link.getAttribute("download") });
+      document.body.append(save);
+      save.click();
+      save.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (error) {
+      showError(error);
+    }
+  });
 
   $("#cancel-job", view).addEventListener("click", async () => {
     try {
@@ -485,6 +513,32 @@ async function showVersions() {
   }
 }
 
+function keyControls() {
+  const form = $("#api-key-form");
+  const button = $("#api-key-button");
+  const label = () => (button.textContent = apiKey() ? "API key ✓" : "API key");
+  button.addEventListener("click", () => {
+    form.hidden = !form.hidden;
+    if (!form.hidden) $("#api-key").focus();
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(KEY_STORE, $("#api-key").value.trim());
+    $("#api-key").value = "";
+    form.hidden = true;
+    label();
+    route();
+  });
+  $("#api-key-forget").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY_STORE);
+    form.hidden = true;
+    label();
+    route();
+  });
+  label();
+}
+
 window.addEventListener("hashchange", route);
+keyControls();
 route();
 showVersions();
