@@ -138,9 +138,15 @@ def current_caller(request: Request, credentials: HTTPAuthorizationCredentials |
                    header_key: str | None = Depends(api_key_header),
                    session: Session = Depends(get_session)) -> Caller:
     """The dependency of every /v1 route: who calls, within their tenant's request rate."""
-    caller = resolve_caller(request, session, _presented_key(request, credentials, header_key))
+    try:
+        caller = resolve_caller(request, session, _presented_key(request, credentials, header_key))
+        limits = tenant_limits(session, caller.tenant_id)
+    finally:
+        # Give the connection back before the route runs: a dependency that holds one while the route waits
+        # for a thread can exhaust the pool under load (every thread waiting for a connection held by a
+        # request waiting for a thread).
+        session.rollback()
     request.state.tenant_id = caller.tenant_id  # for the access log
-    limits = tenant_limits(session, caller.tenant_id)
     ratelimit.check(caller.tenant_id, rate_per_s=limits.requests_per_s, burst=limits.request_burst)
     return caller
 
@@ -155,7 +161,10 @@ def metrics_reader(request: Request, credentials: HTTPAuthorizationCredentials |
                    header_key: str | None = Depends(api_key_header),
                    session: Session = Depends(get_session)) -> None:
     """/metrics counts every tenant's jobs: open to this machine in localhost-open mode, else admins only."""
-    caller = resolve_caller(request, session, _presented_key(request, credentials, header_key))
+    try:
+        caller = resolve_caller(request, session, _presented_key(request, credentials, header_key))
+    finally:
+        session.rollback()
     if caller.key_id is not None and not caller.is_admin:
         raise Problem(403, "Forbidden", "/metrics covers every tenant: it needs an admin key.")
 

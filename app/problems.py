@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis import RedisError
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("kerasd.api")
@@ -114,6 +115,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
         response = problem_response(503, "Service Unavailable", "The database is unavailable right now; "
                                     "nothing was changed. Retry in a few seconds.", request.url.path)
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.exception_handler(PoolTimeoutError)
+    async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
+        # Every database connection stayed busy for the pool's timeout: too many requests at once.
+        from app.db import get_engine  # here: app.db imports settings, which the handlers need not
+
+        log.warning("no database connection free on %s %s (%s)", request.method, request.url.path,
+                    get_engine().pool.status())
+        response = problem_response(503, "Service Unavailable", "The server is too busy to take this request "
+                                    "now; nothing was changed. Retry in a few seconds.", request.url.path)
         response.headers["Retry-After"] = "5"
         return response
 

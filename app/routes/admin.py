@@ -15,10 +15,11 @@ from app.auth import Caller, current_caller, require_admin
 from app.db import get_session
 from app.quotas import limits_of
 from app.services import tenants as service
+from app.sessions import SessionReleasingRoute
 from app.settings import get_settings
 from app.tables import ApiKey, Tenant
 
-router = APIRouter(prefix="/v1", tags=["tenants"])
+router = APIRouter(prefix="/v1", tags=["tenants"], route_class=SessionReleasingRoute)
 
 
 class Quotas(BaseModel):

@@ -15,10 +15,11 @@ from app.deps import Paging, settings
 from app.problems import Problem
 from app.schemas import DatasetOut, Page
 from app.services import datasets as service
+from app.sessions import SessionReleasingRoute
 from app.settings import Settings
 from app.tables import Dataset
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=SessionReleasingRoute)
 
 
 def dataset_out(row: Dataset) -> DatasetOut:

@@ -20,12 +20,13 @@ from app.queue import enqueue_job
 from app.routes.datasets import stream_blob
 from app.schemas import ArtifactOut, JobOut, Page
 from app.services import jobs as service
+from app.sessions import SessionReleasingRoute
 from app.settings import Settings
 from app.spec_checker import SpecChecker
 from app.tables import Job
 
 log = logging.getLogger("kerasd.api")
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SessionReleasingRoute)
 JOB_STATUSES = "^(queued|running|succeeded|failed|cancelled)$"
 
 

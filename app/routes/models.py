@@ -20,12 +20,13 @@ from app.deps import Paging, settings, spec_checker
 from app.problems import Problem
 from app.schemas import ModelOut, Page
 from app.services import models as service
+from app.sessions import SessionReleasingRoute
 from app.settings import Settings, get_settings
 from app.spec_checker import SpecChecker
 from app.specs import MAX_ARCHITECTURE_BYTES, MODEL_SPEC_ADAPTER, SPEC_TAGS, YamlSpec, parse_model_spec
 from app.tables import ModelSpec
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=SessionReleasingRoute)
 
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends
 
 from app.deps import settings, spec_checker
 from app.problems import Problem
+from app.sessions import SessionReleasingRoute
 from app.settings import Settings
 from app.spec_checker import CheckerFailed, CheckerRejected, SpecChecker
 
-router = APIRouter(prefix="/v1/plugins", tags=["plugins"])
+router = APIRouter(prefix="/v1/plugins", tags=["plugins"], route_class=SessionReleasingRoute)
 
 
 @router.get("", summary="The enabled server-side plugins: layers and models a spec may name (tutorial §4.2, §4.3)",

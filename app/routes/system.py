@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 import app as kerasd_app
 from app.db import get_session
 from app.deps import spec_checker
+from app.sessions import SessionReleasingRoute
 from app.spec_checker import SpecChecker
 from app.workers_registry import live_workers
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], route_class=SessionReleasingRoute)
 
 
 @router.get("/health", summary="Liveness: the API process answers")

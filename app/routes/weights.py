@@ -10,10 +10,11 @@ from app.db import get_session
 from app.deps import settings
 from app.schemas import WeightsOut
 from app.services import weights as service
+from app.sessions import SessionReleasingRoute
 from app.settings import Settings
 from app.tables import WeightsFile
 
-router = APIRouter(prefix="/v1/weights", tags=["weights"])
+router = APIRouter(prefix="/v1/weights", tags=["weights"], route_class=SessionReleasingRoute)
 
 
 def weights_out(row: WeightsFile) -> WeightsOut:
