@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # this long; an XLA trial is made only for fits estimated at least this long.
     tuning_execution_s: float = 0.1
     tuning_xla_trial_min_fit_s: float = 120.0
+    # The worker process's allocator (kerasd/allocator.py): jemalloc where the machine has libjemalloc, or the
+    # system's malloc.
+    worker_malloc: Literal["jemalloc", "system"] = "jemalloc"
     # Worker-local copies of datasets, by sha256; empty means data_dir / "cache".
     worker_cache_dir: Path | None = None
     # The cache holds at most this many bytes; the least recently used datasets leave first.

@@ -52,6 +52,10 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _run_worker(args: argparse.Namespace, gpu_ids: list[str]) -> int:
     """One Celery worker process owning `gpu_ids` (none: CPU only)."""
+    from app.settings import get_settings
+    from kerasd.allocator import reexec_with_jemalloc
+
+    reexec_with_jemalloc(get_settings().worker_malloc)  # before TensorFlow: the allocator is chosen at exec
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids) if gpu_ids else "-1"
     os.environ["KERASD_WORKER_GPUS"] = str(len(gpu_ids))
     # Take GPU memory as the job needs it, so a second process or a small job does not find it all gone.

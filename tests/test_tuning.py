@@ -188,3 +188,21 @@ def test_xla_trial_leaves_the_job_random_state_alone():
     after_trial, found = train(True)
     assert_weights_equal(after_trial, plain, atol=0)
     assert set(found["step_ms"]) == {"xla", "no_xla"} and isinstance(found["identical"], bool)
+
+
+def test_weights_split_and_class_weight_identical(client, seed_ids, tmp_path):
+    """Arrays become Keras's own array-adapter batches on the worker: validation_split, sample_weight,
+    class_weight and shuffle come out bit-identical to the untuned job."""
+    weights = np.linspace(0.5, 1.5, 1000).astype("float32")
+    extra = upload(client, "weights.npz", npz_bytes(w=weights)).json()
+    with_weights = fit_request(seed_ids["model"], seed_ids["dataset"], epochs=3, validation_split=0.2,
+                               sample_weight=ref(extra["id"], "w"))
+    del with_weights["fit"]["validation_data"]
+    tuned, untuned = run_both(client, with_weights)
+    assert_same_training(client, tuned, untuned, tmp_path)
+    assert any(change.startswith("arrays:") for change in tuned["result"]["tuning"]["inputs"])
+
+    with_classes = fit_request(seed_ids["model"], seed_ids["dataset"], epochs=3, shuffle="batch",
+                               class_weight={"0": 2.0, "3": 0.5})
+    tuned, untuned = run_both(client, with_classes)
+    assert_same_training(client, tuned, untuned, tmp_path)

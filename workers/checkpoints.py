@@ -15,6 +15,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from workers import keras_speed
+
 
 def rng_state() -> dict[str, Any]:
     version, internal, gauss = random.getstate()
@@ -38,6 +40,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._every = every
         self._path = workdir / "resume.keras"
         self._store = store
+        keras_speed.prime_saving_caches()  # a save every epoch: Keras's own cache of what to skip, working
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         # A stopping model (cancel, time limit) checkpoints whatever the period: that state is kept.

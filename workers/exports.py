@@ -12,6 +12,8 @@ import keras
 import numpy as np
 import yaml
 
+from workers import keras_speed
+
 
 def _history_csv(epochs: list[tuple[int, dict[str, float]]], path: Path) -> None:
     """One row per epoch, as CSVLogger writes it; a metric an epoch did not compute (val_* between
@@ -27,6 +29,7 @@ def _history_csv(epochs: list[tuple[int, dict[str, float]]], path: Path) -> None
 def export_model(model: keras.Model, names: list[str], workdir: Path,
                  epochs: list[tuple[int, dict[str, float]]]) -> list[tuple[str, Path, str]]:
     """(artifact name, file, media type) for each requested artifact."""
+    keras_speed.prime_saving_caches()
     files: list[tuple[str, Path, str]] = []
     architecture = json.loads(model.to_json())
     for name in names:

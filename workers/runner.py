@@ -212,7 +212,7 @@ class JobRun:
             # Progress goes after the declared callbacks, so the epoch logs it records carry what they add
             # (learning_rate from ReduceLROnPlateau, ...).
             training.fit(model, compile_document=None if resumed else request["compile"], data=tuned.data,
-                         arguments=arguments, callbacks=callbacks, tune=tuned.apply)
+                         arguments=tuned.fit_arguments, callbacks=callbacks, tune=tuned.apply)
         history = training.history_of(epochs)
         result = {"history": history, "epochs_run": len(epochs), **declared.outcome(), **tuned.outcome()}
         if resumed is not None:

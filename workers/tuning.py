@@ -277,7 +277,8 @@ class FitTuning:
                  log_event: Callable[[str], None] | None = None) -> None:
         self.enabled, self.user_set = requested(request)
         self.request, self.arguments = request, arguments
-        self.data = dict(data)
+        self.data, self._original_data = dict(data), dict(data)
+        self.fit_arguments = dict(arguments)  # what fit is called with (arrays made into datasets: no batching)
         # Batch hooks run once an execution: never longer than the progress interval asks.
         self.execution_s = min(execution_s, event_interval_s)
         self.event_interval_s = event_interval_s
@@ -301,28 +302,33 @@ class FitTuning:
             self.enabled = False
             self.record = {"enabled": False, "notes": ["run_eagerly: nothing to tune"]}
             return self
-        self._tune_inputs()
+        self._plan_steps_per_execution(model, compile_document)
+        self._tune_inputs(model)
+        return self
+
+    def _plan_steps_per_execution(self, model: keras.Model, compile_document: dict[str, Any]) -> None:
         if "steps_per_execution" in self.user_set:
             self.notes.append(f"steps_per_execution={compile_document.get('steps_per_execution')} as the job set it")
-            return self
+            return
         per_batch = batch_level_callbacks(self.request.get("callbacks") or [])
         if per_batch:
             self.notes.append(f"steps_per_execution stays 1: {', '.join(per_batch)} act(s) on every batch")
-            return self
+            return
         try:
             self.step_s = self._step_seconds(model)
         except Exception as exc:  # a model the probe cannot call: leave Keras's default
             log.info("step probe failed: %s", exc)
             self.notes.append(f"steps_per_execution not tuned: the step could not be measured ({exc})")
-            return self
+            return
         if self.step_s is None:
-            return self
-        steps = self._steps_per_epoch()
+            return
         self.steps_per_execution = choose_steps_per_execution(
-            self.step_s, execution_s=self.execution_s, steps_per_epoch=steps, must_divide=self._divisor_bounds())
-        return self
+            self.step_s, execution_s=self.execution_s, steps_per_epoch=self._steps_per_epoch(),
+            must_divide=self._divisor_bounds())
 
-    def _tune_inputs(self) -> None:
+    def _tune_inputs(self, model: keras.Model) -> None:
+        """Pipelines get a prefetch; arrays become the same batches, built by Keras's own array adapter, in
+        a dataset with tf.data's autotuner off (fit's `fit_arguments` then leave batching to the dataset)."""
         for name in ("x", "validation_data"):
             value = self.data.get(name)
             if _is_dataset(value) and not _ends_with_prefetch(value):
@@ -331,6 +337,71 @@ class FitTuning:
                 self.data[name] = value.prefetch(tf.data.AUTOTUNE)
                 self.input_changes.append(f"{'validation pipeline' if name != 'x' else 'pipeline'}: "
                                           "prefetch(AUTOTUNE) added")
+        why_not = self._arrays_obstacle(model)
+        if why_not:
+            if why_not != "not arrays":
+                self.notes.append(f"arrays left to Keras: {why_not}")
+            return
+        before = dict(self.data)
+        try:
+            self._arrays_to_datasets()
+        except Exception as exc:  # anything Keras's adapter refuses is left for fit to report as it would
+            log.info("array dataset not built: %s", exc)
+            self.data, self.fit_arguments = before, dict(self.arguments)
+            self.notes.append(f"arrays left to Keras: {type(exc).__name__}: {exc}")
+
+    def _arrays_obstacle(self, model: keras.Model) -> str | None:
+        if _is_dataset(self.data.get("x")) or self.data.get("x") is None:
+            return "not arrays"
+        if keras.backend.backend() != "tensorflow":
+            return f"the {keras.backend.backend()} backend"
+        if not model.built:
+            return "the model is built by fit from the data"
+        if self.request.get("distribution") or getattr(model, "_distribute_strategy", None) is not None:
+            return "a distribution strategy"
+        if self.arguments.get("steps_per_epoch") or self.arguments.get("validation_steps"):
+            return "steps_per_epoch / validation_steps (Keras keeps array iterators across epochs then)"
+        return None
+
+    def _arrays_to_datasets(self) -> None:
+        """What Keras's fit does with arrays, done here: the same ArrayDataAdapter (shuffle, batches, class and
+        sample weights), Keras's own validation split; only tf.data's autotuning is off. Autotuning runs a
+        model thread in every iterator, and fit makes a new iterator each epoch: tearing down the last one
+        waits for that thread, which held the training thread for up to 5 s at epoch starts on a busy
+        2-core machine (measured: bench/throughput.py, README)."""
+        import tensorflow as tf
+        from keras.src.trainers.data_adapters import array_slicing
+        from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        batch_size = self.arguments.get("batch_size")
+
+        def dataset(x: Any, y: Any, sample_weight: Any, *, shuffle: Any, class_weight: Any = None) -> Any:
+            adapter = ArrayDataAdapter(x, y, sample_weight=sample_weight, class_weight=class_weight,
+                                       shuffle=shuffle, batch_size=batch_size)
+            built = adapter.get_tf_dataset().apply(tf.data.experimental.assert_cardinality(adapter.num_batches))
+            return built.with_options(options)
+
+        x, y, sample_weight = self.data["x"], self.data.get("y"), self.data.get("sample_weight")
+        validation = self.data.get("validation_data")
+        split = self.arguments.get("validation_split") or 0.0
+        if split and validation is None:
+            (x, y, sample_weight), (val_x, val_y, val_weight) = array_slicing.train_validation_split(
+                (x, y, sample_weight), validation_split=split)
+            validation = {"x": val_x, "y": val_y, "sample_weight": val_weight}
+        class_weight = self.arguments.get("class_weight")
+        class_weight = {int(k): v for k, v in class_weight.items()} if class_weight else None
+        self.data["x"] = dataset(x, y, sample_weight, shuffle=self.arguments.get("shuffle", True),
+                                 class_weight=class_weight)
+        self.data["y"] = self.data["sample_weight"] = None
+        if isinstance(validation, dict):
+            self.data["validation_data"] = dataset(validation["x"], validation["y"], validation.get("sample_weight"),
+                                                   shuffle=False)
+        self.fit_arguments = {**self.arguments, "batch_size": None, "shuffle": False, "class_weight": None,
+                              "validation_split": 0.0}
+        self.input_changes.append("arrays: the batches Keras's array adapter makes, with tf.data autotuning off "
+                                  "(its thread held epoch starts for seconds)")
 
     def _step_seconds(self, model: keras.Model) -> float | None:
         if keras.backend.backend() != "tensorflow":
@@ -342,7 +413,7 @@ class FitTuning:
         if any(getattr(layer, "stateful", False) for layer in model._flatten_layers()):
             self.notes.append("steps_per_execution not tuned: a stateful layer would change state when probed")
             return None
-        inputs = _sample_inputs(self.data["x"], self.arguments.get("batch_size"))
+        inputs = _sample_inputs(self._original_data["x"], self.arguments.get("batch_size"))
         key = _signature(model, inputs)
         if key in _STEP_TIMES:
             _STEP_TIMES.move_to_end(key)
@@ -412,8 +483,8 @@ class FitTuning:
         if why_not:
             self.notes.append(f"jit_compile stays {default} (Keras's default here): {why_not}")
             return
-        x = _sample_inputs(self.data["x"], self.arguments.get("batch_size"))
-        y = _sample_targets(self.data, self.arguments.get("batch_size"))
+        x = _sample_inputs(self._original_data["x"], self.arguments.get("batch_size"))
+        y = _sample_targets(self._original_data, self.arguments.get("batch_size"))
         try:
             trial = xla_trial(model, x, y)
         except Exception as exc:
@@ -481,7 +552,7 @@ class FitTuning:
         parts = [f"steps_per_execution={self.record['steps_per_execution']}"]
         if self.step_s is not None and self.steps_per_execution is not None:
             parts[0] += (f" (a step measured {self.step_s * 1e3:.2f} ms: executions of about "
-                         f"{self.execution_estimate_s:.2f} s)")
+                         f"{self.execution_estimate_s * 1e3:.0f} ms)")
         parts.append(f"jit_compile={self.record['jit_compile']}")
         return "; ".join(parts + self.input_changes + self.notes)
 
