@@ -18,7 +18,7 @@ import re
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag, TypeAdapter, model_validator
 
 from app.spec_safety import Catalog, did_you_mean
 
@@ -26,6 +26,8 @@ NAME = r"^[A-Za-z0-9_.-]{1,200}$"
 DTYPE = r"^[a-z0-9_]{1,20}$"
 # JSON or YAML architectures larger than this are not model configs (ResNet50's JSON is 170 KB).
 MAX_ARCHITECTURE_BYTES = 16 * 1024 * 1024
+# A dimension is a whole number: `true` or 3.0 is not one (pydantic would coerce them).
+Dimension = StrictInt
 
 # The tutorial writes activations as functions (`tf.nn.relu`); Keras configs name them as strings.
 _FUNCTION_PREFIXES = ("tf.keras.activations.", "keras.activations.", "tf.nn.", "tf.math.", "tf.")
@@ -102,7 +104,7 @@ class SequentialSpec(BaseModel):
     type: Literal["sequential"] = "sequential"
     name: str = Field(default="sequential", pattern=NAME)
     # Without it the model is built when the data is known, as Keras does.
-    input_shape: list[int | None] | None = Field(default=None, max_length=8)
+    input_shape: list[Dimension | None] | None = Field(default=None, max_length=8)
     # `int32` for a model that starts with an Embedding.
     input_dtype: str | None = Field(default=None, pattern=DTYPE)
     layers: list[LayerSpec] = Field(min_length=1, max_length=1000)
@@ -120,7 +122,7 @@ class InputSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME)
-    shape: list[int | None] = Field(max_length=8)
+    shape: list[Dimension | None] = Field(max_length=8)
     dtype: str = Field(default="float32", pattern=DTYPE)
     batch_size: int | None = Field(default=None, ge=1)
 
@@ -185,7 +187,7 @@ class PluginModelSpec(BaseModel):
     type: Literal["plugin_model"]
     class_name: str = Field(min_length=1, max_length=200)
     config: dict[str, Any] = Field(default_factory=dict)
-    input_shape: list[int | None] | None = Field(default=None, max_length=8)
+    input_shape: list[Dimension | None] | None = Field(default=None, max_length=8)
 
 
 class KerasJsonSpec(BaseModel):

@@ -25,7 +25,8 @@ router = APIRouter(prefix="/v1", tags=["tenants"], route_class=SessionReleasingR
 class Quotas(BaseModel):
     """A tenant's own quotas; null (or absent) means the server's setting, 0 means no limit."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: `true` is not a count, nor "5" a rate.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     max_running_jobs: int | None = Field(None, ge=0, le=1_000_000, description="jobs running at once")
     max_queued_jobs: int | None = Field(None, ge=0, le=10_000_000, description="jobs waiting in the queue")
@@ -63,7 +64,7 @@ class TenantOut(BaseModel):
 
 
 class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field("", max_length=100, pattern=r"^[^\x00]*$", description="what the key is for")
     role: str = Field("user", pattern="^(user|admin)$", description="`admin` may also manage tenants and keys")

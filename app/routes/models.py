@@ -129,7 +129,9 @@ def _request_body_doc() -> dict[str, Any]:
         "application/json": {"schema": _inline(schema, schema.get("$defs", {}))},
         "application/yaml": {"schema": {"type": "string", "description": "the config model.to_json() writes, "
                                                                           "as YAML (name it with ?name=)"}},
-        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        # Only these two fields: model_request reads at most five (Starlette's max_fields).
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "additionalProperties": False,
+                                           "properties": {
             "file": {"type": "string", "format": "binary", "description": "a .keras or .h5 whole model"},
             "name": {"type": "string"}}}},
     }}}
