@@ -26,6 +26,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (a uvicorn supervisor's workers), from /proc."""
+    total = cpu_seconds(pid)
+    try:
+        children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    except OSError:
+        return total
+    return total + sum(tree_cpu_seconds(int(child)) for child in children)
+
+
 def upload_arrays(client: httpx.Client, name: str, **arrays: np.ndarray) -> str:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
