@@ -43,7 +43,9 @@ the last one you saw back as `Last-Event-ID` (or `?after=`) |
 | `started` | `attempt`, `worker` |
 | `batch` | `epoch` (0-based), `step` (batches done this epoch), `steps`, `logs` (Keras's batch logs: \
 running loss and metrics), `steps_per_s`, `samples_per_s` (when the batch size is known), `eta_s` (to the \
-end of the epoch); at most one per `KERASD_BATCH_EVENT_INTERVAL_S` (default 0.5 s) |
+end of the epoch); about one per `KERASD_BATCH_EVENT_INTERVAL_S` (default 0.5 s), at the end of a step, \
+or of an execution of several steps (execution tuning): then a little more often, so one still comes at least \
+that often |
 | `epoch` | `epoch` (0-based), `epochs`, `logs` (every Keras epoch log, validation included), `seconds` |
 | `checkpoint` | `epoch`, `kind`, `name`, `size_bytes`: the model's state was saved after that epoch; \
 `kind` `resume` is the worker's own checkpoint (`resume.keras`, every `KERASD_CHECKPOINT_EVERY_EPOCHS`), from \

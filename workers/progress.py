@@ -153,7 +153,9 @@ class ProgressCallback(keras.callbacks.Callback):
 
     def _publish_batch(self, batch: int, logs: dict[str, Any] | None, now: float) -> None:
         steps = self.params.get("steps")
-        done = batch + 1
+        # With several steps an execution, Keras names the execution's last possible step, which can pass the
+        # epoch's end.
+        done = min(batch + 1, steps) if steps else batch + 1
         elapsed = now - self._epoch_started
         rate = done / elapsed if elapsed > 0 else None
         eta = (steps - done) / rate if (steps and rate) else None
