@@ -103,8 +103,9 @@ def test_fit_progress_bar_advances_during_training(api_url: str, tmp_path: Path)
     # may draw a full bar before it, as Keras's own bar does).
     finals = [bar for bar in bars if bar[1] == 10 and "val_loss:" in bar[2]]
     assert len(finals) == 10, text
-    # Intermediate states: bars part-way through an epoch, each before that epoch's full bar.
-    assert any(step < 10 for _, step, _ in bars), text
+    # Execution tuning may run a 10-step epoch as one execution (no batch hook part-way through), so the
+    # bar may advance by whole epochs; it still advances while the job trains, epoch by epoch.
+    assert sum(at < finished for at, _, _ in finals) >= 2, (finals, finished)
     # Printed while training: the first epoch's lines came before the job finished.
     assert epochs[0][0] < finished and finals[0][0] < finished, (epochs[0][0], finals[0][0], finished)
     assert epochs[-1][0] > epochs[0][0]
