@@ -121,12 +121,8 @@ def broker_lists(queue: str) -> list[str]:
     return [queue, *(f"{queue}{PRIORITY_SEP}{step}" for step in range(1, 10))]
 
 
-def top_up_turns(broker, now: datetime | None = None) -> dict[str, int]:
-    """Send a turn for each claimable job beyond the turns waiting in its queue; {queue: turns sent}.
-
-    A safety net, run by every worker now and then: a turn can be lost where no ack protects it (Redis
-    restarted without its append-only file, a hand-back that failed). Surplus turns cost a skipped message
-    each, so every worker may top up at once."""
+def missing_turns(broker, now: datetime | None = None) -> dict[str, tuple[int, str]]:
+    """{queue: (claimable jobs beyond the turns waiting in it, one of its claimable jobs)}."""
     now = now or utcnow()
     with session_scope() as session:
         claimable = session.execute(select(Job.queue, func.count(), func.min(Job.id))
@@ -138,35 +134,58 @@ def top_up_turns(broker, now: datetime | None = None) -> dict[str, int]:
         for key in broker_lists(queue):
             pipe.llen(key)
     lengths = pipe.execute()
-    sent = {}
+    missing = {}
     for index, (queue, count, some_job) in enumerate(claimable):
         waiting = sum(lengths[index * 10:(index + 1) * 10])
-        missing = min(count - waiting, MAX_TOP_UP)
-        for _ in range(missing):
+        if count > waiting:
+            missing[queue] = (min(count - waiting, MAX_TOP_UP), some_job)
+    return missing
+
+
+def send_turns(missing: dict[str, tuple[int, str]]) -> dict[str, int]:
+    for queue, (count, some_job) in missing.items():
+        for _ in range(count):
             enqueue_job(some_job, queue=queue, priority=0)
-        if missing > 0:
-            sent[queue] = missing
-            log.warning("queue %s had %d claimable job(s) and %d waiting message(s): sent %d turn(s)", queue,
-                        count, waiting, missing)
-    return sent
+        log.warning("queue %s had %d claimable job(s) more than waiting messages: sent %d turn(s)", queue,
+                    count, count)
+    return {queue: count for queue, (count, _) in missing.items()}
+
+
+def top_up_turns(broker, now: datetime | None = None) -> dict[str, int]:
+    """Send a turn for each claimable job beyond the turns waiting in its queue; {queue: turns sent}.
+
+    A safety net: a turn can be lost where no ack protects it (Redis restarted without its append-only file,
+    a hand-back that failed). Surplus turns cost a skipped message each, so every worker may top up."""
+    return send_turns(missing_turns(broker, now))
 
 
 class TurnKeeper:
-    """A worker thread that tops up turns every `interval_s` (workers/tasks.py starts it)."""
+    """A worker thread that tops up turns every `interval_s` (workers/tasks.py starts it).
+
+    A turn a worker has just taken is in neither the queue nor a claim for a moment; so a queue is topped up
+    only by what it lacked in two rounds running."""
 
     def __init__(self, *, interval_s: float, broker_url: str) -> None:
         self._interval_s = interval_s
         self._broker = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="turn-keeper", daemon=True)
+        self._lacked: dict[str, int] = {}
 
     def start(self) -> None:
         self._thread.start()
 
+    def round(self) -> dict[str, int]:
+        missing = missing_turns(self._broker)
+        confirmed = {queue: (min(count, self._lacked[queue]), job) for queue, (count, job) in missing.items()
+                     if queue in self._lacked}
+        self._lacked = {queue: count for queue, (count, _) in missing.items()}
+        return send_turns(confirmed)
+
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
             try:
-                top_up_turns(self._broker)
+                self.round()
             except Exception:  # the database or Redis may be away for a moment; the next round tries again
                 log.exception("topping up job turns failed")
 
