@@ -271,6 +271,34 @@ def test_the_stream_keeps_every_event_but_old_batch_events() -> None:
         (3, 2), (3, 3), (3, 4), (3, 5), (3, 6)]
 
 
+def test_the_publisher_holds_events_through_a_redis_outage(tmp_path) -> None:
+    from app import events
+    from tests.outage_services import PrivateRedis
+    from workers.progress import EventPublisher
+
+    server = PrivateRedis(tmp_path)
+    client = redis.Redis.from_url(server.url, socket_timeout=2)
+    job_id = f"outage-publisher-{time.monotonic_ns()}"
+    publisher = EventPublisher(client, job_id=job_id, attempt=1, maxlen=100, ttl_s=60)
+    try:
+        publisher.publish("started", {"attempt": 1, "worker": "test"})
+        publisher.publish("epoch", {"epoch": 0})
+        wait_until(lambda: client.xlen(events.stream_key(job_id)) == 2, what="the first events")
+        server.stop()
+        for epoch in (1, 2):
+            publisher.publish("batch", {"epoch": epoch, "step": 1})  # best effort: dropped in an outage
+            publisher.publish("epoch", {"epoch": epoch})
+            time.sleep(0.6)  # past a retry
+        server.start()
+        publisher.publish("finished", {"status": "succeeded"})
+        publisher.close(timeout=10)
+        kept = [events.decode(i, f) for i, f in client.xrange(events.stream_key(job_id))]
+    finally:
+        server.stop()
+    assert [(e["type"], e["data"].get("epoch")) for e in kept] == [
+        ("started", None), ("epoch", 0), ("epoch", 1), ("epoch", 2), ("finished", None)]
+
+
 def test_event_stream_errors(client_module: httpx.Client, model_id: str, small_dataset: str) -> None:
     missing = client_module.get("/v1/jobs/0123456789abcdef0123456789abcdef/events")
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"

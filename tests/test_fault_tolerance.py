@@ -80,8 +80,9 @@ def seed_ids(client: httpx.Client) -> dict[str, str]:
 
 def slow_fit(ids: dict[str, str], *, epochs: int = 10, **job) -> dict:
     # 100 batches an epoch, unshuffled: epochs long enough to kill a worker inside one, and a data order a
-    # resumed attempt replays exactly.
-    return fit_request(ids["model"], ids["dataset"], epochs=epochs, batch_size=10, shuffle=False) | job
+    # resumed attempt replays exactly. Untuned: execution tuning runs such an epoch in one 0.1 s execution.
+    return fit_request(ids["model"], ids["dataset"], epochs=epochs, batch_size=10, shuffle=False) | {
+        "tuning": False, **job}
 
 
 def test_killed_worker_is_resumed_from_its_checkpoint(stack, tmp_path):

@@ -34,6 +34,10 @@ log = logging.getLogger("kerasd.worker")
 _STOP = object()
 # Batch events are dropped (never epoch or terminal ones) when Redis is so slow that this many wait.
 MAX_QUEUED_BATCH_EVENTS = 1000
+# Through a Redis outage the publisher holds the newest this many events (batch events are dropped) and
+# retries them this often.
+MAX_HELD_EVENTS = 10_000
+RETRY_INTERVAL_S = 0.5
 
 
 class EventPublisher:
@@ -52,6 +56,7 @@ class EventPublisher:
         self._ttl_s = ttl_s
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._failing = False
+        self._flush_timeout_s = 10.0
         self._batch_ids: collections.deque[bytes] = collections.deque()
         self._thread = threading.Thread(target=self._run, name=f"events-{job_id}", daemon=True)
         self._thread.start()
@@ -69,40 +74,67 @@ class EventPublisher:
 
     def _run(self) -> None:
         key = events.stream_key(self._job_id)
+        # Events a failed round trip could not send, other than batch events: sent first on the next try, so
+        # a subscriber who reconnects after a Redis outage still gets every epoch in order.
+        held: list[tuple[str, dict[str, Any], float]] = []
         stopping = False
-        while not stopping:
-            batch = [self._queue.get()]
+        flush_deadline = math.inf
+        while True:
+            batch = list(held)
+            try:
+                # While events are held, wake up to retry them even if training sends nothing new.
+                item = self._queue.get(timeout=RETRY_INTERVAL_S if held else None)
+                batch.append(item)
+            except queue.Empty:
+                pass
             while not self._queue.empty():
                 batch.append(self._queue.get())
-            if batch[-1] is _STOP:
+            if _STOP in batch:
                 stopping = True
-                batch.pop()
-            if not batch:
-                continue
-            try:
-                pipe = self._client.pipeline(transaction=False)
-                for event_type, data, ts in batch:
-                    pipe.xadd(key, events.encode(self._job_id, event_type, data, attempt=self._attempt, ts=ts))
-                pipe.expire(key, self._ttl_s)
-                ids = pipe.execute()[:-1]
-                self._batch_ids.extend(i for (event_type, _, _), i in zip(batch, ids, strict=True)
-                                       if event_type == "batch")
-                if len(self._batch_ids) > self._maxlen:
-                    old = [self._batch_ids.popleft() for _ in range(len(self._batch_ids) - self._maxlen)]
-                    self._client.xdel(key, *old)
-                if self._failing:
-                    log.info("publishing events of job %s again", self._job_id)
-                self._failing = False
-            except redis.RedisError:
-                # Progress is best effort; the job's truth (status, epochs) is in SQL. Log an outage once.
-                if not self._failing:
-                    log.exception("could not publish %d event(s) of job %s", len(batch), self._job_id)
-                self._failing = True
+                flush_deadline = time.monotonic() + self._flush_timeout_s
+                batch = [item for item in batch if item is not _STOP]
+            if batch and self._send(key, batch):
+                held = []
+            elif batch:
+                held = [item for item in batch if item[0] != "batch"][-MAX_HELD_EVENTS:]
+            if stopping and (not held or time.monotonic() >= flush_deadline):
+                if held:
+                    log.error("gave up publishing %d event(s) of job %s: Redis is unreachable", len(held),
+                              self._job_id)
+                return
+            if stopping:
+                time.sleep(RETRY_INTERVAL_S)
+
+    def _send(self, key: str, batch: list[tuple[str, dict[str, Any], float]]) -> bool:
+        """One pipelined round trip for `batch`; False (and the outage logged once) when Redis fails."""
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for event_type, data, ts in batch:
+                pipe.xadd(key, events.encode(self._job_id, event_type, data, attempt=self._attempt, ts=ts))
+            pipe.expire(key, self._ttl_s)
+            ids = pipe.execute()[:-1]
+            self._batch_ids.extend(i for (event_type, _, _), i in zip(batch, ids, strict=True)
+                                   if event_type == "batch")
+            if len(self._batch_ids) > self._maxlen:
+                old = [self._batch_ids.popleft() for _ in range(len(self._batch_ids) - self._maxlen)]
+                self._client.xdel(key, *old)
+        except redis.RedisError:
+            # The job's truth (status, epochs) is in SQL; events wait for Redis to come back. Log an outage once.
+            if not self._failing:
+                log.exception("could not publish %d event(s) of job %s; holding them until Redis is back",
+                              len(batch), self._job_id)
+            self._failing = True
+            return False
+        if self._failing:
+            log.info("publishing events of job %s again", self._job_id)
+        self._failing = False
+        return True
 
     def close(self, timeout: float = 10.0) -> None:
-        """Flush what is queued, then stop the thread."""
+        """Flush what is queued (retrying held events for up to `timeout` seconds), then stop the thread."""
+        self._flush_timeout_s = timeout
         self._queue.put(_STOP)
-        self._thread.join(timeout)
+        self._thread.join(timeout + 2 * RETRY_INTERVAL_S)
 
 
 def plain_logs(logs: dict[str, Any] | None) -> dict[str, float | None]:
