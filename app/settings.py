@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     worker_gpus: int = 0
     # How often each worker looks for jobs whose lease expired (their worker was lost).
     reaper_interval_s: float = 15.0
+    # How often each worker deletes the blobs nothing refers to any more (deleted datasets, replaced
+    # checkpoints; 0: never), and how old an unreferenced blob must be before it goes (app/blob_gc.py).
+    blob_gc_interval_s: float = 3600.0
+    blob_gc_grace_s: float = 3600.0
     # A whole-training-state checkpoint every this many epochs (0: none); the latest is kept.
     checkpoint_every_epochs: int = 1
     # Redis redelivers an unacknowledged job message after this long: longer than the longest job.

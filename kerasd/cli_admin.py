@@ -65,6 +65,13 @@ def _run(args: argparse.Namespace) -> int:
     from app.services import tenants as service
 
     try:
+        if args.admin_command == "gc-blobs":
+            from app.blob_gc import collect_blobs
+
+            found = collect_blobs(grace_s=args.grace_s, limit=args.limit)
+            _print(args, {"blobs": found.blobs, "bytes": found.bytes},
+                   f"deleted {found.blobs} unreferenced blob(s), {found.bytes:,} bytes")
+            return 0
         with session_scope() as session:
             if args.admin_command == "create-tenant":
                 tenant = service.create_tenant(session, name=args.name, quotas=_quotas(args))
@@ -131,6 +138,12 @@ def add_admin_commands(commands: argparse._SubParsersAction) -> None:
     revoke = sub.add_parser("revoke-key", help="revoke a key: its requests are 401 from now on")
     revoke.add_argument("key", help="the key's id or its prefix (kd_xxxxxxxx)")
 
-    for parser in (create_tenant, set_quota, create_key, list_keys, revoke, sub.choices["list-tenants"]):
+    gc_blobs = sub.add_parser("gc-blobs", help="delete stored bytes nothing refers to any more (workers also do "
+                              "this every KERASD_BLOB_GC_INTERVAL_S)")
+    gc_blobs.add_argument("--grace-s", type=float, default=3600.0,
+                          help="spare blobs younger than this many seconds (default 3600)")
+    gc_blobs.add_argument("--limit", type=int, default=100_000, help="at most this many blobs")
+
+    for parser in (create_tenant, set_quota, create_key, list_keys, revoke, gc_blobs, sub.choices["list-tenants"]):
         parser.add_argument("--json", action="store_true", help="print JSON")
     admin.set_defaults(run=_run)

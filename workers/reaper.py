@@ -8,11 +8,14 @@ keeps killing its worker must not take the fleet down with it.
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy import select, update
 
+from app.blob_gc import collect_blobs
 from app.db import session_scope
 from app.tables import Job, utcnow
 
@@ -50,9 +53,14 @@ def reap_expired(*, requeue: Callable[[Job], None]) -> list[tuple[str, str]]:
 
 
 class Reaper:
-    def __init__(self, *, interval_s: float, requeue: Callable[[Job], None]) -> None:
+    """Reaps expired leases every `interval_s`; every `gc_interval_s` (0: never) also collects unreferenced blobs."""
+
+    def __init__(self, *, interval_s: float, requeue: Callable[[Job], None], gc_interval_s: float = 0.0,
+                 gc_grace_s: float = 3600.0) -> None:
         self._interval_s = interval_s
         self._requeue = requeue
+        self._gc_interval_s = gc_interval_s
+        self._gc_grace_s = gc_grace_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reaper", daemon=True)
 
@@ -60,11 +68,19 @@ class Reaper:
         self._thread.start()
 
     def _run(self) -> None:
+        # Workers started together should not all collect at once: the first round comes at a random time.
+        next_gc = time.monotonic() + random.uniform(0, self._gc_interval_s)
         while not self._stop.wait(self._interval_s):
             try:
                 reap_expired(requeue=self._requeue)
             except Exception:  # the database may be away for a moment; the next round tries again
                 log.exception("reaper round failed")
+            if self._gc_interval_s > 0 and time.monotonic() >= next_gc:
+                next_gc = time.monotonic() + self._gc_interval_s
+                try:
+                    collect_blobs(grace_s=self._gc_grace_s)
+                except Exception:
+                    log.exception("blob collection failed")
 
     def stop(self) -> None:
         self._stop.set()

@@ -49,7 +49,8 @@ def _requeue(job) -> None:
     enqueue_job(job.id, queue=job.request.get("queue"), priority=job.request.get("priority", 5))
 
 
-_reaper = Reaper(interval_s=get_settings().reaper_interval_s, requeue=_requeue)
+_reaper = Reaper(interval_s=get_settings().reaper_interval_s, requeue=_requeue,
+                 gc_interval_s=get_settings().blob_gc_interval_s, gc_grace_s=get_settings().blob_gc_grace_s)
 _turns = TurnKeeper(interval_s=get_settings().reaper_interval_s, broker_url=get_settings().resolved_broker_url)
 
 
