@@ -26,9 +26,11 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import ratelimit
-from app.db import get_session
+from app.db import get_session, get_sessionmaker, run_sql
+from app.key_cache import KeyCache
 from app.problems import Problem, problem_response
-from app.quotas import tenant_limits
+from app.quotas import Limits, cached_limits, tenant_limits
+from app.ratelimit import RateLimiter
 from app.settings import Settings, get_settings
 from app.tables import DEFAULT_TENANT_ID, ApiKey
 
@@ -123,9 +125,10 @@ def caller_of_key(session: Session, key: str) -> Caller:
     return Caller(tenant_id=row.tenant_id, role=row.role, key_id=row.id)
 
 
-def resolve_caller(request: Request, session: Session, key: str | None) -> Caller:
+def resolve_caller(request: Request, session: Session | None, key: str | None) -> Caller:
     settings = get_settings()
     if key is not None:
+        assert session is not None
         return caller_of_key(session, key)
     client = request.client.host if request.client else None
     if auth_mode(settings) == "localhost-open" and is_loopback(client):
@@ -134,24 +137,77 @@ def resolve_caller(request: Request, session: Session, key: str | None) -> Calle
                         "administrator makes one with `kerasd admin create-key TENANT`.")
 
 
-def current_caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-                   header_key: str | None = Depends(api_key_header),
-                   session: Session = Depends(get_session)) -> Caller:
-    """The dependency of every /v1 route: who calls, within their tenant's request rate."""
-    try:
-        caller = resolve_caller(request, session, _presented_key(request, credentials, header_key))
-        limits = tenant_limits(session, caller.tenant_id)
-    finally:
-        # Give the connection back before the route runs: a dependency that holds one while the route waits
-        # for a thread can exhaust the pool under load (every thread waiting for a connection held by a
-        # request waiting for a thread).
-        session.rollback()
+def _caller_and_limits(key: str) -> tuple[Caller, Limits]:
+    """In a worker thread, one session: the key's caller (or a 401) and its tenant's limits."""
+    with get_sessionmaker()() as session:
+        caller = caller_of_key(session, key)
+        return caller, tenant_limits(session, caller.tenant_id)
+
+
+def _limits_of(tenant_id: str) -> Limits:
+    with get_sessionmaker()() as session:
+        return tenant_limits(session, tenant_id)
+
+
+def _key_cache(request: Request) -> KeyCache[Caller]:
+    state = request.app.state
+    cache = getattr(state, "key_cache", None)
+    if cache is None:
+        cache = state.key_cache = KeyCache(get_settings().api_key_cache_s)
+    return cache
+
+
+def _rate_limiter(request: Request) -> RateLimiter:
+    state = request.app.state
+    limiter = getattr(state, "rate_limiter", None)
+    if limiter is None:
+        limiter = state.rate_limiter = RateLimiter(ratelimit.limiter_client(get_settings().redis_url))
+    return limiter
+
+
+async def current_caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+                         header_key: str | None = Depends(api_key_header)) -> Caller:
+    """The dependency of every /v1 route: who calls, within their tenant's request rate.
+
+    Async, and without a session of its own: a key found in the key cache (app/key_cache.py) with its tenant's
+    limits cached costs one Redis round trip (rate limit and revocation generation together) and no thread.
+    Otherwise SQL is asked in one worker thread, with a session of its own that is closed before the route runs.
+    """
+    key = _presented_key(request, credentials, header_key)
+    cache = _key_cache(request)
+    hit = None
+    if key is None:
+        caller = resolve_caller(request, None, None)  # keyless: 'default' in localhost-open mode, else a 401
+        limits = cached_limits(caller.tenant_id) or await run_sql(_limits_of, caller.tenant_id)
+    else:
+        digest = key_sha256(key)
+        hit = cache.get(digest)
+        seen = cache.generation  # read before SQL is asked: a revocation after it changes the generation
+        if hit is not None:
+            caller = hit[0]
+            limits = cached_limits(caller.tenant_id) or await run_sql(_limits_of, caller.tenant_id)
+        else:
+            caller, limits = await run_sql(_caller_and_limits, key)
+    taken = await _rate_limiter(request).take(caller.tenant_id, rate_per_s=limits.requests_per_s,
+                                              burst=limits.request_burst)
+    if key is not None:
+        if hit is not None and (taken.generation is None or taken.generation != hit[1]):
+            # A key was revoked since this entry was stored (or Redis cannot say): ask SQL again.
+            cache.observe(taken.generation)
+            caller, limits = await run_sql(_caller_and_limits, key)
+            if taken.generation is not None:
+                cache.put(digest, caller, taken.generation)
+        elif hit is None:
+            if taken.generation is not None and taken.generation == seen:
+                cache.put(digest, caller, taken.generation)
+            cache.observe(taken.generation)
     request.state.tenant_id = caller.tenant_id  # for the access log
-    ratelimit.check(caller.tenant_id, rate_per_s=limits.requests_per_s, burst=limits.request_burst)
+    if not taken.allowed:
+        raise ratelimit.too_many(limits.requests_per_s, limits.request_burst, taken.wait_s)
     return caller
 
 
-def require_admin(caller: Caller = Depends(current_caller)) -> Caller:
+async def require_admin(caller: Caller = Depends(current_caller)) -> Caller:
     if not caller.is_admin:
         raise Problem(403, "Forbidden", "This needs an admin key (kerasd admin create-key TENANT --role admin).")
     return caller

@@ -13,9 +13,11 @@ from fastapi import Depends, FastAPI
 import app as kerasd_app
 from app import logs
 from app.auth import RequireCredentials, auth_mode, current_caller
+from app.key_cache import KeyCache
 from app.limits import RequestLimits
 from app.metrics import Observability
 from app.problems import install_problem_handlers, problem_responses
+from app.ratelimit import RateLimiter, limiter_client
 from app.routes import admin, dashboard, datasets, events, jobs, metrics, models, plugins, system, weights
 from app.settings import get_settings
 from app.spec_checker import SpecChecker
@@ -53,6 +55,8 @@ async def lifespan(application: FastAPI):
     application.state.spec_checker = checker
     application.state.redis_sync = redis.Redis.from_url(settings.redis_url)
     application.state.redis_async = aioredis.Redis.from_url(settings.redis_url)
+    application.state.key_cache = KeyCache(settings.api_key_cache_s)
+    application.state.rate_limiter = RateLimiter(limiter_client(settings.redis_url))
     # TensorFlow takes seconds to import: do it in the sandboxes now, not in the first user's request.
     threading.Thread(target=checker.warm, name="spec-checker-warmup", daemon=True).start()
     try:
@@ -61,6 +65,7 @@ async def lifespan(application: FastAPI):
         checker.close()
         application.state.redis_sync.close()
         await application.state.redis_async.aclose()
+        await application.state.rate_limiter.client.aclose()
 
 
 def create_app() -> FastAPI:

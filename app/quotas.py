@@ -47,6 +47,13 @@ _cache: dict[str, tuple[float, Limits]] = {}
 _cache_lock = threading.Lock()
 
 
+def cached_limits(tenant_id: str) -> Limits | None:
+    """The tenant's limits if cached and fresh, without a session (the async request path)."""
+    with _cache_lock:
+        cached = _cache.get(tenant_id)
+    return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+
+
 def tenant_limits(session: Session, tenant_id: str, *, fresh: bool = False) -> Limits:
     now = time.monotonic()
     with _cache_lock:

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # The worker process's allocator (kerasd/allocator.py): jemalloc where the machine has libjemalloc, or the
     # system's malloc.
     worker_malloc: Literal["jemalloc", "system"] = "jemalloc"
+    # The worker process's niceness (0-19; 0: as started). On a host where the API shares the CPU with training
+    # (embedded, or a small box), a positive value lets the API answer first and training take what is left.
+    worker_nice: int = Field(default=0, ge=0, le=19)
     # Worker-local copies of datasets, by sha256; empty means data_dir / "cache".
     worker_cache_dir: Path | None = None
     # The cache holds at most this many bytes; the least recently used datasets leave first.
@@ -93,6 +96,9 @@ class Settings(BaseSettings):
     # Requests a second, sustained, and the burst a tenant may send at once (a token bucket in Redis).
     requests_per_s_per_tenant: float = 50.0
     request_burst_per_tenant: int = 500
+    # API keys SQL accepted are kept in each API process this long (app/key_cache.py); a revocation reaches
+    # every process at its next request through Redis, and this bounds it when Redis was away. 0: no cache.
+    api_key_cache_s: float = 10.0
     # A worker handed a job message while every queued job's tenant is at its running-jobs quota sends the
     # message back after this long (workers/scheduling.py), so no job is left without one.
     scheduler_retry_s: float = 2.0

@@ -56,6 +56,9 @@ def _run_worker(args: argparse.Namespace, gpu_ids: list[str]) -> int:
     from kerasd.allocator import reexec_with_jemalloc
 
     reexec_with_jemalloc(get_settings().worker_malloc)  # before TensorFlow: the allocator is chosen at exec
+    if get_settings().worker_nice > 0:
+        # After the re-exec, or it would apply twice. On a host the API shares, training yields the CPU to it.
+        os.nice(get_settings().worker_nice)
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids) if gpu_ids else "-1"
     os.environ["KERASD_WORKER_GPUS"] = str(len(gpu_ids))
     # Take GPU memory as the job needs it, so a second process or a small job does not find it all gone.

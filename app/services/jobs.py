@@ -7,12 +7,13 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from app.compile_checks import check_compile
 from app.job_specs import DEFAULT_ARTIFACTS, CompileSpec, JobCreate
 from app.problems import Problem, not_found
 from app.queue import queue_for
 from app.quotas import check_queued, lock_tenant
 from app.services.job_inputs import check_same_rows, resolve_input
-from app.services.models import checked, get_model
+from app.services.models import get_model
 from app.services.scope import owned
 from app.services.shapes import check_data_shapes
 from app.spec_checker import SpecChecker
@@ -149,7 +150,7 @@ def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker:
     compile_args = None
     if request.compile is not None:
         compile_args = compile_document(request.compile)
-        checked(checker, "check_compile", compile_args, what="compile arguments")
+        check_compile(checker, compile_args)
     elif request.kind == "evaluate":
         compile_args = (source_job.request.get("compile") if source_job is not None else None)
         if compile_args is None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.auth import ROLES, new_key
+from app.key_cache import bump_generation
 from app.problems import Problem
 from app.quotas import stored_bytes
+from app.settings import get_settings
 from app.tables import ApiKey, Job, Tenant, utcnow
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -85,4 +87,10 @@ def revoke_key(session: Session, *, ident: str) -> ApiKey:
     if row is None:
         raise Problem(404, "Not Found", f"No API key {ident!r} (give its id or its prefix, kd_xxxxxxxx).")
     row.revoked_at = row.revoked_at or utcnow()
+    # Once committed, every API process must stop accepting the key from its cache (app/key_cache.py).
+    event.listen(session, "after_commit", _announce_revocation, once=True)
     return row
+
+
+def _announce_revocation(_session: Session) -> None:
+    bump_generation(get_settings().redis_url)
