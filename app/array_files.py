@@ -7,6 +7,7 @@ truncated or padded file is corrupt).
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import zipfile
@@ -85,6 +86,12 @@ def inspect_npy(fileobj: BinaryIO, *, name: str, total_size: int, limits: Limits
     _check_rank("the .npy file", shape, limits)
     _check_size("the .npy file", shape, dtype, offset, total_size)
     return [ArrayInfo(name=name, shape=shape, dtype=dtype.name)]
+
+
+def check_npy_header(prefix: bytes, limits: Limits = Limits()) -> None:
+    """Refuse a .npy from its first bytes (magic, dtype, rank), before the rest of it arrives."""
+    shape, _dtype, _offset = _read_header(io.BytesIO(prefix), "the .npy file")
+    _check_rank("the .npy file", shape, limits)
 
 
 def inspect_npz(fileobj: BinaryIO, limits: Limits = Limits()) -> list[ArrayInfo]:

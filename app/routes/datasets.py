@@ -1,23 +1,28 @@
-"""Datasets: streamed .npy/.npz uploads stored in SQL chunks; metadata; the file back; delete."""
+"""Datasets: .npy/.npz/CSV uploads stored in SQL chunks as they stream in; metadata; the file back; delete."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.auth import Caller, current_caller
 from app.blobs import iter_chunks
 from app.db import get_session, get_sessionmaker
 from app.deps import Paging, settings
+from app.limits import MULTIPART_OVERHEAD
 from app.problems import Problem
+from app.quotas import check_storage
 from app.schemas import DatasetOut, Page
 from app.services import datasets as service
+from app.services.dataset_uploads import FIELD_LIMITS, DatasetUpload
 from app.sessions import SessionReleasingRoute
 from app.settings import Settings
 from app.tables import Dataset
+from app.upload_receiver import receive_multipart
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=SessionReleasingRoute)
 
@@ -32,31 +37,45 @@ def _too_large(size: int, limit: int) -> Problem:
                    "(KERASD_MAX_UPLOAD_BYTES). Split the arrays into several datasets.")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut,
+UPLOAD_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "a .npy, .npz or CSV file"},
+        "name": {"type": "string", "maxLength": FIELD_LIMITS["name"]},
+        "x_columns": {"type": "string", "maxLength": FIELD_LIMITS["x_columns"],
+                      "description": "CSV only: feature columns for `x`, comma-separated (default: all but y)"},
+        "y_columns": {"type": "string", "maxLength": FIELD_LIMITS["y_columns"],
+                      "description": "CSV only: target columns for `y`, comma-separated"}}}}}}}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut, openapi_extra=UPLOAD_FORM,
              summary="Upload arrays: .npy (one array), .npz (named arrays) or CSV with a header",
              description="Multipart form with the file in `file` (`curl -F file=@train.npz`). The file is "
-                         "spooled to disk, never held whole in memory; its headers are checked (numeric "
-                         "dtypes only, no pickle, sizes that match, rank and array-count limits) before "
-                         "anything is stored, and the same bytes are stored once. A CSV becomes an .npz of "
-                         "float32 arrays `x` (and `y` when `y_columns` are named); every chosen column must "
+                         "stored as it streams in, never held whole in memory; it is checked (numeric dtypes "
+                         "only, no pickle, sizes that match, rank and array-count limits) and whatever is "
+                         "refused leaves nothing stored; the same bytes are stored once. A CSV becomes an .npz "
+                         "of float32 arrays `x` (and `y` when `y_columns` are named); every chosen column must "
                          "be numeric.")
-def upload_dataset(request: Request, file: UploadFile = File(...), name: str | None = Form(None, max_length=200),
-                   x_columns: str | None = Form(None, max_length=100_000, description="CSV only: feature "
-                                                "columns for `x`, comma-separated (default: all but y)"),
-                   y_columns: str | None = Form(None, max_length=100_000, description="CSV only: target "
-                                                "columns for `y`, comma-separated"),
-                   session: Session = Depends(get_session), config: Settings = Depends(settings),
-                   caller: Caller = Depends(current_caller)) -> DatasetOut:
+async def upload_dataset(request: Request, session: Session = Depends(get_session),
+                         config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> DatasetOut:
+    # An async route that reads the body itself: the file goes to SQL as it arrives, with no spooling to
+    # disk and reading back (app/upload_receiver.py); database work runs in threads.
     declared = int(request.headers.get("content-length") or 0)
-    if declared > config.max_upload_bytes + 64 * 1024:
+    if declared > config.max_upload_bytes + MULTIPART_OVERHEAD:
         raise _too_large(declared, config.max_upload_bytes)
-    size = file.size if file.size is not None else 0
-    if size > config.max_upload_bytes:
-        raise _too_large(size, config.max_upload_bytes)
-    row = service.create_dataset(session, tenant_id=caller.tenant_id, fileobj=file.file,
-                                 filename=file.filename or "", name=name, size=size, settings=config,
-                                 x_columns=x_columns, y_columns=y_columns)
-    session.commit()
+    upload = DatasetUpload(session, tenant_id=caller.tenant_id, settings=config)
+    try:
+        # Refuse a large file over the tenant's quota before receiving it (the form's overhead is below 64 KiB).
+        await run_in_threadpool(check_storage, session, caller.tenant_id, max(0, declared - MULTIPART_OVERHEAD))
+        form = await receive_multipart(
+            request, open_file=upload.open, chunk_bytes=config.chunk_bytes, max_file_bytes=config.max_upload_bytes,
+            too_large=lambda size: _too_large(size, config.max_upload_bytes))
+        row = await run_in_threadpool(upload.finish, form)
+        await run_in_threadpool(session.commit)
+    except BaseException:
+        await run_in_threadpool(upload.abort)
+        raise
+    finally:
+        await run_in_threadpool(session.close)
     return dataset_out(row)
 
 

@@ -1,4 +1,5 @@
-"""Datasets: uploaded .npy/.npz files, checked from their headers, stored once as a blob by sha256."""
+"""Datasets: uploaded .npy/.npz/CSV files, checked, stored once as a blob by sha256 (the upload as it streams
+in: dataset_uploads.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import BinaryIO
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.array_files import ArrayFileError, ArrayInfo, Limits, inspect_npy, inspect_npz
+from app.array_files import ArrayFileError, ArrayInfo, Limits
 from app.blobs import store_file
 from app.csv_arrays import csv_to_npz
 from app.metrics import UPLOAD_BYTES
@@ -19,51 +20,49 @@ from app.quotas import check_storage, lock_tenant
 from app.services.job_inputs import dataset_ids_of
 from app.services.scope import owned
 from app.settings import Settings
-from app.tables import TERMINAL_STATUSES, Dataset, Job
+from app.tables import TERMINAL_STATUSES, Blob, Dataset, Job
 
 FORMATS = {".npy": "npy", ".npz": "npz", ".csv": "csv"}
 
 
-def _array_name_from(filename: str) -> str:
+def array_name_from(filename: str) -> str:
     stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:100]
     return cleaned or "array"
 
 
-def _inspect(fileobj: BinaryIO, *, fmt: str, filename: str, size: int, settings: Settings, workdir: Path,
-             csv_columns: dict[str, str | None]) -> tuple[BinaryIO, str, list[ArrayInfo]]:
-    """The file to store, its format and its arrays; a CSV becomes an .npz of float32 `x` and `y`."""
-    limits = Limits(max_rank=settings.max_array_rank, max_arrays=settings.max_arrays_per_file)
-    if fmt == "npy":
-        return fileobj, fmt, inspect_npy(fileobj, name=_array_name_from(filename), total_size=size, limits=limits)
-    if fmt == "npz":
-        return fileobj, fmt, inspect_npz(fileobj, limits)
-    path, arrays = csv_to_npz(fileobj, max_columns=settings.max_csv_columns, workdir=workdir, **csv_columns)
-    return path.open("rb"), "npz", arrays
-
-
-def create_dataset(session: Session, *, tenant_id: str, fileobj: BinaryIO, filename: str, name: str | None,
-                   size: int, settings: Settings, x_columns: str | None = None,
-                   y_columns: str | None = None) -> Dataset:
+def format_of(filename: str) -> str:
     suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     fmt = FORMATS.get(suffix)
     if fmt is None:
         raise Problem(422, "Unsupported Format", f"The file {filename!r} is not .npy, .npz or .csv; save arrays "
                       "with np.save or np.savez, or upload a CSV with a header row.")
-    if fmt != "csv" and (x_columns or y_columns):
-        raise Problem(422, "Invalid Arguments", "x_columns and y_columns choose columns of a CSV upload; an "
-                      f"{fmt} file names its arrays itself.")
-    check_storage(session, tenant_id, size)
+    return fmt
+
+
+def limits_of(settings: Settings) -> Limits:
+    return Limits(max_rank=settings.max_array_rank, max_arrays=settings.max_arrays_per_file)
+
+
+def csv_dataset(session: Session, *, fileobj: BinaryIO, settings: Settings, x_columns: str | None,
+                y_columns: str | None) -> tuple[Blob, list[ArrayInfo]]:
+    """A CSV's columns as an .npz of float32 `x` and `y`, stored; the blob and its arrays."""
     with tempfile.TemporaryDirectory(prefix="kerasd-upload-") as workdir:
         try:
-            stored, fmt, arrays = _inspect(fileobj, fmt=fmt, filename=filename, size=size, settings=settings,
-                                           workdir=Path(workdir),
-                                           csv_columns={"x_columns": x_columns, "y_columns": y_columns})
+            path, arrays = csv_to_npz(fileobj, max_columns=settings.max_csv_columns, workdir=Path(workdir),
+                                      x_columns=x_columns, y_columns=y_columns)
         except ArrayFileError as exc:
-            raise Problem(422, "Invalid Array File", f"{exc}. Nothing was stored.") from None
-        with stored:
-            stored.seek(0)
-            blob = store_file(session, fileobj=stored, chunk_bytes=settings.chunk_bytes)
+            raise invalid_file(exc) from None
+        with path.open("rb") as stored:
+            return store_file(session, fileobj=stored, chunk_bytes=settings.chunk_bytes), arrays
+
+
+def invalid_file(exc: ArrayFileError) -> Problem:
+    return Problem(422, "Invalid Array File", f"{exc}. Nothing was stored.")
+
+
+def record_dataset(session: Session, *, tenant_id: str, blob: Blob, fmt: str, arrays: list[ArrayInfo],
+                   filename: str, name: str | None) -> Dataset:
     # Again under the tenant's lock (a CSV's .npz differs in size, and two uploads at once must not both fit
     # in the last free bytes).
     lock_tenant(session, tenant_id)
