@@ -4,7 +4,9 @@ A dataset is fetched from SQL once per worker machine; every job after that maps
 jobs on the same data read nothing from SQL and share one copy in the page cache. `.npz` members are
 unpacked to plain `.npy` files once, because numpy can memory-map only those. Replacing files by rename
 and unlinking whole entries keeps this safe for several worker processes sharing one cache directory:
-a mapped file that is evicted stays readable to whoever has it mapped.
+a mapped file that is evicted stays readable to whoever has it mapped. Arrays are mapped copy-on-write
+(`mmap_mode="c"`): writable for numpy's DLPack export (workers/mapped_tensors.py), while a write, were there
+one, would go to a private page and never reach the file other jobs map.
 """
 
 from __future__ import annotations
@@ -68,14 +70,14 @@ class ArrayCache:
     def array(self, ref: dict[str, Any]) -> np.ndarray:
         path = self.blob_path(ref["sha256"], ref["format"])
         if ref["format"] == "npy":
-            return np.load(path, mmap_mode="r", allow_pickle=False)
+            return np.load(path, mmap_mode="c", allow_pickle=False)
         member = self.root / ref["sha256"] / f"{ref['array']}.npy"
         if not member.exists():
             member.parent.mkdir(exist_ok=True)
             with zipfile.ZipFile(path) as archive, archive.open(f"{ref['array']}.npy") as stream:
                 self._atomic_write(member, iter(lambda: stream.read(1024 * 1024), b""))
             self.evict(keep=ref["sha256"])
-        return np.load(member, mmap_mode="r", allow_pickle=False)
+        return np.load(member, mmap_mode="c", allow_pickle=False)
 
     def _entries(self) -> dict[str, tuple[float, int, list[Path]]]:
         """sha256 → (last use, bytes, paths) for everything in the cache."""

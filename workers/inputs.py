@@ -6,6 +6,7 @@ from typing import Any
 
 from app.job_specs import ARRAY
 from workers.array_cache import ArrayCache
+from workers.mapped_tensors import mapped_tensors
 
 
 def materialize(structure: Any, cache: ArrayCache) -> Any:
@@ -35,7 +36,9 @@ def build_pipeline(spec: dict[str, Any], cache: ArrayCache) -> Any:
     x = materialize(spec["x"], cache)
     y = materialize(spec.get("y"), cache)
     weights = materialize(spec.get("sample_weight"), cache)
-    parts = tuple(part for part in (x, y, weights) if part is not None)
+    # Tensors over the cache's mapped pages: from numpy arrays, TensorFlow's conversion held two copies of the
+    # data under glibc's malloc; from these, one (workers/mapped_tensors.py).
+    parts = mapped_tensors(tuple(part for part in (x, y, weights) if part is not None))
     dataset = tf.data.Dataset.from_tensor_slices(parts if len(parts) > 1 else parts[0])
     for op in spec.get("ops", []):
         if op["op"] == "batch":

@@ -41,6 +41,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from workers.mapped_tensors import mapped_tensors
+
 log = logging.getLogger("kerasd.worker")
 
 TUNABLE = ("steps_per_execution", "jit_compile")
@@ -378,6 +380,8 @@ class FitTuning:
         batch_size = self.arguments.get("batch_size")
 
         def dataset(x: Any, y: Any, sample_weight: Any, *, shuffle: Any, class_weight: Any = None) -> Any:
+            # Tensors over the cache's mapped pages: the adapter would copy whole arrays into the worker's memory.
+            x, y, sample_weight = mapped_tensors((x, y, sample_weight))
             adapter = ArrayDataAdapter(x, y, sample_weight=sample_weight, class_weight=class_weight,
                                        shuffle=shuffle, batch_size=batch_size)
             built = adapter.get_tf_dataset().apply(tf.data.experimental.assert_cardinality(adapter.num_batches))
