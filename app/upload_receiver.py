@@ -83,7 +83,7 @@ class _Parts:
             if self.form.file_bytes > self.max_file_bytes:
                 raise self.too_large(self.form.file_bytes)
             self._block += memoryview(data)[start:end]
-            if len(self._block) >= self.chunk_bytes:
+            while len(self._block) >= self.chunk_bytes:
                 self.ready.append(self._block[:self.chunk_bytes])
                 del self._block[:self.chunk_bytes]
         elif self._target is not None:
