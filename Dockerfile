@@ -86,4 +86,4 @@ EXPOSE 8000
 # No curl in the slim image: ask /health with the standard library (urlopen raises on a non-2xx answer).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
-CMD ["kerasd", "api", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["kerasd", "api", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     # system's malloc.
     worker_malloc: Literal["jemalloc", "system"] = "jemalloc"
     # The worker process's niceness (0-19; 0: as started). On a host where the API shares the CPU with training
-    # (embedded, or a small box), a positive value lets the API answer first and training take what is left.
+    # (`kerasd up` and compose's CPU workers set 10), the API answers first and training takes what is left.
     worker_nice: int = Field(default=0, ge=0, le=19)
     # Worker-local copies of datasets, by sha256; empty means data_dir / "cache".
     worker_cache_dir: Path | None = None

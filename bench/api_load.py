@@ -1,6 +1,6 @@
 """The API under load while workers train (issue 10): reads, submissions, and a queue of 1,000 jobs drained.
 
-The API runs as production runs it (`kerasd api`: one uvicorn process, access log at info, API keys
+The API runs as production runs it (`kerasd api`: its uvicorn processes, access log at info, API keys
 required, every tenant's default request rate and quotas) against PostgreSQL and Redis on this machine, with
 two workers; the load generator is wrk (Debian's package) on the same machine, at 127.0.0.1 only, each run
 bounded in time. Many users, as the goal says: `--tenants` tenants with a key each, every request from the
@@ -197,6 +197,22 @@ def job_counts(job_ids: set[str] | None = None) -> dict[str, int]:
         return {f"{status}/attempt {attempt}": count for status, attempt, count in session.execute(query)}
 
 
+def epochs_done(job_id: str) -> int:
+    from sqlalchemy import func, select
+
+    from app.db import session_scope
+    from app.tables import EpochLog
+
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(EpochLog).where(EpochLog.job_id == job_id))
+
+
+def epoch_rate(job_id: str, seconds: float) -> float:
+    before = epochs_done(job_id)
+    time.sleep(seconds)
+    return (epochs_done(job_id) - before) / seconds
+
+
 def fit_job_ids() -> set[str]:
     from sqlalchemy import select
 
@@ -216,7 +232,10 @@ def main() -> None:
     parser.add_argument("--submit-s", type=float, default=10)
     parser.add_argument("--drain-jobs", type=int, default=1000)
     parser.add_argument("--drain-timeout-s", type=float, default=1200)
-    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn processes (production: 1)")
+    parser.add_argument("--api-workers", type=int, default=2,
+                        help="uvicorn processes: 2, as production runs the API (docker-compose.yml, Dockerfile)")
+    parser.add_argument("--worker-nice", type=int, default=10, help="KERASD_WORKER_NICE of the two workers: 10, "
+                        "as `kerasd up` and compose's CPU workers set it where training shares the API's CPUs")
     parser.add_argument("--profile", type=Path, default=None, help="record the API with py-spy during the last "
                         "read run and the submissions into this directory (py-spy from PyPI on PATH or $PY_SPY)")
     args = parser.parse_args()
@@ -227,6 +246,8 @@ def main() -> None:
             ExitStack() as stack:
         workdir = Path(tmp)
         env = server_env(database_url, workdir / "data", KERASD_AUTH="required")
+        env["KERASD_WORKER_NICE"] = str(args.worker_nice)
+        print(f"API processes: {args.api_workers}; workers' KERASD_WORKER_NICE={args.worker_nice}", flush=True)
         use_database(env)
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
@@ -278,6 +299,11 @@ def main() -> None:
             training.raise_for_status()
             training_id = training.json()["id"]
             wait_for(c, training_id, ("running",))
+            # What the load costs training: its epochs a second with nothing else asked of the API, first.
+            while epochs_done(training_id) < 1:
+                time.sleep(0.2)
+            idle_rate = epoch_rate(training_id, args.seconds)
+            print(f"training alone: {idle_rate:.2f} epochs/s", flush=True)
 
             reads = []
             for item in per_tenant:
@@ -289,15 +315,18 @@ def main() -> None:
             for run in range(args.runs):
                 pids = [api.popen.pid, *(w.popen.pid for w in workers)]
                 cpu_before = [tree_cpu_seconds(pid) for pid in pids]
+                epochs_before = epochs_done(training_id)
                 with Profile(api.popen.pid, args.profile if run == args.runs - 1 else None, "reads"):
                     summary = wrk(base_url, reads, workdir, seconds=args.seconds, connections=args.connections)
+                summary["training_epochs_per_s"] = (epochs_done(training_id) - epochs_before) / args.seconds
                 cpu = [tree_cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
                 summary["cpu"] = {"api": cpu[0] / args.seconds, "workers": sum(cpu[1:]) / args.seconds}
                 read_runs.append(summary)
                 print(f"  run {run + 1}: {summary['per_s']:,.0f} req/s, p50 {summary['p50_ms']:.1f} ms, "
                       f"p99 {summary['p99_ms']:.1f} ms, max {summary['max_ms']:.0f} ms, non-2xx "
                       f"{summary['non2xx']}, errors {summary['errors']}; CPU cores used: API "
-                      f"{summary['cpu']['api']:.2f}, workers {summary['cpu']['workers']:.2f}; "
+                      f"{summary['cpu']['api']:.2f}, workers {summary['cpu']['workers']:.2f}; training "
+                      f"{summary['training_epochs_per_s']:.2f} epochs/s; "
                       f"load {os.getloadavg()[0]:.1f}", flush=True)
             c.post(f"/v1/jobs/{training_id}/cancel")
             wait_for(c, training_id, ("cancelled", "succeeded", "failed"))
@@ -336,6 +365,8 @@ def main() -> None:
           f"non-2xx {sum(r['non2xx'] for r in read_runs)}, errors {sum(r['errors'] for r in read_runs)}; "
           f"API CPU cores {median_range([r['cpu']['api'] for r in read_runs], 2)}, training worker "
           f"{median_range([r['cpu']['workers'] for r in read_runs], 2)}")
+    print(f"training during the reads: {median_range([r['training_epochs_per_s'] for r in read_runs], 2)} epochs/s "
+          f"against {idle_rate:.2f} alone")
     print(f"submissions: {posted['per_s']:,.0f}/s (p99 {posted['p99_ms']:.1f} ms, non-2xx {posted['non2xx']})  "
           f"goal >= 100/s: {'met' if posted['per_s'] >= 100 else 'MISSED'}")
     ok = counts.get("succeeded/attempt 1", 0)

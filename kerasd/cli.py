@@ -58,7 +58,7 @@ def _run_worker(args: argparse.Namespace, gpu_ids: list[str]) -> int:
     reexec_with_jemalloc(get_settings().worker_malloc)  # before TensorFlow: the allocator is chosen at exec
     if get_settings().worker_nice > 0:
         # After the re-exec, or it would apply twice. On a host the API shares, training yields the CPU to it.
-        os.nice(get_settings().worker_nice)
+        _renice_process(get_settings().worker_nice)
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids) if gpu_ids else "-1"
     os.environ["KERASD_WORKER_GPUS"] = str(len(gpu_ids))
     # Take GPU memory as the job needs it, so a second process or a small job does not find it all gone.
@@ -74,6 +74,20 @@ def _run_worker(args: argparse.Namespace, gpu_ids: list[str]) -> int:
     celery.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--loglevel={args.log_level}",
                         "--without-gossip", "--without-mingle", f"--hostname={name}", f"--queues={','.join(queues)}"])
     return 0
+
+
+def _renice_process(nice: int) -> None:
+    """Every thread of this process at `nice`: Linux keeps a niceness per thread, and a thread started before
+    os.nice (the interpreter's own) would keep its own; threads started later (TensorFlow's) inherit it."""
+    tasks = "/proc/self/task"
+    if not os.path.isdir(tasks):
+        os.nice(nice)
+        return
+    for tid in os.listdir(tasks):
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _supervise_workers(args: argparse.Namespace, worker_groups: list[list[str]]) -> int:
@@ -119,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     api = commands.add_parser("api", help="run the HTTP API (uvicorn)")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
-    api.add_argument("--workers", type=int, default=1)
+    api.add_argument("--workers", type=int, default=1, help="uvicorn processes (production runs 2: docker-compose.yml)")
     api.add_argument("--log-level", default="info")
     api.set_defaults(run=_api)
 

@@ -61,6 +61,8 @@ def run_embedded(*, host: str, port: int, data_dir: str | None, redis_port: int)
     env["KERASD_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
     env.pop("KERASD_BROKER_URL", None)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # One machine for everything: training yields the CPU to the API (README, Performance).
+    env.setdefault("KERASD_WORKER_NICE", "10")
 
     children: list[subprocess.Popen] = []
 
