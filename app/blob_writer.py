@@ -22,6 +22,7 @@ from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction
 
+from app.blobs import existing_blob
 from app.tables import Blob, BlobChunk
 
 # Chunks waiting for the database at most; the rest of the upload waits in the client's socket.
@@ -113,7 +114,7 @@ class BlobWriter:
     def finish(self) -> Blob:
         """The Blob of the bytes received: the one already stored under that sha256, or this one, renamed."""
         sha256 = self.sha256
-        existing = self.session.get(Blob, sha256)
+        existing = existing_blob(self.session, sha256)
         if existing is not None:
             self.abort()
             return existing
@@ -129,7 +130,7 @@ class BlobWriter:
         except IntegrityError:
             # The same bytes, stored by a concurrent upload that committed first.
             self._savepoint.rollback()
-            existing = self.session.get(Blob, sha256)
+            existing = existing_blob(self.session, sha256)
             if existing is None:
                 raise
             return existing

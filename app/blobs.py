@@ -25,10 +25,16 @@ def sha256_of_file(fileobj: BinaryIO, chunk_bytes: int) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def existing_blob(session: Session, sha256: str) -> Blob | None:
+    """The stored blob of these bytes, if any, locked against deletion (FOR KEY SHARE on PostgreSQL) until the
+    transaction ends: the row that will point at it cannot lose it to a concurrent collection (app/blob_gc.py)."""
+    return session.get(Blob, sha256, with_for_update={"key_share": True})
+
+
 def store_file(session: Session, *, fileobj: BinaryIO, chunk_bytes: int) -> Blob:
     """Store a seekable file's bytes once: an existing blob with the same sha256 is reused as it is."""
     sha256, size = sha256_of_file(fileobj, chunk_bytes)
-    existing = session.get(Blob, sha256)
+    existing = existing_blob(session, sha256)
     if existing is not None:
         return existing
     try:
@@ -43,7 +49,7 @@ def store_file(session: Session, *, fileobj: BinaryIO, chunk_bytes: int) -> Blob
                 seq += 1
             blob.chunk_count = seq
     except IntegrityError:
-        existing = session.get(Blob, sha256)
+        existing = existing_blob(session, sha256)
         if existing is None:
             raise
         return existing
