@@ -67,10 +67,13 @@ def _create_job(body: JobCreate, request: Request, checker: SpecChecker, config:
     with get_sessionmaker()() as session:
         job = service.create_job(session, tenant_id=tenant_id, request=body, checker=checker,
                                  max_attempts=config.max_attempts, queue_base=config.queue)
+        # The answer is written inside the transaction, under the tenant's lock: its queue position is asked
+        # there, not in a transaction of its own (BEGIN, query, ROLLBACK) after the commit.
+        answer = job_out(session, job).model_dump_json().encode()
         session.commit()
         _publish_queued(request, job, config)
         _enqueue_or_fail(session, job)
-        return job_out(session, job).model_dump_json().encode()
+        return answer
 
 
 def _publish_queued(request: Request, job: Job, config: Settings, **data: object) -> None:
