@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -20,6 +21,9 @@ from app.problems import not_found
 from app.schemas import JobOut
 from app.services.scope import ID
 from app.tables import Job
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
 
 # Plain SQL, built once: compiling a select() with JSON paths and a subquery on every request cost more CPU
 # than the statement's own round trip. Types are attached so that each driver's values come back as the ORM
@@ -41,8 +45,8 @@ _TYPES = {"created_at": Job.created_at.type, "started_at": Job.started_at.type, 
           "cancel_requested_at": Job.cancel_requested_at.type}
 
 
-@functools.cache
-def _statements(dialect: str) -> dict[str, Any]:
+def _sql(dialect: str) -> dict[str, Any]:
+    """The statements' text, with `:name` parameters: the job, and per combination of filters a page and a count."""
     parts = _DIALECT[dialect]
     head = _SELECT.format(submitted=parts["submitted"])
     pages = {}
@@ -51,13 +55,35 @@ def _statements(dialect: str) -> dict[str, Any]:
         for model in (False, True):
             where = "jobs.tenant_id = :tenant_id" + (" AND jobs.status = :status" if status else "") + (
                 " AND jobs.model_id = :model_id" if model else "")
-            pages[status, model] = (
-                text(f"{head}, count(*) OVER () AS total FROM jobs WHERE {where} "
-                     "ORDER BY jobs.created_at DESC LIMIT :limit OFFSET :offset").columns(**_TYPES),
-                text(f"SELECT count(*) FROM jobs WHERE {where}"))
-    return {"job": text(f"{head}, {parts['epochs']} AS epochs FROM jobs "
-                        "WHERE jobs.id = :job_id AND jobs.tenant_id = :tenant_id").columns(**_TYPES),
-            "pages": pages}
+            pages[status, model] = (f"{head}, count(*) OVER () AS total FROM jobs WHERE {where} "
+                                    "ORDER BY jobs.created_at DESC LIMIT :limit OFFSET :offset",
+                                    f"SELECT count(*) FROM jobs WHERE {where}")
+    return {"job": f"{head}, {parts['epochs']} AS epochs FROM jobs WHERE jobs.id = :job_id AND jobs.tenant_id = "
+                   ":tenant_id", "pages": pages}
+
+
+@functools.cache
+def _statements(dialect: str) -> dict[str, Any]:
+    sql = _sql(dialect)
+    return {"job": text(sql["job"]).columns(**_TYPES),
+            "pages": {filters: (text(page).columns(**_TYPES), text(count))
+                      for filters, (page, count) in sql["pages"].items()}}
+
+
+_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@functools.cache
+def _pg_statements() -> dict[str, Any]:
+    """The same statements for psycopg on the event loop (app/read_pool.py): `%(name)s` parameters."""
+    def pyformat(statement: str) -> str:
+        return _PARAMETER.sub(r"%(\1)s", statement)
+
+    sql = _sql("postgresql")
+    return {"job": pyformat(sql["job"]),
+            "pages": {filters: (pyformat(page), pyformat(count)) for filters, (page, count) in sql["pages"].items()},
+            "ahead": "SELECT count(*) FROM jobs WHERE tenant_id = %(tenant_id)s AND queue = %(queue)s AND status = "
+                     "'queued' AND created_at < %(created_at)s"}
 
 
 def _json(value: Any) -> Any:
@@ -75,12 +101,20 @@ def _queue_position(session: Session, row: Any) -> int | None:
     return ahead + 1
 
 
-def _job_out(session: Session, row: Any, epochs: list[list[Any]]) -> JobOut:
+async def _queue_position_pg(connection: AsyncConnection, row: Any) -> int | None:
+    if row.status != "queued":
+        return None
+    cursor = await connection.execute(_pg_statements()["ahead"], {
+        "tenant_id": row.tenant_id, "queue": row.queue, "created_at": row.created_at})
+    return (await cursor.fetchone())[0] + 1
+
+
+def _job_out(row: Any, epochs: list[list[Any]], queue_position: int | None) -> JobOut:
     keys = sorted({key for _epoch, _attempt, logs in epochs for key in logs})
     return JobOut(
         id=row.id, kind=row.kind, status=row.status, model_id=row.model_id, attempt=row.attempt,
         max_attempts=row.max_attempts, created_at=row.created_at, started_at=row.started_at,
-        finished_at=row.finished_at, error=_json(row.error), queue_position=_queue_position(session, row),
+        finished_at=row.finished_at, error=_json(row.error), queue_position=queue_position,
         cancel_requested_at=row.cancel_requested_at, request=_json(row.submitted) or {},
         history={key: [logs.get(key) for _epoch, _attempt, logs in epochs] for key in keys},
         epochs=[{"epoch": epoch, "attempt": attempt, **logs} for epoch, attempt, logs in epochs],
@@ -98,7 +132,7 @@ def job_document(session: Session, *, tenant_id: str, job_id: str) -> JobOut:
     row = session.execute(statement, {"job_id": job_id, "tenant_id": tenant_id}).first()
     if row is None:
         raise not_found("job", job_id)
-    return _job_out(session, row, _json(row.epochs) or [])
+    return _job_out(row, _json(row.epochs) or [], _queue_position(session, row))
 
 
 def job_page(session: Session, *, tenant_id: str, status: str | None, model_id: str | None, limit: int,
@@ -114,4 +148,32 @@ def job_page(session: Session, *, tenant_id: str, status: str | None, model_id: 
     if not rows:
         # Past the end (the total still answers), or nothing matches at all.
         return [], session.scalar(count, params) if offset else 0
-    return [_job_out(session, row, []) for row in rows], rows[0].total
+    return [_job_out(row, [], _queue_position(session, row)) for row in rows], rows[0].total
+
+
+async def job_document_pg(connection: AsyncConnection, *, tenant_id: str, job_id: str) -> JobOut:
+    """`job_document` on an async psycopg connection (app/read_pool.py)."""
+    if not ID.match(job_id):
+        raise not_found("job", job_id)
+    cursor = await connection.execute(_pg_statements()["job"], {"job_id": job_id, "tenant_id": tenant_id})
+    row = await cursor.fetchone()
+    if row is None:
+        raise not_found("job", job_id)
+    return _job_out(row, _json(row.epochs) or [], await _queue_position_pg(connection, row))
+
+
+async def job_page_pg(connection: AsyncConnection, *, tenant_id: str, status: str | None, model_id: str | None,
+                      limit: int, offset: int) -> tuple[list[JobOut], int]:
+    """`job_page` on an async psycopg connection (app/read_pool.py)."""
+    page, count = _pg_statements()["pages"][status is not None, model_id is not None]
+    params: dict[str, Any] = {"tenant_id": tenant_id}
+    if status is not None:
+        params["status"] = status
+    if model_id is not None:
+        params["model_id"] = model_id
+    rows = await (await connection.execute(page, {**params, "limit": limit, "offset": offset})).fetchall()
+    if not rows:
+        if not offset:
+            return [], 0
+        return [], (await (await connection.execute(count, params)).fetchone())[0]
+    return [_job_out(row, [], await _queue_position_pg(connection, row)) for row in rows], rows[0].total

@@ -18,6 +18,7 @@ from app.limits import RequestLimits
 from app.metrics import Observability
 from app.problems import install_problem_handlers, problem_responses
 from app.ratelimit import RateLimiter, limiter_client
+from app.read_pool import close_read_pool
 from app.routes import admin, dashboard, datasets, events, jobs, metrics, models, plugins, system, weights
 from app.settings import get_settings
 from app.spec_checker import SpecChecker
@@ -62,6 +63,7 @@ async def lifespan(application: FastAPI):
     try:
         yield
     finally:
+        await close_read_pool()
         checker.close()
         application.state.redis_sync.close()
         await application.state.redis_async.aclose()

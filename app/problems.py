@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -131,6 +132,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    # The job reads' own connections on the event loop (app/read_pool.py) raise psycopg's errors unwrapped.
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(psycopg.InterfaceError)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         # PostgreSQL restarting or unreachable: nothing is lost, the client should simply try again.
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
