@@ -88,6 +88,23 @@ def _renice_process(nice: int) -> None:
             os.setpriority(os.PRIO_PROCESS, int(tid), nice)
         except (ProcessLookupError, PermissionError):
             pass
+    _renice_autogroup(nice)
+
+
+def _renice_autogroup(nice: int) -> None:
+    """Where Linux schedules by autogroup (sched_autogroup_enabled, the default of many kernels), a thread's
+    niceness ranks it only within its session's group, and each group gets a fair share of the CPUs: a worker
+    started in a session of its own (setsid, as supervisors and bench/api_load.py start it) took as much CPU as
+    the API however niced (the profile of the API showed it runnable and waiting for a CPU). Such a worker has
+    its group to itself, so that group is niced too. A worker sharing its session (`kerasd up`'s children)
+    leaves the group alone: its niceness already works within it, and the group holds the API too."""
+    try:
+        if os.getsid(0) != os.getpid():
+            return
+        with open("/proc/self/autogroup", "w") as group:
+            group.write(str(nice))
+    except OSError:
+        pass  # no autogroup support, or not allowed: the threads' niceness above is what there is
 
 
 def _supervise_workers(args: argparse.Namespace, worker_groups: list[list[str]]) -> int:
