@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -60,6 +61,10 @@ async def lifespan(application: FastAPI):
     application.state.rate_limiter = RateLimiter(limiter_client(settings.redis_url))
     # TensorFlow takes seconds to import: do it in the sandboxes now, not in the first user's request.
     threading.Thread(target=checker.warm, name="spec-checker-warmup", daemon=True).start()
+    # What the process holds once started (modules, the app, settings) is never garbage: out of the collector's
+    # reach, a full collection under load walks only what requests made.
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:

@@ -34,7 +34,9 @@ def _api(args: argparse.Namespace) -> int:
         raise SystemExit(f"kerasd api: {exc}") from None
 
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level=args.log_level, proxy_headers=True)
+                log_level=args.log_level, proxy_headers=True,
+                # The API logs each request itself (app/metrics.py); uvicorn's line would be built and dropped.
+                access_log=False)
     return 0
 
 
