@@ -109,8 +109,10 @@ class Profile:
             self.out.mkdir(parents=True, exist_ok=True)
             # --gil (PY_SPY_GIL=1): only samples holding the GIL, i.e. Python's own CPU time, not waits.
             gil = ["--gil"] if os.environ.get("PY_SPY_GIL") else []
-            self.process = subprocess.Popen([spy, "record", "--pid", str(self.pid), "--rate", "200", "--format", "raw",
-                                             *gil, "--nonblocking", "-o", str(self.out / f"{self.name}.txt")],
+            # --subprocesses: the uvicorn processes under the supervisor whose pid is given.
+            self.process = subprocess.Popen([spy, "record", "--pid", str(self.pid), "--subprocesses", "--rate", "200",
+                                             "--format", "raw", *gil, "--nonblocking", "-o",
+                                             str(self.out / f"{self.name}.txt")],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
         return self
