@@ -19,6 +19,7 @@ Used from the event loop only (the async `current_caller`), so it needs no lock.
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import time
 from typing import Generic, TypeVar
@@ -60,7 +61,8 @@ class KeyCache(Generic[T]):
             return
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
-        self._entries[digest] = (time.monotonic() + self.ttl_s, generation, value)
+        # A random 75-100% of the TTL, so keys cached together are not all looked up in SQL again at once.
+        self._entries[digest] = (time.monotonic() + self.ttl_s * (1 - random.random() / 4), generation, value)
 
     def observe(self, generation: str | None) -> None:
         """Redis answered with this generation (None: it could not be read): a change drops every entry."""
