@@ -26,7 +26,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import ratelimit
-from app.db import get_session, get_sessionmaker, run_sql
+from app.db import get_read_sessionmaker, get_session, run_sql
 from app.key_cache import KeyCache
 from app.problems import Problem, problem_response
 from app.quotas import Limits, cached_limits, tenant_limits
@@ -138,14 +138,15 @@ def resolve_caller(request: Request, session: Session | None, key: str | None) -
 
 
 def _caller_and_limits(key: str) -> tuple[Caller, Limits]:
-    """In a worker thread, one session: the key's caller (or a 401) and its tenant's limits."""
-    with get_sessionmaker()() as session:
+    """In a worker thread, one session: the key's caller (or a 401) and its tenant's limits. Reads only: on an
+    autocommit session, so no BEGIN and ROLLBACK round trips around them."""
+    with get_read_sessionmaker()() as session:
         caller = caller_of_key(session, key)
         return caller, tenant_limits(session, caller.tenant_id)
 
 
 def _limits_of(tenant_id: str) -> Limits:
-    with get_sessionmaker()() as session:
+    with get_read_sessionmaker()() as session:
         return tenant_limits(session, tenant_id)
 
 
