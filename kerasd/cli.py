@@ -34,10 +34,20 @@ def _api(args: argparse.Namespace) -> int:
         raise SystemExit(f"kerasd api: {exc}") from None
 
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level=args.log_level, proxy_headers=True,
+                log_level=args.log_level, proxy_headers=True, http=_http_protocol(),
                 # The API logs each request itself (app/metrics.py); uvicorn's line would be built and dropped.
                 access_log=False)
     return 0
+
+
+def _http_protocol() -> str:
+    """uvicorn's httptools protocol with a response's head and body in one write (app/http_protocol.py), where
+    httptools is installed (the api extra's uvicorn[standard]); else uvicorn's own choice."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "auto"
+    return "app.http_protocol:HttpToolsProtocol"
 
 
 def _worker(args: argparse.Namespace) -> int:
