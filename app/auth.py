@@ -29,8 +29,9 @@ from app import ratelimit
 from app.db import get_read_sessionmaker, get_session, run_sql
 from app.key_cache import KeyCache
 from app.problems import Problem, problem_response
-from app.quotas import Limits, cached_limits, tenant_limits
+from app.quotas import Limits, cached_limits, read_tenant_limits, tenant_limits
 from app.ratelimit import RateLimiter
+from app.read_pool import read_pool
 from app.settings import Settings, get_settings
 from app.tables import DEFAULT_TENANT_ID, ApiKey
 
@@ -150,6 +151,18 @@ def _limits_of(tenant_id: str) -> Limits:
         return tenant_limits(session, tenant_id)
 
 
+async def _limits(tenant_id: str) -> Limits:
+    """The tenant's limits: cached, else on PostgreSQL from the event loop's read connections (no thread hop:
+    every process asks this for every tenant every few seconds), else (SQLite) in a worker thread."""
+    limits = cached_limits(tenant_id)
+    if limits is not None:
+        return limits
+    pool = read_pool()
+    if pool is None:
+        return await run_sql(_limits_of, tenant_id)
+    return await pool.run(lambda connection: read_tenant_limits(connection, tenant_id))
+
+
 def _key_cache(request: Request) -> KeyCache[Caller]:
     state = request.app.state
     cache = getattr(state, "key_cache", None)
@@ -179,14 +192,14 @@ async def current_caller(request: Request, credentials: HTTPAuthorizationCredent
     hit = None
     if key is None:
         caller = resolve_caller(request, None, None)  # keyless: 'default' in localhost-open mode, else a 401
-        limits = cached_limits(caller.tenant_id) or await run_sql(_limits_of, caller.tenant_id)
+        limits = await _limits(caller.tenant_id)
     else:
         digest = key_sha256(key)
         hit = cache.get(digest)
         seen = cache.generation  # read before SQL is asked: a revocation after it changes the generation
         if hit is not None:
             caller = hit[0]
-            limits = cached_limits(caller.tenant_id) or await run_sql(_limits_of, caller.tenant_id)
+            limits = await _limits(caller.tenant_id)
         else:
             caller, limits = await run_sql(_caller_and_limits, key)
     taken = await _rate_limiter(request).take(caller.tenant_id, rate_per_s=limits.requests_per_s,

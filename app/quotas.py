@@ -11,6 +11,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,6 +19,9 @@ from sqlalchemy.orm import Session
 from app.problems import Problem
 from app.settings import Settings, get_settings
 from app.tables import Artifact, Blob, Dataset, Job, JobCheckpoint, ModelSpec, Tenant, WeightsFile
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
 
 # Tenant limits change rarely (an administrator's command): a request reads them from this cache.
 CACHE_TTL_S = 5.0
@@ -32,7 +36,8 @@ class Limits:
     request_burst: int
 
 
-def limits_of(tenant: Tenant | None, settings: Settings) -> Limits:
+def limits_of(tenant: Any, settings: Settings) -> Limits:
+    """A Tenant's limits (or a row with its quota columns; None: the server's defaults)."""
     def pick(own, default):
         return default if own is None else own
 
@@ -61,7 +66,23 @@ def tenant_limits(session: Session, tenant_id: str, *, fresh: bool = False) -> L
         cached = _cache.get(tenant_id)
     if cached is not None and cached[0] > now and not fresh:
         return cached[1]
-    limits = limits_of(session.get(Tenant, tenant_id), get_settings())
+    return _remember(tenant_id, limits_of(session.get(Tenant, tenant_id), get_settings()), now)
+
+
+# The same question on an async psycopg connection (app/read_pool.py): what the key check asks when a tenant's
+# limits are not cached, on the event loop instead of a thread hop and a session.
+_LIMITS_SQL = ("SELECT max_running_jobs, max_queued_jobs, max_stored_bytes, requests_per_s, request_burst "
+               "FROM tenants WHERE id = %(tenant_id)s")
+
+
+async def read_tenant_limits(connection: AsyncConnection, tenant_id: str) -> Limits:
+    now = time.monotonic()
+    row = await (await connection.execute(_LIMITS_SQL, {"tenant_id": tenant_id})).fetchone()
+    # The row has the Tenant's attribute names; no row: the server's defaults, as for a missing Tenant.
+    return _remember(tenant_id, limits_of(row, get_settings()), now)
+
+
+def _remember(tenant_id: str, limits: Limits, now: float) -> Limits:
     with _cache_lock:
         # Each entry lives a random 75-100% of the TTL: entries cached together (every tenant's first requests
         # after a start) would otherwise expire together, and their SQL lookups, all at once, stalled every

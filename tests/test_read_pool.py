@@ -107,3 +107,27 @@ def test_a_dropped_connection_is_replaced(jobs_of_a_tenant):
             await pool.close()
 
     asyncio.run(main())
+
+
+def test_tenant_limits_on_the_loop_are_those_of_the_session(jobs_of_a_tenant):
+    from app.db import session_scope
+    from app.quotas import read_tenant_limits, tenant_limits
+    from app.read_pool import ReadPool, conninfo
+    from app.tables import Tenant
+
+    database_url, tenant_id, _ids = jobs_of_a_tenant
+    with session_scope() as session:
+        tenant = session.get(Tenant, tenant_id)
+        tenant.requests_per_s, tenant.max_queued_jobs = 2.5, 7
+
+    async def main():
+        pool = ReadPool(conninfo(database_url))
+        try:
+            return [await pool.run(lambda c, t=t: read_tenant_limits(c, t)) for t in (tenant_id, "no-such-tenant")]
+        finally:
+            await pool.close()
+
+    ours = asyncio.run(main())
+    with session_scope() as session:
+        assert ours == [tenant_limits(session, t, fresh=True) for t in (tenant_id, "no-such-tenant")]
+    assert ours[0].requests_per_s == 2.5 and ours[0].queued_jobs == 7
