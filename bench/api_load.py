@@ -4,7 +4,9 @@ The API runs as production runs it (`kerasd api`: its uvicorn processes, access 
 required, every tenant's default request rate and quotas) against PostgreSQL and Redis on this machine, with
 two workers; the load generator is wrk (Debian's package) on the same machine, at 127.0.0.1 only, each run
 bounded in time. Many users, as the goal says: `--tenants` tenants with a key each, every request from the
-next tenant in turn, so no tenant exceeds its own rate limit.
+next tenant in turn, so no tenant exceeds its own rate limit: with the default 50 requests a second a tenant
+(bursts of 500), 50 tenants allow 2,500 reads a second; 25 allowed 1,250, which the API now exceeds, and its
+answers became 429s. A run with any non-2xx answer does not count as meeting the goal.
 
 1. reads: one worker trains a job (an MLP fit of many epochs) throughout; wrk sends GET /v1/jobs/{id} (each
    tenant's own finished job, with its epoch history) and GET /v1/jobs?status=running, alternating.
@@ -17,7 +19,7 @@ next tenant in turn, so no tenant exceeds its own rate limit.
 
 Each wrk figure is a median over `--runs` runs with its range; every non-2xx answer is counted.
 
-    .venv/bin/python bench/api_load.py [--runs 3] [--tenants 25] [--connections 32] [--seconds 10]
+    .venv/bin/python bench/api_load.py [--runs 3] [--tenants 50] [--connections 32] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -228,7 +230,8 @@ def fit_job_ids() -> set[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--tenants", type=int, default=25)
+    parser.add_argument("--tenants", type=int, default=50, help="tenants, a key each: 50, so that none exceeds "
+                        "its request rate (KERASD_REQUESTS_PER_S_PER_TENANT, 50 a second) below 2,500 reads a second")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--submit-s", type=float, default=10)
@@ -363,7 +366,9 @@ def main() -> None:
     for name, key in (("requests/s", "per_s"), ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms")):
         print(f"reads {name}: {median_range([r[key] for r in read_runs], 1)}")
     rate, p99 = statistics.median(r["per_s"] for r in read_runs), statistics.median(r["p99_ms"] for r in read_runs)
-    print(f"reads goal >= 1,000 req/s with p99 <= 50 ms: {'met' if rate >= 1000 and p99 <= 50 else 'MISSED'}; "
+    clean = all(r["non2xx"] == 0 and r["errors"] == 0 for r in read_runs)
+    print(f"reads goal >= 1,000 req/s with p99 <= 50 ms, every answer a 2xx: "
+          f"{'met' if rate >= 1000 and p99 <= 50 and clean else 'MISSED'}; "
           f"non-2xx {sum(r['non2xx'] for r in read_runs)}, errors {sum(r['errors'] for r in read_runs)}; "
           f"API CPU cores {median_range([r['cpu']['api'] for r in read_runs], 2)}, training worker "
           f"{median_range([r['cpu']['workers'] for r in read_runs], 2)}")
