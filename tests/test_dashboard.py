@@ -133,7 +133,7 @@ def test_dashboard_trains_the_seed_job_live_and_cancels_another(tab: Page, clien
 
     # A long second job: it must be training when it is cancelled from its page.
     long_job = start_seed_job(page, tab.api_url, epochs=1000)
-    page.wait_for_function("document.querySelector('#job-status .status').dataset.status === 'running'")
+    page.wait_for_function("document.querySelector('#job-status .status')?.dataset.status === 'running'")
     page.wait_for_function("[...document.querySelectorAll('svg.chart')].some(e => Number(e.dataset.points) > 0)")
     # A third job waits behind it; the job list shows where it stands in the queue.
     queued = client.post("/v1/jobs", json=client.get(f"/v1/jobs/{job_id}").json()["request"]).json()
@@ -144,14 +144,14 @@ def test_dashboard_trains_the_seed_job_live_and_cancels_another(tab: Page, clien
     assert row.locator(".status").inner_text() == "queued"
     assert row.locator(".queue-position").inner_text() == ("—" if expected_position is None else str(expected_position))
     running_row = page.locator(f'tr[data-job-id="{long_job}"]')
-    page.wait_for_function(f"document.querySelector('tr[data-job-id=\"{long_job}\"] .progress').textContent"
-                           ".includes('epoch')")
+    page.wait_for_function(f"document.querySelector('tr[data-job-id=\"{long_job}\"] .progress')?.textContent"
+                           "?.includes('epoch')")
     assert running_row.locator(".status").inner_text() == "running"
 
     running_row.locator("a").click()
-    page.wait_for_function("document.querySelector('#job-status .status').dataset.status === 'running'")
+    page.wait_for_function("document.querySelector('#job-status .status')?.dataset.status === 'running'")
     page.click("#cancel-job")
-    page.wait_for_function("document.querySelector('#job-status .status').dataset.status === 'cancelled'")
+    page.wait_for_function("document.querySelector('#job-status .status')?.dataset.status === 'cancelled'")
     assert client.get(f"/v1/jobs/{long_job}").json()["status"] == "cancelled"
     page.wait_for_selector("#event-log .event-cancelled")
     assert page.is_hidden("#cancel-job") and page.is_hidden("#flash")
@@ -239,7 +239,7 @@ def test_dashboard_on_a_server_that_requires_keys(browser: Any, keyed_api: tuple
         assert page.is_hidden("#flash")
 
         job_id = start_seed_job(page, url)  # the tutorial's §3.2 job as it is
-        page.wait_for_function("document.querySelector('#job-status .status').dataset.status === 'succeeded'",
+        page.wait_for_function("document.querySelector('#job-status .status')?.dataset.status === 'succeeded'",
                                timeout=300_000)
         page.wait_for_function("document.querySelectorAll('#epochs tbody tr').length === 10")
         assert chart_points(page) > 20  # 10 epochs and 10 validation points per chart, and batches
