@@ -4,7 +4,7 @@ Why not the ORM here: in the profile of bench/api_load.py the ORM's work (compil
 identity map, a second statement for the epochs, another for the count) was the largest share of the API's
 CPU. One statement answers a job with its epochs (aggregated to one JSON array in SQL), another a page of
 jobs with its total (a window count); only a queued job asks one more question, its place in the queue.
-The answer is the same `JobOut` as every other jobs route returns (app/routes/jobs.py `job_out`).
+Every jobs route answers with `job_out` below.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.problems import not_found
 from app.schemas import JobOut
+from app.services.jobs import queue_position
 from app.services.scope import ID
 from app.tables import Job
 
@@ -91,16 +92,6 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
-def _queue_position(session: Session, row: Any) -> int | None:
-    """As app.services.jobs.queue_position: the tenant's own queued jobs ahead in the same queue, plus one."""
-    if row.status != "queued":
-        return None
-    ahead = session.scalar(select(func.count()).select_from(Job)
-                           .where(Job.tenant_id == row.tenant_id, Job.queue == row.queue, Job.status == "queued",
-                                  Job.created_at < row.created_at))
-    return ahead + 1
-
-
 async def _queue_position_pg(connection: AsyncConnection, row: Any) -> int | None:
     if row.status != "queued":
         return None
@@ -109,19 +100,28 @@ async def _queue_position_pg(connection: AsyncConnection, row: Any) -> int | Non
     return (await cursor.fetchone())[0] + 1
 
 
-def _job_out(row: Any, epochs: list[list[Any]], queue_position: int | None) -> JobOut:
+def job_out(job: Any, *, request: dict[str, Any], epochs: list[list[Any]], queue_position: int | None) -> JobOut:
+    """The `JobOut` of a job row (a `Job` or a row of these statements) and its epochs as [epoch, attempt, logs]."""
     keys = sorted({key for _epoch, _attempt, logs in epochs for key in logs})
     return JobOut(
-        id=row.id, kind=row.kind, status=row.status, model_id=row.model_id, attempt=row.attempt,
-        max_attempts=row.max_attempts, created_at=row.created_at, started_at=row.started_at,
-        finished_at=row.finished_at, error=_json(row.error), queue_position=queue_position,
-        cancel_requested_at=row.cancel_requested_at, request=_json(row.submitted) or {},
+        id=job.id, kind=job.kind, status=job.status, model_id=job.model_id, attempt=job.attempt,
+        max_attempts=job.max_attempts, created_at=job.created_at, started_at=job.started_at,
+        finished_at=job.finished_at, error=_json(job.error), queue_position=queue_position,
+        cancel_requested_at=job.cancel_requested_at, request=request,
         history={key: [logs.get(key) for _epoch, _attempt, logs in epochs] for key in keys},
         epochs=[{"epoch": epoch, "attempt": attempt, **logs} for epoch, attempt, logs in epochs],
-        result=_json(row.result),
-        links={"self": f"/v1/jobs/{row.id}", "events": f"/v1/jobs/{row.id}/events",
-               "artifacts": f"/v1/jobs/{row.id}/artifacts", "model": f"/v1/models/{row.model_id}"},
+        result=_json(job.result),
+        links={"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events",
+               "artifacts": f"/v1/jobs/{job.id}/artifacts", "model": f"/v1/models/{job.model_id}"},
     )
+
+
+def _job_out(row: Any, epochs: list[list[Any]], queue_position: int | None) -> JobOut:
+    return job_out(row, request=_json(row.submitted) or {}, epochs=epochs, queue_position=queue_position)
+
+
+def _filters(status: str | None, model_id: str | None) -> dict[str, Any]:
+    return {name: value for name, value in (("status", status), ("model_id", model_id)) if value is not None}
 
 
 def job_document(session: Session, *, tenant_id: str, job_id: str) -> JobOut:
@@ -132,23 +132,19 @@ def job_document(session: Session, *, tenant_id: str, job_id: str) -> JobOut:
     row = session.execute(statement, {"job_id": job_id, "tenant_id": tenant_id}).first()
     if row is None:
         raise not_found("job", job_id)
-    return _job_out(row, _json(row.epochs) or [], _queue_position(session, row))
+    return _job_out(row, _json(row.epochs) or [], queue_position(session, row))
 
 
 def job_page(session: Session, *, tenant_id: str, status: str | None, model_id: str | None, limit: int,
              offset: int) -> tuple[list[JobOut], int]:
     """A page of the tenant's jobs, newest first (without epochs, as the list always answered), and the total."""
     page, count = _statements(session.get_bind().dialect.name)["pages"][status is not None, model_id is not None]
-    params: dict[str, Any] = {"tenant_id": tenant_id}
-    if status is not None:
-        params["status"] = status
-    if model_id is not None:
-        params["model_id"] = model_id
+    params = {"tenant_id": tenant_id, **_filters(status, model_id)}
     rows = session.execute(page, {**params, "limit": limit, "offset": offset}).all()
     if not rows:
         # Past the end (the total still answers), or nothing matches at all.
         return [], session.scalar(count, params) if offset else 0
-    return [_job_out(row, [], _queue_position(session, row)) for row in rows], rows[0].total
+    return [_job_out(row, [], queue_position(session, row)) for row in rows], rows[0].total
 
 
 async def job_document_pg(connection: AsyncConnection, *, tenant_id: str, job_id: str) -> JobOut:
@@ -166,11 +162,7 @@ async def job_page_pg(connection: AsyncConnection, *, tenant_id: str, status: st
                       limit: int, offset: int) -> tuple[list[JobOut], int]:
     """`job_page` on an async psycopg connection (app/read_pool.py)."""
     page, count = _pg_statements()["pages"][status is not None, model_id is not None]
-    params: dict[str, Any] = {"tenant_id": tenant_id}
-    if status is not None:
-        params["status"] = status
-    if model_id is not None:
-        params["model_id"] = model_id
+    params = {"tenant_id": tenant_id, **_filters(status, model_id)}
     rows = await (await connection.execute(page, {**params, "limit": limit, "offset": offset})).fetchall()
     if not rows:
         if not offset:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 
-from tests.services import REDIS_URL, Process, create_database, drop_database, free_port, kerasd_command
+from tests.services import REDIS_URL, Process, create_database, drop_database, kerasd_command, running_api
 
 
 @pytest.fixture(scope="session")
@@ -75,14 +75,8 @@ def worker(server_env: dict[str, str], run_id: str, logs_dir: Path) -> Iterator[
 
 @pytest.fixture(scope="session")
 def api_url(server_env: dict[str, str], worker: Process, logs_dir: Path) -> Iterator[str]:
-    port = free_port()
-    process = Process(kerasd_command("api", "--port", str(port)), server_env, logs_dir / "api.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        process.wait_for_http(f"{url}/health", timeout_s=120)
+    with running_api(server_env, logs_dir / "api.log") as (url, _process):
         yield url
-    finally:
-        process.stop()
 
 
 @pytest.fixture()
@@ -112,11 +106,5 @@ def keyed_worker(keyed_env: dict[str, str], run_id: str, logs_dir: Path) -> Iter
 @pytest.fixture(scope="session")
 def keyed_api(keyed_env: dict[str, str], keyed_worker: Process, logs_dir: Path) -> Iterator[tuple[str, Process]]:
     """(URL, process) of an API that requires keys (tests/tenancy.py makes tenants and keys), with a worker."""
-    port = free_port()
-    process = Process(kerasd_command("api", "--port", str(port)), keyed_env, logs_dir / "keyed-api.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        process.wait_for_http(f"{url}/health", timeout_s=120)
-        yield url, process
-    finally:
-        process.stop()
+    with running_api(keyed_env, logs_dir / "keyed-api.log") as found:
+        yield found

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -88,3 +90,16 @@ class Process:
 
 def kerasd_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "kerasd", *args]
+
+
+@contextmanager
+def running_api(env: dict[str, str], log_path: Path, *args: str) -> Iterator[tuple[str, Process]]:
+    """(URL, process) of a `kerasd api` process on a free port, answering /health; stopped afterwards."""
+    port = free_port()
+    process = Process(kerasd_command("api", "--port", str(port), *args), env, log_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_for_http(f"{url}/health", timeout_s=120)
+        yield url, process
+    finally:
+        process.stop()

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from tests.seed import SEED_MODEL, fit_request, npz_bytes, read_events, upload, wait_for_job
-from tests.services import REDIS_URL, Process, free_port, kerasd_command
+from tests.services import REDIS_URL, Process, running_api
 
 EVENT_FIELDS = {"v", "id", "type", "job_id", "attempt", "ts", "data"}
 
@@ -363,14 +363,8 @@ def short_lived_api(server_env: dict[str, str], worker: Process, logs_dir: Path)
     """A second API process whose SSE connections last 2 s and send heartbeats every 0.3 s."""
     env = {**server_env, "KERASD_SSE_MAX_CONNECTION_S": "2", "KERASD_SSE_HEARTBEAT_S": "0.3",
            "KERASD_SSE_RETRY_MS": "100"}
-    port = free_port()
-    process = Process(kerasd_command("api", "--port", str(port)), env, logs_dir / "api-short-sse.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        process.wait_for_http(f"{url}/health", timeout_s=120)
+    with running_api(env, logs_dir / "api-short-sse.log") as (url, _process):
         yield url
-    finally:
-        process.stop()
 
 
 def test_capped_connections_send_heartbeats_and_a_retry_hint_and_resume_losslessly(

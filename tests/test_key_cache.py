@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from app.key_cache import KeyCache
-from tests.services import Process, free_port, kerasd_command
+from tests.services import kerasd_command, running_api
 from tests.tenancy import make_tenant
 from tests.test_bad_input import assert_problem
 
@@ -50,15 +50,8 @@ def test_an_entry_expires_and_a_ttl_of_zero_caches_nothing():
 
 @pytest.fixture(scope="module")
 def two_process_api(keyed_env, logs_dir):
-    port = free_port()
-    process = Process(kerasd_command("api", "--port", str(port), "--workers", "2"), keyed_env,
-                      logs_dir / "two-process-api.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        process.wait_for_http(f"{url}/health", timeout_s=120)
+    with running_api(keyed_env, logs_dir / "two-process-api.log", "--workers", "2") as (url, _process):
         yield url
-    finally:
-        process.stop()
 
 
 def fresh_statuses(url: str, key: str) -> list[int]:

@@ -35,17 +35,9 @@ JOB_STATUSES = "^(queued|running|succeeded|failed|cancelled)$"
 def job_out(session: Session, job: Job, *, detail: bool = True) -> JobOut:
     # A job just made has no epochs to read.
     epochs = service.epochs_of(session, job_id=job.id) if detail and job.attempt > 0 else []
-    return JobOut(
-        id=job.id, kind=job.kind, status=job.status, model_id=job.model_id, attempt=job.attempt,
-        max_attempts=job.max_attempts, created_at=job.created_at, started_at=job.started_at,
-        finished_at=job.finished_at, error=job.error, queue_position=service.queue_position(session, job),
-        cancel_requested_at=job.cancel_requested_at, request=job.request.get("submitted", {}),
-        history=service.history_of(epochs),
-        epochs=[{"epoch": e.epoch, "attempt": e.attempt, **e.logs} for e in epochs],
-        result=job.result,
-        links={"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events",
-               "artifacts": f"/v1/jobs/{job.id}/artifacts", "model": f"/v1/models/{job.model_id}"},
-    )
+    return job_reads.job_out(job, request=job.request.get("submitted", {}),
+                             epochs=[[e.epoch, e.attempt, e.logs] for e in epochs],
+                             queue_position=service.queue_position(session, job))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobOut,

@@ -190,18 +190,7 @@ def get_job(session: Session, *, tenant_id: str, job_id: str) -> Job:
     return job
 
 
-def list_jobs(session: Session, *, tenant_id: str, status: str | None, model_id: str | None, limit: int,
-              offset: int) -> tuple[list[Job], int]:
-    query = select(Job).where(Job.tenant_id == tenant_id)
-    count = select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id)
-    for column, value in ((Job.status, status), (Job.model_id, model_id)):
-        if value is not None:
-            query, count = query.where(column == value), count.where(column == value)
-    rows = session.scalars(query.order_by(Job.created_at.desc()).limit(limit).offset(offset))
-    return list(rows), session.scalar(count)
-
-
-def queue_position(session: Session, job: Job) -> int | None:
+def queue_position(session: Session, job: Job | Any) -> int | None:
     """1 for the tenant's next job a worker will take from its queue; None once the job left the queue. Other
     tenants' jobs are not counted: the fair scheduler takes turns between tenants, and they are not yours
     to see."""
@@ -215,12 +204,6 @@ def queue_position(session: Session, job: Job) -> int | None:
 
 def epochs_of(session: Session, *, job_id: str) -> list[EpochLog]:
     return list(session.scalars(select(EpochLog).where(EpochLog.job_id == job_id).order_by(EpochLog.epoch)))
-
-
-def history_of(epochs: list[EpochLog]) -> dict[str, list[float | None]]:
-    """Keras's History.history: each metric's values in epoch order."""
-    keys = sorted({key for e in epochs for key in e.logs})
-    return {key: [e.logs.get(key) for e in epochs] for key in keys}
 
 
 def artifacts_of(session: Session, *, job_id: str) -> list[Artifact]:
