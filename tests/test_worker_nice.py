@@ -15,9 +15,10 @@ PROBE = ("import os; from kerasd.cli import _renice_process; _renice_process(7);
 
 
 def autogroups() -> bool:
+    # The file must read as "/autogroup-N nice M": some sandboxed kernels (CI's) have it but leave it empty.
     try:
         return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1" and \
-            Path("/proc/self/autogroup").exists()
+            Path("/proc/self/autogroup").read_text().split()[1:2] == ["nice"]
     except OSError:
         return False
 
