@@ -73,6 +73,9 @@ def _run_worker(args: argparse.Namespace, gpu_ids: list[str]) -> int:
         _renice_process(get_settings().worker_nice)
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids) if gpu_ids else "-1"
     os.environ["KERASD_WORKER_GPUS"] = str(len(gpu_ids))
+    # get_settings() was read above, before KERASD_WORKER_GPUS was set: read it again, or the worker announces
+    # (GET /version) 0 GPUs and only the CPU queue whatever it was given.
+    get_settings.cache_clear()
     # Take GPU memory as the job needs it, so a second process or a small job does not find it all gone.
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
