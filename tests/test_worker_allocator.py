@@ -1,0 +1,36 @@
+"""The worker's allocator (kerasd/allocator.py): jemalloc preloaded, configured to keep big buffers in its
+ordinary arenas (its defaults returned them to the kernel at every free: a page fault storm each step)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kerasd.allocator import JEMALLOC_CONF, jemalloc_path
+from tests.services import Process
+
+pytestmark = pytest.mark.skipif(jemalloc_path() is None, reason="this machine has no libjemalloc")
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(pair.decode(errors="replace").split("=", 1) for pair in pairs if b"=" in pair)
+
+
+def test_the_worker_runs_on_jemalloc_with_its_configuration(worker: Process):
+    pid = worker.popen.pid  # the worker re-executes itself in place: same pid
+    assert "libjemalloc" in Path(f"/proc/{pid}/maps").read_text()
+    assert environ_of(pid).get("MALLOC_CONF") == JEMALLOC_CONF
+    assert "<jemalloc>" not in worker.log_text()  # jemalloc complains on stderr about options it rejects
+
+
+@pytest.mark.parametrize(("conf", "accepted"), [(JEMALLOC_CONF, True), ("oversize_threshold:nonsense", False)])
+def test_this_jemalloc_accepts_the_configuration(conf: str, accepted: bool):
+    # abort_conf makes jemalloc abort on an option it does not know or cannot parse: the bad one proves it checks.
+    env = {**os.environ, "LD_PRELOAD": jemalloc_path(), "MALLOC_CONF": f"abort_conf:true,{conf}"}
+    done = subprocess.run([sys.executable, "-c", "pass"], env=env, capture_output=True, text=True)
+    assert (done.returncode == 0) is accepted, done.stderr
