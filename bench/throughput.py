@@ -2,8 +2,10 @@
 
 Three arms on the same model and data, each a fresh model trained from scratch:
 
-- plain: `model.fit(x, y, batch_size=128, epochs=3, verbose=0)` in this process, arrays in memory, every
+- plain: `model.fit(x, y, batch_size=B, epochs=3, verbose=0)` in this process, arrays in memory, every
   other argument Keras's default (verbose=0 makes the baseline faster than the default progress bar would);
+  B is 128 for the MLP (the issue's figure names it) and Keras's default (32: `batch_size` not passed) for
+  the CNN, whose figure names none ("plain `model.fit` with Keras's defaults"); `--batch-size` sets both;
 - kerasd: the same fit as a job through the API and a warm worker, timed from POST /v1/jobs to the
   `finished` event as the client receives it (the outcome is committed in SQL by then), so it includes the
   request, the pickup, reading the dataset from the worker's cache, building and compiling the model, progress
@@ -45,12 +47,12 @@ from bench._harness import api_process, scratch_database, server_env, worker_pro
 from bench._jobs import cpu_seconds, create_model, median_range, run_job, upload_arrays
 
 MODELS: dict[str, dict[str, Any]] = {
-    "mlp": {"rows": 200_000, "shape": (72,), "spec": {
+    "mlp": {"rows": 200_000, "shape": (72,), "batch_size": 128, "spec": {
         "type": "sequential", "input_shape": [72], "layers": [
             {"class_name": "Dense", "units": 256, "activation": "relu"},
             {"class_name": "Dense", "units": 256, "activation": "relu"},
             {"class_name": "Dense", "units": 10, "activation": "softmax"}]}},
-    "cnn": {"rows": 20_000, "shape": (28, 28, 1), "spec": {
+    "cnn": {"rows": 20_000, "shape": (28, 28, 1), "batch_size": None, "spec": {
         "type": "sequential", "input_shape": [28, 28, 1], "layers": [
             {"class_name": "Conv2D", "filters": 32, "kernel_size": 3, "activation": "relu"},
             {"class_name": "MaxPooling2D"},
@@ -59,7 +61,6 @@ MODELS: dict[str, dict[str, Any]] = {
             {"class_name": "Dense", "units": 10, "activation": "softmax"}]}},
 }
 COMPILE = {"optimizer": "adam", "loss": "categorical_crossentropy", "metrics": ["accuracy"]}
-BATCH_SIZE = 128
 ARMS = ("plain", "kerasd", "kerasd_untuned")
 GOALS = {("mlp", "kerasd_untuned"): 0.98, ("mlp", "kerasd"): 1.3, ("cnn", "kerasd"): 1.2}
 
@@ -74,22 +75,30 @@ def keras_model(spec: dict[str, Any]):
     return keras.Sequential(layers)
 
 
-def plain_fit(spec: dict[str, Any], x: np.ndarray, y: np.ndarray, epochs: int) -> tuple[float, float]:
+def fit_arguments(batch_size: int | None, epochs: int) -> dict[str, Any]:
+    """The fit arguments both arms pass; no `batch_size` at all when it is Keras's default."""
+    return {"epochs": epochs, **({"batch_size": batch_size} if batch_size else {})}
+
+
+def plain_fit(spec: dict[str, Any], x: np.ndarray, y: np.ndarray, epochs: int,
+              batch_size: int | None) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process) of build + compile + fit, as a user runs it."""
     started, cpu = time.perf_counter(), time.process_time()
     model = keras_model(spec)
     model.compile(**COMPILE)
-    model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=0)
+    model.fit(x, y, verbose=0, **fit_arguments(batch_size, epochs))
     return time.perf_counter() - started, time.process_time() - cpu
 
 
-def job_request(model_id: str, dataset_id: str, epochs: int, *, tuning: bool) -> dict[str, Any]:
+def job_request(model_id: str, dataset_id: str, epochs: int, batch_size: int | None, *,
+                tuning: bool) -> dict[str, Any]:
     return {"model_id": model_id, "compile": COMPILE, "tuning": tuning,
             "fit": {"x": {"dataset_id": dataset_id, "array": "x"}, "y": {"dataset_id": dataset_id, "array": "y"},
-                    "batch_size": BATCH_SIZE, "epochs": epochs}}
+                    **fit_arguments(batch_size, epochs)}}
 
 
-def bench_model(name: str, client: httpx.Client, pids: list[int], runs: int, epochs: int) -> dict[str, Any]:
+def bench_model(name: str, client: httpx.Client, pids: list[int], runs: int, epochs: int,
+                batch_size: int | None) -> dict[str, Any]:
     conf = MODELS[name]
     rng = np.random.default_rng(0)
     x = rng.random((conf["rows"], *conf["shape"]), dtype="float32")
@@ -98,11 +107,11 @@ def bench_model(name: str, client: httpx.Client, pids: list[int], runs: int, epo
     model_id = create_model(client, conf["spec"])
     rows = conf["rows"] * epochs
 
-    cold = run_job(client, job_request(model_id, dataset_id, 1, tuning=True))
+    cold = run_job(client, job_request(model_id, dataset_id, 1, batch_size, tuning=True))
     assert cold.status == "succeeded", cold.job.get("error")
     print(f"[{name}] cold cache (dataset fetched from SQL), 1 epoch: {conf['rows'] / cold.seconds:,.0f} rows/s",
           flush=True)
-    plain_fit(conf["spec"], x[:2048], y[:2048], 1)  # warms this process as the worker is warm
+    plain_fit(conf["spec"], x[:2048], y[:2048], 1, batch_size)  # warms this process as the worker is warm
 
     speed: dict[str, list[float]] = {arm: [] for arm in ARMS}
     cpu_speed: dict[str, list[float]] = {arm: [] for arm in ARMS}
@@ -113,10 +122,10 @@ def bench_model(name: str, client: httpx.Client, pids: list[int], runs: int, epo
         seconds: dict[str, float] = {}
         for arm in (ARMS if run % 2 == 0 else ARMS[::-1]):
             if arm == "plain":
-                wall, cpu = plain_fit(conf["spec"], x, y, epochs)
+                wall, cpu = plain_fit(conf["spec"], x, y, epochs, batch_size)
             else:
                 before = sum(cpu_seconds(pid) for pid in pids)
-                job = run_job(client, job_request(model_id, dataset_id, epochs, tuning=arm == "kerasd"))
+                job = run_job(client, job_request(model_id, dataset_id, epochs, batch_size, tuning=arm == "kerasd"))
                 assert job.status == "succeeded", job.job.get("error")
                 wall, cpu = job.seconds, sum(cpu_seconds(pid) for pid in pids) - before
                 if arm == "kerasd":
@@ -129,13 +138,15 @@ def bench_model(name: str, client: httpx.Client, pids: list[int], runs: int, epo
             paired[arm].append(seconds["plain"] / seconds[arm])
         print(f"[{name}] run {run + 1}: " + ", ".join(f"{arm} {rows / seconds[arm]:,.0f} rows/s" for arm in ARMS)
               + f"; load {os.getloadavg()[0]:.1f}", flush=True)
-    return {"speed": speed, "cpu": cpu_speed, "paired": paired, "progress": progress, "tuning": tuning}
+    return {"speed": speed, "cpu": cpu_speed, "paired": paired, "progress": progress, "tuning": tuning,
+            "batch_size": batch_size}
 
 
 def report(name: str, found: dict[str, Any], epochs: int, runs: int) -> None:
     speed, cpu, paired = found["speed"], found["cpu"], found["paired"]
     plain = statistics.median(speed["plain"])
-    print(f"\n== {name}: {MODELS[name]['rows']:,} rows, batch {BATCH_SIZE}, {epochs} epochs, {runs} runs per arm ==")
+    batch = found["batch_size"] or "32 (Keras's default, not passed)"
+    print(f"\n== {name}: {MODELS[name]['rows']:,} rows, batch {batch}, {epochs} epochs, {runs} runs per arm ==")
     for arm in ARMS:
         print(f"{arm:>15}: rows/s {median_range(speed[arm], 0)}; rows per CPU-second {median_range(cpu[arm], 0)}")
     for arm in ARMS[1:]:
@@ -157,6 +168,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="every model's batch size (default: the MLP 128, the CNN Keras's default)")
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory(prefix="kerasd-bench-") as tmp, scratch_database() as database_url:
@@ -166,7 +179,8 @@ def main() -> None:
                 httpx.Client(base_url=base_url, timeout=600) as client:
             pids = [worker.popen.pid, api.popen.pid]
             for name in args.models.split(","):
-                results[name] = bench_model(name, client, pids, args.runs, args.epochs)
+                batch_size = args.batch_size or MODELS[name]["batch_size"]
+                results[name] = bench_model(name, client, pids, args.runs, args.epochs, batch_size)
     for name, found in results.items():
         report(name, found, args.epochs, args.runs)
 
