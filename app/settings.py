@@ -71,9 +71,10 @@ class Settings(BaseSettings):
     # this long; an XLA trial is made only for fits estimated at least this long.
     tuning_execution_s: float = 0.1
     tuning_xla_trial_min_fit_s: float = 120.0
-    # The worker process's allocator (kerasd/allocator.py): jemalloc where the machine has libjemalloc, or the
-    # system's malloc.
-    worker_malloc: Literal["jemalloc", "system"] = "jemalloc"
+    # The worker process's allocator (kerasd/allocator.py): the system's malloc, or jemalloc where the machine
+    # has libjemalloc. Not jemalloc by default: it maps memory MAP_NORESERVE, so a model larger than the host
+    # is OOM-killed with the worker instead of failing its job with "resource_exhausted".
+    worker_malloc: Literal["jemalloc", "system"] = "system"
     # The worker process's niceness (0-19; 0: as started). On a host where the API shares the CPU with training
     # (`kerasd up` and compose's CPU workers set 10), the API answers first and training takes what is left.
     worker_nice: int = Field(default=0, ge=0, le=19)

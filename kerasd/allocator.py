@@ -1,4 +1,11 @@
-"""The worker process's memory allocator: jemalloc where the machine has it (KERASD_WORKER_MALLOC).
+"""The worker process's memory allocator: the system's, or jemalloc where the machine has it
+(KERASD_WORKER_MALLOC=jemalloc).
+
+Not the default: where the kernel overcommits heuristically (vm.overcommit_memory 0, the usual), jemalloc maps
+its memory MAP_NORESERVE, so an allocation larger than the host succeeds and the process is OOM-killed when it
+touches it; glibc's malloc refuses it and TensorFlow raises ResourceExhaustedError, which fails the job cleanly
+and keeps the worker (tests/test_worker_options.py). Measured 2026-11-28: a model over 40 GB killed a jemalloc
+worker (22 GB resident) with either configuration below.
 
 TensorFlow on a CPU allocates and frees each step's large temporary buffers (convolutions above all); glibc's
 malloc hands big blocks back to the kernel and maps them again, step after step, and jemalloc keeps them.

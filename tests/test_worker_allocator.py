@@ -1,5 +1,7 @@
-"""The worker's allocator (kerasd/allocator.py): jemalloc preloaded, configured to keep big buffers in its
-ordinary arenas (its defaults returned them to the kernel at every free: a page fault storm each step)."""
+"""The worker's allocator (kerasd/allocator.py): the system's by default (jemalloc's MAP_NORESERVE mappings let
+a model larger than the host OOM-kill the worker); with KERASD_WORKER_MALLOC=jemalloc, jemalloc preloaded and
+configured to keep big buffers in its ordinary arenas (its defaults returned them to the kernel at every free:
+a page fault storm each step)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kerasd.allocator import JEMALLOC_CONF, jemalloc_path
-from tests.services import Process
+from tests.services import Process, kerasd_command
 
 pytestmark = pytest.mark.skipif(jemalloc_path() is None, reason="this machine has no libjemalloc")
 
@@ -21,11 +23,23 @@ def environ_of(pid: int) -> dict[str, str]:
     return dict(pair.decode(errors="replace").split("=", 1) for pair in pairs if b"=" in pair)
 
 
-def test_the_worker_runs_on_jemalloc_with_its_configuration(worker: Process):
-    pid = worker.popen.pid  # the worker re-executes itself in place: same pid
-    assert "libjemalloc" in Path(f"/proc/{pid}/maps").read_text()
-    assert environ_of(pid).get("MALLOC_CONF") == JEMALLOC_CONF
-    assert "<jemalloc>" not in worker.log_text()  # jemalloc complains on stderr about options it rejects
+def test_the_default_worker_keeps_the_system_allocator(worker: Process):
+    assert "libjemalloc" not in Path(f"/proc/{worker.popen.pid}/maps").read_text()
+
+
+def test_a_jemalloc_worker_runs_on_jemalloc_with_its_configuration(server_env: dict[str, str], run_id: str,
+                                                                   logs_dir: Path):
+    env = {**server_env, "KERASD_WORKER_MALLOC": "jemalloc", "KERASD_QUEUE": f"kerasd-malloc-{run_id}"}
+    env.pop("MALLOC_CONF", None)
+    worker = Process(kerasd_command("worker", "--name", f"malloc-{run_id}@%h"), env, logs_dir / "malloc-worker.log")
+    try:
+        worker.wait_for_log(" ready.", timeout_s=180)
+        pid = worker.popen.pid  # the worker re-executes itself in place: same pid
+        assert "libjemalloc" in Path(f"/proc/{pid}/maps").read_text()
+        assert environ_of(pid).get("MALLOC_CONF") == JEMALLOC_CONF
+        assert "<jemalloc>" not in worker.log_text()  # jemalloc complains on stderr about options it rejects
+    finally:
+        worker.stop()
 
 
 @pytest.mark.parametrize(("conf", "accepted"), [(JEMALLOC_CONF, True), ("oversize_threshold:nonsense", False)])
