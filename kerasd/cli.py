@@ -67,20 +67,17 @@ def _run_worker(args: argparse.Namespace, gpu_ids: list[str]) -> int:
     from app.settings import get_settings
     from kerasd.allocator import reexec_with_jemalloc
 
+    # Before the settings are first read (they are read once and kept): the worker announces its GPUs from them.
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids) if gpu_ids else "-1"
+    os.environ["KERASD_WORKER_GPUS"] = str(len(gpu_ids))
     reexec_with_jemalloc(get_settings().worker_malloc)  # before TensorFlow: the allocator is chosen at exec
     if get_settings().worker_nice > 0:
         # After the re-exec, or it would apply twice. On a host the API shares, training yields the CPU to it.
         _renice_process(get_settings().worker_nice)
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids) if gpu_ids else "-1"
-    os.environ["KERASD_WORKER_GPUS"] = str(len(gpu_ids))
-    # get_settings() was read above, before KERASD_WORKER_GPUS was set: read it again, or the worker announces
-    # (GET /version) 0 GPUs and only the CPU queue whatever it was given.
-    get_settings.cache_clear()
     # Take GPU memory as the job needs it, so a second process or a small job does not find it all gone.
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     from app.queue import queues_served
-    from app.settings import get_settings
     from workers.celery_app import celery
 
     queues = queues_served(get_settings().queue, len(gpu_ids))

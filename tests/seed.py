@@ -91,3 +91,20 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout_s: float = 300) -> d
             return job
         time.sleep(0.3)
     raise AssertionError(f"job {job_id} did not finish in {timeout_s} s")
+
+
+def run(client: httpx.Client, request: dict[str, Any]) -> dict[str, Any]:
+    """Submit a job and wait for it; the job must succeed."""
+    created = client.post("/v1/jobs", json=request)
+    assert created.status_code == 201, created.text
+    job = wait_for_job(client, created.json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    return job
+
+
+def upload_seed(api_url: str, arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """The seed's arrays as a dataset and the seed's model, for a test module: {"dataset": id, "model": id}."""
+    with httpx.Client(base_url=api_url, timeout=120) as http:
+        dataset = upload(http, "seed.npz", npz_bytes(**arrays)).json()
+        model = http.post("/v1/models", json=SEED_MODEL).json()
+    return {"dataset": dataset["id"], "model": model["id"]}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.keras_local import assert_history_equal, assert_weights_equal, local_model, seeded, trained_model
-from tests.seed import SEED_MODEL, fit_request, npz_bytes, ref, seed_arrays, upload, wait_for_job
+from tests.seed import fit_request, npz_bytes, ref, run, seed_arrays, upload, upload_seed
 
 SEED = 7  # fit_request's seed
 
@@ -24,20 +24,7 @@ def seed_data():
 
 @pytest.fixture(scope="module")
 def ids(api_url, seed_data):
-    import httpx
-
-    with httpx.Client(base_url=api_url, timeout=120) as http:
-        dataset = upload(http, "seed.npz", npz_bytes(**seed_data)).json()
-        model = http.post("/v1/models", json=SEED_MODEL).json()
-    return {"dataset": dataset["id"], "model": model["id"]}
-
-
-def run(client, request) -> dict:
-    created = client.post("/v1/jobs", json=request)
-    assert created.status_code == 201, created.text
-    job = wait_for_job(client, created.json()["id"])
-    assert job["status"] == "succeeded", job["error"]
-    return job
+    return upload_seed(api_url, seed_data)
 
 
 def artifact_weights(client, job_id: str, name: str, tmp_path: Path) -> list[np.ndarray]:

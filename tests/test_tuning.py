@@ -16,33 +16,20 @@ import pytest
 from tests.keras_local import assert_weights_equal, trained_model
 from tests.seed import (
     SEED_COMPILE,
-    SEED_MODEL,
     fit_request,
     npz_bytes,
     read_events,
     ref,
+    run,
     seed_arrays,
     upload,
-    wait_for_job,
+    upload_seed,
 )
 
 
 @pytest.fixture(scope="module")
 def seed_ids(api_url):
-    import httpx
-
-    with httpx.Client(base_url=api_url, timeout=120) as http:
-        dataset = upload(http, "seed.npz", npz_bytes(**seed_arrays())).json()
-        model = http.post("/v1/models", json=SEED_MODEL).json()
-    return {"dataset": dataset["id"], "model": model["id"]}
-
-
-def run(client, request) -> dict:
-    created = client.post("/v1/jobs", json=request)
-    assert created.status_code == 201, created.text
-    job = wait_for_job(client, created.json()["id"])
-    assert job["status"] == "succeeded", job["error"]
-    return job
+    return upload_seed(api_url, seed_arrays())
 
 
 def run_both(client, request) -> tuple[dict, dict]:
