@@ -39,7 +39,7 @@ FROM runtime AS worker
 # Several workers may share one GPU (compose --scale): take GPU memory as needed, not all of it at start.
 ENV TF_FORCE_GPU_ALLOW_GROWTH=true \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
-# jemalloc for the worker process when KERASD_WORKER_MALLOC=jemalloc (kerasd/allocator.py; off by default: with
+# jemalloc for the worker process when KERASD_WORKER_MALLOC=jemalloc (app/commands/allocator.py; off by default: with
 # it a model larger than the host kills the worker instead of failing its job).
 RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml /tmp/kerasd-deps/
@@ -56,7 +56,7 @@ CMD ["kerasd", "worker"]
 
 # ---------------------------------------------------------------------------------------------------
 FROM runtime AS worker-cpu
-# jemalloc for the worker process when KERASD_WORKER_MALLOC=jemalloc (kerasd/allocator.py; off by default: with
+# jemalloc for the worker process when KERASD_WORKER_MALLOC=jemalloc (app/commands/allocator.py; off by default: with
 # it a model larger than the host kills the worker instead of failing its job).
 RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml /tmp/kerasd-deps/

@@ -12,17 +12,24 @@ import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI
 
 import app as kerasd_app
-from app import logs
-from app.auth import RequireCredentials, auth_mode, current_caller
-from app.key_cache import KeyCache
-from app.limits import RequestLimits
-from app.metrics import Observability
-from app.problems import install_problem_handlers, problem_responses
-from app.ratelimit import RateLimiter, limiter_client
-from app.read_pool import close_read_pool
-from app.routes import admin, dashboard, datasets, events, jobs, metrics, models, plugins, system, weights
-from app.settings import get_settings
-from app.spec_checker import SpecChecker
+from app.core import logs
+from app.core.read_pool import close_read_pool
+from app.core.settings import get_settings
+from app.datasets import routes as datasets
+from app.events import routes as events
+from app.http.auth import RequireCredentials, auth_mode, current_caller
+from app.http.limits import RequestLimits
+from app.http.observability import Observability
+from app.http.problems import install_problem_handlers, problem_responses
+from app.http.ratelimit import RateLimiter, limiter_client
+from app.jobs import routes as jobs
+from app.models import routes as models
+from app.specchecker.pool import SpecChecker
+from app.system import dashboard
+from app.system import routes as system
+from app.tenants import routes as tenants
+from app.tenants.key_cache import KeyCache
+from app.weights import routes as weights
 
 log = logging.getLogger("kerasd.api")
 # Every /v1 route may answer these (besides its own successes); each is a problem document.
@@ -76,7 +83,7 @@ async def lifespan(application: FastAPI):
 
 
 def create_app() -> FastAPI:
-    # /docs is served by app.routes.dashboard with Swagger UI's files from a package, never from a CDN.
+    # /docs is served by app.system.dashboard with Swagger UI's files from a package, never from a CDN.
     application = FastAPI(title="kerasd", version=kerasd_app.__version__, description=DESCRIPTION,
                           lifespan=lifespan, docs_url=None, redoc_url=None)
     install_problem_handlers(application)
@@ -85,10 +92,10 @@ def create_app() -> FastAPI:
     application.add_middleware(RequestLimits)
     application.add_middleware(RequireCredentials)
     application.add_middleware(Observability)
-    for module in (system, metrics):
-        application.include_router(module.router)
+    application.include_router(system.router)
     # Every /v1 route resolves its caller's tenant first (and within its request rate).
-    for module in (models, datasets, jobs, events, weights, plugins, admin):
-        application.include_router(module.router, dependencies=[Depends(current_caller)], responses=V1_ERRORS)
+    for router in (models.router, datasets.router, jobs.router, events.router, weights.router,
+                   models.plugins_router, tenants.router):
+        application.include_router(router, dependencies=[Depends(current_caller)], responses=V1_ERRORS)
     dashboard.install(application)
     return application

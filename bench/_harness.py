@@ -27,7 +27,7 @@ from tests.services import (  # noqa: E402  (the benchmarks reuse the test harne
 @contextmanager
 def scratch_database():
     """A fresh PostgreSQL database at the newest schema, dropped afterwards."""
-    from app.migrate import upgrade_to_head
+    from app.core.migrate import upgrade_to_head
 
     name = f"kerasd_bench_{uuid.uuid4().hex[:8]}"
     url = create_database(name)

@@ -148,8 +148,8 @@ def top_frames(path: Path, count: int = 25) -> list[tuple[float, str]]:
 
 def make_tenants(count: int) -> list[tuple[str, str]]:
     """(tenant id, key) for `count` tenants with the server's default quotas (as `kerasd admin` makes them)."""
-    from app.db import session_scope
-    from app.services import tenants
+    from app.core.database import session_scope
+    from app.tenants import service as tenants
 
     made = []
     with session_scope() as session:
@@ -163,8 +163,8 @@ def make_tenants(count: int) -> list[tuple[str, str]]:
 def use_database(env: dict[str, str]) -> None:
     """This process reads and writes the scratch database directly (tenants, counts), as the tests do."""
     os.environ.update({k: v for k, v in env.items() if k.startswith("KERASD_")})
-    from app.db import get_engine, get_sessionmaker
-    from app.settings import get_settings
+    from app.core.database import get_engine, get_sessionmaker
+    from app.core.settings import get_settings
 
     get_settings.cache_clear()
     get_engine.cache_clear()
@@ -191,8 +191,8 @@ def tiny_job(model_id: str, dataset_id: str) -> dict[str, Any]:
 def job_counts(job_ids: set[str] | None = None) -> dict[str, int]:
     from sqlalchemy import func, select
 
-    from app.db import session_scope
-    from app.tables import Job
+    from app.core.database import session_scope
+    from app.core.tables import Job
 
     with session_scope() as session:
         query = select(Job.status, Job.attempt, func.count()).group_by(Job.status, Job.attempt)
@@ -204,8 +204,8 @@ def job_counts(job_ids: set[str] | None = None) -> dict[str, int]:
 def epochs_done(job_id: str) -> int:
     from sqlalchemy import func, select
 
-    from app.db import session_scope
-    from app.tables import EpochLog
+    from app.core.database import session_scope
+    from app.core.tables import EpochLog
 
     with session_scope() as session:
         return session.scalar(select(func.count()).select_from(EpochLog).where(EpochLog.job_id == job_id))
@@ -220,8 +220,8 @@ def epoch_rate(job_id: str, seconds: float) -> float:
 def fit_job_ids() -> set[str]:
     from sqlalchemy import select
 
-    from app.db import session_scope
-    from app.tables import Job
+    from app.core.database import session_scope
+    from app.core.tables import Job
 
     with session_scope() as session:
         return set(session.scalars(select(Job.id).where(Job.kind == "fit")))

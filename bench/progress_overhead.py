@@ -32,8 +32,8 @@ import keras
 import numpy as np
 import redis
 
-from app import events
-from app.settings import get_settings
+from app.core import events
+from app.core.settings import get_settings
 from workers.progress import EventPublisher, ProgressCallback
 
 

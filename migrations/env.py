@@ -1,10 +1,10 @@
-"""Alembic environment: the URL comes from the caller (app.migrate) or from kerasd's settings."""
+"""Alembic environment: the URL comes from the caller (app.core.migrate) or from kerasd's settings."""
 
 from alembic import context
 
-from app.db import make_engine
-from app.settings import get_settings
-from app.tables import Base
+from app.core.database import make_engine
+from app.core.settings import get_settings
+from app.core.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

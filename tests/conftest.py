@@ -21,13 +21,13 @@ def run_id() -> str:
 
 @pytest.fixture(scope="session")
 def database_url(run_id: str) -> Iterator[str]:
-    from app.migrate import upgrade_to_head
+    from app.core.migrate import upgrade_to_head
 
     name = f"kerasd_test_{run_id}"
     url = create_database(name)
     upgrade_to_head(url)
     yield url
-    from app.db import get_engine
+    from app.core.database import get_engine
 
     get_engine().dispose()
     drop_database(name)
@@ -48,8 +48,8 @@ def server_env(run_id: str, database_url: str, tmp_path_factory: pytest.TempPath
     }
     # The test process reads SQL directly to check that bad input stored nothing.
     os.environ.update({k: v for k, v in env.items() if k.startswith("KERASD_")})
-    from app.db import get_engine, get_sessionmaker
-    from app.settings import get_settings
+    from app.core.database import get_engine, get_sessionmaker
+    from app.core.settings import get_settings
 
     get_settings.cache_clear()
     get_engine.cache_clear()

@@ -2,7 +2,7 @@
 
 `python -m tests.spec_probe` reads one JSON request per line and answers one JSON report per line. For
 each request it runs what the API runs in pure Python (spec translation, allowlist walk, parameter bound)
-and then, regardless of the API's answer, what a sandbox runs (`app.spec_checker.sandbox_operations`) on
+and then, regardless of the API's answer, what a sandbox runs (`app.specchecker.sandbox.sandbox_operations`) on
 the same document or file, so both layers of the defence are shown to refuse on their own. Around both it
 records, with a Python audit hook: modules imported, files opened (for writing, or outside the Python
 installation), processes, sockets, `marshal.loads` and `exec`; and the files under its own HOME, TMPDIR
@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 # The API's own pure-Python checks, imported before anything is measured.
-from app.param_budget import estimate_params
-from app.spec_safety import check_config
-from app.specs import model_document, parse_model_spec
+from app.models.param_budget import estimate_params
+from app.models.specs import model_document, parse_model_spec
+from app.specchecker.safety import check_config
 
 WATCHED_EVENTS = ("os.system", "subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
                   "socket.connect", "socket.getaddrinfo", "urllib.Request", "marshal.loads", "exec",
@@ -99,8 +99,8 @@ def _warm_up(operations: dict[str, Any], workdir: Path) -> None:
 def main() -> None:
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # Keras's prints must not mix with the reports
-    from app.spec_checker import sandbox_operations
-    from app.spec_safety import Catalog
+    from app.specchecker.safety import Catalog
+    from app.specchecker.sandbox import sandbox_operations
 
     operations = sandbox_operations()
     catalog = Catalog.from_lists(json.loads(json.dumps(operations["catalog"]())))

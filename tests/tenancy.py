@@ -10,8 +10,8 @@ import httpx
 
 def make_tenant(prefix: str = "t", *, role: str = "user", **quotas: Any) -> tuple[str, str]:
     """(tenant id, API key) of a new tenant with these quota overrides."""
-    from app.db import session_scope
-    from app.services import tenants
+    from app.core.database import session_scope
+    from app.tenants import service as tenants
 
     with session_scope() as session:
         tenant = tenants.create_tenant(session, name=f"{prefix}-{uuid.uuid4().hex[:8]}", quotas=quotas)

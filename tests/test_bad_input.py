@@ -12,8 +12,8 @@ UNKNOWN = "0" * 32
 
 
 def counts() -> dict[str, int]:
-    from app.db import get_sessionmaker
-    from app.tables import Blob, BlobChunk, Dataset, Job, ModelSpec
+    from app.core.database import get_sessionmaker
+    from app.core.tables import Blob, BlobChunk, Dataset, Job, ModelSpec
 
     with get_sessionmaker()() as session:
         return {table.__tablename__: session.scalar(select(func.count()).select_from(table))

@@ -14,8 +14,8 @@ from tests.services import kerasd_command
 
 def stored(sha256: str) -> tuple[int, int]:
     """(blob rows, chunk rows) under a sha256."""
-    from app.db import get_sessionmaker
-    from app.tables import Blob, BlobChunk
+    from app.core.database import get_sessionmaker
+    from app.core.tables import Blob, BlobChunk
 
     with get_sessionmaker()() as session:
         return (session.scalar(select(func.count()).select_from(Blob).where(Blob.sha256 == sha256)),
@@ -23,8 +23,8 @@ def stored(sha256: str) -> tuple[int, int]:
 
 
 def test_every_foreign_key_to_blobs_is_a_reference_the_collector_knows():
-    from app.blob_gc import BLOB_REFERENCES
-    from app.tables import Base
+    from app.core.blob_gc import BLOB_REFERENCES
+    from app.core.tables import Base
 
     pointing = {(fk.parent.table.name, fk.parent.name) for table in Base.metadata.tables.values()
                 for fk in table.foreign_keys if fk.column.table.name == "blobs" and table.name != "blob_chunks"}
@@ -32,7 +32,7 @@ def test_every_foreign_key_to_blobs_is_a_reference_the_collector_knows():
 
 
 def test_a_deleted_datasets_bytes_are_collected_once_nothing_refers_to_them(client, server_env):
-    from app.blob_gc import collect_blobs
+    from app.core.blob_gc import collect_blobs
 
     content = npy_bytes(np.random.default_rng().random((300, 40), dtype="float32"))  # several 64 KiB chunks
     first = upload(client, "a.npy", content).json()

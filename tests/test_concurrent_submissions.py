@@ -12,7 +12,7 @@ import numpy as np
 import redis
 from sqlalchemy import func, select
 
-from app.events import stream_key
+from app.core.events import stream_key
 from tests.seed import npz_bytes, upload
 from tests.services import REDIS_URL
 from tests.tenancy import keyed_client, make_tenant
@@ -29,8 +29,8 @@ def tiny_job(model_id: str, dataset_id: str, index: int) -> dict:
 
 
 def test_200_concurrent_submissions_from_4_tenants_each_run_once(keyed_api):
-    from app.db import session_scope
-    from app.tables import EpochLog, Job
+    from app.core.database import session_scope
+    from app.core.tables import EpochLog, Job
 
     url = keyed_api[0]
     rng = np.random.default_rng(0)

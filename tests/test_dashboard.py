@@ -180,7 +180,7 @@ def test_every_route_is_tagged_and_described_and_the_docs_page_is_local(client: 
 
 def test_the_tutorial_examples_in_the_docs_run(client: httpx.Client) -> None:
     """Every request example of POST /v1/models and POST /v1/jobs, sent as it is to the running API."""
-    from app.api_docs import _ID
+    from app.system.api_docs import _ID
     from tests.seed import npz_bytes, seed_arrays, upload, wait_for_job
 
     schema = client.get("/openapi.json").json()
@@ -214,7 +214,7 @@ def test_the_tutorial_examples_in_the_docs_run(client: httpx.Client) -> None:
 
 
 def test_the_readme_states_the_event_contract_the_api_documents() -> None:
-    from app.events import CONTRACT_MARKDOWN
+    from app.core.events import CONTRACT_MARKDOWN
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert CONTRACT_MARKDOWN.strip() in readme

@@ -1,4 +1,4 @@
-"""Dataset uploads stored as they stream in (app/upload_receiver.py, app/blob_writer.py): files of several
+"""Dataset uploads stored as they stream in (app/datasets/upload_receiver.py, app/core/blob_writer.py): files of several
 storage chunks, form fields after the file, bad files found mid-stream, malformed forms; nothing of a refused
 upload stays behind, provisional chunks included."""
 
@@ -27,8 +27,8 @@ def multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "keras
 
 
 def chunks_of(sha256: str) -> list[int]:
-    from app.db import get_sessionmaker
-    from app.tables import BlobChunk
+    from app.core.database import get_sessionmaker
+    from app.core.tables import BlobChunk
 
     with get_sessionmaker()() as session:
         return [len(data) for data in session.scalars(

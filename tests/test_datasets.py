@@ -46,8 +46,8 @@ def test_limits_on_rank_and_arrays(client):
 
 
 def test_same_bytes_are_stored_once_and_come_back_whole(client):
-    from app.db import get_sessionmaker
-    from app.tables import Blob
+    from app.core.database import get_sessionmaker
+    from app.core.tables import Blob
 
     content = npz_bytes(a=np.arange(1000, dtype="float32"), b=np.ones((10, 3), dtype="int64"))
     first = upload(client, "one.npz", content).json()
@@ -82,8 +82,8 @@ def test_a_second_job_on_the_same_data_reads_nothing_from_sql(client, worker):
 
 
 def test_cache_evicts_least_recently_used(server_env, tmp_path):
-    from app.blobs import store_bytes
-    from app.db import get_sessionmaker
+    from app.core.blobs import store_bytes
+    from app.core.database import get_sessionmaker
     from workers.array_cache import ArrayCache
 
     blobs = []

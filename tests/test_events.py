@@ -250,7 +250,7 @@ def test_a_retried_job_streams_both_attempts_to_a_late_subscriber(
 
 
 def test_the_stream_keeps_every_event_but_old_batch_events() -> None:
-    from app import events
+    from app.core import events
     from workers.progress import EventPublisher
 
     client = redis.Redis.from_url(REDIS_URL)
@@ -272,7 +272,7 @@ def test_the_stream_keeps_every_event_but_old_batch_events() -> None:
 
 
 def test_the_publisher_holds_events_through_a_redis_outage(tmp_path) -> None:
-    from app import events
+    from app.core import events
     from tests.outage_services import PrivateRedis
     from workers.progress import EventPublisher
 

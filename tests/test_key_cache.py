@@ -1,4 +1,4 @@
-"""API keys from the in-process key cache (app/key_cache.py): a revoked key is refused at once, in every API
+"""API keys from the in-process key cache (app/tenants/key_cache.py): a revoked key is refused at once, in every API
 process, though each process keeps the keys it has seen.
 
 The integration test runs its own API with two uvicorn processes (`kerasd api --workers 2`) on the session's
@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from app.key_cache import KeyCache
+from app.tenants.key_cache import KeyCache
 from tests.services import kerasd_command, running_api
 from tests.tenancy import make_tenant
 from tests.test_bad_input import assert_problem

@@ -144,7 +144,7 @@ def test_yaml_that_constructs_python_objects_is_refused(client):
 def test_keras_applications_architectures_are_accepted_with_keras_parameter_count(client, name):
     import keras
 
-    from app.param_budget import estimate_params
+    from app.models.param_budget import estimate_params
 
     reference = getattr(keras.applications, name)(weights=None)  # built here, nothing downloaded
     document = json.loads(reference.to_json())
@@ -244,9 +244,9 @@ def test_parameter_budget_is_checked_before_building(client):
 
 
 def test_uploaded_keras_and_h5_models_keep_their_weights(client, tmp_path):
-    from app.blobs import iter_chunks
-    from app.db import get_sessionmaker
-    from app.tables import Blob, ModelSpec
+    from app.core.blobs import iter_chunks
+    from app.core.database import get_sessionmaker
+    from app.core.tables import Blob, ModelSpec
 
     reference = small_model()
     for suffix in (".keras", ".h5"):

@@ -8,7 +8,7 @@ import copy
 import numpy as np
 import pytest
 
-from app.services.shapes import check_data_shapes, fits, loss_name
+from app.jobs.shapes import check_data_shapes, fits, loss_name
 from tests.seed import SEED_COMPILE, SEED_MODEL, fit_request, npz_bytes, ref, seed_arrays, upload, wait_for_job
 from tests.test_bad_input import assert_problem, counts
 from tests.test_model_specs import FUNCTIONAL

@@ -1,7 +1,7 @@
 """Issue 9, `localhost-open`: requests without a key are let in only when the API binds a loopback address.
 
 Through the real entry points: `kerasd api` refuses KERASD_AUTH=localhost-open on a non-loopback address
-before it starts (kerasd/cli.py), the app itself refuses it at startup when run by uvicorn directly
+before it starts (app/commands/__init__.py), the app itself refuses it at startup when run by uvicorn directly
 (app/main.py's lifespan), a non-loopback bind without KERASD_AUTH requires keys even from this machine, and
 `kerasd up` says at startup that it runs without keys, which its API then does.
 """
@@ -77,7 +77,7 @@ def test_kerasd_up_says_it_runs_without_keys_and_does(tmp_path) -> None:
                                 str(tmp_path / "data")), env, tmp_path / "up.log")
     try:
         up.wait_for_log("kerasd is up", timeout_s=300)
-        # Printed just after "kerasd is up" (a second or so later: it imports app.auth to decide).
+        # Printed just after "kerasd is up" (a second or so later: it imports app.http.auth to decide).
         up.wait_for_log("No API key needed from this machine", timeout_s=60)
         assert "(KERASD_AUTH=localhost-open, bound to 127.0.0.1)" in up.log_text()
         assert "API keys are required" not in up.log_text()

@@ -17,7 +17,7 @@ from tests.test_fault_tolerance import Stack, seed_ids, wait_for
 
 @pytest.fixture()
 def private_stack(tmp_path, logs_dir):
-    from app.migrate import upgrade_to_head
+    from app.core.migrate import upgrade_to_head
 
     postgres = PrivatePostgres()
     redis_server = PrivateRedis(tmp_path)

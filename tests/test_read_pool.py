@@ -1,4 +1,4 @@
-"""The job reads on the event loop's own PostgreSQL connections (app/read_pool.py): the same answers as the
+"""The job reads on the event loop's own PostgreSQL connections (app/core/read_pool.py): the same answers as the
 synchronous path, byte for byte, and a kept connection that PostgreSQL dropped is replaced without an error."""
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from app.schemas import Page
+from app.http.deps import Page
 
 
 @pytest.fixture()
 def jobs_of_a_tenant(database_url, monkeypatch):
     monkeypatch.setenv("KERASD_DATABASE_URL", database_url)
-    from app.db import get_engine, get_sessionmaker, session_scope
-    from app.services import tenants
-    from app.settings import get_settings
-    from app.tables import EpochLog, Job, ModelSpec, utcnow
+    from app.core.database import get_engine, get_sessionmaker, session_scope
+    from app.core.settings import get_settings
+    from app.core.tables import EpochLog, Job, ModelSpec, utcnow
+    from app.tenants import service as tenants
 
     for cached in (get_settings, get_engine, get_sessionmaker):
         cached.cache_clear()
@@ -50,10 +50,10 @@ def jobs_of_a_tenant(database_url, monkeypatch):
 
 
 def test_async_reads_answer_as_the_synchronous_ones(jobs_of_a_tenant):
-    from app import job_reads
-    from app.db import get_read_sessionmaker
-    from app.problems import Problem
-    from app.read_pool import ReadPool, conninfo
+    from app.core.database import get_read_sessionmaker
+    from app.core.errors import Problem
+    from app.core.read_pool import ReadPool, conninfo
+    from app.jobs import repository as job_reads
 
     database_url, tenant_id, ids = jobs_of_a_tenant
 
@@ -88,8 +88,8 @@ def test_async_reads_answer_as_the_synchronous_ones(jobs_of_a_tenant):
 
 
 def test_a_dropped_connection_is_replaced(jobs_of_a_tenant):
-    from app import job_reads
-    from app.read_pool import ReadPool, conninfo
+    from app.core.read_pool import ReadPool, conninfo
+    from app.jobs import repository as job_reads
 
     database_url, tenant_id, ids = jobs_of_a_tenant
 
@@ -110,10 +110,10 @@ def test_a_dropped_connection_is_replaced(jobs_of_a_tenant):
 
 
 def test_tenant_limits_on_the_loop_are_those_of_the_session(jobs_of_a_tenant):
-    from app.db import session_scope
-    from app.quotas import read_tenant_limits, tenant_limits
-    from app.read_pool import ReadPool, conninfo
-    from app.tables import Tenant
+    from app.core.database import session_scope
+    from app.core.quotas import read_tenant_limits, tenant_limits
+    from app.core.read_pool import ReadPool, conninfo
+    from app.core.tables import Tenant
 
     database_url, tenant_id, _ids = jobs_of_a_tenant
     with session_scope() as session:

@@ -128,8 +128,8 @@ def test_a_revoked_key_is_401(url, keyed_env):
 def test_keys_made_with_the_cli_work_and_are_stored_as_hashes(url, keyed_env):
     from sqlalchemy import select
 
-    from app.db import session_scope
-    from app.tables import ApiKey
+    from app.core.database import session_scope
+    from app.core.tables import ApiKey
 
     name = f"cli-{time.time_ns()}"
     made = subprocess.run(kerasd_command("admin", "create-tenant", name, "--max-queued-jobs", "7"), env=keyed_env,
@@ -168,8 +168,8 @@ def test_over_the_request_rate_is_429_with_retry_after(url):
 def test_over_the_stored_bytes_quota_is_413_with_the_quota(url):
     from sqlalchemy import func, select
 
-    from app.db import session_scope
-    from app.tables import Dataset
+    from app.core.database import session_scope
+    from app.core.tables import Dataset
 
     _tenant_id, key = make_tenant("bytes", max_stored_bytes=20_000)
     array = npy_bytes(np.zeros((1000, 3), dtype="float32"))  # 12,128 bytes

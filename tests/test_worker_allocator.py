@@ -1,4 +1,4 @@
-"""The worker's allocator (kerasd/allocator.py): the system's by default (jemalloc's MAP_NORESERVE mappings let
+"""The worker's allocator (app/commands/allocator.py): the system's by default (jemalloc's MAP_NORESERVE mappings let
 a model larger than the host OOM-kill the worker); with KERASD_WORKER_MALLOC=jemalloc, jemalloc preloaded and
 configured to keep big buffers in its ordinary arenas (its defaults returned them to the kernel at every free:
 a page fault storm each step)."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kerasd.allocator import JEMALLOC_CONF, jemalloc_path
+from app.commands.allocator import JEMALLOC_CONF, jemalloc_path
 from tests.services import Process, kerasd_command
 
 pytestmark = pytest.mark.skipif(jemalloc_path() is None, reason="this machine has no libjemalloc")

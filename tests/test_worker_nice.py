@@ -1,5 +1,5 @@
 """KERASD_WORKER_NICE: every thread of the worker niced, and, where Linux schedules by autogroup, the worker's
-group too when the worker leads its own session (kerasd/cli.py `_renice_process`)."""
+group too when the worker leads its own session (app/commands/worker.py `_renice_process`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PROBE = ("import os; from kerasd.cli import _renice_process; _renice_process(7); "
+PROBE = ("import os; from app.commands.worker import _renice_process; _renice_process(7); "
          "print(os.getpriority(os.PRIO_PROCESS, 0)); print(open('/proc/self/autogroup').read().split()[-1])")
 
 

@@ -37,8 +37,8 @@ def test_time_limit_stops_keeps_the_checkpoint_and_fails(client, ids):
     assert "time limit of 2 s" in job["error"]["message"]
     assert 1 <= len(job["epochs"]) < 500
     assert "weights.h5" in {a["name"] for a in client.get(f"/v1/jobs/{job_id}/artifacts").json()}
-    from app.db import get_sessionmaker
-    from app.tables import JobCheckpoint
+    from app.core.database import get_sessionmaker
+    from app.core.tables import JobCheckpoint
 
     with get_sessionmaker()() as session:
         checkpoint = session.get(JobCheckpoint, job_id)

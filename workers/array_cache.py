@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from app.blobs import iter_chunks
-from app.db import session_scope
+from app.core.blobs import iter_chunks
+from app.core.database import session_scope
 
 log = logging.getLogger("kerasd.worker")
 

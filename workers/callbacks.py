@@ -14,9 +14,9 @@ from typing import Any
 
 import keras
 
-from app.spec_safety import check_config
-from app.specs import keras_object
-from workers.building import catalog
+from app.models.specs import keras_object
+from app.specchecker.building import catalog
+from app.specchecker.safety import check_config
 
 
 class NaNWatch(keras.callbacks.Callback):

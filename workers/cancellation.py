@@ -13,7 +13,7 @@ from typing import Any
 import keras
 import redis
 
-from app.job_control import CANCEL, control_channel
+from app.core.control import CANCEL, control_channel
 
 log = logging.getLogger("kerasd.worker")
 

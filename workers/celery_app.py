@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from app.queue import broker_transport_options
-from app.settings import get_settings
+from app.core.queue import broker_transport_options
+from app.core.settings import get_settings
 
 settings = get_settings()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.job_specs import ARRAY
+from app.jobs.specs import ARRAY
 from workers.array_cache import ArrayCache
 from workers.mapped_tensors import mapped_tensors
 

@@ -19,9 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from app.blobs import store_file
-from app.db import session_scope
-from app.tables import Artifact, EpochLog, Job, JobCheckpoint, ModelSpec, utcnow
+from app.core.blobs import store_file
+from app.core.database import session_scope
+from app.core.tables import Artifact, EpochLog, Job, JobCheckpoint, ModelSpec, utcnow
 
 log = logging.getLogger("kerasd.worker")
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""The worker's logs in kerasd's format (app/logs.py): JSON lines carrying the job id the worker is on.
+"""The worker's logs in kerasd's format (app/core/logs.py): JSON lines carrying the job id the worker is on.
 
 Connected to Celery's `setup_logging` signal, so Celery leaves logging to kerasd instead of installing its
 own handlers.
@@ -10,8 +10,8 @@ import logging
 
 from celery import signals
 
-from app import logs
-from app.settings import get_settings
+from app.core import logs
+from app.core.settings import get_settings
 
 
 @signals.setup_logging.connect

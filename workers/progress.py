@@ -28,7 +28,7 @@ from typing import Any
 import keras
 import redis
 
-from app import events
+from app.core import events
 
 log = logging.getLogger("kerasd.worker")
 _STOP = object()

@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 from sqlalchemy import select, update
 
-from app.blob_gc import collect_blobs
-from app.db import session_scope
-from app.tables import Job, utcnow
+from app.core.blob_gc import collect_blobs
+from app.core.database import session_scope
+from app.core.tables import Job, utcnow
 
 log = logging.getLogger("kerasd.reaper")
 

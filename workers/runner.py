@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from app.settings import Settings
+from app.core.settings import Settings
 from workers import exports, jobstate, scheduling, training
 from workers.array_cache import ArrayCache
 from workers.callbacks import DeclaredCallbacks

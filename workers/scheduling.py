@@ -26,12 +26,12 @@ from datetime import datetime
 import redis
 from sqlalchemy import func, select
 
-from app.db import session_scope
-from app.logs import job_id_var
-from app.queue import enqueue_job
-from app.quotas import limits_of
-from app.settings import Settings
-from app.tables import Job, Tenant, utcnow
+from app.core.database import session_scope
+from app.core.logs import job_id_var
+from app.core.queue import enqueue_job
+from app.core.quotas import limits_of
+from app.core.settings import Settings
+from app.core.tables import Job, Tenant, utcnow
 from workers import jobstate
 
 log = logging.getLogger("kerasd.scheduler")

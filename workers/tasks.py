@@ -10,12 +10,12 @@ import threading
 import redis
 from celery import signals
 
-from app.queue import enqueue_job, queues_served
-from app.settings import get_settings
-from app.workers_registry import ANNOUNCE_EVERY_S, announce, withdraw
+from app.core.queue import enqueue_job, queues_served
+from app.core.settings import get_settings
+from app.core.workers_registry import ANNOUNCE_EVERY_S, announce, withdraw
+from app.specchecker.building import versions
 from workers import log_setup, runner  # noqa: F401  (log_setup: Celery's logging signal)
 from workers.array_cache import ArrayCache
-from workers.building import versions
 from workers.celery_app import celery
 from workers.reaper import Reaper
 from workers.scheduling import TurnKeeper

@@ -10,8 +10,8 @@ from typing import Any
 
 import keras
 
-from workers.building import build_model
-from workers.compiling import compile_kwargs
+from app.specchecker.building import build_model
+from app.specchecker.compiling import compile_kwargs
 
 
 @contextmanager

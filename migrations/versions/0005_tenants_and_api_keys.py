@@ -81,7 +81,7 @@ def upgrade() -> None:
 
 def _fill_queue_and_priority() -> None:
     """Both were only inside the JSON `request` until now; jobs from before queues existed used KERASD_QUEUE."""
-    from app.settings import get_settings
+    from app.core.settings import get_settings
 
     fallback_queue = get_settings().queue
     connection = op.get_bind()

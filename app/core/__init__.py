@@ -1,0 +1,1 @@
+"""The framework-free core that API and workers share: settings, database, tables, blobs, errors, events, queue."""

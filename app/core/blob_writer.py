@@ -1,0 +1,137 @@
+"""Stores a blob while its bytes are still arriving (DESIGN.md §5), so an upload costs one pass, not three.
+
+The sha256 is known only at the end, so chunks go in under a provisional key inside a savepoint, and are
+renamed to the sha256 at the end (PostgreSQL keeps each chunk's TOASTed data where it is on that UPDATE: the
+rename rewrites ~100-byte row headers, not the data). The same bytes already stored, or a file found invalid,
+roll the savepoint back: nothing of the upload remains.
+
+`BlobWriter` runs its database work on a thread of its own, fed through a short queue, so the request's
+event loop keeps receiving the next chunks while PostgreSQL stores the last ones; memory stays at a few
+chunks. Hashing happens on that thread too (hashlib releases the GIL for large buffers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import uuid
+from typing import IO
+
+from sqlalchemy import delete, insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app.core.blobs import existing_blob
+from app.core.tables import Blob, BlobChunk
+
+# Chunks waiting for the database at most; the rest of the upload waits in the client's socket.
+QUEUE_CHUNKS = 8
+_END = None
+
+
+class BlobWriter:
+    """Feed chunks with `put` (any thread but the writer's), then `finish` for the Blob; `abort` on failure.
+
+    `store=False` only hashes and spools (a CSV, converted before it is stored); `spool`, when given, gets
+    every byte too (an .npz is checked from its central directory, at the end of the file)."""
+
+    def __init__(self, session: Session, *, store: bool = True, spool: IO[bytes] | None = None,
+                 check_first: object = None) -> None:
+        self.session, self.store, self.spool = session, store, spool
+        self.check_first = check_first  # called with the first chunk; raises to refuse the file early
+        self.digest = hashlib.sha256()
+        self.size = self.chunks = 0
+        self.first: bytes | None = None
+        self.error: BaseException | None = None
+        self._key = f"partial-{uuid.uuid4().hex}"
+        self._savepoint: SessionTransaction | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self._thread = threading.Thread(target=self._run, name="blob-writer", daemon=True)
+        self._thread.start()
+
+    # -- the feeding side --------------------------------------------------------------------------------
+
+    def put_nowait(self, chunk: bytes | bytearray) -> bool:
+        try:
+            self._queue.put_nowait(chunk)
+            return True
+        except queue.Full:
+            return False
+
+    def put(self, chunk: bytes | bytearray) -> None:
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        """No more chunks: wait for the writer to store what it has."""
+        self._queue.put(_END)
+        self._thread.join()
+
+    # -- the writer thread -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not _END:
+            if self.error is not None:
+                continue  # refused: the rest of the body is received and dropped
+            try:
+                self._write(chunk)
+            except BaseException as exc:  # kept for the request to raise; the thread must drain the queue
+                self.error = exc
+
+    def _write(self, chunk: bytes | bytearray) -> None:
+        if self.first is None:
+            self.first = bytes(chunk)
+            if self.check_first is not None:
+                self.check_first(self.first)
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        if self.spool is not None:
+            self.spool.write(chunk)
+        if not self.store:
+            return
+        if self._savepoint is None:
+            self._savepoint = self.session.begin_nested()
+            self.session.execute(insert(Blob).values(sha256=self._key, size_bytes=0, chunk_count=0))
+        # Core, not the ORM's bulk path: one statement per chunk, the bytes handed to the driver as they are.
+        self.session.connection().execute(insert(BlobChunk.__table__),
+                                          {"blob_sha256": self._key, "seq": self.chunks, "data": chunk})
+        self.chunks += 1
+
+    # -- the end -----------------------------------------------------------------------------------------
+
+    @property
+    def sha256(self) -> str:
+        return self.digest.hexdigest()
+
+    def abort(self) -> None:
+        """Drop whatever was stored (call after `close`, or instead of it)."""
+        if self._thread.is_alive():
+            self.error = self.error or RuntimeError("aborted")
+            self.close()
+        if self._savepoint is not None and self._savepoint.is_active:
+            self._savepoint.rollback()
+
+    def finish(self) -> Blob:
+        """The Blob of the bytes received: the one already stored under that sha256, or this one, renamed."""
+        sha256 = self.sha256
+        existing = existing_blob(self.session, sha256)
+        if existing is not None:
+            self.abort()
+            return existing
+        if self._savepoint is None:  # an empty file: nothing was written yet
+            self._savepoint = self.session.begin_nested()
+            self.session.execute(insert(Blob).values(sha256=self._key, size_bytes=0, chunk_count=0))
+        try:
+            self.session.execute(insert(Blob).values(sha256=sha256, size_bytes=self.size, chunk_count=self.chunks))
+            self.session.execute(update(BlobChunk).where(BlobChunk.blob_sha256 == self._key)
+                                 .values(blob_sha256=sha256))
+            self.session.execute(delete(Blob).where(Blob.sha256 == self._key))
+            self._savepoint.commit()
+        except IntegrityError:
+            # The same bytes, stored by a concurrent upload that committed first.
+            self._savepoint.rollback()
+            existing = existing_blob(self.session, sha256)
+            if existing is None:
+                raise
+            return existing
+        return self.session.get(Blob, sha256)

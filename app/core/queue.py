@@ -1,0 +1,52 @@
+"""Sends jobs to the workers by task name, so the API never imports worker code (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+import functools
+
+from celery import Celery
+
+from app.core.settings import Settings, get_settings
+
+RUN_JOB_TASK = "kerasd.run_job"
+
+
+def broker_transport_options(settings: Settings) -> dict:
+    """Shared by every Redis client of the broker (API, workers, reaper): they must agree."""
+    options = {"visibility_timeout": settings.broker_visibility_timeout_s, "priority_steps": list(range(10)),
+               "queue_order_strategy": "priority"}
+    if settings.broker_restore_interval_s is not None:
+        # How soon an idle worker takes back a message whose consumer went silent (kombu sweeps every
+        # interval x throttle seconds; its default is 100 s).
+        options.update(unacked_restore_interval=settings.broker_restore_interval_s, unacked_restore_throttle=1)
+    return options
+
+
+@functools.lru_cache
+def producer() -> Celery:
+    settings = get_settings()
+    producer_app = Celery("kerasd-api", broker=settings.resolved_broker_url, set_as_current=False)
+    # Every Redis client of the broker applies its own visibility timeout when restoring unacknowledged
+    # messages: it must match the workers', or a long job could be delivered twice.
+    producer_app.conf.broker_transport_options = broker_transport_options(settings)
+    return producer_app
+
+
+def queue_for(base: str, gpus: int) -> str:
+    """Queues by resource: `base` for jobs any worker can run, `base.gpu` for one GPU, `base.gpuN` for N."""
+    if gpus <= 0:
+        return base
+    return f"{base}.gpu" if gpus == 1 else f"{base}.gpu{gpus}"
+
+
+def queues_served(base: str, gpus: int) -> list[str]:
+    """What a worker with `gpus` GPUs consumes: jobs that fit it, the biggest first."""
+    return [queue_for(base, n) for n in range(gpus, -1, -1)]
+
+
+def enqueue_job(job_id: str, *, queue: str | None = None, priority: int = 5) -> None:
+    """Call only after the commit that created the job: a worker may pick it up at once."""
+    settings = get_settings()
+    # Kombu's Redis transport serves lower numbers first; kerasd's priority 9 is the most urgent.
+    producer().send_task(RUN_JOB_TASK, args=[job_id], queue=queue or settings.queue, priority=9 - priority,
+                         ignore_result=True, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2})

@@ -1,0 +1,31 @@
+"""Rows as a tenant sees them: another tenant's row is exactly as absent as a missing one."""
+
+from __future__ import annotations
+
+import re
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
+
+ID = re.compile(r"^[0-9a-f]{32}$")
+T = TypeVar("T")
+
+
+def owned(session: Session, table: type[T], ident: str, tenant_id: str) -> T | None:
+    """The row with this id if `tenant_id` owns it, else None. An id that cannot exist is not looked up (a
+    NUL or a megabyte of text never reaches the database)."""
+    if not isinstance(ident, str) or not ID.match(ident):
+        return None
+    row = session.get(table, ident)
+    if row is None or row.tenant_id != tenant_id:
+        return None
+    return row
+
+
+def owns_job(job_id: str, tenant_id: str) -> bool:
+    """For async routes (run it in the thread pool): in a session of its own."""
+    from app.core.database import get_sessionmaker
+    from app.core.tables import Job
+
+    with get_sessionmaker()() as session:
+        return owned(session, Job, job_id, tenant_id) is not None

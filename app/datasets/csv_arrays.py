@@ -1,0 +1,102 @@
+"""A CSV with a header turned into named float32 arrays `x` and `y`, streamed, in two passes over the file.
+
+The first pass checks every chosen column is numeric and counts the rows; the second fills a .npy on disk
+row by row, so a large CSV never sits in memory as Python objects.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from app.datasets.array_files import ArrayFileError, ArrayInfo
+
+
+def _columns(text: str | None) -> list[str]:
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+@contextmanager
+def _csv_rows(fileobj: BinaryIO) -> Iterator[Iterator[list[str]]]:
+    fileobj.seek(0)
+    text = io.TextIOWrapper(fileobj, encoding="utf-8-sig", newline="")
+    try:
+        yield csv.reader(text)
+    finally:
+        text.detach()  # the upload's file stays open for the caller
+
+
+def csv_to_npz(fileobj: BinaryIO, *, x_columns: str | None, y_columns: str | None, max_columns: int,
+               workdir: Path) -> tuple[Path, list[ArrayInfo]]:
+    """Write `x` (and `y` when y columns are named) into an .npz in workdir; its path and array infos."""
+    with _csv_rows(fileobj) as rows:
+        header = next(rows, None)
+        if not header:
+            raise ArrayFileError("the CSV file is empty; it needs a header row naming its columns")
+        chosen = _choose(header, x_columns, y_columns, max_columns)
+        count = _check_rows(rows, header, chosen)
+
+    arrays = {name: np.lib.format.open_memmap(workdir / f"{name}.npy", mode="w+", dtype="float32",
+                                              shape=(count, len(indexes)))
+              for name, indexes in chosen.items() if indexes}
+    with _csv_rows(fileobj) as rows:
+        next(rows)
+        position = 0
+        for row in rows:
+            if row:
+                for name, array in arrays.items():
+                    array[position] = [float(row[i]) for i in chosen[name]]
+                position += 1
+    infos = []
+    target = Path(tempfile.mkstemp(dir=workdir, suffix=".npz")[1])
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            array.flush()
+            archive.write(workdir / f"{name}.npy", arcname=f"{name}.npy")
+            infos.append(ArrayInfo(name=name, shape=tuple(array.shape), dtype="float32"))
+    return target, infos
+
+
+def _choose(header: list[str], x_columns: str | None, y_columns: str | None,
+            max_columns: int) -> dict[str, list[int]]:
+    """Column indexes for x and y: x defaults to every column that is not a y column."""
+    header = [name.strip() for name in header]
+    if len(header) > max_columns:
+        raise ArrayFileError(f"the CSV file has {len(header)} columns; the limit is {max_columns}")
+    y_names = _columns(y_columns)
+    x_names = _columns(x_columns) or [name for name in header if name not in y_names]
+    unknown = [name for name in x_names + y_names if name not in header]
+    if unknown:
+        raise ArrayFileError(f"the CSV header has no column(s) {unknown}; it has {header}")
+    if not x_names:
+        raise ArrayFileError("no feature columns are left for x; name them with x_columns")
+    return {"x": [header.index(n) for n in x_names], "y": [header.index(n) for n in y_names]}
+
+
+def _check_rows(rows: Iterator[list[str]], header: list[str], chosen: dict[str, list[int]]) -> int:
+    """Every chosen field parses as a number; the number of data rows."""
+    count = 0
+    for line_number, row in enumerate(rows, start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise ArrayFileError(f"CSV line {line_number} has {len(row)} fields; the header has {len(header)}")
+        for index in chosen["x"] + chosen["y"]:
+            try:
+                float(row[index])
+            except ValueError:
+                raise ArrayFileError(
+                    f"CSV column {header[index].strip()!r} is not numeric: line {line_number} holds "
+                    f"{row[index][:40]!r}; choose numeric columns with x_columns / y_columns") from None
+        count += 1
+    if count == 0:
+        raise ArrayFileError("the CSV file has a header but no rows")
+    return count

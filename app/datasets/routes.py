@@ -1,0 +1,112 @@
+"""Datasets: .npy/.npz/CSV uploads stored in SQL chunks as they stream in; metadata; the file back; delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from app.core.blobs import stream_blob
+from app.core.database import get_session
+from app.core.errors import Problem
+from app.core.quotas import check_storage
+from app.core.settings import Settings
+from app.core.tables import Dataset
+from app.datasets import service
+from app.datasets.schemas import DatasetOut
+from app.datasets.upload_receiver import receive_multipart
+from app.datasets.uploads import FIELD_LIMITS, DatasetUpload
+from app.http.auth import Caller, current_caller
+from app.http.deps import Page, Paging, settings
+from app.http.limits import MULTIPART_OVERHEAD
+from app.http.sessions import SessionReleasingRoute
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=SessionReleasingRoute)
+
+
+def dataset_out(row: Dataset) -> DatasetOut:
+    return DatasetOut(id=row.id, name=row.name, format=row.format, sha256=row.blob_sha256,
+                      size_bytes=row.size_bytes, arrays=row.arrays, created_at=row.created_at)
+
+
+def _too_large(size: int, limit: int) -> Problem:
+    return Problem(413, "Upload Too Large", f"The upload is {size:,} bytes; the limit is {limit:,} bytes "
+                   "(KERASD_MAX_UPLOAD_BYTES). Split the arrays into several datasets.")
+
+
+UPLOAD_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "a .npy, .npz or CSV file"},
+        "name": {"type": "string", "maxLength": FIELD_LIMITS["name"]},
+        "x_columns": {"type": "string", "maxLength": FIELD_LIMITS["x_columns"],
+                      "description": "CSV only: feature columns for `x`, comma-separated (default: all but y)"},
+        "y_columns": {"type": "string", "maxLength": FIELD_LIMITS["y_columns"],
+                      "description": "CSV only: target columns for `y`, comma-separated"}}}}}}}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut, openapi_extra=UPLOAD_FORM,
+             summary="Upload arrays: .npy (one array), .npz (named arrays) or CSV with a header",
+             description="Multipart form with the file in `file` (`curl -F file=@train.npz`). The file is "
+                         "stored as it streams in, never held whole in memory; it is checked (numeric dtypes "
+                         "only, no pickle, sizes that match, rank and array-count limits) and whatever is "
+                         "refused leaves nothing stored; the same bytes are stored once. A CSV becomes an .npz "
+                         "of float32 arrays `x` (and `y` when `y_columns` are named); every chosen column must "
+                         "be numeric.")
+async def upload_dataset(request: Request, session: Session = Depends(get_session),
+                         config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> DatasetOut:
+    # An async route that reads the body itself: the file goes to SQL as it arrives, with no spooling to
+    # disk and reading back (app/datasets/upload_receiver.py); database work runs in threads.
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > config.max_upload_bytes + MULTIPART_OVERHEAD:
+        raise _too_large(declared, config.max_upload_bytes)
+    upload = DatasetUpload(session, tenant_id=caller.tenant_id, settings=config)
+    try:
+        # Refuse a large file over the tenant's quota before receiving it (the form's overhead is below 64 KiB).
+        await run_in_threadpool(check_storage, session, caller.tenant_id, max(0, declared - MULTIPART_OVERHEAD))
+        form = await receive_multipart(
+            request, open_file=upload.open, chunk_bytes=config.chunk_bytes, max_file_bytes=config.max_upload_bytes,
+            too_large=lambda size: _too_large(size, config.max_upload_bytes))
+        row = await run_in_threadpool(upload.finish, form)
+        await run_in_threadpool(session.commit)
+    except BaseException:
+        await run_in_threadpool(upload.abort)
+        raise
+    finally:
+        await run_in_threadpool(session.close)
+    return dataset_out(row)
+
+
+@router.get("", response_model=Page, summary="List datasets, newest first")
+def list_datasets(paging: Paging = Depends(),
+                  sha256: str | None = Query(None, pattern=r"^[0-9a-f]{64}$",
+                                             description="Only datasets whose file has this sha256"),
+                  session: Session = Depends(get_session), caller: Caller = Depends(current_caller)) -> Page:
+    rows, total = service.list_datasets(session, tenant_id=caller.tenant_id, limit=paging.limit,
+                                        offset=paging.offset, sha256=sha256)
+    return Page(items=[dataset_out(r) for r in rows], total=total, limit=paging.limit, offset=paging.offset)
+
+
+@router.get("/{dataset_id}", response_model=DatasetOut, summary="A dataset's arrays: names, shapes, dtypes")
+def get_dataset(dataset_id: str, session: Session = Depends(get_session),
+                caller: Caller = Depends(current_caller)) -> DatasetOut:
+    return dataset_out(service.get_dataset(session, tenant_id=caller.tenant_id, dataset_id=dataset_id))
+
+
+@router.get("/{dataset_id}/content", summary="The uploaded file, streamed back byte for byte")
+def get_content(dataset_id: str, session: Session = Depends(get_session),
+                caller: Caller = Depends(current_caller)) -> StreamingResponse:
+    row = service.get_dataset(session, tenant_id=caller.tenant_id, dataset_id=dataset_id)
+    filename = f"{row.name.rsplit('.', 1)[0]}.{row.format}"
+    return StreamingResponse(stream_blob(row.blob_sha256), media_type="application/octet-stream",
+                             headers={"Content-Length": str(row.size_bytes),
+                                      "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Delete a dataset no queued or running job uses")
+def delete_dataset(dataset_id: str, session: Session = Depends(get_session),
+                   caller: Caller = Depends(current_caller)) -> Response:
+    service.delete_dataset(session, tenant_id=caller.tenant_id, dataset_id=dataset_id)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

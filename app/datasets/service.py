@@ -1,0 +1,104 @@
+"""Datasets: uploaded .npy/.npz/CSV files, checked, stored once as a blob by sha256 (the upload as it streams
+in: dataset_uploads.py)."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.blobs import store_file
+from app.core.errors import Problem, not_found
+from app.core.quotas import check_storage, lock_tenant
+from app.core.scope import owned
+from app.core.settings import Settings
+from app.core.tables import TERMINAL_STATUSES, Blob, Dataset, Job
+from app.datasets.array_files import ArrayFileError, ArrayInfo, Limits
+from app.datasets.csv_arrays import csv_to_npz
+from app.jobs.inputs import dataset_ids_of
+from app.system.metrics import UPLOAD_BYTES
+
+FORMATS = {".npy": "npy", ".npz": "npz", ".csv": "csv"}
+
+
+def array_name_from(filename: str) -> str:
+    stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:100]
+    return cleaned or "array"
+
+
+def format_of(filename: str) -> str:
+    suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    fmt = FORMATS.get(suffix)
+    if fmt is None:
+        raise Problem(422, "Unsupported Format", f"The file {filename!r} is not .npy, .npz or .csv; save arrays "
+                      "with np.save or np.savez, or upload a CSV with a header row.")
+    return fmt
+
+
+def limits_of(settings: Settings) -> Limits:
+    return Limits(max_rank=settings.max_array_rank, max_arrays=settings.max_arrays_per_file)
+
+
+def csv_dataset(session: Session, *, fileobj: BinaryIO, settings: Settings, x_columns: str | None,
+                y_columns: str | None) -> tuple[Blob, list[ArrayInfo]]:
+    """A CSV's columns as an .npz of float32 `x` and `y`, stored; the blob and its arrays."""
+    with tempfile.TemporaryDirectory(prefix="kerasd-upload-") as workdir:
+        try:
+            path, arrays = csv_to_npz(fileobj, max_columns=settings.max_csv_columns, workdir=Path(workdir),
+                                      x_columns=x_columns, y_columns=y_columns)
+        except ArrayFileError as exc:
+            raise invalid_file(exc) from None
+        with path.open("rb") as stored:
+            return store_file(session, fileobj=stored, chunk_bytes=settings.chunk_bytes), arrays
+
+
+def invalid_file(exc: ArrayFileError) -> Problem:
+    return Problem(422, "Invalid Array File", f"{exc}. Nothing was stored.")
+
+
+def record_dataset(session: Session, *, tenant_id: str, blob: Blob, fmt: str, arrays: list[ArrayInfo],
+                   filename: str, name: str | None) -> Dataset:
+    # Again under the tenant's lock (a CSV's .npz differs in size, and two uploads at once must not both fit
+    # in the last free bytes).
+    lock_tenant(session, tenant_id)
+    check_storage(session, tenant_id, blob.size_bytes)
+    row = Dataset(tenant_id=tenant_id, name=(name or filename)[:200], format=fmt, blob_sha256=blob.sha256,
+                  size_bytes=blob.size_bytes, arrays=[a.as_dict() for a in arrays])
+    session.add(row)
+    session.flush()
+    UPLOAD_BYTES.labels(kind="dataset").inc(blob.size_bytes)
+    return row
+
+
+def get_dataset(session: Session, *, tenant_id: str, dataset_id: str) -> Dataset:
+    row = owned(session, Dataset, dataset_id, tenant_id)
+    if row is None:
+        raise not_found("dataset", dataset_id)
+    return row
+
+
+def list_datasets(session: Session, *, tenant_id: str, limit: int, offset: int,
+                  sha256: str | None = None) -> tuple[list[Dataset], int]:
+    mine = Dataset.tenant_id == tenant_id
+    query, count = select(Dataset).where(mine), select(func.count()).select_from(Dataset).where(mine)
+    if sha256 is not None:
+        # The SDK asks whether the server already holds a file before it uploads it.
+        query, count = query.where(Dataset.blob_sha256 == sha256), count.where(Dataset.blob_sha256 == sha256)
+    rows = session.scalars(query.order_by(Dataset.created_at.desc()).limit(limit).offset(offset))
+    return list(rows), session.scalar(count)
+
+
+def delete_dataset(session: Session, *, tenant_id: str, dataset_id: str) -> None:
+    row = get_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id)
+    active = session.scalars(select(Job).where(Job.tenant_id == tenant_id, Job.status.not_in(TERMINAL_STATUSES)))
+    users = [job.id for job in active if dataset_id in dataset_ids_of(job.request)]
+    if users:
+        raise Problem(409, "Dataset In Use", f"Job(s) {', '.join(users)} are queued or running on this "
+                      "dataset; wait for them to finish or cancel them, then delete it.")
+    # The blob stays: another dataset or an artifact may hold the same bytes.
+    session.delete(row)

@@ -1,0 +1,98 @@
+"""One dataset upload as it streams in: how the file's bytes are kept, by format, and the checks at the end.
+
+- .npy: stored as it arrives; its header is checked from the first chunk (a pickled or object array stops
+  being stored at once), its length against the header at the end.
+- .npz: stored and spooled to an anonymous temporary file as it arrives; checked from the spool at the end
+  (a zip names its members in a directory at its end).
+- CSV: spooled only, then converted to an .npz of float32 `x` and `y`, which is what is stored.
+
+Whatever is refused leaves nothing stored: the chunks go in under a savepoint (app/core/blob_writer.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import tempfile
+
+from sqlalchemy.orm import Session
+
+from app.core.blob_writer import BlobWriter
+from app.core.errors import Problem
+from app.core.settings import Settings
+from app.core.tables import Dataset
+from app.datasets.array_files import ArrayFileError, check_npy_header, inspect_npy, inspect_npz
+from app.datasets.service import array_name_from, csv_dataset, format_of, invalid_file, limits_of, record_dataset
+from app.datasets.upload_receiver import ReceivedForm
+
+FIELD_LIMITS = {"name": 200, "x_columns": 100_000, "y_columns": 100_000}
+
+
+class DatasetUpload:
+    def __init__(self, session: Session, *, tenant_id: str, settings: Settings) -> None:
+        self.session, self.tenant_id, self.settings = session, tenant_id, settings
+        self.limits = limits_of(settings)
+        self.writer: BlobWriter | None = None
+        self.fmt = self.filename = ""
+        self.spool: io.BufferedRandom | None = None
+
+    def open(self, filename: str) -> BlobWriter:
+        """The writer for the file's bytes (called as its part begins, on the event loop: no database work)."""
+        self.fmt, self.filename = format_of(filename), filename
+        if self.fmt != "npy":
+            self.spool = tempfile.TemporaryFile(prefix="kerasd-upload-")
+        check = functools.partial(check_npy_header, limits=self.limits) if self.fmt == "npy" else None
+        self.writer = BlobWriter(self.session, store=self.fmt != "csv", spool=self.spool, check_first=check)
+        return self.writer
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+        if self.spool is not None:
+            self.spool.close()
+
+    def finish(self, form: ReceivedForm) -> Dataset:
+        """Check the received file and record the dataset (in a thread: this is database work)."""
+        assert self.writer is not None
+        writer = self.writer
+        writer.close()
+        try:
+            if isinstance(writer.error, ArrayFileError):
+                raise invalid_file(writer.error)
+            if writer.error is not None:
+                raise writer.error
+            fields = self._fields(form)
+            try:
+                if self.fmt == "npy":
+                    arrays = inspect_npy(io.BytesIO(writer.first or b""), name=array_name_from(self.filename),
+                                         total_size=writer.size, limits=self.limits)
+                elif self.fmt == "npz":
+                    self.spool.flush()
+                    arrays = inspect_npz(self.spool, self.limits)
+            except ArrayFileError as exc:
+                raise invalid_file(exc) from None
+            if self.fmt == "csv":
+                blob, arrays = csv_dataset(self.session, fileobj=self.spool, settings=self.settings,
+                                           x_columns=fields.get("x_columns"), y_columns=fields.get("y_columns"))
+            else:
+                blob = writer.finish()
+            return record_dataset(self.session, tenant_id=self.tenant_id, blob=blob,
+                                  fmt="npz" if self.fmt == "csv" else self.fmt, arrays=arrays,
+                                  filename=self.filename, name=fields.get("name"))
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            if self.spool is not None:
+                self.spool.close()
+
+    def _fields(self, form: ReceivedForm) -> dict[str, str]:
+        fields = {key: value for key, value in form.fields.items() if key in FIELD_LIMITS and value}
+        for key, value in fields.items():
+            if len(value) > FIELD_LIMITS[key]:
+                raise Problem(422, "Invalid Form", f"The form field {key!r} has {len(value):,} characters; the "
+                              f"limit is {FIELD_LIMITS[key]:,}.", field=key)
+        if self.fmt != "csv" and (fields.get("x_columns") or fields.get("y_columns")):
+            raise Problem(422, "Invalid Arguments", "x_columns and y_columns choose columns of a CSV upload; an "
+                          f"{self.fmt} file names its arrays itself.")
+        return fields

@@ -1,0 +1,183 @@
+"""The live event stream of a job as Server-Sent Events, with replay from `Last-Event-ID`."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+
+from app.core import events
+from app.core.database import get_sessionmaker
+from app.core.errors import Problem, not_found
+from app.core.scope import owns_job
+from app.core.settings import Settings
+from app.core.tables import TERMINAL_STATUSES, Artifact, EpochLog, Job
+from app.http.auth import Caller, current_caller
+from app.http.deps import settings
+
+router = APIRouter(prefix="/v1/jobs", tags=["events"])
+STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+@dataclass
+class JobState:
+    status: str
+    attempt: int
+    finished_at: Any = None
+    error: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    epochs_total: int | None = None
+    epochs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+
+
+def _job_state(job_id: str, *, with_history: bool = False) -> JobState | None:
+    with get_sessionmaker()() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        request = job.request or {}
+        arguments = request.get("arguments") or request.get("fit") or {}
+        state = JobState(status=job.status, attempt=job.attempt, finished_at=job.finished_at, error=job.error,
+                         result=job.result, epochs_total=arguments.get("epochs"))
+        if with_history:
+            state.epochs = [(row.epoch, row.logs) for row in session.scalars(
+                select(EpochLog).where(EpochLog.job_id == job_id).order_by(EpochLog.epoch))]
+            state.artifacts = list(session.scalars(
+                select(Artifact.name).where(Artifact.job_id == job_id).order_by(Artifact.name)))
+        return state
+
+
+def _replay_from_sql(job_id: str, state: JobState, *, with_epochs: bool) -> list[dict[str, Any]]:
+    """Epoch and terminal events rebuilt from SQL, for a finished job whose Redis stream is gone."""
+    replay = []
+    if with_epochs:
+        replay = [events.replayed(job_id, "epoch", {"epoch": epoch, "epochs": state.epochs_total, "logs": logs},
+                                  attempt=state.attempt, ts=None) for epoch, logs in state.epochs]
+    # The same fields the worker publishes at the end (workers/runner.py).
+    data = {"status": state.status, "result": state.result, "error": state.error, "artifacts": state.artifacts}
+    replay.append(events.replayed(job_id, events.TERMINAL_EVENT_OF_STATUS[state.status], data,
+                                  attempt=state.attempt, ts=state.finished_at))
+    return replay
+
+
+def _hint(retry_ms: int, comment: str) -> bytes:
+    return f"retry: {retry_ms}\n: {comment}\n\n".encode()
+
+
+async def _event_stream(request: Request, job_id: str, after: str, config: Settings,
+                        prelude: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    client = request.app.state.redis_async
+    opened = last_sent = time.monotonic()
+    last_sql_check = opened
+    draining = False
+    yield _hint(config.sse_retry_ms, f"events of job {job_id}")
+    for event in prelude:
+        yield events.sse_format(event)
+    if prelude:
+        return
+    block_ms = max(50, int(min(1.0, config.sse_heartbeat_s) * 1000))
+    async for event in events.follow(client, job_id, after=after, block_ms=block_ms):
+        now = time.monotonic()
+        if event is not None:
+            yield events.sse_format(event)
+            last_sent = now
+            # A job retried after it ended has more events after this one: a late subscriber gets those too.
+            if event["type"] in events.TERMINAL_EVENTS and not await events.has_events_after(
+                    client, job_id, event["id"]):
+                return
+            if now - opened >= config.sse_max_connection_s:
+                yield _hint(config.sse_retry_ms, "connection lifetime reached: reconnect with Last-Event-ID")
+                return
+            continue
+        if await request.is_disconnected():
+            return
+        if now - opened >= config.sse_max_connection_s:
+            yield _hint(config.sse_retry_ms, "connection lifetime reached: reconnect with Last-Event-ID")
+            return
+        if now - last_sent >= config.sse_heartbeat_s:
+            last_sent = now
+            yield b": heartbeat\n\n"
+        # A job that ended while its stream was lost (Redis restarted, stream expired, a worker killed
+        # before it published) would keep the client waiting for a terminal event that never comes. The
+        # worker commits the status before it publishes, so after one more quiet block the end comes
+        # from SQL.
+        if draining:
+            state = await run_in_threadpool(_job_state, job_id, with_history=True)
+            if state is not None and state.status in events.TERMINAL_EVENT_OF_STATUS:
+                yield events.sse_format(_replay_from_sql(job_id, state, with_epochs=False)[-1])
+            return
+        if now - last_sql_check >= 5:
+            last_sql_check = now
+            state = await run_in_threadpool(_job_state, job_id)
+            draining = state is None or state.status in TERMINAL_STATUSES
+
+
+EVENT_EXAMPLE = (
+    "retry: 1000\n\n"
+    "id: 1764284400000-0\nevent: queued\n"
+    'data: {"id": "1764284400000-0", "v": 1, "type": "queued", "job_id": "0123456789abcdef0123456789abcdef", '
+    '"attempt": 0, "ts": "2026-11-28T00:00:00+00:00", "data": {"kind": "fit"}}\n\n'
+    "id: 1764284401500-0\nevent: batch\n"
+    'data: {"id": "1764284401500-0", "v": 1, "type": "batch", "job_id": "0123456789abcdef0123456789abcdef", '
+    '"attempt": 1, "ts": "2026-11-28T00:00:01.500000+00:00", "data": {"epoch": 0, "step": 4, "steps": 10, '
+    '"logs": {"loss": 2.31, "categorical_accuracy": 0.1}, "steps_per_s": 80.0, "samples_per_s": 8000.0, '
+    '"eta_s": 0.075}}\n\n'
+    "id: 1764284401600-0\nevent: epoch\n"
+    'data: {"id": "1764284401600-0", "v": 1, "type": "epoch", "job_id": "0123456789abcdef0123456789abcdef", '
+    '"attempt": 1, "ts": "2026-11-28T00:00:01.600000+00:00", "data": {"epoch": 0, "epochs": 10, "logs": '
+    '{"loss": 2.30, "categorical_accuracy": 0.11, "val_loss": 2.31, "val_categorical_accuracy": 0.09}, '
+    '"seconds": 0.21}}\n\n'
+)
+
+
+@router.get(
+    "/{job_id}/events",
+    summary="Live progress as Server-Sent Events, with replay (tutorial §3.2: watch fit's epochs)",
+    description="Every event of the job from the start (or after `Last-Event-ID`), then live ones as they "
+                "happen, until the terminal event. Follow it with `curl -N`, or `new EventSource(url)` in a "
+                "browser (it resumes by itself).\n" + events.CONTRACT_MARKDOWN,
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "The event stream", "content": {"text/event-stream": {"example": EVENT_EXAMPLE}}},
+        204: {"description": "The job has ended and the client already has its terminal event: stop"},
+        404: {"description": "No such job"},
+        422: {"description": "`Last-Event-ID` is not an event id"},
+    },
+)
+async def job_events(request: Request, job_id: str,
+                     last_event_id: str | None = Header(None, alias="Last-Event-ID",
+                                                        description="Resume after this event id"),
+                     after: str | None = Query(None, description="Same as the Last-Event-ID header, for "
+                                               "clients that cannot set headers", examples=["1764284401500-0"]),
+                     config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> Response:
+    # Another tenant's job is answered exactly as a missing one.
+    if not await run_in_threadpool(owns_job, job_id, caller.tenant_id):
+        raise not_found("job", job_id)
+    state = await run_in_threadpool(_job_state, job_id)
+    if state is None:
+        raise Problem(404, "Not Found", f"No job with id {job_id!r}. List them with GET /v1/jobs.")
+    resume = last_event_id or after or "0-0"
+    if not STREAM_ID.match(resume):
+        raise Problem(422, "Invalid Event Id", f"Last-Event-ID {resume!r} is not an event id from this "
+                      "stream (they look like 1700000000000-0).")
+    prelude: list[dict[str, Any]] = []
+    if state.status in events.TERMINAL_EVENT_OF_STATUS:
+        client = request.app.state.redis_async
+        if not await events.has_events_after(client, job_id, resume):
+            last = await events.last_event(client, job_id)
+            if last is not None and last["type"] in events.TERMINAL_EVENTS:
+                return Response(status_code=204)
+            # The stream is gone or never got its end: what SQL knows, so the client still sees the end.
+            full = await run_in_threadpool(_job_state, job_id, with_history=True)
+            prelude = _replay_from_sql(job_id, full, with_epochs=last is None and resume == "0-0")
+    return StreamingResponse(_event_stream(request, job_id, resume, config, prelude),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

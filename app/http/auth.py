@@ -1,0 +1,268 @@
+"""Who is calling: API keys made, stored and checked, and the FastAPI dependency every /v1 route runs.
+
+A key is `kd_<8 hex>_<43 random characters>`: 256 random bits behind a visible prefix. Only its sha256 is
+stored (a slow password hash buys nothing for a secret that cannot be guessed), found by the prefix and
+compared in constant time. A request names its key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+
+Without a key, a request is refused unless the API runs `localhost-open` (the embedded default, bound to a
+loopback address) and the request itself comes from this machine: then it acts as the tenant 'default'.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.core.database import get_read_sessionmaker, get_session, run_sql
+from app.core.errors import Problem
+from app.core.quotas import Limits, cached_limits, read_tenant_limits, tenant_limits
+from app.core.read_pool import read_pool
+from app.core.settings import Settings, get_settings
+from app.core.tables import DEFAULT_TENANT_ID, ApiKey
+from app.http import ratelimit
+from app.http.problems import problem_response
+from app.http.ratelimit import RateLimiter
+from app.tenants.key_cache import KeyCache
+
+log = logging.getLogger("kerasd.auth")
+
+KEY_SHAPE = re.compile(r"^(kd_[0-9a-f]{8})_[A-Za-z0-9_-]{43}$")
+ROLES = ("user", "admin")
+# EventSource cannot send headers: the events route alone also takes the key as ?api_key=.
+EVENTS_PATH = re.compile(r"^/v1/jobs/[^/]+/events$")
+
+# Declared so that /docs has an Authorize button and the OpenAPI document names both ways to send a key.
+bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`")
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: <key>`")
+
+
+class AuthConfigError(RuntimeError):
+    """KERASD_AUTH asks for something the bind address does not allow."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant_id: str
+    role: str
+    # None for a keyless request of localhost-open mode.
+    key_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def key_sha256(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> tuple[str, str, str]:
+    """(the key, to show once; its visible prefix; its sha256, to store)."""
+    prefix = f"kd_{secrets.token_hex(4)}"
+    key = f"{prefix}_{secrets.token_urlsafe(32)}"
+    return key, prefix, key_sha256(key)
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_mode(settings: Settings) -> str:
+    """'required' or 'localhost-open', from KERASD_AUTH and the address the API binds."""
+    loopback = is_loopback(settings.api_host)
+    if settings.auth == "localhost-open" and not loopback:
+        bound = settings.api_host or "an unknown address"
+        raise AuthConfigError(f"KERASD_AUTH=localhost-open lets requests without a key in, which is allowed only "
+                              f"when the API binds a loopback address, and it binds {bound!r}. "
+                              "Bind 127.0.0.1 (kerasd api --host 127.0.0.1) or set KERASD_AUTH=required and give "
+                              "clients keys (kerasd admin create-key).")
+    if settings.auth:
+        return settings.auth
+    return "localhost-open" if loopback else "required"
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="kerasd"'})
+
+
+def _presented_key(request: Request, credentials: HTTPAuthorizationCredentials | None,
+                   header_key: str | None) -> str | None:
+    if credentials is not None and credentials.credentials:
+        return credentials.credentials.strip()
+    if header_key:
+        return header_key.strip()
+    if request.method == "GET" and EVENTS_PATH.match(request.url.path):
+        return request.query_params.get("api_key") or None
+    return None
+
+
+def caller_of_key(session: Session, key: str) -> Caller:
+    """The caller a key stands for; 401 for a malformed, unknown or revoked key."""
+    shape = KEY_SHAPE.match(key)
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == shape.group(1))) if shape else None
+    # Compare the hash even for an unknown prefix, so the time taken says nothing about the secret.
+    stored = row.key_sha256 if row is not None else "0" * 64
+    if not hmac.compare_digest(stored, key_sha256(key)) or row is None or row.revoked_at is not None:
+        raise _unauthorized("The API key is not valid: it is unknown, malformed or revoked. Ask an administrator "
+                            "for a new one (kerasd admin create-key TENANT).")
+    return Caller(tenant_id=row.tenant_id, role=row.role, key_id=row.id)
+
+
+def resolve_caller(request: Request, session: Session | None, key: str | None) -> Caller:
+    settings = get_settings()
+    if key is not None:
+        assert session is not None
+        return caller_of_key(session, key)
+    client = request.client.host if request.client else None
+    if auth_mode(settings) == "localhost-open" and is_loopback(client):
+        return Caller(tenant_id=DEFAULT_TENANT_ID, role="user")
+    raise _unauthorized("This API needs a key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. An "
+                        "administrator makes one with `kerasd admin create-key TENANT`.")
+
+
+def _caller_and_limits(key: str) -> tuple[Caller, Limits]:
+    """In a worker thread, one session: the key's caller (or a 401) and its tenant's limits. Reads only: on an
+    autocommit session, so no BEGIN and ROLLBACK round trips around them."""
+    with get_read_sessionmaker()() as session:
+        caller = caller_of_key(session, key)
+        return caller, tenant_limits(session, caller.tenant_id)
+
+
+def _limits_of(tenant_id: str) -> Limits:
+    with get_read_sessionmaker()() as session:
+        return tenant_limits(session, tenant_id)
+
+
+async def _limits(tenant_id: str) -> Limits:
+    """The tenant's limits: cached, else on PostgreSQL from the event loop's read connections (no thread hop:
+    every process asks this for every tenant every few seconds), else (SQLite) in a worker thread."""
+    limits = cached_limits(tenant_id)
+    if limits is not None:
+        return limits
+    pool = read_pool()
+    if pool is None:
+        return await run_sql(_limits_of, tenant_id)
+    return await pool.run(lambda connection: read_tenant_limits(connection, tenant_id))
+
+
+def _key_cache(request: Request) -> KeyCache[Caller]:
+    state = request.app.state
+    cache = getattr(state, "key_cache", None)
+    if cache is None:
+        cache = state.key_cache = KeyCache(get_settings().api_key_cache_s)
+    return cache
+
+
+def _rate_limiter(request: Request) -> RateLimiter:
+    state = request.app.state
+    limiter = getattr(state, "rate_limiter", None)
+    if limiter is None:
+        limiter = state.rate_limiter = RateLimiter(ratelimit.limiter_client(get_settings().redis_url))
+    return limiter
+
+
+async def current_caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+                         header_key: str | None = Depends(api_key_header)) -> Caller:
+    """The dependency of every /v1 route: who calls, within their tenant's request rate.
+
+    Async, and without a session of its own: a key found in the key cache (app/tenants/key_cache.py) with its tenant's
+    limits cached costs one Redis round trip (rate limit and revocation generation together) and no thread.
+    Otherwise SQL is asked in one worker thread, with a session of its own that is closed before the route runs.
+    """
+    key = _presented_key(request, credentials, header_key)
+    cache = _key_cache(request)
+    hit = None
+    if key is None:
+        caller = resolve_caller(request, None, None)  # keyless: 'default' in localhost-open mode, else a 401
+        limits = await _limits(caller.tenant_id)
+    else:
+        digest = key_sha256(key)
+        hit = cache.get(digest)
+        seen = cache.generation  # read before SQL is asked: a revocation after it changes the generation
+        if hit is not None:
+            caller = hit[0]
+            limits = await _limits(caller.tenant_id)
+        else:
+            caller, limits = await run_sql(_caller_and_limits, key)
+    taken = await _rate_limiter(request).take(caller.tenant_id, rate_per_s=limits.requests_per_s,
+                                              burst=limits.request_burst)
+    if key is not None:
+        if hit is not None and (taken.generation is None or taken.generation != hit[1]):
+            # A key was revoked since this entry was stored (or Redis cannot say): ask SQL again.
+            cache.observe(taken.generation)
+            caller, limits = await run_sql(_caller_and_limits, key)
+            if taken.generation is not None:
+                cache.put(digest, caller, taken.generation)
+        elif hit is None:
+            if taken.generation is not None and taken.generation == seen:
+                cache.put(digest, caller, taken.generation)
+            cache.observe(taken.generation)
+    request.state.tenant_id = caller.tenant_id  # for the access log
+    if not taken.allowed:
+        raise ratelimit.too_many(limits.requests_per_s, limits.request_burst, taken.wait_s)
+    return caller
+
+
+async def require_admin(caller: Caller = Depends(current_caller)) -> Caller:
+    if not caller.is_admin:
+        raise Problem(403, "Forbidden", "This needs an admin key (kerasd admin create-key TENANT --role admin).")
+    return caller
+
+
+def metrics_reader(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+                   header_key: str | None = Depends(api_key_header),
+                   session: Session = Depends(get_session)) -> None:
+    """/metrics counts every tenant's jobs: open to this machine in localhost-open mode, else admins only."""
+    try:
+        caller = resolve_caller(request, session, _presented_key(request, credentials, header_key))
+    finally:
+        session.rollback()
+    if caller.key_id is not None and not caller.is_admin:
+        raise Problem(403, "Forbidden", "/metrics covers every tenant: it needs an admin key.")
+
+
+class RequireCredentials:
+    """ASGI middleware, before anything reads a body: a /v1 request with no key where one is needed is a 401
+    at once, so an anonymous client cannot make the API spool an upload before the route refuses it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path", "").startswith("/v1/") and not self._has_key(scope):
+            client = scope.get("client")
+            if not (auth_mode(get_settings()) == "localhost-open" and is_loopback(client[0] if client else None)):
+                problem = _unauthorized("This API needs a key: send `Authorization: Bearer <key>` or "
+                                        "`X-API-Key: <key>`. An administrator makes one with "
+                                        "`kerasd admin create-key TENANT`.")
+                await problem_response(401, problem.title, problem.detail, scope["path"],
+                                       headers=problem.headers)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _has_key(scope: Scope) -> bool:
+        headers = Headers(scope=scope)
+        if headers.get("authorization") or headers.get("x-api-key"):
+            return True
+        return (scope.get("method") == "GET" and bool(EVENTS_PATH.match(scope.get("path", "")))
+                and b"api_key=" in scope.get("query_string", b""))

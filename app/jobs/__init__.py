@@ -1,0 +1,1 @@
+"""Jobs: submit fit, evaluate and predict; status, history, artifacts, cancel and retry."""

@@ -1,0 +1,196 @@
+"""Jobs: submit, status with history, artifacts, and the live event stream (Server-Sent Events)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from redis import RedisError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from app.core import events
+from app.core.blobs import stream_blob
+from app.core.control import CANCEL, control_channel
+from app.core.database import get_read_sessionmaker, get_session, get_sessionmaker, run_sql
+from app.core.errors import Problem
+from app.core.queue import enqueue_job
+from app.core.read_pool import read_pool
+from app.core.settings import Settings
+from app.core.tables import Job
+from app.http.auth import Caller, current_caller
+from app.http.deps import Page, Paging, paging, settings, spec_checker
+from app.http.sessions import SessionReleasingRoute
+from app.jobs import repository as job_reads
+from app.jobs import service
+from app.jobs.schemas import ArtifactOut, JobOut
+from app.jobs.specs import JobCreate
+from app.specchecker.pool import SpecChecker
+
+log = logging.getLogger("kerasd.api")
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SessionReleasingRoute)
+JOB_STATUSES = "^(queued|running|succeeded|failed|cancelled)$"
+
+
+def job_out(session: Session, job: Job, *, detail: bool = True) -> JobOut:
+    # A job just made has no epochs to read.
+    epochs = service.epochs_of(session, job_id=job.id) if detail and job.attempt > 0 else []
+    return job_reads.job_out(job, request=job.request.get("submitted", {}),
+                             epochs=[[e.epoch, e.attempt, e.logs] for e in epochs],
+                             queue_position=service.queue_position(session, job))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobOut,
+             summary="Submit a fit, evaluate or predict job (tutorial §3.1-§3.4, §4.4)",
+             description="Compile, fit, evaluate and predict arguments and callbacks under Keras's own "
+                         "names; arrays by dataset id and array name, or a tf.data-style pipeline of them. "
+                         "Everything is checked before the job is queued: unknown datasets or arrays, row "
+                         "counts that differ, names Keras does not know and arguments Keras removed are a "
+                         "422, and nothing is stored.")
+async def create_job(body: JobCreate, request: Request, checker: SpecChecker = Depends(spec_checker),
+                     config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> Response:
+    # Async, with all of its blocking work (SQL, the spec checker, Redis) in one worker thread: a sync route
+    # with a session dependency took three thread hops. Not on run_sql's few threads: a submission may wait
+    # seconds for the spec checker, and reads must not wait behind it.
+    body_json = await run_in_threadpool(_create_job, body, request, checker, config, caller.tenant_id)
+    return Response(body_json, status_code=status.HTTP_201_CREATED, media_type="application/json")
+
+
+def _create_job(body: JobCreate, request: Request, checker: SpecChecker, config: Settings, tenant_id: str) -> bytes:
+    with get_sessionmaker()() as session:
+        job = service.create_job(session, tenant_id=tenant_id, request=body, checker=checker,
+                                 max_attempts=config.max_attempts, queue_base=config.queue)
+        # The answer is written inside the transaction, under the tenant's lock: its queue position is asked
+        # there, not in a transaction of its own (BEGIN, query, ROLLBACK) after the commit.
+        answer = job_out(session, job).model_dump_json().encode()
+        session.commit()
+        _publish_queued(request, job, config)
+        _enqueue_or_fail(session, job)
+        return answer
+
+
+def _publish_queued(request: Request, job: Job, config: Settings, **data: object) -> None:
+    # Before the message is sent: a worker may take the job at once, and its `started` must come after.
+    try:
+        events.publish(request.app.state.redis_sync, job.id, "queued", {"kind": job.kind, **data},
+                       maxlen=config.event_stream_maxlen)
+    except RedisError:  # progress is best effort; enqueueing below says whether Redis is really gone
+        log.exception("could not publish the queued event of job %s", job.id)
+
+
+def _enqueue_or_fail(session: Session, job: Job) -> None:
+    try:
+        enqueue_job(job.id, queue=job.request.get("queue"), priority=job.request.get("priority", 5))
+    except Exception as exc:
+        log.exception("could not enqueue job %s", job.id)
+        service.fail_unqueued(session, job=job, reason=f"the job queue is unavailable: {exc}")
+        session.commit()
+        raise Problem(503, "Queue Unavailable", "The job was stored but could not be queued (Redis is "
+                      "unreachable); it is marked failed. Try again shortly.", job_id=job.id) from None
+
+
+# The two reads users poll hardest are async. On PostgreSQL their one statement runs on the event loop, on a
+# connection of app/core/read_pool.py (no thread hop, no session); on SQLite in one worker thread on a session without
+# a transaction. Either way pydantic writes the JSON from the response model: no second validation of the answer.
+def _job_json(tenant_id: str, job_id: str) -> bytes:
+    with get_read_sessionmaker()() as session:
+        return job_reads.job_document(session, tenant_id=tenant_id, job_id=job_id).model_dump_json().encode()
+
+
+def _page_json(tenant_id: str, status: str | None, model_id: str | None, paging: Paging) -> bytes:
+    with get_read_sessionmaker()() as session:
+        items, total = job_reads.job_page(session, tenant_id=tenant_id, status=status, model_id=model_id,
+                                          limit=paging.limit, offset=paging.offset)
+        return Page(items=items, total=total, limit=paging.limit, offset=paging.offset).model_dump_json().encode()
+
+
+@router.get("", response_model=Page, summary="List jobs, newest first, by status and model")
+async def list_jobs(paging: Paging = Depends(paging),
+                    job_status: str | None = Query(None, alias="status", pattern=JOB_STATUSES),
+                    model_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$"),
+                    caller: Caller = Depends(current_caller)) -> Response:
+    pool = read_pool()
+    if pool is None:
+        body = await run_sql(_page_json, caller.tenant_id, job_status, model_id, paging)
+    else:
+        items, total = await pool.run(lambda connection: job_reads.job_page_pg(
+            connection, tenant_id=caller.tenant_id, status=job_status, model_id=model_id, limit=paging.limit,
+            offset=paging.offset))
+        body = Page(items=items, total=total, limit=paging.limit, offset=paging.offset).model_dump_json().encode()
+    return Response(body, media_type="application/json")
+
+
+@router.get("/{job_id}", response_model=JobOut, summary="A job's status, attempts, error and epoch history")
+async def get_job(job_id: str, caller: Caller = Depends(current_caller)) -> Response:
+    pool = read_pool()
+    if pool is None:
+        body = await run_sql(_job_json, caller.tenant_id, job_id)
+    else:
+        job = await pool.run(lambda connection: job_reads.job_document_pg(
+            connection, tenant_id=caller.tenant_id, job_id=job_id))
+        body = job.model_dump_json().encode()
+    return Response(body, media_type="application/json")
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a finished job and its artifacts")
+def delete_job(job_id: str, request: Request, session: Session = Depends(get_session),
+               caller: Caller = Depends(current_caller)) -> Response:
+    service.delete_job(session, tenant_id=caller.tenant_id, job_id=job_id)
+    session.commit()
+    request.app.state.redis_sync.delete(events.stream_key(job_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED,
+             summary="Cancel a job: at once if queued, at the next batch if running (DESIGN.md §9)",
+             description="A running job stops after its current batch and ends `cancelled`, keeping the "
+                         "weights it had reached as artifacts. A job that already ended answers 409.")
+def cancel_job(job_id: str, request: Request, session: Session = Depends(get_session),
+               config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> JobOut:
+    outcome = service.cancel_job(session, tenant_id=caller.tenant_id, job_id=job_id)
+    session.commit()
+    redis_client = request.app.state.redis_sync
+    if outcome == "cancelled":
+        events.publish(redis_client, job_id, "cancelled", {"status": "cancelled", "while": "queued"},
+                       maxlen=config.event_stream_maxlen, ttl_s=config.event_stream_ttl_s)
+    else:
+        # The worker listens on this channel and stops within a batch; it also sees the SQL flag when it
+        # renews its lease, should this message be lost.
+        redis_client.publish(control_channel(job_id), CANCEL)
+    return job_out(session, service.get_job(session, tenant_id=caller.tenant_id, job_id=job_id))
+
+
+@router.post("/{job_id}/retry", response_model=JobOut, summary="Run a failed or cancelled job again",
+             description="The job is queued again as a new attempt, from the start; its epochs and artifacts "
+                         "from before are removed.")
+def retry_job(job_id: str, request: Request, session: Session = Depends(get_session),
+              config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> JobOut:
+    job = service.retry_job(session, tenant_id=caller.tenant_id, job_id=job_id, max_attempts=config.max_attempts)
+    session.commit()
+    _publish_queued(request, job, config, retry=True)
+    _enqueue_or_fail(session, job)
+    return job_out(session, job)
+
+
+@router.get("/{job_id}/artifacts", response_model=list[ArtifactOut], summary="What the job produced")
+def list_artifacts(job_id: str, session: Session = Depends(get_session),
+                   caller: Caller = Depends(current_caller)) -> list[ArtifactOut]:
+    service.get_job(session, tenant_id=caller.tenant_id, job_id=job_id)
+    return [ArtifactOut(name=a.name, size_bytes=a.size_bytes, media_type=a.media_type, sha256=a.blob_sha256,
+                        url=f"/v1/jobs/{job_id}/artifacts/{a.name}")
+            for a in service.artifacts_of(session, job_id=job_id)]
+
+
+# Keras 3 loads weights only from files named *.weights.h5 (tutorial §5.1), so that is the download name.
+DOWNLOAD_NAMES = {"weights.h5": "model.weights.h5"}
+
+
+@router.get("/{job_id}/artifacts/{name}", summary="Download an artifact: weights.h5, architecture.json, ...")
+def get_artifact(job_id: str, name: str, session: Session = Depends(get_session),
+                 caller: Caller = Depends(current_caller)) -> StreamingResponse:
+    artifact = service.get_artifact(session, tenant_id=caller.tenant_id, job_id=job_id, name=name)
+    filename = DOWNLOAD_NAMES.get(artifact.name, artifact.name)
+    return StreamingResponse(stream_blob(artifact.blob_sha256), media_type=artifact.media_type,
+                             headers={"Content-Length": str(artifact.size_bytes),
+                                      "Content-Disposition": f'attachment; filename="{filename}"'})

@@ -1,0 +1,1 @@
+"""Liveness, readiness, versions, metrics, the docs and the dashboard."""

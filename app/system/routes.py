@@ -1,0 +1,68 @@
+"""Liveness, readiness, versions (tutorial §1) and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from redis import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+import app as kerasd_app
+from app.core.database import get_session
+from app.core.workers_registry import live_workers
+from app.http.auth import metrics_reader
+from app.http.deps import spec_checker
+from app.http.sessions import SessionReleasingRoute
+from app.specchecker.pool import SpecChecker
+from app.system.metrics import durations
+
+router = APIRouter(tags=["system"], route_class=SessionReleasingRoute)
+
+
+@router.get("/health", summary="Liveness: the API process answers")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/version", summary="Versions of kerasd, TensorFlow and Keras, the backend, and the workers seen")
+def version(request: Request, checker: SpecChecker = Depends(spec_checker)) -> dict:
+    keras_side = checker.cached("versions")
+    workers = live_workers(request.app.state.redis_sync)
+    return {"kerasd": kerasd_app.__version__, "tensorflow": keras_side.get("tensorflow"),
+            "keras": keras_side["keras"], "backend": keras_side["backend"], "workers": workers}
+
+
+@router.get("/ready", summary="Readiness: SQL and Redis answer, and at least one worker is alive",
+            responses={503: {"description": "a dependency is down or no worker is alive"}})
+def ready(request: Request, session: Session = Depends(get_session)) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        session.execute(text("SELECT 1"))
+        checks["sql"] = "ok"
+    except SQLAlchemyError as exc:
+        checks["sql"] = f"unavailable: {exc.__class__.__name__}"
+    try:
+        workers = live_workers(request.app.state.redis_sync)
+        checks["redis"] = "ok"
+        checks["workers"] = f"{len(workers)} alive" if workers else "none alive: start one with `kerasd worker`"
+    except RedisError as exc:
+        checks["redis"] = f"unavailable: {exc.__class__.__name__}"
+        workers = []
+    is_ready = checks["sql"] == "ok" and checks["redis"] == "ok" and bool(workers)
+    return JSONResponse({"status": "ready" if is_ready else "not ready", "checks": checks},
+                        status_code=200 if is_ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics: jobs by status, queue depth, job and epoch durations, API "
+                                "latency by route, upload bytes",
+            description="Counts cover every tenant, so in `required` auth mode this needs an admin key; the "
+                        "embedded default serves it to this machine without one.",
+            response_class=Response, dependencies=[Depends(metrics_reader)],
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "Prometheus text exposition format 0.0.4"}})
+def metrics() -> Response:
+    durations.scan()
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""Uploaded `.weights.h5` files that jobs start from."""
