@@ -14,8 +14,8 @@ from typing import Any
 
 import keras
 
-from app.models.specs import keras_object
 from app.specchecker.building import catalog
+from app.specchecker.keras_names import keras_object
 from app.specchecker.safety import check_config
 
 

@@ -10,12 +10,10 @@ loopback address) and the request itself comes from this machine: then it acts a
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import logging
 import re
-import secrets
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
@@ -35,11 +33,10 @@ from app.http import ratelimit
 from app.http.problems import problem_response
 from app.http.ratelimit import RateLimiter
 from app.tenants.key_cache import KeyCache
+from app.tenants.keys import KEY_SHAPE, key_sha256
 
 log = logging.getLogger("kerasd.auth")
 
-KEY_SHAPE = re.compile(r"^(kd_[0-9a-f]{8})_[A-Za-z0-9_-]{43}$")
-ROLES = ("user", "admin")
 # EventSource cannot send headers: the events route alone also takes the key as ?api_key=.
 EVENTS_PATH = re.compile(r"^/v1/jobs/[^/]+/events$")
 
@@ -62,17 +59,6 @@ class Caller:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
-
-
-def key_sha256(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_key() -> tuple[str, str, str]:
-    """(the key, to show once; its visible prefix; its sha256, to store)."""
-    prefix = f"kd_{secrets.token_hex(4)}"
-    key = f"{prefix}_{secrets.token_urlsafe(32)}"
-    return key, prefix, key_sha256(key)
 
 
 def is_loopback(host: str | None) -> bool:

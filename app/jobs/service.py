@@ -17,7 +17,7 @@ from app.jobs.inputs import check_same_rows, resolve_input
 from app.jobs.shapes import check_data_shapes
 from app.jobs.specs import DEFAULT_ARTIFACTS, CompileSpec, JobCreate
 from app.models.service import get_model
-from app.models.specs import keras_object
+from app.specchecker.keras_names import keras_object
 from app.specchecker.pool import SpecChecker
 
 DATA_ARGUMENTS = {"x", "y", "sample_weight", "validation_data"}

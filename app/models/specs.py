@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag, TypeAdapter, model_validator
 
+from app.specchecker.keras_names import function_name
 from app.specchecker.safety import Catalog, did_you_mean
 
 NAME = r"^[A-Za-z0-9_.-]{1,200}$"
@@ -30,7 +31,6 @@ MAX_ARCHITECTURE_BYTES = 16 * 1024 * 1024
 Dimension = StrictInt
 
 # The tutorial writes activations as functions (`tf.nn.relu`); Keras configs name them as strings.
-_FUNCTION_PREFIXES = ("tf.keras.activations.", "keras.activations.", "tf.nn.", "tf.math.", "tf.")
 # Argument-name suffixes that take a serialized Keras object, and the module it comes from.
 _OBJECT_ARGUMENTS = {
     "_initializer": "keras.initializers",
@@ -240,13 +240,6 @@ def parse_model_spec(body: Any) -> Any:
 
 
 # --- layer arguments ------------------------------------------------------------------------------
-
-def function_name(value: str) -> str:
-    for prefix in _FUNCTION_PREFIXES:
-        if value.startswith(prefix):
-            return value[len(prefix):]
-    return value
-
 
 def _strip_module(value: str, module: str) -> str:
     for prefix in (f"tf.{module}.", f"{module}."):
@@ -474,14 +467,3 @@ def model_document(spec: Any, catalog: Catalog | None = None) -> dict[str, Any]:
 def model_name(spec: Any, document: dict[str, Any]) -> str:
     name = document.get("config", {}).get("name") if isinstance(document.get("config"), dict) else None
     return str(name or getattr(spec, "name", None) or document.get("class_name") or "model")[:200]
-
-
-# --- compile ------------------------------------------------------------------------------------
-
-def keras_object(value: Any, module: str) -> Any:
-    """A name stays a name (Keras resolves it); `{class_name, config}` becomes a serialized object."""
-    if isinstance(value, str):
-        return function_name(value) if module != "keras.optimizers" else value
-    if isinstance(value, dict):
-        return {"module": module, "registered_name": None, "config": {}, **value}
-    return value

@@ -12,8 +12,8 @@ from app.core.errors import Problem
 from app.core.quotas import stored_bytes
 from app.core.settings import get_settings
 from app.core.tables import ApiKey, Job, Tenant, utcnow
-from app.http.auth import ROLES, new_key
 from app.tenants.key_cache import bump_generation
+from app.tenants.keys import ROLES, new_key
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 QUOTA_FIELDS = ("max_running_jobs", "max_queued_jobs", "max_stored_bytes", "requests_per_s", "request_burst")

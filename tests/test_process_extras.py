@@ -1,0 +1,51 @@
+"""Each server process starts from its own install extra (DESIGN.md §12): the API from `kerasd[api]`, the worker
+from `kerasd[cpu]` (the packages of the production images), every other installed package unimportable."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+
+from tests.extras import allowed_modules, environment
+from tests.seed import fit_request, wait_for_job
+from tests.services import Process, free_port, kerasd_command
+from tests.test_fault_tolerance import seed_ids
+
+
+def test_the_blocker_refuses_what_an_extra_does_not_declare(tmp_path: Path) -> None:
+    # The guard itself: in the worker's extra FastAPI is not there, in the API's it is.
+    assert "fastapi" not in allowed_modules("cpu") and "fastapi" in allowed_modules("api")
+    assert "jax" not in allowed_modules("api") and "tensorflow" in allowed_modules("cpu")
+    import subprocess
+    import sys
+
+    probe = "import importlib.util, sys\ntry:\n    import fastapi\nexcept ModuleNotFoundError as e:\n    print(e)\n"
+    out = subprocess.run([sys.executable, "-c", probe], env=environment("cpu", {}, tmp_path / "cpu"),
+                         capture_output=True, text=True, timeout=60)
+    assert "No module named 'fastapi' (not in kerasd[cpu])" in out.stdout, out.stdout + out.stderr
+
+
+def test_api_and_worker_each_run_a_job_from_their_own_extra(server_env, logs_dir, tmp_path: Path) -> None:
+    base = {**server_env, "KERASD_QUEUE": f"kerasd-extras-{uuid.uuid4().hex[:8]}"}
+    worker = Process(kerasd_command("worker", "--gpus", "none", "--name", f"extras-{uuid.uuid4().hex[:6]}@%h"),
+                     environment("cpu", base, tmp_path / "cpu"), logs_dir / "extras-worker.log")
+    port = free_port()
+    api = Process(kerasd_command("api", "--port", str(port)), environment("api", base, tmp_path / "api"),
+                  logs_dir / "extras-api.log")
+    try:
+        worker.wait_for_log(" ready.", timeout_s=180)
+        api.wait_for_http(f"http://127.0.0.1:{port}/health", timeout_s=120)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            ids = seed_ids(client)
+            created = client.post("/v1/jobs", json=fit_request(ids["model"], ids["dataset"], epochs=2))
+            assert created.status_code == 201, created.text
+            job = wait_for_job(client, created.json()["id"])
+            assert job["status"] == "succeeded", job["error"]
+            assert len(job["history"]["loss"]) == 2
+        for process in (worker, api):
+            assert "not in kerasd[" not in process.log_text(), process.log_text()[-3000:]
+    finally:
+        api.stop()
+        worker.stop()
