@@ -1,10 +1,11 @@
-"""A few autocommit psycopg connections on the event loop, for the job reads users poll hardest (PostgreSQL only).
+"""A few autocommit psycopg connections on the event loop, for the reads users poll hardest (PostgreSQL only): the
+repositories' questions (app/core/sql.py) run here with `await pool.ask(question)`.
 
 Why not the synchronous session of DESIGN.md §6 here: in the profile of bench/api_load.py each read paid a
 thread hop (the event loop handing the work to a worker thread and taking the answer back, with the GIL
 passed to and fro), a session, the pool's pre-ping round trip and SQLAlchemy's execution machinery around
-one statement. On the loop, a read is one round trip on a connection of its own and nothing else. Only
-`GET /v1/jobs/{id}` and `GET /v1/jobs` use this; they change nothing, so a read that finds its idle
+one statement. On the loop, a read is one round trip on a connection of its own and nothing else. `GET /v1/jobs/{id}`,
+`GET /v1/jobs` and the key check's tenant limits use this; they change nothing, so a read that finds its idle
 connection broken (PostgreSQL restarted) is simply sent again once on a new one, which is what pre-ping did.
 
 Errors keep the API's shapes: PostgreSQL unreachable is psycopg's OperationalError (a 503, app/http/problems.py), and
@@ -27,6 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.core.settings import get_settings
+from app.core.sql import Question, ask_async
 
 T = TypeVar("T")
 # Connections a process keeps for these reads: a read is one short statement, so a few in flight keep two cores
@@ -49,6 +51,10 @@ class ReadPool:
         self.conninfo = conninfo
         self._idle: list[psycopg.AsyncConnection] = []
         self._slots = asyncio.Semaphore(size)
+
+    async def ask(self, question: Question[T]) -> T:
+        """A repository's question, answered on one of this loop's connections."""
+        return await self.run(lambda connection: ask_async(connection, question))
 
     async def run(self, read: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
         """`read(connection)`, once more on a new connection if a kept one turned out broken."""
