@@ -28,8 +28,10 @@ def run_migrations_online() -> None:
             # table other rows point at fails. The pragma only takes effect outside a transaction.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
-        # Batch mode lets later migrations alter columns on SQLite, which has no ALTER COLUMN.
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        # Batch mode lets later migrations alter columns on SQLite, which has no ALTER COLUMN. A transaction per
+        # step, so that a step's locks (0006's on jobs) end with it, not with the whole upgrade.
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                          transaction_per_migration=True)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

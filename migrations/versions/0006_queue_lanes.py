@@ -1,0 +1,44 @@
+"""queue lanes: jobs.queue_ticket, queue_lanes and queue_blocks (the schema only; 0007 fills and keeps them)
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-29
+
+A lane is a tenant's queued jobs of one priority in one queue; the scheduler serves it in ticket order. The
+column is added nullable without a default, which PostgreSQL does without rewriting the table: the lock it
+takes lasts as long as the catalog change, and this step commits at once (migrations/env.py runs each step in
+its own transaction).
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0006'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column('jobs', sa.Column('queue_ticket', sa.BigInteger(), nullable=True))
+    op.create_table('queue_lanes',
+    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    sa.Column('queue', sa.String(length=200), nullable=False),
+    sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('next_ticket', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('tenant_id', 'queue', 'priority')
+    )
+    op.create_table('queue_blocks',
+    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    sa.Column('queue', sa.String(length=200), nullable=False),
+    sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('block', sa.BigInteger(), nullable=False),
+    sa.Column('queued', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('tenant_id', 'queue', 'priority', 'block')
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('queue_blocks')
+    op.drop_table('queue_lanes')
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_column('queue_ticket')
