@@ -11,17 +11,18 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from app.core.blobs import store_file
 from app.core.database import session_scope
-from app.core.tables import Artifact, EpochLog, Job, JobCheckpoint, ModelSpec, utcnow
+from app.core.repositories import jobs
+from app.core.sql import ask
+from app.core.tables import utcnow
 
 log = logging.getLogger("kerasd.worker")
 T = TypeVar("T")
@@ -52,25 +53,10 @@ def retrying(fn: Callable[..., T], *, within_s: float = 60.0) -> Callable[..., T
     return wrapper
 
 
-def claimable(now: datetime):
-    """A queued job, or a running one whose lease expired (a redelivered message after a crash), with
-    attempts left."""
-    return (((Job.status == "queued") | ((Job.status == "running") & (Job.lease_expires_at < now)))
-            & (Job.attempt < Job.max_attempts))
-
-
 def take(session: Session, *, job_id: str, owner: str, lease_s: int, now: datetime) -> int | None:
     """The claim's guarded UPDATE in the caller's transaction (the fair scheduler, workers/scheduling.py,
     runs it under its tenant lock); the new attempt number, or None if the job is not claimable."""
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, claimable(now))
-        .values(status="running", attempt=Job.attempt + 1, lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_s), started_at=now)
-    )
-    if result.rowcount != 1:
-        return None
-    return session.scalar(select(Job.attempt).where(Job.id == job_id))
+    return jobs.take(session, job_id=job_id, owner=owner, lease_s=lease_s, now=now)
 
 
 @retrying
@@ -81,32 +67,27 @@ def claim(*, job_id: str, owner: str, lease_s: int) -> int | None:
         return take(session, job_id=job_id, owner=owner, lease_s=lease_s, now=now)
 
 
-def _fence(session: Session, job_id: str, attempt: int, lease_s: int) -> None:
-    """Renew the lease if this attempt still owns the running job; otherwise StaleAttempt.
-
-    The UPDATE also takes the row's lock, so nothing else changes the job until this transaction ends.
+def _fence(session: Session, job_id: str, attempt: int, lease_s: int) -> bool:
+    """Renew the lease if this attempt still owns the running job, else StaleAttempt; whether a cancel has been
+    requested. The UPDATE also takes the row's lock, so nothing else changes the job until this transaction ends.
     """
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.attempt == attempt, Job.status == "running")
-        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
-    )
-    if result.rowcount != 1:
+    owned, cancel = jobs.renew_lease(session, job_id=job_id, attempt=attempt, lease_s=lease_s)
+    if not owned:
         raise StaleAttempt(f"job {job_id} attempt {attempt} no longer owns the job")
+    return cancel
 
 
 def renew_lease(*, job_id: str, attempt: int, lease_s: int) -> bool:
     """Renew the lease; True when a cancel has been requested meanwhile."""
     with session_scope() as session:
-        _fence(session, job_id, attempt, lease_s)
-        return session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id)) is not None
+        return _fence(session, job_id, attempt, lease_s)
 
 
 @retrying
 def record_epoch(*, job_id: str, attempt: int, epoch: int, logs: dict[str, float], lease_s: int) -> None:
     with session_scope() as session:
         _fence(session, job_id, attempt, lease_s)
-        session.merge(EpochLog(job_id=job_id, epoch=epoch, attempt=attempt, logs=logs))
+        jobs.record_epoch(session, job_id=job_id, epoch=epoch, attempt=attempt, logs=logs)
 
 
 @retrying
@@ -116,27 +97,26 @@ def save_checkpoint(*, job_id: str, attempt: int, epoch: int, path: Path, rng: d
         _fence(session, job_id, attempt, lease_s)
         with path.open("rb") as fileobj:
             blob = store_file(session, fileobj=fileobj, chunk_bytes=chunk_bytes)
-        session.merge(JobCheckpoint(job_id=job_id, epoch=epoch, attempt=attempt, blob_sha256=blob.sha256,
-                                    rng_state=rng, created_at=utcnow()))
+        jobs.save_checkpoint(session, job_id=job_id, epoch=epoch, attempt=attempt, blob_sha256=blob.sha256,
+                             rng_state=rng)
 
 
-def latest_checkpoint(*, job_id: str) -> JobCheckpoint | None:
+def latest_checkpoint(*, job_id: str) -> Any:
+    """The job's checkpoint (epoch, attempt, blob_sha256, rng_state), or None."""
     with session_scope() as session:
-        return session.get(JobCheckpoint, job_id)
+        return ask(session, jobs.latest_checkpoint(job_id=job_id))
 
 
 def recorded_epochs(*, job_id: str) -> list[tuple[int, dict[str, Any]]]:
     with session_scope() as session:
-        rows = session.scalars(select(EpochLog).where(EpochLog.job_id == job_id).order_by(EpochLog.epoch))
-        return [(row.epoch, row.logs) for row in rows]
+        return ask(session, jobs.recorded_epochs(job_id=job_id))
 
 
-def load_job(*, job_id: str) -> tuple[Job, dict[str, Any]]:
-    """The job row and its model's canonical Keras config."""
+def load_job(*, job_id: str) -> tuple[Any, dict[str, Any]]:
+    """The job's row and its model's canonical Keras config."""
     with session_scope() as session:
-        job = session.get(Job, job_id)
-        model = session.get(ModelSpec, job.model_id)
-        return job, model.keras_config
+        row = ask(session, jobs.job_and_model(job_id=job_id))
+        return row, row.keras_config
 
 
 @retrying
@@ -149,8 +129,6 @@ def end(*, job_id: str, attempt: int, status: str, lease_s: int, chunk_bytes: in
         for name, path, media_type in artifacts:
             with path.open("rb") as fileobj:
                 blob = store_file(session, fileobj=fileobj, chunk_bytes=chunk_bytes)
-            session.merge(Artifact(job_id=job_id, name=name, blob_sha256=blob.sha256, size_bytes=blob.size_bytes,
-                                   media_type=media_type))
-        job = session.get(Job, job_id)
-        job.status, job.result, job.error = status, result, error
-        job.finished_at, job.lease_expires_at = utcnow(), None
+            jobs.store_artifact(session, job_id=job_id, name=name, blob_sha256=blob.sha256,
+                                size_bytes=blob.size_bytes, media_type=media_type)
+        jobs.end_job(session, job_id=job_id, status=status, result=result, error=error)

@@ -12,38 +12,36 @@ import random
 import threading
 import time
 from collections.abc import Callable
-
-from sqlalchemy import select, update
+from typing import Any
 
 from app.core.blob_gc import collect_blobs
 from app.core.database import session_scope
-from app.core.tables import Job, utcnow
+from app.core.repositories import jobs
+from app.core.sql import ask
+from app.core.tables import utcnow
 
 log = logging.getLogger("kerasd.reaper")
 
 
-def reap_expired(*, requeue: Callable[[Job], None]) -> list[tuple[str, str]]:
-    """Requeue or fail each running job whose lease has expired; (job id, new status) for each."""
+def reap_expired(*, requeue: Callable[[Any], None]) -> list[tuple[str, str]]:
+    """Requeue or fail each running job whose lease has expired; (job id, new status) for each. `requeue` gets
+    each requeued job's row (id, request) after the commit."""
     now = utcnow()
     changed: list[tuple[str, str]] = []
-    requeued: list[Job] = []
+    requeued: list[Any] = []
     with session_scope() as session:
-        expired = session.scalars(select(Job).where(Job.status == "running", Job.lease_expires_at < now)).all()
-        for job in expired:
-            guard = (Job.id == job.id, Job.status == "running", Job.attempt == job.attempt, Job.lease_expires_at < now)
+        for job in ask(session, jobs.expired_leases(now=now)):
             if job.attempt >= job.max_attempts:
-                values = {"status": "failed", "finished_at": now, "lease_expires_at": None, "error": {
-                    "type": "WorkerLost",
-                    "message": f"the job's worker stopped answering on each of its {job.attempt} attempt(s) "
-                               f"(max_attempts={job.max_attempts}); it may be killing its worker (memory?)"}}
-                status = "failed"
+                error = {"type": "WorkerLost",
+                         "message": f"the job's worker stopped answering on each of its {job.attempt} attempt(s) "
+                                    f"(max_attempts={job.max_attempts}); it may be killing its worker (memory?)"}
+                if jobs.fail_lost(session, job_id=job.id, attempt=job.attempt, now=now, error=error):
+                    changed.append((job.id, "failed"))
             else:
-                values = {"status": "queued", "lease_owner": None, "lease_expires_at": None}
-                status = "queued"
-            if session.execute(update(Job).where(*guard).values(**values)).rowcount == 1:
-                changed.append((job.id, status))
-                if status == "queued":
-                    requeued.append(job)
+                row = jobs.requeue_lost(session, job_id=job.id, attempt=job.attempt, now=now)
+                if row is not None:
+                    changed.append((job.id, "queued"))
+                    requeued.append(row)
     # After the commit, as for any new job: a worker may take it at once.
     for job in requeued:
         requeue(job)
@@ -55,7 +53,7 @@ def reap_expired(*, requeue: Callable[[Job], None]) -> list[tuple[str, str]]:
 class Reaper:
     """Reaps expired leases every `interval_s`; every `gc_interval_s` (0: never) also collects unreferenced blobs."""
 
-    def __init__(self, *, interval_s: float, requeue: Callable[[Job], None], gc_interval_s: float = 0.0,
+    def __init__(self, *, interval_s: float, requeue: Callable[[Any], None], gc_interval_s: float = 0.0,
                  gc_grace_s: float = 3600.0) -> None:
         self._interval_s = interval_s
         self._requeue = requeue

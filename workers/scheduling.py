@@ -6,7 +6,13 @@ the worker that receives one on queue Q claims the job the scheduler picks among
 1. tenants with a claimable job in Q, minus those already at their running-jobs quota;
 2. the tenant with the fewest running jobs first, then the one served longest ago (`tenants.last_claim_at`):
    one tenant's hundred queued jobs take turns with another tenant's one, even on a single worker;
-3. within the tenant, the most urgent priority first, then the oldest.
+3. within the tenant, a job whose worker was lost (its lease expired) first, then the most urgent priority,
+   then the longest waiting: each tenant's jobs of one priority in one queue form a lane, served in the order
+   they entered the queue (tickets the database gives, migrations 0007; `GET /v1/jobs/{id}`'s queue_position
+   counts in this same order).
+
+Each of these questions costs the same with a million jobs stored as with a hundred (app/core/repositories/jobs.py:
+partial indexes on queued and on running jobs, the waiting tenants found by a loose index scan).
 
 Why this keeps at-least-once: each job message adds one turn to Q and each claim uses one, so Q never has
 fewer turns than claimable jobs. A turn that finds nothing claimable is surplus (a duplicate delivery, a job
@@ -24,42 +30,35 @@ import time
 from datetime import datetime
 
 import redis
-from sqlalchemy import func, select
 
 from app.core.database import session_scope
 from app.core.logs import job_id_var
 from app.core.queue import enqueue_job
 from app.core.quotas import limits_of
+from app.core.repositories import jobs, tenants
 from app.core.settings import Settings
-from app.core.tables import Job, Tenant, utcnow
+from app.core.sql import ask
+from app.core.tables import utcnow
 from workers import jobstate
 
 log = logging.getLogger("kerasd.scheduler")
 NEVER = datetime.min
 
 
-def _running(session, tenant_ids, now) -> dict[str, int]:
-    """Running jobs per tenant, across every queue; an expired lease is a lost worker, not a running job."""
-    rows = session.execute(select(Job.tenant_id, func.count()).where(
-        Job.tenant_id.in_(tenant_ids), Job.status == "running", Job.lease_expires_at >= now).group_by(Job.tenant_id))
-    return dict(rows.all())
-
-
 def turn_order(queue: str, settings: Settings, now: datetime) -> tuple[list[str], bool]:
     """(tenants to try, in order; whether anything in the queue is claimable at all)."""
     with session_scope() as session:
-        waiting = list(session.scalars(select(Job.tenant_id).where(Job.queue == queue, jobstate.claimable(now))
-                                       .group_by(Job.tenant_id)))
+        waiting = ask(session, jobs.waiting_tenants(queue=queue, now=now))
         if not waiting:
             return [], False
-        running = _running(session, waiting, now)
-        tenants = {t.id: t for t in session.scalars(select(Tenant).where(Tenant.id.in_(waiting)))}
+        running = ask(session, jobs.running_by_tenant(now=now))
+        rows = ask(session, tenants.scheduling_rows(tenant_ids=waiting))
     order = []
     for tenant_id in waiting:
-        limit = limits_of(tenants.get(tenant_id), settings).running_jobs
+        limit = limits_of(rows.get(tenant_id), settings).running_jobs
         if limit > 0 and running.get(tenant_id, 0) >= limit:
             continue
-        last = tenants[tenant_id].last_claim_at if tenant_id in tenants else None
+        last = rows[tenant_id].last_claim_at if tenant_id in rows else None
         order.append((running.get(tenant_id, 0), (last or NEVER).replace(tzinfo=None), tenant_id))
     return [tenant_id for *_, tenant_id in sorted(order)], True
 
@@ -68,18 +67,15 @@ def _claim_for(tenant_id: str, queue: str, *, owner: str, settings: Settings) ->
     """The tenant's next job in the queue, claimed under the tenant's row lock; None if it has no turn now."""
     now = utcnow()
     with session_scope() as session:
-        tenant = session.scalar(select(Tenant).where(Tenant.id == tenant_id).with_for_update())
+        tenant = tenants.lock_tenant(session, tenant_id=tenant_id)
         limit = limits_of(tenant, settings).running_jobs
-        if limit > 0 and _running(session, [tenant_id], now).get(tenant_id, 0) >= limit:
+        if limit > 0 and ask(session, jobs.running_of_tenant(tenant_id=tenant_id, now=now)) >= limit:
             return None
-        candidates = session.scalars(select(Job.id).where(Job.tenant_id == tenant_id, Job.queue == queue,
-                                                          jobstate.claimable(now))
-                                     .order_by(Job.priority.desc(), Job.created_at, Job.id).limit(5))
-        for job_id in list(candidates):
+        for job_id in jobs.next_jobs(session, tenant_id=tenant_id, queue=queue, now=now):
             attempt = jobstate.take(session, job_id=job_id, owner=owner, lease_s=settings.lease_seconds, now=now)
             if attempt is not None:
                 if tenant is not None:
-                    tenant.last_claim_at = now
+                    tenants.mark_claimed(session, tenant_id=tenant_id, now=now)
                 return job_id, attempt
     return None
 
@@ -90,7 +86,7 @@ def claim_next(*, hint_job_id: str, queue: str | None, owner: str, settings: Set
     job_id_var.set(None)
     if queue is None:
         with session_scope() as session:
-            queue = session.scalar(select(Job.queue).where(Job.id == hint_job_id))
+            queue = jobs.queue_of(session, job_id=hint_job_id)
         if queue is None:  # neither the message nor the job says which queue: the old way, the job itself
             attempt = jobstate.claim(job_id=hint_job_id, owner=owner, lease_s=settings.lease_seconds)
             return None if attempt is None else (hint_job_id, attempt)
@@ -125,8 +121,7 @@ def missing_turns(broker, now: datetime | None = None) -> dict[str, tuple[int, s
     """{queue: (claimable jobs beyond the turns waiting in it, one of its claimable jobs)}."""
     now = now or utcnow()
     with session_scope() as session:
-        claimable = session.execute(select(Job.queue, func.count(), func.min(Job.id))
-                                    .where(jobstate.claimable(now)).group_by(Job.queue)).all()
+        claimable = ask(session, jobs.claimable_by_queue(now=now))
     if not claimable:
         return {}
     pipe = broker.pipeline()

@@ -20,18 +20,17 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.database import session_scope
-from app.core.tables import Artifact, Blob, Dataset, JobCheckpoint, ModelSpec, WeightsFile, utcnow
+from app.core.repositories import blobs as repository
+from app.core.repositories.blobs import BLOB_REFERENCES
+from app.core.sql import ask
+from app.core.tables import utcnow
 
 log = logging.getLogger("kerasd.blob_gc")
 
-# Every column that points at a blob. A new one must be added here, or its blobs are collected under it:
-# tests/test_blob_gc.py checks this list against the tables' foreign keys.
-BLOB_REFERENCES = (Dataset.blob_sha256, Artifact.blob_sha256, WeightsFile.blob_sha256, JobCheckpoint.blob_sha256,
-                   ModelSpec.weights_sha256)
+__all__ = ["BLOB_REFERENCES", "Collected", "collect_blobs"]
 
 
 @dataclass(frozen=True)
@@ -40,23 +39,16 @@ class Collected:
     bytes: int
 
 
-def _unreferenced():
-    return [~exists().where(column == Blob.sha256) for column in BLOB_REFERENCES]
-
-
 def collect_blobs(*, grace_s: float, limit: int = 1000) -> Collected:
     """Delete up to `limit` unreferenced blobs older than `grace_s` seconds; what was deleted."""
     cutoff = utcnow() - timedelta(seconds=grace_s)
     with session_scope() as session:
-        candidates = session.execute(
-            select(Blob.sha256, Blob.size_bytes).where(Blob.created_at <= cutoff, *_unreferenced()).limit(limit)
-        ).all()
+        candidates = ask(session, repository.collectable(cutoff=cutoff, limit=limit))
     blobs = size = 0
     for sha256, size_bytes in candidates:
         try:
             with session_scope() as session:
-                # Checked again in the delete itself; its chunks go with it (ON DELETE CASCADE).
-                gone = session.execute(delete(Blob).where(Blob.sha256 == sha256, *_unreferenced())).rowcount
+                gone = repository.collect(session, sha256=sha256)
         except IntegrityError:
             log.info("blob %s was taken into use while being collected; kept", sha256)
             continue

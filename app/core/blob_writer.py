@@ -16,14 +16,13 @@ import hashlib
 import queue
 import threading
 import uuid
-from typing import IO
+from typing import IO, Any
 
-from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.core.blobs import existing_blob
-from app.core.tables import Blob, BlobChunk
+from app.core.repositories import blobs
 
 # Chunks waiting for the database at most; the rest of the upload waits in the client's socket.
 QUEUE_CHUNKS = 8
@@ -91,10 +90,8 @@ class BlobWriter:
             return
         if self._savepoint is None:
             self._savepoint = self.session.begin_nested()
-            self.session.execute(insert(Blob).values(sha256=self._key, size_bytes=0, chunk_count=0))
-        # Core, not the ORM's bulk path: one statement per chunk, the bytes handed to the driver as they are.
-        self.session.connection().execute(insert(BlobChunk.__table__),
-                                          {"blob_sha256": self._key, "seq": self.chunks, "data": chunk})
+            blobs.insert_blob(self.session, sha256=self._key, size_bytes=0)
+        blobs.insert_chunk(self.session.connection(), sha256=self._key, seq=self.chunks, data=chunk)
         self.chunks += 1
 
     # -- the end -----------------------------------------------------------------------------------------
@@ -111,7 +108,7 @@ class BlobWriter:
         if self._savepoint is not None and self._savepoint.is_active:
             self._savepoint.rollback()
 
-    def finish(self) -> Blob:
+    def finish(self) -> Any:
         """The Blob of the bytes received: the one already stored under that sha256, or this one, renamed."""
         sha256 = self.sha256
         existing = existing_blob(self.session, sha256)
@@ -120,12 +117,11 @@ class BlobWriter:
             return existing
         if self._savepoint is None:  # an empty file: nothing was written yet
             self._savepoint = self.session.begin_nested()
-            self.session.execute(insert(Blob).values(sha256=self._key, size_bytes=0, chunk_count=0))
+            blobs.insert_blob(self.session, sha256=self._key, size_bytes=0)
         try:
-            self.session.execute(insert(Blob).values(sha256=sha256, size_bytes=self.size, chunk_count=self.chunks))
-            self.session.execute(update(BlobChunk).where(BlobChunk.blob_sha256 == self._key)
-                                 .values(blob_sha256=sha256))
-            self.session.execute(delete(Blob).where(Blob.sha256 == self._key))
+            blobs.insert_blob(self.session, sha256=sha256, size_bytes=self.size, chunk_count=self.chunks)
+            blobs.rename_chunks(self.session, old=self._key, new=sha256)
+            blobs.delete_blob(self.session, sha256=self._key)
             self._savepoint.commit()
         except IntegrityError:
             # The same bytes, stored by a concurrent upload that committed first.
@@ -134,4 +130,4 @@ class BlobWriter:
             if existing is None:
                 raise
             return existing
-        return self.session.get(Blob, sha256)
+        return blobs.get(self.session, sha256=sha256)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.database import get_sessionmaker
-from app.core.tables import Blob, BlobChunk
+from app.core.repositories import blobs
 
 
 def sha256_of_file(fileobj: BinaryIO, chunk_bytes: int) -> tuple[str, int]:
@@ -26,13 +25,13 @@ def sha256_of_file(fileobj: BinaryIO, chunk_bytes: int) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def existing_blob(session: Session, sha256: str) -> Blob | None:
-    """The stored blob of these bytes, if any, locked against deletion (FOR KEY SHARE on PostgreSQL) until the
+def existing_blob(session: Session, sha256: str) -> Any:
+    """The stored blob of these bytes (its row: sha256, size_bytes, ...), if any, locked against deletion until the
     transaction ends: the row that will point at it cannot lose it to a concurrent collection (app/core/blob_gc.py)."""
-    return session.get(Blob, sha256, with_for_update={"key_share": True})
+    return blobs.existing(session, sha256=sha256)
 
 
-def store_file(session: Session, *, fileobj: BinaryIO, chunk_bytes: int) -> Blob:
+def store_file(session: Session, *, fileobj: BinaryIO, chunk_bytes: int) -> Any:
     """Store a seekable file's bytes once: an existing blob with the same sha256 is reused as it is."""
     sha256, size = sha256_of_file(fileobj, chunk_bytes)
     existing = existing_blob(session, sha256)
@@ -41,14 +40,12 @@ def store_file(session: Session, *, fileobj: BinaryIO, chunk_bytes: int) -> Blob
     try:
         # A savepoint, so that a concurrent upload of the same bytes costs this one nothing but a retry.
         with session.begin_nested():
-            blob = Blob(sha256=sha256, size_bytes=size, chunk_count=0)
-            session.add(blob)
-            session.flush()
+            blobs.insert_blob(session, sha256=sha256, size_bytes=size)
             seq = 0
             while block := fileobj.read(chunk_bytes):
-                session.execute(insert(BlobChunk), [{"blob_sha256": sha256, "seq": seq, "data": block}])
+                blobs.insert_chunk(session, sha256=sha256, seq=seq, data=block)
                 seq += 1
-            blob.chunk_count = seq
+            blob = blobs.set_chunk_count(session, sha256=sha256, chunk_count=seq)
     except IntegrityError:
         existing = existing_blob(session, sha256)
         if existing is None:
@@ -57,7 +54,7 @@ def store_file(session: Session, *, fileobj: BinaryIO, chunk_bytes: int) -> Blob
     return blob
 
 
-def store_bytes(session: Session, *, data: bytes, chunk_bytes: int) -> Blob:
+def store_bytes(session: Session, *, data: bytes, chunk_bytes: int) -> Any:
     return store_file(session, fileobj=io.BytesIO(data), chunk_bytes=chunk_bytes)
 
 
@@ -65,9 +62,7 @@ def iter_chunks(session: Session, sha256: str) -> Iterator[bytes]:
     """Yield a blob's chunks in order, one row at a time, so no whole blob is held in memory."""
     seq = 0
     while True:
-        data = session.scalar(
-            select(BlobChunk.data).where(BlobChunk.blob_sha256 == sha256, BlobChunk.seq == seq)
-        )
+        data = blobs.chunk(session, sha256=sha256, seq=seq)
         if data is None:
             return
         yield bytes(data)

@@ -13,15 +13,16 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import Problem
+from app.core.repositories import jobs, tenants
 from app.core.settings import Settings, get_settings
-from app.core.tables import Artifact, Blob, Dataset, Job, JobCheckpoint, ModelSpec, Tenant, WeightsFile
+from app.core.sql import ask
+from app.core.tables import Tenant
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection
+    from app.core.read_pool import ReadPool
 
 # Tenant limits change rarely (an administrator's command): a request reads them from this cache.
 CACHE_TTL_S = 5.0
@@ -66,19 +67,14 @@ def tenant_limits(session: Session, tenant_id: str, *, fresh: bool = False) -> L
         cached = _cache.get(tenant_id)
     if cached is not None and cached[0] > now and not fresh:
         return cached[1]
-    return _remember(tenant_id, limits_of(session.get(Tenant, tenant_id), get_settings()), now)
+    return _remember(tenant_id, limits_of(ask(session, tenants.limits_row(tenant_id=tenant_id)), get_settings()), now)
 
 
-# The same question on an async psycopg connection (app/core/read_pool.py): what the key check asks when a tenant's
-# limits are not cached, on the event loop instead of a thread hop and a session.
-_LIMITS_SQL = ("SELECT max_running_jobs, max_queued_jobs, max_stored_bytes, requests_per_s, request_burst "
-               "FROM tenants WHERE id = %(tenant_id)s")
-
-
-async def read_tenant_limits(connection: AsyncConnection, tenant_id: str) -> Limits:
+async def read_tenant_limits(reads: ReadPool, tenant_id: str) -> Limits:
+    """The same question on the event loop's connections (app/core/read_pool.py): what the key check asks when a
+    tenant's limits are not cached, without a thread hop and a session."""
     now = time.monotonic()
-    row = await (await connection.execute(_LIMITS_SQL, {"tenant_id": tenant_id})).fetchone()
-    # The row has the Tenant's attribute names; no row: the server's defaults, as for a missing Tenant.
+    row = await reads.ask(tenants.limits_row(tenant_id=tenant_id))
     return _remember(tenant_id, limits_of(row, get_settings()), now)
 
 
@@ -93,17 +89,7 @@ def _remember(tenant_id: str, limits: Limits, now: float) -> Limits:
 
 
 def stored_bytes(session: Session, tenant_id: str) -> int:
-    def total(query) -> int:
-        return int(session.scalar(query) or 0)
-
-    jobs = select(Job.id).where(Job.tenant_id == tenant_id)
-    return (total(select(func.sum(Dataset.size_bytes)).where(Dataset.tenant_id == tenant_id))
-            + total(select(func.sum(WeightsFile.size_bytes)).where(WeightsFile.tenant_id == tenant_id))
-            + total(select(func.sum(Blob.size_bytes)).join(ModelSpec, ModelSpec.weights_sha256 == Blob.sha256)
-                    .where(ModelSpec.tenant_id == tenant_id))
-            + total(select(func.sum(Artifact.size_bytes)).where(Artifact.job_id.in_(jobs)))
-            + total(select(func.sum(Blob.size_bytes)).join(JobCheckpoint, JobCheckpoint.blob_sha256 == Blob.sha256)
-                    .where(JobCheckpoint.job_id.in_(jobs))))
+    return ask(session, tenants.stored_bytes(tenant_id=tenant_id))
 
 
 def _gib(n: int) -> str:
@@ -125,7 +111,7 @@ def check_storage(session: Session, tenant_id: str, incoming: int) -> None:
 
 def lock_tenant(session: Session, tenant_id: str) -> None:
     """Serialize a tenant's quota-checked writes (PostgreSQL row lock until the commit; SQLite has one writer)."""
-    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+    tenants.lock_tenant(session, tenant_id=tenant_id)
 
 
 def check_queued(session: Session, tenant_id: str) -> None:
@@ -133,8 +119,7 @@ def check_queued(session: Session, tenant_id: str) -> None:
     quota = tenant_limits(session, tenant_id).queued_jobs
     if quota <= 0:
         return
-    queued = session.scalar(select(func.count()).select_from(Job)
-                            .where(Job.tenant_id == tenant_id, Job.status == "queued"))
+    queued = ask(session, jobs.queued_of_tenant(tenant_id=tenant_id))
     if queued >= quota:
         raise Problem(409, "Queue Quota Exceeded", f"Your tenant has {queued} queued jobs, its quota of queued "
                       f"jobs is {quota}. Wait for some to start, or cancel some (POST /v1/jobs/{{id}}/cancel), "
