@@ -22,13 +22,17 @@ TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
 
 class Page(list):
-    """One page of a listing: the items, plus `total`, `limit` and `offset` as the server gave them."""
+    """One page of a listing: the items, plus `total`, `limit` and `offset` as the server gave them; for jobs also
+    `next_cursor` (pass it as `cursor` for the next page; None on the last) and `total_kind` (`total` is None
+    unless asked for with `total="exact"` or `"estimate"`, or the page holds every match)."""
 
     def __init__(self, body: dict[str, Any]) -> None:
         super().__init__(body.get("items", []))
-        self.total: int = body.get("total", len(self))
+        self.total: int | None = body.get("total", len(self))
+        self.total_kind: str | None = body.get("total_kind")
         self.limit: int = body.get("limit", len(self))
         self.offset: int = body.get("offset", 0)
+        self.next_cursor: str | None = body.get("next_cursor")
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:
@@ -272,9 +276,11 @@ class Jobs(Resource):
         return self._run(_get_json(f"/v1/jobs/{job_id}"))
 
     def list(self, *, status: str | None = None, model_id: str | None = None, limit: int = 50,
-             offset: int = 0) -> Any:
+             offset: int = 0, cursor: str | None = None, total: str | None = None) -> Any:
+        """A page of jobs, newest first; the next one with `cursor=page.next_cursor`. `total="exact"` counts the
+        matches, `"estimate"` asks the database's estimate. `offset` still works, at a cost that grows with it."""
         return self._run(_get_page("/v1/jobs", {"status": status, "model_id": model_id, "limit": limit,
-                                                "offset": offset}))
+                                                "offset": offset or None, "cursor": cursor, "total": total}))
 
     def delete(self, job_id: str) -> Any:
         return self._run(_delete(f"/v1/jobs/{job_id}"))

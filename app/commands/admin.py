@@ -79,8 +79,7 @@ def _run(args: argparse.Namespace) -> int:
                        f"make it a key: kerasd admin create-key {tenant.name}")
             elif args.admin_command == "set-quota":
                 tenant = service.get_tenant(session, ident=args.tenant)
-                service.set_quotas(tenant, _quotas(args))
-                session.flush()
+                service.set_quotas(session, tenant=tenant, quotas=_quotas(args))
                 doc = _tenant_doc(session, tenant)
                 _print(args, doc, f"tenant {tenant.name}: limits now {doc['limits']}")
             elif args.admin_command == "list-tenants":

@@ -1,4 +1,5 @@
-"""Rows as a tenant sees them: another tenant's row is exactly as absent as a missing one."""
+"""Rows as a tenant sees them: another tenant's row is exactly as absent as a missing one (the repositories'
+look-up of a row by id for its owner)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,3 @@ def owned(session: Session, table: type[T], ident: str, tenant_id: str) -> T | N
     if row is None or row.tenant_id != tenant_id:
         return None
     return row
-
-
-def owns_job(job_id: str, tenant_id: str) -> bool:
-    """For async routes (run it in the thread pool): in a session of its own."""
-    from app.core.database import get_sessionmaker
-    from app.core.tables import Job
-
-    with get_sessionmaker()() as session:
-        return owned(session, Job, job_id, tenant_id) is not None

@@ -67,7 +67,8 @@ def dialect_of(executor: Session | Connection) -> str:
 def ask(executor: Session | Connection, question: Question[T]) -> T:
     """Run a question on a Session (in its transaction) or a Connection."""
     result = executor.execute(question.statement.clause(dialect_of(executor)), dict(question.params))
-    return question.shape(result.all() if result.returns_rows else [])
+    # An ORM-enabled statement's result always has rows to give; a Core UPDATE without RETURNING has none.
+    return question.shape(result.all() if getattr(result, "returns_rows", True) else [])
 
 
 async def ask_async(connection: AsyncConnection, question: Question[T]) -> T:

@@ -189,21 +189,24 @@ class QueueLane(Base):
 
 
 class QueueBlock(Base):
-    """How many of a lane's jobs with tickets in one block of QUEUE_BLOCK tickets are queued; kept by the
-    database as jobs enter and leave the queue (rows at zero are deleted). A queue position sums the blocks
-    ahead and counts at most one block's jobs, so it costs the same with a million jobs queued as with ten."""
+    """How many of a lane's jobs with tickets in one block are queued, at four levels of blocks: 32 tickets,
+    1,024, 32,768, and the whole lane (QUEUE_LEVEL_SHIFTS: block = ticket >> shift). Kept by the database as jobs
+    enter and leave the queue (rows at zero are deleted). A queue position sums at most 31 blocks of each level
+    and counts at most 31 jobs, so it costs about the same with a million jobs queued as with ten."""
 
     __tablename__ = "queue_blocks"
 
     tenant_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     queue: Mapped[str] = mapped_column(String(200), primary_key=True)
     priority: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
     block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     queued: Mapped[int] = mapped_column(Integer)
 
 
-# Tickets per block, as a shift: block = ticket >> QUEUE_BLOCK_BITS (the triggers of migration 0006 use 10).
-QUEUE_BLOCK_BITS = 10
+# Per level of queue_blocks, the shift from a ticket to its block; the last level is the whole lane (a ticket is
+# below 2**63). The triggers of migration 0007 use the same shifts.
+QUEUE_LEVEL_SHIFTS = (5, 10, 15, 63)
 
 
 class WeightsFile(Base):

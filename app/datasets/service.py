@@ -6,19 +6,20 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.blobs import store_file
 from app.core.errors import Problem, not_found
 from app.core.quotas import check_storage, lock_tenant
-from app.core.scope import owned
 from app.core.settings import Settings
-from app.core.tables import TERMINAL_STATUSES, Blob, Dataset, Job
+from app.core.sql import ask
+from app.core.tables import Dataset
+from app.datasets import repository
 from app.datasets.array_files import ArrayFileError, ArrayInfo, Limits
 from app.datasets.csv_arrays import csv_to_npz
+from app.jobs import repository as jobs
 from app.jobs.inputs import dataset_ids_of
 from app.system.metrics import UPLOAD_BYTES
 
@@ -45,7 +46,7 @@ def limits_of(settings: Settings) -> Limits:
 
 
 def csv_dataset(session: Session, *, fileobj: BinaryIO, settings: Settings, x_columns: str | None,
-                y_columns: str | None) -> tuple[Blob, list[ArrayInfo]]:
+                y_columns: str | None) -> tuple[Any, list[ArrayInfo]]:
     """A CSV's columns as an .npz of float32 `x` and `y`, stored; the blob and its arrays."""
     with tempfile.TemporaryDirectory(prefix="kerasd-upload-") as workdir:
         try:
@@ -61,22 +62,21 @@ def invalid_file(exc: ArrayFileError) -> Problem:
     return Problem(422, "Invalid Array File", f"{exc}. Nothing was stored.")
 
 
-def record_dataset(session: Session, *, tenant_id: str, blob: Blob, fmt: str, arrays: list[ArrayInfo],
+def record_dataset(session: Session, *, tenant_id: str, blob: Any, fmt: str, arrays: list[ArrayInfo],
                    filename: str, name: str | None) -> Dataset:
     # Again under the tenant's lock (a CSV's .npz differs in size, and two uploads at once must not both fit
     # in the last free bytes).
     lock_tenant(session, tenant_id)
     check_storage(session, tenant_id, blob.size_bytes)
-    row = Dataset(tenant_id=tenant_id, name=(name or filename)[:200], format=fmt, blob_sha256=blob.sha256,
-                  size_bytes=blob.size_bytes, arrays=[a.as_dict() for a in arrays])
-    session.add(row)
-    session.flush()
+    row = repository.insert_dataset(session, tenant_id=tenant_id, name=(name or filename)[:200], format=fmt,
+                                    blob_sha256=blob.sha256, size_bytes=blob.size_bytes,
+                                    arrays=[a.as_dict() for a in arrays])
     UPLOAD_BYTES.labels(kind="dataset").inc(blob.size_bytes)
     return row
 
 
 def get_dataset(session: Session, *, tenant_id: str, dataset_id: str) -> Dataset:
-    row = owned(session, Dataset, dataset_id, tenant_id)
+    row = repository.get_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id)
     if row is None:
         raise not_found("dataset", dataset_id)
     return row
@@ -84,21 +84,15 @@ def get_dataset(session: Session, *, tenant_id: str, dataset_id: str) -> Dataset
 
 def list_datasets(session: Session, *, tenant_id: str, limit: int, offset: int,
                   sha256: str | None = None) -> tuple[list[Dataset], int]:
-    mine = Dataset.tenant_id == tenant_id
-    query, count = select(Dataset).where(mine), select(func.count()).select_from(Dataset).where(mine)
-    if sha256 is not None:
-        # The SDK asks whether the server already holds a file before it uploads it.
-        query, count = query.where(Dataset.blob_sha256 == sha256), count.where(Dataset.blob_sha256 == sha256)
-    rows = session.scalars(query.order_by(Dataset.created_at.desc()).limit(limit).offset(offset))
-    return list(rows), session.scalar(count)
+    return repository.dataset_page(session, tenant_id=tenant_id, limit=limit, offset=offset, sha256=sha256)
 
 
 def delete_dataset(session: Session, *, tenant_id: str, dataset_id: str) -> None:
     row = get_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id)
-    active = session.scalars(select(Job).where(Job.tenant_id == tenant_id, Job.status.not_in(TERMINAL_STATUSES)))
+    active = ask(session, jobs.active_requests(tenant_id=tenant_id))
     users = [job.id for job in active if dataset_id in dataset_ids_of(job.request)]
     if users:
         raise Problem(409, "Dataset In Use", f"Job(s) {', '.join(users)} are queued or running on this "
                       "dataset; wait for them to finish or cancel them, then delete it.")
     # The blob stays: another dataset or an artifact may hold the same bytes.
-    session.delete(row)
+    repository.delete_dataset(session, row=row)

@@ -11,16 +11,16 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 
 from app.core import events
 from app.core.database import get_sessionmaker
 from app.core.errors import Problem, not_found
-from app.core.scope import owns_job
 from app.core.settings import Settings
-from app.core.tables import TERMINAL_STATUSES, Artifact, EpochLog, Job
+from app.core.sql import ask
+from app.core.tables import TERMINAL_STATUSES
 from app.http.auth import Caller, current_caller
 from app.http.deps import settings
+from app.jobs import repository
 
 router = APIRouter(prefix="/v1/jobs", tags=["events"])
 STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
@@ -40,7 +40,7 @@ class JobState:
 
 def _job_state(job_id: str, *, with_history: bool = False) -> JobState | None:
     with get_sessionmaker()() as session:
-        job = session.get(Job, job_id)
+        job = ask(session, repository.job_state(job_id=job_id))
         if job is None:
             return None
         request = job.request or {}
@@ -48,11 +48,14 @@ def _job_state(job_id: str, *, with_history: bool = False) -> JobState | None:
         state = JobState(status=job.status, attempt=job.attempt, finished_at=job.finished_at, error=job.error,
                          result=job.result, epochs_total=arguments.get("epochs"))
         if with_history:
-            state.epochs = [(row.epoch, row.logs) for row in session.scalars(
-                select(EpochLog).where(EpochLog.job_id == job_id).order_by(EpochLog.epoch))]
-            state.artifacts = list(session.scalars(
-                select(Artifact.name).where(Artifact.job_id == job_id).order_by(Artifact.name)))
+            state.epochs = ask(session, repository.epoch_logs(job_id=job_id))
+            state.artifacts = [row.name for row in ask(session, repository.artifacts_of(job_id=job_id))]
         return state
+
+
+def _owns_job(job_id: str, tenant_id: str) -> bool:
+    with get_sessionmaker()() as session:
+        return ask(session, repository.owns_job(job_id=job_id, tenant_id=tenant_id))
 
 
 def _replay_from_sql(job_id: str, state: JobState, *, with_epochs: bool) -> list[dict[str, Any]]:
@@ -159,7 +162,7 @@ async def job_events(request: Request, job_id: str,
                                                "clients that cannot set headers", examples=["1764284401500-0"]),
                      config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> Response:
     # Another tenant's job is answered exactly as a missing one.
-    if not await run_in_threadpool(owns_job, job_id, caller.tenant_id):
+    if not await run_in_threadpool(_owns_job, job_id, caller.tenant_id):
         raise not_found("job", job_id)
     state = await run_in_threadpool(_job_state, job_id)
     if state is None:

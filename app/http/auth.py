@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -28,10 +27,12 @@ from app.core.errors import Problem
 from app.core.quotas import Limits, cached_limits, read_tenant_limits, tenant_limits
 from app.core.read_pool import read_pool
 from app.core.settings import Settings, get_settings
-from app.core.tables import DEFAULT_TENANT_ID, ApiKey
+from app.core.sql import ask
+from app.core.tables import DEFAULT_TENANT_ID
 from app.http import ratelimit
 from app.http.problems import problem_response
 from app.http.ratelimit import RateLimiter
+from app.tenants import repository
 from app.tenants.key_cache import KeyCache
 from app.tenants.keys import KEY_SHAPE, key_sha256
 
@@ -104,7 +105,7 @@ def _presented_key(request: Request, credentials: HTTPAuthorizationCredentials |
 def caller_of_key(session: Session, key: str) -> Caller:
     """The caller a key stands for; 401 for a malformed, unknown or revoked key."""
     shape = KEY_SHAPE.match(key)
-    row = session.scalar(select(ApiKey).where(ApiKey.prefix == shape.group(1))) if shape else None
+    row = ask(session, repository.key_by_prefix(prefix=shape.group(1))) if shape else None
     # Compare the hash even for an unknown prefix, so the time taken says nothing about the secret.
     stored = row.key_sha256 if row is not None else "0" * 64
     if not hmac.compare_digest(stored, key_sha256(key)) or row is None or row.revoked_at is not None:
@@ -147,7 +148,7 @@ async def _limits(tenant_id: str) -> Limits:
     pool = read_pool()
     if pool is None:
         return await run_sql(_limits_of, tenant_id)
-    return await pool.run(lambda connection: read_tenant_limits(connection, tenant_id))
+    return await read_tenant_limits(pool, tenant_id)
 
 
 def _key_cache(request: Request) -> KeyCache[Caller]:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+from datetime import datetime
 from typing import Any
 
 from fastapi import Query, Request
 from pydantic import BaseModel
 
+from app.core.errors import Problem
 from app.core.settings import Settings, get_settings
 from app.specchecker.pool import SpecChecker
 
@@ -31,8 +36,31 @@ async def paging(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge
     return Paging(limit=limit, offset=offset)
 
 
+CURSOR_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
 class Page(BaseModel):
     items: list[Any]
     total: int
     limit: int
     offset: int
+
+
+def encode_cursor(created_at: datetime, ident: str) -> str:
+    """An opaque cursor for keyset paging: the last row's (created_at, id)."""
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{ident}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a cursor stands for; a 422 for anything that is not a cursor this API gave."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, ident = text.split("|")
+        created_at = datetime.fromisoformat(stamp)
+        if not CURSOR_ID.match(ident) or created_at.tzinfo is None:
+            raise ValueError(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise Problem(422, "Invalid Cursor", f"cursor {cursor[:60]!r} is not a cursor this API gave; pass the "
+                      "`next_cursor` of the page before (or follow its `next` link), or leave it out for the first "
+                      "page.", field="cursor") from None
+    return created_at, ident

@@ -13,13 +13,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.core.errors import Problem
-from app.core.scope import owned
-from app.core.tables import Dataset
+from app.datasets import repository as datasets
 from app.jobs.specs import ARRAY, ArrayRef, Pipeline, ValidationData
 
 
 def resolve_ref(session: Session, ref: ArrayRef, field: str, *, tenant_id: str) -> dict[str, Any]:
-    dataset = owned(session, Dataset, ref.dataset_id, tenant_id)
+    dataset = datasets.get_dataset(session, tenant_id=tenant_id, dataset_id=ref.dataset_id)
     if dataset is None:
         raise Problem(422, "Unknown Dataset", f"{field}: no dataset with id {ref.dataset_id!r}; upload it "
                       "with POST /v1/datasets first.", field=field)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -14,31 +15,23 @@ from app.core import events
 from app.core.blobs import stream_blob
 from app.core.control import CANCEL, control_channel
 from app.core.database import get_read_sessionmaker, get_session, get_sessionmaker, run_sql
-from app.core.errors import Problem
+from app.core.errors import Problem, not_found
 from app.core.queue import enqueue_job
 from app.core.read_pool import read_pool
 from app.core.settings import Settings
+from app.core.sql import Question, ask
 from app.core.tables import Job
 from app.http.auth import Caller, current_caller
-from app.http.deps import Page, Paging, paging, settings, spec_checker
+from app.http.deps import decode_cursor, encode_cursor, settings, spec_checker
 from app.http.sessions import SessionReleasingRoute
-from app.jobs import repository as job_reads
-from app.jobs import service
-from app.jobs.schemas import ArtifactOut, JobOut
+from app.jobs import repository, service
+from app.jobs.schemas import ArtifactOut, JobOut, JobPage
 from app.jobs.specs import JobCreate
 from app.specchecker.pool import SpecChecker
 
 log = logging.getLogger("kerasd.api")
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SessionReleasingRoute)
 JOB_STATUSES = "^(queued|running|succeeded|failed|cancelled)$"
-
-
-def job_out(session: Session, job: Job, *, detail: bool = True) -> JobOut:
-    # A job just made has no epochs to read.
-    epochs = service.epochs_of(session, job_id=job.id) if detail and job.attempt > 0 else []
-    return job_reads.job_out(job, request=job.request.get("submitted", {}),
-                             epochs=[[e.epoch, e.attempt, e.logs] for e in epochs],
-                             queue_position=service.queue_position(session, job))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobOut,
@@ -63,7 +56,7 @@ def _create_job(body: JobCreate, request: Request, checker: SpecChecker, config:
                                  max_attempts=config.max_attempts, queue_base=config.queue)
         # The answer is written inside the transaction, under the tenant's lock: its queue position is asked
         # there, not in a transaction of its own (BEGIN, query, ROLLBACK) after the commit.
-        answer = job_out(session, job).model_dump_json().encode()
+        answer = service.job_answer(session, tenant_id=tenant_id, job_id=job.id).model_dump_json().encode()
         session.commit()
         _publish_queued(request, job, config)
         _enqueue_or_fail(session, job)
@@ -93,44 +86,72 @@ def _enqueue_or_fail(session: Session, job: Job) -> None:
 # The two reads users poll hardest are async. On PostgreSQL their one statement runs on the event loop, on a
 # connection of app/core/read_pool.py (no thread hop, no session); on SQLite in one worker thread on a session without
 # a transaction. Either way pydantic writes the JSON from the response model: no second validation of the answer.
-def _job_json(tenant_id: str, job_id: str) -> bytes:
+def _answer_in_thread(*questions: Question) -> list:
     with get_read_sessionmaker()() as session:
-        return job_reads.job_document(session, tenant_id=tenant_id, job_id=job_id).model_dump_json().encode()
+        return [ask(session, question) for question in questions]
 
 
-def _page_json(tenant_id: str, status: str | None, model_id: str | None, paging: Paging) -> bytes:
-    with get_read_sessionmaker()() as session:
-        items, total = job_reads.job_page(session, tenant_id=tenant_id, status=status, model_id=model_id,
-                                          limit=paging.limit, offset=paging.offset)
-        return Page(items=items, total=total, limit=paging.limit, offset=paging.offset).model_dump_json().encode()
+async def _answer(*questions: Question) -> list:
+    pool = read_pool()
+    if pool is None:
+        return await run_sql(_answer_in_thread, *questions)
+    return [await pool.ask(question) for question in questions]
 
 
-@router.get("", response_model=Page, summary="List jobs, newest first, by status and model")
-async def list_jobs(paging: Paging = Depends(paging),
+TOTAL_DOC = ("Also count the jobs these filters match: `exact` counts them (its cost grows with their number), "
+             "`estimate` takes PostgreSQL's planner estimate (cheap at any size; exact on SQLite). Without it, "
+             "`total` is given only when this first page holds them all.")
+
+
+@router.get("", response_model=JobPage, summary="List jobs, newest first, by status and model, a page at a time",
+            description="Keyset paging: follow `next` (or pass `next_cursor` as `cursor`) for the next page. A page "
+                        "costs the same however deep it is, and jobs submitted meanwhile never shift a page: every "
+                        "job is listed exactly once.")
+async def list_jobs(limit: int = Query(50, ge=1, le=500),
+                    cursor: str | None = Query(None, max_length=200, description="`next_cursor` of the page before"),
+                    offset: int = Query(0, ge=0, le=10**9, deprecated=True,
+                                        description="Skip this many jobs (deprecated: its cost grows with the "
+                                                    "offset; use `cursor`)"),
+                    total: str | None = Query(None, pattern="^(exact|estimate)$", description=TOTAL_DOC),
                     job_status: str | None = Query(None, alias="status", pattern=JOB_STATUSES),
                     model_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$"),
                     caller: Caller = Depends(current_caller)) -> Response:
-    pool = read_pool()
-    if pool is None:
-        body = await run_sql(_page_json, caller.tenant_id, job_status, model_id, paging)
+    after = decode_cursor(cursor) if cursor is not None else None
+    if after is not None and offset:
+        raise Problem(422, "Invalid Paging", "Give a cursor or an offset, not both: the cursor says where the "
+                      "page starts.", field="offset")
+    filters = {"tenant_id": caller.tenant_id, "status": job_status, "model_id": model_id}
+    questions = [repository.job_page(**filters, limit=limit, after=after, offset=offset)]
+    if total is not None:
+        questions.append(repository.job_count(**filters, estimate=total == "estimate" and read_pool() is not None))
+    (items, last), *counted = await _answer(*questions)
+    next_cursor = encode_cursor(*last) if last is not None else None
+    if counted:
+        count, kind = counted[0], "estimate" if total == "estimate" and read_pool() is not None else "exact"
     else:
-        items, total = await pool.run(lambda connection: job_reads.job_page_pg(
-            connection, tenant_id=caller.tenant_id, status=job_status, model_id=model_id, limit=paging.limit,
-            offset=paging.offset))
-        body = Page(items=items, total=total, limit=paging.limit, offset=paging.offset).model_dump_json().encode()
-    return Response(body, media_type="application/json")
+        count, kind = None, None
+    if last is None and after is None and (items or not offset) and (total is None or kind == "estimate"):
+        # Nothing past this page, and it started at the top (or at an offset inside the list): the count is
+        # known without counting.
+        count, kind = offset + len(items), "exact"
+    page = JobPage(items=items, limit=limit, next=_next_link(limit, job_status, model_id, next_cursor),
+                   next_cursor=next_cursor, total=count, total_kind=kind)
+    return Response(page.model_dump_json().encode(), media_type="application/json")
+
+
+def _next_link(limit: int, job_status: str | None, model_id: str | None, cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    query = {"limit": limit, "status": job_status, "model_id": model_id, "cursor": cursor}
+    return "/v1/jobs?" + urlencode({name: value for name, value in query.items() if value is not None})
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="A job's status, attempts, error and epoch history")
 async def get_job(job_id: str, caller: Caller = Depends(current_caller)) -> Response:
-    pool = read_pool()
-    if pool is None:
-        body = await run_sql(_job_json, caller.tenant_id, job_id)
-    else:
-        job = await pool.run(lambda connection: job_reads.job_document_pg(
-            connection, tenant_id=caller.tenant_id, job_id=job_id))
-        body = job.model_dump_json().encode()
-    return Response(body, media_type="application/json")
+    [job] = await _answer(repository.job_document(tenant_id=caller.tenant_id, job_id=job_id))
+    if job is None:
+        raise not_found("job", job_id)
+    return Response(job.model_dump_json().encode(), media_type="application/json")
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a finished job and its artifacts")
@@ -158,7 +179,7 @@ def cancel_job(job_id: str, request: Request, session: Session = Depends(get_ses
         # The worker listens on this channel and stops within a batch; it also sees the SQL flag when it
         # renews its lease, should this message be lost.
         redis_client.publish(control_channel(job_id), CANCEL)
-    return job_out(session, service.get_job(session, tenant_id=caller.tenant_id, job_id=job_id))
+    return service.job_answer(session, tenant_id=caller.tenant_id, job_id=job_id)
 
 
 @router.post("/{job_id}/retry", response_model=JobOut, summary="Run a failed or cancelled job again",
@@ -170,16 +191,15 @@ def retry_job(job_id: str, request: Request, session: Session = Depends(get_sess
     session.commit()
     _publish_queued(request, job, config, retry=True)
     _enqueue_or_fail(session, job)
-    return job_out(session, job)
+    return service.job_answer(session, tenant_id=caller.tenant_id, job_id=job_id)
 
 
 @router.get("/{job_id}/artifacts", response_model=list[ArtifactOut], summary="What the job produced")
 def list_artifacts(job_id: str, session: Session = Depends(get_session),
                    caller: Caller = Depends(current_caller)) -> list[ArtifactOut]:
-    service.get_job(session, tenant_id=caller.tenant_id, job_id=job_id)
     return [ArtifactOut(name=a.name, size_bytes=a.size_bytes, media_type=a.media_type, sha256=a.blob_sha256,
                         url=f"/v1/jobs/{job_id}/artifacts/{a.name}")
-            for a in service.artifacts_of(session, job_id=job_id)]
+            for a in service.artifacts_of(session, tenant_id=caller.tenant_id, job_id=job_id)]
 
 
 # Keras 3 loads weights only from files named *.weights.h5 (tutorial §5.1), so that is the download name.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class JobError(BaseModel):
@@ -41,3 +41,18 @@ class JobOut(BaseModel):
     epochs: list[dict[str, Any]]
     result: dict[str, Any] | None
     links: dict[str, str]
+
+
+class JobPage(BaseModel):
+    """A page of jobs, newest first. Follow `next` (or pass `next_cursor` as `cursor`) for the one after it: each
+    page costs the same however deep it is, and jobs added meanwhile never shift it."""
+
+    items: list[JobOut]
+    limit: int
+    next: str | None = Field(description="the next page's path with its cursor; null on the last page")
+    next_cursor: str | None = Field(description="the cursor of the next page (`?cursor=`); null on the last page")
+    total: int | None = Field(description="the number of jobs these filters match: given when asked for "
+                              "(`?total=exact|estimate`) or when this first page holds them all, else null")
+    total_kind: Literal["exact", "estimate"] | None = Field(
+        description="whether `total` was counted or is PostgreSQL's estimate (`?total=estimate`: cheap at any "
+                    "size, not exact); null without a total")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.errors import Problem, not_found
 from app.core.queue import queue_for
 from app.core.quotas import check_queued, lock_tenant
-from app.core.scope import owned
-from app.core.tables import TERMINAL_STATUSES, Artifact, EpochLog, Job, WeightsFile, utcnow
+from app.core.sql import ask
+from app.core.tables import TERMINAL_STATUSES, Job
+from app.jobs import repository
 from app.jobs.compile_checks import check_compile
 from app.jobs.inputs import check_same_rows, resolve_input
 from app.jobs.shapes import check_data_shapes
@@ -19,6 +19,7 @@ from app.jobs.specs import DEFAULT_ARTIFACTS, CompileSpec, JobCreate
 from app.models.service import get_model
 from app.specchecker.keras_names import keras_object
 from app.specchecker.pool import SpecChecker
+from app.weights.service import owned_weights
 
 DATA_ARGUMENTS = {"x", "y", "sample_weight", "validation_data"}
 
@@ -62,16 +63,16 @@ def compile_document(spec: CompileSpec) -> dict[str, Any]:
 # --- where the model and its starting weights come from ---------------------------------------------
 
 def weights_artifact(session: Session, job_id: str, field: str, *, tenant_id: str) -> dict[str, Any]:
-    source = owned(session, Job, job_id, tenant_id)
+    source = repository.get_job(session, tenant_id=tenant_id, job_id=job_id)
     if source is None:
         raise Problem(422, "Unknown Job", f"{field}: no job with id {job_id!r}.", field=field)
-    artifact = session.get(Artifact, (job_id, "weights.h5"))
+    artifact = ask(session, repository.artifact(job_id=job_id, name="weights.h5"))
     if artifact is None:
         raise Problem(409, "No Trained Weights", f"{field}: job {job_id} is {source.status} and has no trained "
                       "weights yet; wait for it to succeed (or use a job that did).", field=field)
     # The trained architecture too: a model created without an input shape is built only by its first fit,
     # and its weights load only into that built architecture.
-    architecture = session.get(Artifact, (job_id, "architecture.json"))
+    architecture = ask(session, repository.artifact(job_id=job_id, name="architecture.json"))
     return {"sha256": artifact.blob_sha256, "format": "weights.h5", "from": f"job {job_id}",
             "architecture_sha256": architecture.blob_sha256 if architecture is not None else None}
 
@@ -84,7 +85,7 @@ def model_source(session: Session, request: JobCreate, *,
     weights = None
     model_id = request.model_id
     if request.source_job_id is not None:
-        source_job = owned(session, Job, request.source_job_id, tenant_id)
+        source_job = repository.get_job(session, tenant_id=tenant_id, job_id=request.source_job_id)
         if source_job is None:
             raise Problem(422, "Unknown Job", f"source_job_id: no job with id {request.source_job_id!r}.",
                           field="source_job_id")
@@ -99,7 +100,7 @@ def model_source(session: Session, request: JobCreate, *,
             weights = weights_artifact(session, request.initial_weights.job_id, "initial_weights.job_id",
                                        tenant_id=tenant_id)
         else:
-            upload = owned(session, WeightsFile, request.initial_weights.weights_id, tenant_id)
+            upload = owned_weights(session, tenant_id=tenant_id, weights_id=request.initial_weights.weights_id)
             if upload is None:
                 raise Problem(422, "Unknown Weights", f"initial_weights.weights_id: no uploaded weights with id "
                               f"{request.initial_weights.weights_id!r}; upload with POST /v1/weights.",
@@ -166,88 +167,67 @@ def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker:
     lock_tenant(session, tenant_id)
     check_queued(session, tenant_id)
     queue = queue_for(queue_base, gpus)
-    job = Job(tenant_id=tenant_id, kind=request.kind, status="queued", model_id=model_id, queue=queue,
-              priority=request.priority,
-              max_attempts=min(request.max_attempts or max_attempts, max_attempts),
-              request={"kind": request.kind, "weights": weights, "compile": compile_args, "data": data,
+    return repository.insert_job(
+        session, tenant_id=tenant_id, kind=request.kind, status="queued", model_id=model_id, queue=queue,
+        priority=request.priority, max_attempts=min(request.max_attempts or max_attempts, max_attempts),
+        request={"kind": request.kind, "weights": weights, "compile": compile_args, "data": data,
                        "arguments": arguments, "callbacks": [c.model_dump(mode="json") for c in request.callbacks],
                        "seed": request.seed, "artifacts": artifacts, "queue": queue,
                        "priority": request.priority, "mixed_precision": request.mixed_precision,
                        "distribution": distribution, "time_limit_s": request.time_limit_s,
                        "tuning": request.tuning_request(),
                        "submitted": request.model_dump(mode="json", exclude_none=True)})
-    session.add(job)
-    session.flush()
-    return job
 
 
 # --- read ------------------------------------------------------------------------------------------
 
 def get_job(session: Session, *, tenant_id: str, job_id: str) -> Job:
-    job = owned(session, Job, job_id, tenant_id)
+    job = repository.get_job(session, tenant_id=tenant_id, job_id=job_id)
     if job is None:
         raise not_found("job", job_id)
     return job
 
 
-def queue_position(session: Session, job: Job | Any) -> int | None:
-    """1 for the tenant's next job a worker will take from its queue; None once the job left the queue. Other
-    tenants' jobs are not counted: the fair scheduler takes turns between tenants, and they are not yours
-    to see."""
-    if job.status != "queued":
-        return None
-    ahead = session.scalar(select(func.count()).select_from(Job)
-                           .where(Job.tenant_id == job.tenant_id, Job.queue == job.queue, Job.status == "queued",
-                                  Job.created_at < job.created_at))
-    return ahead + 1
+def job_answer(session: Session, *, tenant_id: str, job_id: str) -> Any:
+    """The job as the API answers it (a JobOut), in the caller's transaction."""
+    answer = ask(session, repository.job_document(tenant_id=tenant_id, job_id=job_id))
+    if answer is None:
+        raise not_found("job", job_id)
+    return answer
 
 
-def epochs_of(session: Session, *, job_id: str) -> list[EpochLog]:
-    return list(session.scalars(select(EpochLog).where(EpochLog.job_id == job_id).order_by(EpochLog.epoch)))
-
-
-def artifacts_of(session: Session, *, job_id: str) -> list[Artifact]:
-    return list(session.scalars(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.name)))
-
-
-def get_artifact(session: Session, *, tenant_id: str, job_id: str, name: str) -> Artifact:
+def artifacts_of(session: Session, *, tenant_id: str, job_id: str) -> list[Any]:
     get_job(session, tenant_id=tenant_id, job_id=job_id)
-    artifact = session.get(Artifact, (job_id, name))
+    return ask(session, repository.artifacts_of(job_id=job_id))
+
+
+def get_artifact(session: Session, *, tenant_id: str, job_id: str, name: str) -> Any:
+    get_job(session, tenant_id=tenant_id, job_id=job_id)
+    artifact = ask(session, repository.artifact(job_id=job_id, name=name))
     if artifact is None:
-        names = [a.name for a in artifacts_of(session, job_id=job_id)]
+        names = [a.name for a in ask(session, repository.artifacts_of(job_id=job_id))]
         raise Problem(404, "Not Found", f"Job {job_id} has no artifact {name!r}; it has {names}.")
     return artifact
 
 
 # --- change ----------------------------------------------------------------------------------------
 
-def _clear_outputs(session: Session, job_id: str) -> None:
-    # Artifact blobs stay: other jobs or datasets may hold the same bytes.
-    session.execute(delete(Artifact).where(Artifact.job_id == job_id))
-    session.execute(delete(EpochLog).where(EpochLog.job_id == job_id))
-
-
 def delete_job(session: Session, *, tenant_id: str, job_id: str) -> None:
     job = get_job(session, tenant_id=tenant_id, job_id=job_id)
     if job.status not in TERMINAL_STATUSES:
         raise Problem(409, "Job Active", f"Job {job_id} is {job.status}; cancel it first "
                       f"(POST /v1/jobs/{job_id}/cancel), then delete it.")
-    _clear_outputs(session, job_id)
-    session.delete(job)
+    repository.delete_job(session, job=job)
 
 
 def cancel_job(session: Session, *, tenant_id: str, job_id: str) -> str:
     """Cancel now if queued ('cancelled'), or ask the worker to stop at its next batch ('requested')."""
-    job = get_job(session, tenant_id=tenant_id, job_id=job_id)
-    now = utcnow()
-    taken = session.execute(update(Job).where(Job.id == job_id, Job.status == "queued")
-                            .values(status="cancelled", finished_at=now, cancel_requested_at=now))
-    if taken.rowcount == 1:
+    get_job(session, tenant_id=tenant_id, job_id=job_id)
+    if repository.cancel_queued(session, job_id=job_id):
         return "cancelled"
-    session.refresh(job)
-    if job.status in TERMINAL_STATUSES:
-        raise Problem(409, "Job Finished", f"Job {job_id} already ended {job.status}; there is nothing to cancel.")
-    job.cancel_requested_at = job.cancel_requested_at or now
+    if not repository.ask_cancel(session, job_id=job_id):
+        status = ask(session, repository.job_state(job_id=job_id)).status
+        raise Problem(409, "Job Finished", f"Job {job_id} already ended {status}; there is nothing to cancel.")
     return "requested"
 
 
@@ -260,16 +240,11 @@ def retry_job(session: Session, *, tenant_id: str, job_id: str, max_attempts: in
                       f"can be retried ({hint}).")
     lock_tenant(session, tenant_id)
     check_queued(session, tenant_id)
-    _clear_outputs(session, job_id)
-    job.status, job.error, job.result = "queued", None, None
-    job.finished_at = job.started_at = job.cancel_requested_at = job.lease_expires_at = None
-    job.lease_owner = None
-    job.max_attempts = job.attempt + max_attempts
+    repository.clear_outputs(session, job_id=job_id)
+    repository.requeue(session, job=job, more_attempts=max_attempts)
     return job
 
 
 def fail_unqueued(session: Session, *, job: Job, reason: str) -> None:
     """A job whose message could not be sent must not sit in `queued` forever."""
-    job.status = "failed"
-    job.finished_at = utcnow()
-    job.error = {"type": "QueueUnavailable", "message": reason}
+    repository.fail(session, job=job, error={"type": "QueueUnavailable", "message": reason})

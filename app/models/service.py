@@ -12,14 +12,15 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.blobs import store_file
 from app.core.errors import Problem, not_found
 from app.core.quotas import check_storage, lock_tenant
-from app.core.scope import owned
-from app.core.tables import Job, ModelSpec
+from app.core.sql import ask
+from app.core.tables import ModelSpec
+from app.jobs import repository as jobs
+from app.models import repository
 from app.models.param_budget import estimate_params
 from app.models.specs import SpecError, model_document, model_name
 from app.specchecker.pool import CheckerFailed, CheckerRejected, SpecChecker
@@ -95,12 +96,9 @@ def create_model(session: Session, *, tenant_id: str, spec: Any, checker: SpecCh
     walk(document, catalog, what="model")
     _within_budget(document, max_params)
     built = in_sandbox(checker, "check_model", document, max_params, what="model")
-    row = ModelSpec(tenant_id=tenant_id, name=model_name(spec, document),
-                    spec=spec.model_dump(mode="json", exclude_none=True),
-                    keras_config=built["keras_config"], summary=built["summary"])
-    session.add(row)
-    session.flush()
-    return row
+    return repository.insert_model(session, tenant_id=tenant_id, name=model_name(spec, document),
+                                   spec=spec.model_dump(mode="json", exclude_none=True),
+                                   keras_config=built["keras_config"], summary=built["summary"])
 
 
 def create_model_from_file(session: Session, *, tenant_id: str, fileobj: BinaryIO, filename: str, name: str | None,
@@ -130,36 +128,31 @@ def create_model_from_file(session: Session, *, tenant_id: str, fileobj: BinaryI
     lock_tenant(session, tenant_id)
     check_storage(session, tenant_id, blob.size_bytes)
     config = built["keras_config"]
-    row = ModelSpec(tenant_id=tenant_id, name=(name or model_name(None, config))[:200],
-                    spec={"type": "upload", "filename": filename[:200], "format": file_format,
-                          "sha256": blob.sha256, "size_bytes": blob.size_bytes},
-                    keras_config=config, summary=built["summary"],
-                    weights_sha256=blob.sha256, weights_format=file_format)
-    session.add(row)
-    session.flush()
+    row = repository.insert_model(session, tenant_id=tenant_id, name=(name or model_name(None, config))[:200],
+                                  spec={"type": "upload", "filename": filename[:200], "format": file_format,
+                                        "sha256": blob.sha256, "size_bytes": blob.size_bytes},
+                                  keras_config=config, summary=built["summary"],
+                                  weights_sha256=blob.sha256, weights_format=file_format)
     UPLOAD_BYTES.labels(kind="model").inc(blob.size_bytes)
     return row
 
 
 def get_model(session: Session, *, tenant_id: str, model_id: str) -> ModelSpec:
-    row = owned(session, ModelSpec, model_id, tenant_id)
+    row = repository.get_model(session, tenant_id=tenant_id, model_id=model_id)
     if row is None:
         raise not_found("model", model_id)
     return row
 
 
 def list_models(session: Session, *, tenant_id: str, limit: int, offset: int) -> tuple[list[ModelSpec], int]:
-    mine = ModelSpec.tenant_id == tenant_id
-    rows = session.scalars(select(ModelSpec).where(mine).order_by(ModelSpec.created_at.desc())
-                           .limit(limit).offset(offset))
-    return list(rows), session.scalar(select(func.count()).select_from(ModelSpec).where(mine))
+    return repository.model_page(session, tenant_id=tenant_id, limit=limit, offset=offset)
 
 
 def delete_model(session: Session, *, tenant_id: str, model_id: str) -> None:
     row = get_model(session, tenant_id=tenant_id, model_id=model_id)
-    jobs = session.scalar(select(func.count()).select_from(Job).where(Job.model_id == model_id))
-    if jobs:
-        raise Problem(409, "Model In Use", f"{jobs} job(s) were made from model {model_id}; delete them "
+    made = ask(session, jobs.jobs_of_model(model_id=model_id))
+    if made:
+        raise Problem(409, "Model In Use", f"{made} job(s) were made from model {model_id}; delete them "
                       "first (DELETE /v1/jobs/{id}) or keep the model.")
     # An uploaded file's blob stays: a dataset or artifact may hold the same bytes.
-    session.delete(row)
+    repository.delete_model(session, row=row)

@@ -14,11 +14,11 @@ from datetime import timedelta
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import and_, func, select
-from sqlalchemy.orm import aliased
 
 from app.core.database import get_sessionmaker
-from app.core.tables import EpochLog, Job, utcnow
+from app.core.sql import ask
+from app.core.tables import utcnow
+from app.system import repository
 
 REQUEST_SECONDS = Histogram("kerasd_http_request_duration_seconds", "API request latency, by route template",
                             ["method", "route", "status"])
@@ -47,11 +47,10 @@ class FleetCollector:
         jobs = GaugeMetricFamily("kerasd_jobs", "Jobs by status (every tenant)", labels=["status"])
         depth = GaugeMetricFamily("kerasd_queue_depth", "Queued jobs per queue", labels=["queue"])
         with get_sessionmaker()() as session:
-            by_status = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+            by_status = ask(session, repository.jobs_by_status())
             for status in ("queued", "running", "succeeded", "failed", "cancelled"):
                 jobs.add_metric([status], by_status.get(status, 0))
-            for queue, count in session.execute(select(Job.queue, func.count()).where(Job.status == "queued")
-                                                .group_by(Job.queue)):
+            for queue, count in ask(session, repository.queue_depths()).items():
                 depth.add_metric([queue], count)
         yield jobs
         yield depth
@@ -69,16 +68,10 @@ class DurationScanner:
             until = utcnow() - SCRAPE_LAG
             if until <= self._since:
                 return
-            ended = session.execute(select(Job.kind, Job.status, Job.started_at, Job.finished_at).where(
-                Job.finished_at > self._since, Job.finished_at <= until, Job.started_at.is_not(None)))
+            ended = ask(session, repository.ended_jobs(since=self._since, until=until))
             for kind, status, started, finished in ended:
                 JOB_SECONDS.labels(kind=kind, status=status).observe(max(0.0, (finished - started).total_seconds()))
-            previous = aliased(EpochLog)
-            epochs = session.execute(
-                select(EpochLog.created_at, previous.created_at)
-                .join(previous, and_(previous.job_id == EpochLog.job_id, previous.epoch == EpochLog.epoch - 1,
-                                     previous.attempt == EpochLog.attempt))
-                .where(EpochLog.created_at > self._since, EpochLog.created_at <= until))
+            epochs = ask(session, repository.ended_epochs(since=self._since, until=until))
             for this, before in epochs:
                 EPOCH_SECONDS.observe(max(0.0, (this - before).total_seconds()))
             self._since = until

@@ -6,17 +6,18 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from redis import RedisError
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 import app as kerasd_app
 from app.core.database import get_session
+from app.core.sql import ask
 from app.core.workers_registry import live_workers
 from app.http.auth import metrics_reader
 from app.http.deps import spec_checker
 from app.http.sessions import SessionReleasingRoute
 from app.specchecker.pool import SpecChecker
+from app.system import repository
 from app.system.metrics import durations
 
 router = APIRouter(tags=["system"], route_class=SessionReleasingRoute)
@@ -40,7 +41,7 @@ def version(request: Request, checker: SpecChecker = Depends(spec_checker)) -> d
 def ready(request: Request, session: Session = Depends(get_session)) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        session.execute(text("SELECT 1"))
+        ask(session, repository.ping())
         checks["sql"] = "ok"
     except SQLAlchemyError as exc:
         checks["sql"] = f"unavailable: {exc.__class__.__name__}"

@@ -134,7 +134,7 @@ def get_tenant(tenant_id: str, session: Session = Depends(get_session),
 def set_quotas(tenant_id: str, body: Quotas, session: Session = Depends(get_session),
                _admin: Caller = Depends(require_admin)) -> TenantOut:
     tenant = service.get_tenant(session, ident=tenant_id)
-    service.set_quotas(tenant, body.model_dump(exclude_unset=True))
+    service.set_quotas(session, tenant=tenant, quotas=body.model_dump(exclude_unset=True))
     session.commit()
     return tenant_out(session, tenant)
 

@@ -9,9 +9,9 @@ import h5py
 from app.core.blobs import store_file
 from app.core.errors import Problem, not_found
 from app.core.quotas import check_storage, lock_tenant
-from app.core.scope import owned
 from app.core.tables import WeightsFile
 from app.system.metrics import UPLOAD_BYTES
+from app.weights import repository
 
 
 def check_weights_file(fileobj: BinaryIO) -> None:
@@ -52,15 +52,19 @@ def create_weights(session, *, tenant_id: str, fileobj: BinaryIO, filename: str,
     blob = store_file(session, fileobj=fileobj, chunk_bytes=chunk_bytes)
     lock_tenant(session, tenant_id)
     check_storage(session, tenant_id, blob.size_bytes)
-    row = WeightsFile(tenant_id=tenant_id, name=filename[:200], blob_sha256=blob.sha256, size_bytes=blob.size_bytes)
-    session.add(row)
-    session.flush()
+    row = repository.insert_weights(session, tenant_id=tenant_id, name=filename[:200], blob_sha256=blob.sha256,
+                                    size_bytes=blob.size_bytes)
     UPLOAD_BYTES.labels(kind="weights").inc(blob.size_bytes)
     return row
 
 
+def owned_weights(session, *, tenant_id: str, weights_id: str) -> WeightsFile | None:
+    """The tenant's uploaded weights file, or None."""
+    return repository.get_weights(session, tenant_id=tenant_id, weights_id=weights_id)
+
+
 def get_weights(session, *, tenant_id: str, weights_id: str) -> WeightsFile:
-    row = owned(session, WeightsFile, weights_id, tenant_id)
+    row = owned_weights(session, tenant_id=tenant_id, weights_id=weights_id)
     if row is None:
         raise not_found("weight", weights_id)
     return row

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.core.sql import Question, Statement, ask, one, scalar
-from app.core.tables import Artifact, EpochLog, Job, JobCheckpoint, ModelSpec, utcnow
+from app.core.tables import QUEUE_LEVEL_SHIFTS, Artifact, EpochLog, Job, JobCheckpoint, ModelSpec, utcnow
 
 # Core tables, not the ORM classes: these statements run as they are written, never through the ORM's
 # bookkeeping of loaded objects.
@@ -116,17 +116,21 @@ def queue_of(executor: Executor, *, job_id: str) -> str | None:
 
 # --- the queue's turns (workers/scheduling.py's TurnKeeper) ---------------------------------------------------
 
+# queue_blocks' level whose block is a whole lane: a lane's queued jobs in one row.
+LANE_LEVEL = len(QUEUE_LEVEL_SHIFTS) - 1
 # Per queue: claimable jobs (queued ones counted from their blocks, expired leases from the running index) and
 # one of them, whose id a new turn carries.
 _CLAIMABLE_BY_QUEUE = Statement(text(
     "SELECT q.queue, sum(q.n) AS claimable, coalesce(min(q.some_job), (SELECT j.id FROM jobs AS j "
     "WHERE j.queue = q.queue AND j.status = 'queued' LIMIT 1)) AS some_job FROM ("
-    " SELECT queue, sum(queued) AS n, NULL AS some_job FROM queue_blocks GROUP BY queue"
+    f" SELECT queue, sum(queued) AS n, NULL AS some_job FROM queue_blocks WHERE level = {LANE_LEVEL} GROUP BY queue"
     " UNION ALL SELECT queue, count(*), min(id) FROM jobs WHERE status = 'running' AND lease_expires_at < :now"
     " AND attempt < max_attempts GROUP BY queue) AS q GROUP BY q.queue"))
 _RUNNING_JOBS_OF = Statement(text("SELECT count(*) FROM jobs WHERE tenant_id = :tenant_id AND status = 'running'"))
-_QUEUED_OF_TENANT = Statement(text("SELECT coalesce(sum(queued), 0) FROM queue_blocks WHERE tenant_id = :tenant_id"))
-_QUEUE_DEPTHS = Statement(text("SELECT queue, sum(queued) AS queued FROM queue_blocks GROUP BY queue"))
+_QUEUED_OF_TENANT = Statement(text("SELECT coalesce(sum(queued), 0) FROM queue_blocks WHERE tenant_id = :tenant_id "
+                                   f"AND level = {LANE_LEVEL}"))
+_QUEUE_DEPTHS = Statement(text(f"SELECT queue, sum(queued) AS queued FROM queue_blocks WHERE level = {LANE_LEVEL} "
+                               "GROUP BY queue"))
 
 
 def claimable_by_queue(*, now: datetime) -> Question[list[tuple[str, int, str]]]:
