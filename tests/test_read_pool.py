@@ -1,5 +1,6 @@
-"""The job reads on the event loop's own PostgreSQL connections (app/core/read_pool.py): the same answers as the
-synchronous path, byte for byte, and a kept connection that PostgreSQL dropped is replaced without an error."""
+"""The repositories' questions on the event loop's own PostgreSQL connections (app/core/read_pool.py): the same
+answers as on a session, byte for byte, and a kept connection that PostgreSQL dropped is replaced without an
+error."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-
-from app.http.deps import Page
 
 
 @pytest.fixture()
@@ -51,35 +50,39 @@ def jobs_of_a_tenant(database_url, monkeypatch):
 
 def test_async_reads_answer_as_the_synchronous_ones(jobs_of_a_tenant):
     from app.core.database import get_read_sessionmaker
-    from app.core.errors import Problem
     from app.core.read_pool import ReadPool, conninfo
+    from app.core.sql import ask
     from app.jobs import repository as job_reads
 
     database_url, tenant_id, ids = jobs_of_a_tenant
 
-    def page(read, **filters):
-        items, total = read
-        return Page(items=items, total=total, limit=filters["limit"], offset=filters["offset"]).model_dump_json()
+    def dumped(answer):
+        if isinstance(answer, tuple):  # a page: (items, the last row's key or None)
+            items, last = answer
+            return [item.model_dump_json() for item in items], last
+        return answer if isinstance(answer, int) else answer.model_dump_json()
 
     async def main():
         pool = ReadPool(conninfo(database_url))
         try:
             with get_read_sessionmaker()() as session:
-                for job_id in ids:
-                    ours = await pool.run(lambda c, job_id=job_id: job_reads.job_document_pg(
-                        c, tenant_id=tenant_id, job_id=job_id))
-                    assert ours.model_dump_json() == job_reads.job_document(
-                        session, tenant_id=tenant_id, job_id=job_id).model_dump_json()
+                questions = [job_reads.job_document(tenant_id=tenant_id, job_id=job_id) for job_id in ids]
                 for status in (None, "queued", "running", "cancelled"):
-                    for limit, offset in ((50, 0), (2, 1), (5, 10)):
-                        filters = {"tenant_id": tenant_id, "status": status, "model_id": None, "limit": limit,
-                                   "offset": offset}
-                        ours = await pool.run(lambda c, filters=filters: job_reads.job_page_pg(c, **filters))
-                        assert page(ours, **filters) == page(job_reads.job_page(session, **filters), **filters)
+                    for limit in (50, 2, 1):
+                        questions.append(job_reads.job_page(tenant_id=tenant_id, status=status, model_id=None,
+                                                            limit=limit))
+                    questions.append(job_reads.job_count(tenant_id=tenant_id, status=status, model_id=None,
+                                                         estimate=False))
+                _first, more = ask(session, job_reads.job_page(tenant_id=tenant_id, status=None, model_id=None,
+                                                              limit=2))
+                assert more is not None
+                questions.append(job_reads.job_page(tenant_id=tenant_id, status=None, model_id=None, limit=2,
+                                                    after=more))
+                for question in questions:
+                    ours = await pool.ask(question)
+                    assert dumped(ours) == dumped(ask(session, question))
             # Another tenant's job is as missing as one that never was; the connection is kept for the next read.
-            with pytest.raises(Problem) as missing:
-                await pool.run(lambda c: job_reads.job_document_pg(c, tenant_id="someone-else", job_id=ids[0]))
-            assert missing.value.status == 404
+            assert await pool.ask(job_reads.job_document(tenant_id="someone-else", job_id=ids[0])) is None
             assert len(pool._idle) == 1
         finally:
             await pool.close()
@@ -96,12 +99,12 @@ def test_a_dropped_connection_is_replaced(jobs_of_a_tenant):
     async def main():
         pool = ReadPool(conninfo(database_url))
         try:
-            read = lambda c: job_reads.job_document_pg(c, tenant_id=tenant_id, job_id=ids[3])  # noqa: E731
-            first = await pool.run(read)
+            question = job_reads.job_document(tenant_id=tenant_id, job_id=ids[3])
+            first = await pool.ask(question)
             [kept] = pool._idle
             with psycopg.connect(conninfo(database_url), autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", [kept.info.backend_pid])
-            assert (await pool.run(read)) == first
+            assert (await pool.ask(question)) == first
             assert [c.info.backend_pid for c in pool._idle] != [kept.info.backend_pid]
         finally:
             await pool.close()
@@ -123,7 +126,7 @@ def test_tenant_limits_on_the_loop_are_those_of_the_session(jobs_of_a_tenant):
     async def main():
         pool = ReadPool(conninfo(database_url))
         try:
-            return [await pool.run(lambda c, t=t: read_tenant_limits(c, t)) for t in (tenant_id, "no-such-tenant")]
+            return [await read_tenant_limits(pool, t) for t in (tenant_id, "no-such-tenant")]
         finally:
             await pool.close()
 
