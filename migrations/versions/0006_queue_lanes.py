@@ -31,9 +31,10 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.String(length=32), nullable=False),
     sa.Column('queue', sa.String(length=200), nullable=False),
     sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('level', sa.Integer(), nullable=False),
     sa.Column('block', sa.BigInteger(), nullable=False),
     sa.Column('queued', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('tenant_id', 'queue', 'priority', 'block')
+    sa.PrimaryKeyConstraint('tenant_id', 'queue', 'priority', 'level', 'block')
     )
 
 
