@@ -196,10 +196,11 @@ class QueueBlock(Base):
 
     __tablename__ = "queue_blocks"
 
+    # Level first in the key: every question reads one level's rows (migrations 0006).
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     queue: Mapped[str] = mapped_column(String(200), primary_key=True)
     priority: Mapped[int] = mapped_column(Integer, primary_key=True)
-    level: Mapped[int] = mapped_column(Integer, primary_key=True)
     block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     queued: Mapped[int] = mapped_column(Integer)
 

@@ -27,14 +27,16 @@ def upgrade() -> None:
     sa.Column('next_ticket', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('tenant_id', 'queue', 'priority')
     )
+    # Level first: each question reads one level (a lane's blocks before a ticket, the lanes' totals of a tenant,
+    # of a queue, of everything), and finds that level's rows together in the key.
     op.create_table('queue_blocks',
+    sa.Column('level', sa.Integer(), nullable=False),
     sa.Column('tenant_id', sa.String(length=32), nullable=False),
     sa.Column('queue', sa.String(length=200), nullable=False),
     sa.Column('priority', sa.Integer(), nullable=False),
-    sa.Column('level', sa.Integer(), nullable=False),
     sa.Column('block', sa.BigInteger(), nullable=False),
     sa.Column('queued', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('tenant_id', 'queue', 'priority', 'level', 'block')
+    sa.PrimaryKeyConstraint('level', 'tenant_id', 'queue', 'priority', 'block')
     )
 
 

@@ -65,7 +65,7 @@ BEGIN
             sh := (ARRAY{list(SHIFTS)})[lvl + 1];
             INSERT INTO queue_blocks AS b (tenant_id, queue, priority, level, block, queued)
             VALUES (NEW.tenant_id, NEW.queue, NEW.priority, lvl, NEW.queue_ticket >> sh, 1)
-            ON CONFLICT (tenant_id, queue, priority, level, block) DO UPDATE SET queued = b.queued + 1;
+            ON CONFLICT (level, tenant_id, queue, priority, block) DO UPDATE SET queued = b.queued + 1;
         END LOOP;
     END IF;
     RETURN NEW;
@@ -86,7 +86,7 @@ def _count_in(ticket: str) -> str:
     return "".join(
         "INSERT INTO queue_blocks (tenant_id, queue, priority, level, block, queued) "
         f"VALUES (NEW.tenant_id, NEW.queue, NEW.priority, {level}, ({ticket}) >> {shift}, 1) "
-        "ON CONFLICT (tenant_id, queue, priority, level, block) DO UPDATE SET queued = queued + 1;\n"
+        "ON CONFLICT (level, tenant_id, queue, priority, block) DO UPDATE SET queued = queued + 1;\n"
         for level, shift in enumerate(SHIFTS))
 
 
