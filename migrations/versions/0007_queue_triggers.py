@@ -14,8 +14,9 @@ SQL), keeps the queue's bookkeeping in the same transaction:
   at most 31 blocks of each level and counts at most 31 jobs (app/jobs/repository.py).
 
 The jobs queued when this runs get tickets in the order the scheduler served them (created_at, id). On
-PostgreSQL the table is locked against writes (reads go on) while they are numbered and the triggers made:
-the time it takes to number the queued jobs, not all jobs (bench/scale.py times it).
+PostgreSQL they are numbered first without a lock, a chunk of rows a transaction; then writes to jobs wait
+(reads go on) while the few queued meanwhile are numbered after them, the lanes and blocks of the queued jobs
+are counted and the triggers made (bench/scale.py times both).
 
 SQLite: Alembic's batch mode rebuilds a table by copying it, and a rebuilt table has no triggers. A later
 migration that alters `jobs` in batch mode must create these triggers again (tests/test_queue_order.py checks
@@ -122,35 +123,66 @@ SQLITE_TRIGGERS = (
 SQLITE_TRIGGER_NAMES = ("jobs_queue_insert", "jobs_queue_enter", "jobs_queue_return", "jobs_queue_leave",
                         "jobs_queue_delete")
 
-# The queued jobs numbered per lane in the order the scheduler took them until now, then the lanes and blocks.
-BACKFILL = (
-    "UPDATE jobs SET queue_ticket = numbered.n FROM (SELECT id, row_number() OVER (PARTITION BY tenant_id, queue, "
-    "priority ORDER BY created_at, id) - 1 AS n FROM jobs WHERE status = 'queued') AS numbered "
-    "WHERE jobs.id = numbered.id",
-    "INSERT INTO queue_lanes (tenant_id, queue, priority, next_ticket) SELECT tenant_id, queue, priority, "
-    "max(queue_ticket) + 1 FROM jobs WHERE status = 'queued' GROUP BY tenant_id, queue, priority",
-    *(f"INSERT INTO queue_blocks (tenant_id, queue, priority, level, block, queued) SELECT tenant_id, queue, "
-      f"priority, {level}, queue_ticket >> {shift}, count(*) FROM jobs WHERE status = 'queued' "
-      f"GROUP BY tenant_id, queue, priority, queue_ticket >> {shift}"
+LANE_COLUMNS = "tenant_id, queue, priority"
+LANE_MATCH = "late.tenant_id = top.tenant_id AND late.queue = top.queue AND late.priority = top.priority"
+# The queued jobs' tickets: per lane, in the order the scheduler took them until now (created_at, id).
+NUMBERED = (f"SELECT id, {LANE_COLUMNS}, row_number() OVER (PARTITION BY {LANE_COLUMNS} ORDER BY created_at, id) - 1 "
+            "AS n FROM jobs WHERE status = 'queued'")
+# SQLite (the embedded database: small): in one transaction, as it has one writer anyway.
+SQLITE_BACKFILL = (
+    f"UPDATE jobs SET queue_ticket = numbered.n FROM ({NUMBERED}) AS numbered WHERE jobs.id = numbered.id",
+    f"INSERT INTO queue_lanes ({LANE_COLUMNS}, next_ticket) SELECT {LANE_COLUMNS}, max(queue_ticket) + 1 FROM jobs "
+    f"WHERE status = 'queued' GROUP BY {LANE_COLUMNS}",
+    *(f"INSERT INTO queue_blocks (level, {LANE_COLUMNS}, block, queued) SELECT {level}, {LANE_COLUMNS}, "
+      f"queue_ticket >> {shift}, count(*) FROM jobs WHERE status = 'queued' "
+      f"GROUP BY {LANE_COLUMNS}, queue_ticket >> {shift}"
       for level, shift in enumerate(SHIFTS)),
+)
+# PostgreSQL, first without any lock, a chunk of rows a transaction: the jobs queued now get their tickets.
+CHUNK = 20_000
+PG_NUMBER = (f"CREATE TEMP TABLE kerasd_numbered AS SELECT numbered.*, row_number() OVER (ORDER BY id) AS chunk "
+             f"FROM ({NUMBERED}) AS numbered",
+             "CREATE INDEX ON kerasd_numbered (chunk)")
+PG_NUMBER_CHUNK = ("UPDATE jobs SET queue_ticket = k.n FROM kerasd_numbered AS k WHERE jobs.id = k.id "
+                   "AND k.chunk > {low} AND k.chunk <= {high}")
+# Then with writes held: the jobs queued meanwhile without a ticket (submitted, or handed back by the reaper)
+# after every ticket given, and the lanes and blocks of what is queued now.
+PG_UNDER_LOCK = (
+    "LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE",
+    f"UPDATE jobs SET queue_ticket = coalesce(top.n, -1) + late.n FROM (SELECT id, {LANE_COLUMNS}, row_number() OVER "
+    f"(PARTITION BY {LANE_COLUMNS} ORDER BY created_at, id) AS n FROM jobs WHERE status = 'queued' AND queue_ticket "
+    f"IS NULL) AS late LEFT JOIN (SELECT {LANE_COLUMNS}, max(n) AS n FROM kerasd_numbered GROUP BY {LANE_COLUMNS}) "
+    f"AS top ON {LANE_MATCH} WHERE jobs.id = late.id",
+    f"INSERT INTO queue_lanes ({LANE_COLUMNS}, next_ticket) SELECT {LANE_COLUMNS}, max(ticket) + 1 FROM ("
+    f"SELECT {LANE_COLUMNS}, n AS ticket FROM kerasd_numbered UNION ALL SELECT {LANE_COLUMNS}, queue_ticket FROM jobs "
+    f"WHERE status = 'queued') AS given GROUP BY {LANE_COLUMNS}",
+    f"INSERT INTO queue_blocks (level, {LANE_COLUMNS}, block, queued) SELECT s.level, {LANE_COLUMNS}, "
+    "queue_ticket >> s.shift, count(*) FROM jobs CROSS JOIN (VALUES "
+    + ", ".join(f"({level}, {shift})" for level, shift in enumerate(SHIFTS))
+    + f") AS s(level, shift) WHERE status = 'queued' GROUP BY s.level, {LANE_COLUMNS}, queue_ticket >> s.shift",
 )
 
 
 def upgrade() -> None:
-    postgresql = op.get_bind().dialect.name == 'postgresql'
-    if postgresql:
-        # Writes wait (reads go on) until this step commits: no job may change status between its numbering
-        # and the triggers.
-        op.execute("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE")
-    for statement in BACKFILL:
+    if op.get_bind().dialect.name != 'postgresql':
+        for statement in (*SQLITE_BACKFILL, *SQLITE_TRIGGERS):
+            op.execute(statement)
+        return
+    connection = op.get_bind()
+    with op.get_context().autocommit_block():
+        for statement in PG_NUMBER:
+            op.execute(statement)
+        total = connection.exec_driver_sql("SELECT count(*) FROM kerasd_numbered").scalar()
+        for low in range(0, total, CHUNK):
+            op.execute(PG_NUMBER_CHUNK.format(low=low, high=low + CHUNK))
+    # Writes wait (reads go on) until this step commits: no job may change status between the last numbering
+    # and the triggers. What remains to do here is the lanes and blocks of the queued jobs.
+    for statement in PG_UNDER_LOCK:
         op.execute(statement)
-    if postgresql:
-        op.execute(PG_FUNCTION)
-        for statement in PG_TRIGGERS:
-            op.execute(statement)
-    else:
-        for statement in SQLITE_TRIGGERS:
-            op.execute(statement)
+    op.execute(PG_FUNCTION)
+    for statement in PG_TRIGGERS:
+        op.execute(statement)
+    op.execute("DROP TABLE kerasd_numbered")
 
 
 def downgrade() -> None:
