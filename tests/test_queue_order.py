@@ -215,6 +215,15 @@ def test_cursor_pages_list_every_job_exactly_once_while_jobs_are_added(paging_ap
         assert estimated["total_kind"] == "estimate" and estimated["total"] >= 1
         by_cursor = client.get("/v1/jobs", params={"limit": 5, "cursor": page["items"][0]["id"]})
         assert by_cursor.status_code == 422 and by_cursor.json()["field"] == "cursor"
+    # The SDK walks the same pages with next_cursor.
+    from kerasd import Client
+
+    with Client(paging_api, api_key=key) as sdk:
+        pages = [sdk.jobs.list(limit=20)]
+        while pages[-1].next_cursor is not None:
+            pages.append(sdk.jobs.list(limit=20, cursor=pages[-1].next_cursor))
+    assert [job["id"] for page in pages for job in page] == [item["id"] for item in everything["items"]]
+    assert pages[0].total is None and pages[-1].next_cursor is None and len(pages) == 4
 
 
 def _tenant_model(session, tenant_id: str) -> str:
@@ -255,3 +264,58 @@ def test_a_tenant_sees_only_its_own_pages(paging_api):
                                                  "total": 0, "total_kind": "exact"}
     with httpx.Client(base_url=paging_api) as anonymous:
         assert anonymous.get("/v1/jobs").status_code == 401
+
+
+def _migrated_with_queued_jobs(url: str) -> None:
+    """A database at the schema before lanes with queued jobs (and ended ones) migrates to head: the queued jobs
+    get tickets in the order the scheduler served them (priority, then created_at), and positions follow it."""
+    from alembic import command
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from app.core.migrate import alembic_config
+
+    command.upgrade(alembic_config(url), "0005")
+    engine = create_engine(url)
+    start = utcnow() - timedelta(hours=1)
+    rng = random.Random(5)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 't1', :now)"),
+                           {"now": start})
+        connection.execute(text("INSERT INTO models (id, tenant_id, name, spec, keras_config, summary, created_at) "
+                                "VALUES ('m1', 't1', 'm', '{}', '{}', '{}', :now)"), {"now": start})
+        for i in range(300):
+            status = "queued" if i % 3 else rng.choice(["succeeded", "running"])
+            connection.execute(text(
+                "INSERT INTO jobs (id, tenant_id, kind, status, model_id, request, attempt, max_attempts, created_at, "
+                "queue, priority) VALUES (:id, 't1', 'fit', :status, 'm1', '{}', 0, 3, :at, 'q', :priority)"),
+                {"id": f"{i:032x}", "status": status, "at": start + timedelta(seconds=rng.randrange(3000)),
+                 "priority": rng.choice([1, 5, 5, 9])})
+    try:
+        command.upgrade(alembic_config(url), "head")
+        with Session(engine) as session:
+            rows = session.execute(text("SELECT id, priority, created_at FROM jobs WHERE status = 'queued'")).all()
+            served = [row.id for row in sorted(rows, key=lambda row: (-row.priority, row.created_at, row.id))]
+            assert _scheduler_rank(session, "t1", "q") == served
+            _check_lanes(session, "t1", "q", served)
+            # New jobs come after the migrated ones in their lane.
+            newer = _submit(session, "t1", "m1", "q", 9)
+            session.commit()
+            assert _scheduler_rank(session, "t1", "q")[:sum(1 for r in rows if r.priority == 9) + 1][-1] == newer
+    finally:
+        engine.dispose()
+
+
+def test_a_database_with_queued_jobs_migrates_to_lanes_in_the_order_they_were_served(server_env):
+    from tests.services import create_database, drop_database
+
+    name = f"kerasd_lanes_{uuid.uuid4().hex[:8]}"
+    url = create_database(name)
+    try:
+        _migrated_with_queued_jobs(url)
+    finally:
+        drop_database(name)
+
+
+def test_a_sqlite_database_with_queued_jobs_migrates_to_lanes_too(tmp_path):
+    _migrated_with_queued_jobs(f"sqlite:///{tmp_path / 'kerasd.db'}")

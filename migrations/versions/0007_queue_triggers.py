@@ -138,28 +138,35 @@ SQLITE_BACKFILL = (
       f"GROUP BY {LANE_COLUMNS}, queue_ticket >> {shift}"
       for level, shift in enumerate(SHIFTS)),
 )
-# PostgreSQL, first without any lock, a chunk of rows a transaction: the jobs queued now get their tickets.
+# PostgreSQL, first without any lock, a chunk of rows a transaction: the jobs queued now get their tickets; the
+# highest ticket of each lane is kept for what follows.
 CHUNK = 20_000
 PG_NUMBER = (f"CREATE TEMP TABLE kerasd_numbered AS SELECT numbered.*, row_number() OVER (ORDER BY id) AS chunk "
              f"FROM ({NUMBERED}) AS numbered",
-             "CREATE INDEX ON kerasd_numbered (chunk)")
+             "CREATE INDEX ON kerasd_numbered (chunk)",
+             f"CREATE TEMP TABLE kerasd_top AS SELECT {LANE_COLUMNS}, max(n) AS n FROM kerasd_numbered "
+             f"GROUP BY {LANE_COLUMNS}")
 PG_NUMBER_CHUNK = ("UPDATE jobs SET queue_ticket = k.n FROM kerasd_numbered AS k WHERE jobs.id = k.id "
                    "AND k.chunk > {low} AND k.chunk <= {high}")
 # Then with writes held: the jobs queued meanwhile without a ticket (submitted, or handed back by the reaper)
-# after every ticket given, and the lanes and blocks of what is queued now.
+# after every ticket given, the lanes' next tickets, and the blocks of what is queued now: the smallest level
+# from the jobs (one pass), each larger one from the level below it.
 PG_UNDER_LOCK = (
     "LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE",
-    f"UPDATE jobs SET queue_ticket = coalesce(top.n, -1) + late.n FROM (SELECT id, {LANE_COLUMNS}, row_number() OVER "
-    f"(PARTITION BY {LANE_COLUMNS} ORDER BY created_at, id) AS n FROM jobs WHERE status = 'queued' AND queue_ticket "
-    f"IS NULL) AS late LEFT JOIN (SELECT {LANE_COLUMNS}, max(n) AS n FROM kerasd_numbered GROUP BY {LANE_COLUMNS}) "
-    f"AS top ON {LANE_MATCH} WHERE jobs.id = late.id",
+    f"WITH late AS (UPDATE jobs SET queue_ticket = coalesce(top.n, -1) + late.n FROM (SELECT id, {LANE_COLUMNS}, "
+    f"row_number() OVER (PARTITION BY {LANE_COLUMNS} ORDER BY created_at, id) AS n FROM jobs WHERE status = "
+    f"'queued' AND queue_ticket IS NULL) AS late LEFT JOIN kerasd_top AS top ON {LANE_MATCH} "
+    f"WHERE jobs.id = late.id RETURNING jobs.tenant_id, jobs.queue, jobs.priority, jobs.queue_ticket) "
     f"INSERT INTO queue_lanes ({LANE_COLUMNS}, next_ticket) SELECT {LANE_COLUMNS}, max(ticket) + 1 FROM ("
-    f"SELECT {LANE_COLUMNS}, n AS ticket FROM kerasd_numbered UNION ALL SELECT {LANE_COLUMNS}, queue_ticket FROM jobs "
-    f"WHERE status = 'queued') AS given GROUP BY {LANE_COLUMNS}",
-    f"INSERT INTO queue_blocks (level, {LANE_COLUMNS}, block, queued) SELECT s.level, {LANE_COLUMNS}, "
-    "queue_ticket >> s.shift, count(*) FROM jobs CROSS JOIN (VALUES "
-    + ", ".join(f"({level}, {shift})" for level, shift in enumerate(SHIFTS))
-    + f") AS s(level, shift) WHERE status = 'queued' GROUP BY s.level, {LANE_COLUMNS}, queue_ticket >> s.shift",
+    f"SELECT {LANE_COLUMNS}, n AS ticket FROM kerasd_top UNION ALL SELECT {LANE_COLUMNS}, queue_ticket FROM late) "
+    f"AS given GROUP BY {LANE_COLUMNS}",
+    f"INSERT INTO queue_blocks (level, {LANE_COLUMNS}, block, queued) SELECT 0, {LANE_COLUMNS}, "
+    f"queue_ticket >> {SHIFTS[0]}, count(*) FROM jobs WHERE status = 'queued' "
+    f"GROUP BY {LANE_COLUMNS}, queue_ticket >> {SHIFTS[0]}",
+    *(f"INSERT INTO queue_blocks (level, {LANE_COLUMNS}, block, queued) SELECT {level}, {LANE_COLUMNS}, "
+      f"block >> {shift - SHIFTS[0]}, sum(queued) FROM queue_blocks WHERE level = 0 "
+      f"GROUP BY {LANE_COLUMNS}, block >> {shift - SHIFTS[0]}"
+      for level, shift in enumerate(SHIFTS) if level),
 )
 
 
@@ -182,7 +189,7 @@ def upgrade() -> None:
     op.execute(PG_FUNCTION)
     for statement in PG_TRIGGERS:
         op.execute(statement)
-    op.execute("DROP TABLE kerasd_numbered")
+    op.execute("DROP TABLE kerasd_numbered, kerasd_top")
 
 
 def downgrade() -> None:
