@@ -148,6 +148,24 @@ def _many_queued(session_scope) -> None:
             assert jobstate.take(session, job_id=job_id, owner="test", lease_s=60, now=utcnow()) == 1
     with session_scope() as session:
         _check_lanes(session, tenant_id, queue, ids)
+        _walk_pages(session, tenant_id, ids)
+
+
+def _walk_pages(session, tenant_id: str, ids: list[str]) -> None:
+    """Cursor pages through the repository (the SQLite path of GET /v1/jobs too): every job once, newest first."""
+    from app.core.sql import ask
+    from app.http.deps import decode_cursor, encode_cursor
+    from app.jobs import repository
+
+    seen, after = [], None
+    while True:
+        items, after = ask(session, repository.job_page(tenant_id=tenant_id, status=None, model_id=None, limit=300,
+                                                        after=after))
+        seen += [(item.created_at, item.id) for item in items]
+        if after is None:
+            break
+        after = decode_cursor(encode_cursor(*after))  # as the API hands it to the client and takes it back
+    assert sorted(job_id for _, job_id in seen) == sorted(ids) and seen == sorted(seen, reverse=True)
 
 
 def test_queue_positions_across_blocks_on_postgresql(database):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Query, Request
@@ -47,7 +47,10 @@ class Page(BaseModel):
 
 
 def encode_cursor(created_at: datetime, ident: str) -> str:
-    """An opaque cursor for keyset paging: the last row's (created_at, id)."""
+    """An opaque cursor for keyset paging: the last row's (created_at, id). SQLite gives back naive timestamps;
+    every stored one is UTC."""
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=UTC)
     return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{ident}".encode()).decode().rstrip("=")
 
 
