@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from app.core.settings import Settings
+from app.core.statuses import TERMINAL_EVENT_OF_STATUS
 from workers import exports, jobstate, scheduling, training
 from workers.array_cache import ArrayCache
 from workers.callbacks import DeclaredCallbacks
@@ -224,8 +225,6 @@ class JobRun:
         return Outcome("failed" if error else "succeeded", result, error, list(by_name.values()))
 
 
-TERMINAL_EVENT = {"succeeded": "finished", "failed": "failed", "cancelled": "cancelled"}
-
 
 def run_job(job_id: str, *, settings: Settings, redis_client: redis.Redis, cache: ArrayCache, owner: str,
             queue: str | None = None) -> str:
@@ -260,7 +259,7 @@ def run_job(job_id: str, *, settings: Settings, redis_client: redis.Redis, cache
                 outcome = Outcome("failed", {}, {"type": "OutcomeNotStored", "message": f"the job ran, but its "
                                                  f"outcome could not be stored: {error_of(exc)['message']}"})
                 jobstate.end(status="failed", error=outcome.error, **end)
-        run.publisher.publish(TERMINAL_EVENT[outcome.status], {
+        run.publisher.publish(TERMINAL_EVENT_OF_STATUS[outcome.status], {
             "status": outcome.status, "result": outcome.result, "error": outcome.error,
             "artifacts": [name for name, _, _ in outcome.artifacts]})
         return outcome.status

@@ -18,7 +18,8 @@ from app.core.database import get_sessionmaker
 from app.core.errors import Problem, not_found
 from app.core.scope import owns_job
 from app.core.settings import Settings
-from app.core.tables import TERMINAL_STATUSES, Artifact, EpochLog, Job
+from app.core.statuses import TERMINAL_STATUSES
+from app.core.tables import Artifact, EpochLog, Job
 from app.http.auth import Caller, current_caller
 from app.http.deps import settings
 

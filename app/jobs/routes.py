@@ -18,6 +18,7 @@ from app.core.errors import Problem
 from app.core.queue import enqueue_job
 from app.core.read_pool import read_pool
 from app.core.settings import Settings
+from app.core.statuses import STATUS_PATTERN
 from app.core.tables import Job
 from app.http.auth import Caller, current_caller
 from app.http.deps import Page, Paging, paging, settings, spec_checker
@@ -30,7 +31,6 @@ from app.specchecker.pool import SpecChecker
 
 log = logging.getLogger("kerasd.api")
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SessionReleasingRoute)
-JOB_STATUSES = "^(queued|running|succeeded|failed|cancelled)$"
 
 
 def job_out(session: Session, job: Job, *, detail: bool = True) -> JobOut:
@@ -107,7 +107,7 @@ def _page_json(tenant_id: str, status: str | None, model_id: str | None, paging:
 
 @router.get("", response_model=Page, summary="List jobs, newest first, by status and model")
 async def list_jobs(paging: Paging = Depends(paging),
-                    job_status: str | None = Query(None, alias="status", pattern=JOB_STATUSES),
+                    job_status: str | None = Query(None, alias="status", pattern=STATUS_PATTERN),
                     model_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$"),
                     caller: Caller = Depends(current_caller)) -> Response:
     pool = read_pool()

@@ -11,7 +11,8 @@ from app.core.errors import Problem, not_found
 from app.core.queue import queue_for
 from app.core.quotas import check_queued, lock_tenant
 from app.core.scope import owned
-from app.core.tables import TERMINAL_STATUSES, Artifact, EpochLog, Job, WeightsFile, utcnow
+from app.core.statuses import TERMINAL_STATUSES
+from app.core.tables import Artifact, EpochLog, Job, WeightsFile, utcnow
 from app.jobs.compile_checks import check_compile
 from app.jobs.inputs import check_same_rows, resolve_input
 from app.jobs.shapes import check_data_shapes
