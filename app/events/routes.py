@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from app.core import events
+from app.core.contract import JobRequest
 from app.core.database import get_sessionmaker
 from app.core.errors import Problem, not_found
 from app.core.scope import owns_job
@@ -44,10 +45,8 @@ def _job_state(job_id: str, *, with_history: bool = False) -> JobState | None:
         job = session.get(Job, job_id)
         if job is None:
             return None
-        request = job.request or {}
-        arguments = request.get("arguments") or request.get("fit") or {}
         state = JobState(status=job.status, attempt=job.attempt, finished_at=job.finished_at, error=job.error,
-                         result=job.result, epochs_total=arguments.get("epochs"))
+                         result=job.result, epochs_total=JobRequest.model_validate(job.request).epochs)
         if with_history:
             state.epochs = [(row.epoch, row.logs) for row in session.scalars(
                 select(EpochLog).where(EpochLog.job_id == job_id).order_by(EpochLog.epoch))]

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.core import events
 from app.core.blobs import stream_blob
+from app.core.contract import JobRequest
 from app.core.control import CANCEL, control_channel
 from app.core.database import get_read_sessionmaker, get_session, get_sessionmaker, run_sql
 from app.core.errors import Problem
@@ -25,8 +26,7 @@ from app.http.deps import Page, Paging, paging, settings, spec_checker
 from app.http.sessions import SessionReleasingRoute
 from app.jobs import repository as job_reads
 from app.jobs import service
-from app.jobs.schemas import ArtifactOut, JobOut
-from app.jobs.specs import JobCreate
+from app.jobs.schemas import ArtifactOut, JobCreate, JobOut
 from app.specchecker.pool import SpecChecker
 
 log = logging.getLogger("kerasd.api")
@@ -36,7 +36,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SessionReleasin
 def job_out(session: Session, job: Job, *, detail: bool = True) -> JobOut:
     # A job just made has no epochs to read.
     epochs = service.epochs_of(session, job_id=job.id) if detail and job.attempt > 0 else []
-    return job_reads.job_out(job, request=job.request.get("submitted", {}),
+    return job_reads.job_out(job, request=JobRequest.model_validate(job.request).submitted,
                              epochs=[[e.epoch, e.attempt, e.logs] for e in epochs],
                              queue_position=service.queue_position(session, job))
 
@@ -81,7 +81,8 @@ def _publish_queued(request: Request, job: Job, config: Settings, **data: object
 
 def _enqueue_or_fail(session: Session, job: Job) -> None:
     try:
-        enqueue_job(job.id, queue=job.request.get("queue"), priority=job.request.get("priority", 5))
+        # The job's own columns, which the fair scheduler reads too (the request holds the same).
+        enqueue_job(job.id, queue=job.queue, priority=job.priority)
     except Exception as exc:
         log.exception("could not enqueue job %s", job.id)
         service.fail_unqueued(session, job=job, reason=f"the job queue is unavailable: {exc}")
