@@ -41,6 +41,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from app.core.contract import DeclaredCallback, JobRequest
 from workers.mapped_tensors import mapped_tensors
 
 log = logging.getLogger("kerasd.worker")
@@ -56,25 +57,25 @@ _STEP_TIMES: OrderedDict[str, float] = OrderedDict()  # measured step seconds by
 _STEP_TIMES_MAX = 256
 
 
-def requested(request: dict[str, Any]) -> tuple[bool, set[str]]:
+def requested(request: JobRequest) -> tuple[bool, set[str]]:
     """(tuning on, the tunable compile arguments the user set) for a stored job request.
 
     A job stored before tuning existed has no `tuning` entry: a value other than Keras's default is then
     taken as the user's.
     """
-    tuning = request.get("tuning")
-    compile_document = request.get("compile") or {}
+    tuning = request.tuning
+    compile_document = request.compile.model_dump() if request.compile is not None else {}
     if tuning is None:
         return True, {name for name, default in KERAS_DEFAULTS.items()
                       if compile_document.get(name, default) != default}
-    return bool(tuning.get("enabled", True)), set(tuning.get("user_set") or ())
+    return tuning.enabled, set(tuning.user_set)
 
 
-def batch_level_callbacks(specs: list[dict[str, Any]]) -> list[str]:
+def batch_level_callbacks(declared: list[DeclaredCallback]) -> list[str]:
     """The declared callbacks that act on individual batches (they would see only each execution's last)."""
     found = []
-    for spec in specs:
-        name, config = spec.get("class_name"), spec.get("config") or {}
+    for callback in declared:
+        name, config = callback.class_name, callback.config
         if name == "TerminateOnNaN":
             found.append(name)
         elif name == "ModelCheckpoint" and config.get("save_freq", "epoch") != "epoch":
@@ -274,7 +275,7 @@ def xla_trial(model: keras.Model, x: Any, y: Any, *, steps: int = XLA_TRIAL_STEP
 class FitTuning:
     """The tuning of one fit: `plan` before the callbacks are made, `apply` between compile and fit."""
 
-    def __init__(self, *, request: dict[str, Any], data: dict[str, Any], arguments: dict[str, Any],
+    def __init__(self, *, request: JobRequest, data: dict[str, Any], arguments: dict[str, Any],
                  execution_s: float = 0.1, xla_trial_min_fit_s: float = 120.0, event_interval_s: float = 0.5,
                  log_event: Callable[[str], None] | None = None) -> None:
         self.enabled, self.user_set = requested(request)
@@ -299,7 +300,7 @@ class FitTuning:
     def plan(self, model: keras.Model) -> FitTuning:
         if not self.enabled:
             return self
-        compile_document = self.request.get("compile") or {}
+        compile_document = self.request.compile.model_dump() if self.request.compile is not None else {}
         if compile_document.get("run_eagerly"):
             self.enabled = False
             self.record = {"enabled": False, "notes": ["run_eagerly: nothing to tune"]}
@@ -312,7 +313,7 @@ class FitTuning:
         if "steps_per_execution" in self.user_set:
             self.notes.append(f"steps_per_execution={compile_document.get('steps_per_execution')} as the job set it")
             return
-        per_batch = batch_level_callbacks(self.request.get("callbacks") or [])
+        per_batch = batch_level_callbacks(self.request.callbacks)
         if per_batch:
             self.notes.append(f"steps_per_execution stays 1: {', '.join(per_batch)} act(s) on every batch")
             return
@@ -359,7 +360,7 @@ class FitTuning:
             return f"the {keras.backend.backend()} backend"
         if not model.built:
             return "the model is built by fit from the data"
-        if self.request.get("distribution") or getattr(model, "_distribute_strategy", None) is not None:
+        if self.request.distribution or getattr(model, "_distribute_strategy", None) is not None:
             return "a distribution strategy"
         if self.arguments.get("steps_per_epoch") or self.arguments.get("validation_steps"):
             return "steps_per_epoch / validation_steps (Keras keeps array iterators across epochs then)"
@@ -518,7 +519,7 @@ class FitTuning:
 
         if keras.backend.backend() != "tensorflow":
             return f"not tried on the {keras.backend.backend()} backend"
-        if getattr(model, "_distribute_strategy", None) is not None or self.request.get("distribution"):
+        if getattr(model, "_distribute_strategy", None) is not None or self.request.distribution:
             return "not tried with a distribution strategy"
         if not model_supports_jit(model):
             return "this model (or op determinism, which a seed turns on) does not support XLA"

@@ -16,7 +16,8 @@ from app.core.errors import Problem, not_found
 from app.core.quotas import check_storage, lock_tenant
 from app.core.scope import owned
 from app.core.settings import Settings
-from app.core.tables import TERMINAL_STATUSES, Blob, Dataset, Job
+from app.core.statuses import TERMINAL_STATUSES
+from app.core.tables import Blob, Dataset, Job
 from app.datasets.array_files import ArrayFileError, ArrayInfo, Limits
 from app.datasets.csv_arrays import csv_to_npz
 from app.jobs.inputs import dataset_ids_of

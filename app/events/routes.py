@@ -14,11 +14,13 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from app.core import events
+from app.core.contract import JobRequest
 from app.core.database import get_sessionmaker
 from app.core.errors import Problem, not_found
 from app.core.scope import owns_job
 from app.core.settings import Settings
-from app.core.tables import TERMINAL_STATUSES, Artifact, EpochLog, Job
+from app.core.statuses import TERMINAL_STATUSES
+from app.core.tables import Artifact, EpochLog, Job
 from app.http.auth import Caller, current_caller
 from app.http.deps import settings
 
@@ -43,10 +45,8 @@ def _job_state(job_id: str, *, with_history: bool = False) -> JobState | None:
         job = session.get(Job, job_id)
         if job is None:
             return None
-        request = job.request or {}
-        arguments = request.get("arguments") or request.get("fit") or {}
         state = JobState(status=job.status, attempt=job.attempt, finished_at=job.finished_at, error=job.error,
-                         result=job.result, epochs_total=arguments.get("epochs"))
+                         result=job.result, epochs_total=JobRequest.model_validate(job.request).epochs)
         if with_history:
             state.epochs = [(row.epoch, row.logs) for row in session.scalars(
                 select(EpochLog).where(EpochLog.job_id == job_id).order_by(EpochLog.epoch))]

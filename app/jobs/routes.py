@@ -12,31 +12,31 @@ from starlette.concurrency import run_in_threadpool
 
 from app.core import events
 from app.core.blobs import stream_blob
+from app.core.contract import JobRequest
 from app.core.control import CANCEL, control_channel
 from app.core.database import get_read_sessionmaker, get_session, get_sessionmaker, run_sql
 from app.core.errors import Problem
 from app.core.queue import enqueue_job
 from app.core.read_pool import read_pool
 from app.core.settings import Settings
+from app.core.statuses import STATUS_PATTERN
 from app.core.tables import Job
 from app.http.auth import Caller, current_caller
 from app.http.deps import Page, Paging, paging, settings, spec_checker
 from app.http.sessions import SessionReleasingRoute
 from app.jobs import repository as job_reads
 from app.jobs import service
-from app.jobs.schemas import ArtifactOut, JobOut
-from app.jobs.specs import JobCreate
+from app.jobs.schemas import ArtifactOut, JobCreate, JobOut
 from app.specchecker.pool import SpecChecker
 
 log = logging.getLogger("kerasd.api")
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SessionReleasingRoute)
-JOB_STATUSES = "^(queued|running|succeeded|failed|cancelled)$"
 
 
 def job_out(session: Session, job: Job, *, detail: bool = True) -> JobOut:
     # A job just made has no epochs to read.
     epochs = service.epochs_of(session, job_id=job.id) if detail and job.attempt > 0 else []
-    return job_reads.job_out(job, request=job.request.get("submitted", {}),
+    return job_reads.job_out(job, request=JobRequest.model_validate(job.request).submitted,
                              epochs=[[e.epoch, e.attempt, e.logs] for e in epochs],
                              queue_position=service.queue_position(session, job))
 
@@ -81,7 +81,8 @@ def _publish_queued(request: Request, job: Job, config: Settings, **data: object
 
 def _enqueue_or_fail(session: Session, job: Job) -> None:
     try:
-        enqueue_job(job.id, queue=job.request.get("queue"), priority=job.request.get("priority", 5))
+        # The job's own columns, which the fair scheduler reads too (the request holds the same).
+        enqueue_job(job.id, queue=job.queue, priority=job.priority)
     except Exception as exc:
         log.exception("could not enqueue job %s", job.id)
         service.fail_unqueued(session, job=job, reason=f"the job queue is unavailable: {exc}")
@@ -107,7 +108,7 @@ def _page_json(tenant_id: str, status: str | None, model_id: str | None, paging:
 
 @router.get("", response_model=Page, summary="List jobs, newest first, by status and model")
 async def list_jobs(paging: Paging = Depends(paging),
-                    job_status: str | None = Query(None, alias="status", pattern=JOB_STATUSES),
+                    job_status: str | None = Query(None, alias="status", pattern=STATUS_PATTERN),
                     model_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$"),
                     caller: Caller = Depends(current_caller)) -> Response:
     pool = read_pool()

@@ -18,6 +18,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
 from app.core.database import get_sessionmaker
+from app.core.statuses import JOB_STATUSES
 from app.core.tables import EpochLog, Job, utcnow
 
 REQUEST_SECONDS = Histogram("kerasd_http_request_duration_seconds", "API request latency, by route template",
@@ -48,7 +49,7 @@ class FleetCollector:
         depth = GaugeMetricFamily("kerasd_queue_depth", "Queued jobs per queue", labels=["queue"])
         with get_sessionmaker()() as session:
             by_status = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
-            for status in ("queued", "running", "succeeded", "failed", "cancelled"):
+            for status in JOB_STATUSES:
                 jobs.add_metric([status], by_status.get(status, 0))
             for queue, count in session.execute(select(Job.queue, func.count()).where(Job.status == "queued")
                                                 .group_by(Job.queue)):
