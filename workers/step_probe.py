@@ -57,6 +57,19 @@ def sample_inputs(x: Any, batch_size: int | None) -> Any:
     return first(x)
 
 
+def measured_step_s(model: keras.Model, inputs: Any) -> float:
+    """measure_step, done once per model and batch shape in this process; later fits of the same reuse it."""
+    key = signature(model, inputs)
+    if key in STEP_TIMES:
+        STEP_TIMES.move_to_end(key)
+        return STEP_TIMES[key]
+    seconds = measure_step(model, inputs)
+    STEP_TIMES[key] = seconds
+    while len(STEP_TIMES) > STEP_TIMES_MAX:
+        STEP_TIMES.popitem(last=False)
+    return seconds
+
+
 def measure_step(model: keras.Model, inputs: Any) -> float:
     """Seconds of one forward and backward pass of `model` on `inputs` (a batch), the fastest of a few.
 

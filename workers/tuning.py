@@ -34,16 +34,20 @@ import keras
 
 from workers.fit_data import batch_count, ends_with_prefetch, is_dataset, validation_x
 from workers.mapped_tensors import mapped_tensors
-from workers.step_probe import STEP_TIMES, STEP_TIMES_MAX, measure_step, sample_inputs, sample_targets, signature
-from workers.tuning_choice import choose_steps_per_execution
+from workers.step_probe import measured_step_s, sample_inputs, sample_targets
+from workers.tuning_choice import (
+    batch_event_interval_s,
+    choose_jit_compile,
+    choose_steps_per_execution,
+    fit_seconds,
+    xla_trial_obstacle,
+)
 from workers.xla_trial import xla_trial
 
 log = logging.getLogger("kerasd.worker")
 
 TUNABLE = ("steps_per_execution", "jit_compile")
 KERAS_DEFAULTS = {"steps_per_execution": 1, "jit_compile": "auto"}
-# XLA must be at least this much faster to be worth a different compiled program.
-XLA_MIN_SPEEDUP = 1.1
 
 
 def requested(request: dict[str, Any]) -> tuple[bool, set[str]]:
@@ -222,23 +226,14 @@ class FitTuning:
         if any(getattr(layer, "stateful", False) for layer in model._flatten_layers()):
             self.notes.append("steps_per_execution not tuned: a stateful layer would change state when probed")
             return None
-        inputs = sample_inputs(self._original_data["x"], self.arguments.get("batch_size"))
-        key = signature(model, inputs)
-        if key in STEP_TIMES:
-            STEP_TIMES.move_to_end(key)
-            return STEP_TIMES[key]
-        seconds = measure_step(model, inputs)
-        STEP_TIMES[key] = seconds
-        while len(STEP_TIMES) > STEP_TIMES_MAX:
-            STEP_TIMES.popitem(last=False)
-        return seconds
+        return measured_step_s(model, sample_inputs(self._original_data["x"], self.arguments.get("batch_size")))
 
     def _steps_per_epoch(self) -> int | None:
         given = self.arguments.get("steps_per_epoch")
         if given:
             return int(given)
-        return batch_count(self.data.get("x"), self.arguments.get("batch_size"), self.arguments.get("validation_split")
-                        or 0.0)
+        return batch_count(self.data.get("x"), self.arguments.get("batch_size"),
+                           self.arguments.get("validation_split") or 0.0)
 
     def _divisor_bounds(self) -> list[int]:
         """With steps_per_epoch (validation_steps) Keras runs whole executions, past the count asked for and
@@ -265,9 +260,7 @@ class FitTuning:
 
     @property
     def batch_event_interval_s(self) -> float:
-        """The progress throttle: shortened by the length of an execution, since a batch event can only go
-        at the end of one; so an event still comes every `event_interval_s` at the latest."""
-        return max(self.event_interval_s / 2, self.event_interval_s - self.execution_estimate_s)
+        return batch_event_interval_s(self.event_interval_s, self.execution_estimate_s)
 
     # --- between compile and fit --------------------------------------------------------------------
 
@@ -299,24 +292,16 @@ class FitTuning:
         except Exception as exc:
             self.notes.append(f"jit_compile stays {default}: the XLA trial failed ({type(exc).__name__}: {exc})")
             return
-        fast, slow = ("xla", "no_xla") if not default else ("no_xla", "xla")
-        speedup = trial["step_ms"][slow] / max(trial["step_ms"][fast], 1e-9)
-        self.trial = {**trial, "speedup": round(speedup, 3)}
-        if trial["identical"] and speedup >= XLA_MIN_SPEEDUP:
-            self.jit_compile = not default
+        choice = choose_jit_compile(trial["step_ms"], identical=trial["identical"], default=default)
+        self.trial = {**trial, "speedup": round(choice.speedup, 3)}
+        if choice.jit_compile is not None:
+            self.jit_compile = choice.jit_compile
             model.jit_compile = self.jit_compile
-            self.notes.append(f"jit_compile={self.jit_compile}: {speedup:.2f}x faster a step in a trial, "
-                              "bit-identical weights")
-        else:
-            reason = "weights differ" if not trial["identical"] else f"only {speedup:.2f}x faster"
-            self.notes.append(f"jit_compile stays {default} (Keras's default here): trial {reason}")
+        self.notes.append(choice.note)
 
     def _fit_seconds_estimate(self) -> float | None:
-        steps = self._steps_per_epoch()
-        if self.step_s is None or not steps:
-            return None
         epochs = int(self.arguments.get("epochs", 1)) - int(self.arguments.get("initial_epoch", 0))
-        return self.step_s * steps * max(epochs, 1)
+        return fit_seconds(self.step_s, steps_per_epoch=self._steps_per_epoch(), epochs=epochs)
 
     def _xla_obstacle(self, model: keras.Model, estimate: float | None) -> str | None:
         from keras.src.trainers.trainer import model_supports_jit
@@ -327,12 +312,7 @@ class FitTuning:
             return "not tried with a distribution strategy"
         if not model_supports_jit(model):
             return "this model (or op determinism, which a seed turns on) does not support XLA"
-        if estimate is None:
-            return "not tried: the fit's length is unknown"
-        if estimate < self.xla_trial_min_fit_s:
-            return (f"not tried: the fit is estimated at {estimate:.0f} s, too short to repay an XLA trial "
-                    f"(from {self.xla_trial_min_fit_s:.0f} s)")
-        return None
+        return xla_trial_obstacle(estimate, min_fit_s=self.xla_trial_min_fit_s)
 
     # --- what the job records ------------------------------------------------------------------------
 
