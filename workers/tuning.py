@@ -32,8 +32,8 @@ from typing import Any
 
 import keras
 
+from workers.array_batches import arrays_as_datasets
 from workers.fit_data import batch_count, ends_with_prefetch, is_dataset, validation_x
-from workers.mapped_tensors import mapped_tensors
 from workers.step_probe import measured_step_s, sample_inputs, sample_targets
 from workers.tuning_choice import (
     batch_event_interval_s,
@@ -153,13 +153,14 @@ class FitTuning:
             if why_not != "not arrays":
                 self.notes.append(f"arrays left to Keras: {why_not}")
             return
-        before = dict(self.data)
         try:
-            self._arrays_to_datasets()
+            self.data, self.fit_arguments = arrays_as_datasets(self.data, self.arguments)
         except Exception as exc:  # anything Keras's adapter refuses is left for fit to report as it would
             log.info("array dataset not built: %s", exc)
-            self.data, self.fit_arguments = before, dict(self.arguments)
             self.notes.append(f"arrays left to Keras: {type(exc).__name__}: {exc}")
+            return
+        self.input_changes.append("arrays: the batches Keras's array adapter makes, with tf.data autotuning off "
+                                  "(its thread held epoch starts for seconds)")
 
     def _arrays_obstacle(self, model: keras.Model) -> str | None:
         if is_dataset(self.data.get("x")) or self.data.get("x") is None:
@@ -173,48 +174,6 @@ class FitTuning:
         if self.arguments.get("steps_per_epoch") or self.arguments.get("validation_steps"):
             return "steps_per_epoch / validation_steps (Keras keeps array iterators across epochs then)"
         return None
-
-    def _arrays_to_datasets(self) -> None:
-        """What Keras's fit does with arrays, done here: the same ArrayDataAdapter (shuffle, batches, class and
-        sample weights), Keras's own validation split; only tf.data's autotuning is off. Autotuning runs a
-        model thread in every iterator, and fit makes a new iterator each epoch: tearing down the last one
-        waits for that thread, which held the training thread for up to 5 s at epoch starts on a busy
-        2-core machine (measured: bench/throughput.py, README)."""
-        import tensorflow as tf
-        from keras.src.trainers.data_adapters import array_slicing
-        from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
-
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        batch_size = self.arguments.get("batch_size")
-
-        def dataset(x: Any, y: Any, sample_weight: Any, *, shuffle: Any, class_weight: Any = None) -> Any:
-            # Tensors over the cache's mapped pages: the adapter would copy whole arrays into the worker's memory.
-            x, y, sample_weight = mapped_tensors((x, y, sample_weight))
-            adapter = ArrayDataAdapter(x, y, sample_weight=sample_weight, class_weight=class_weight,
-                                       shuffle=shuffle, batch_size=batch_size)
-            built = adapter.get_tf_dataset().apply(tf.data.experimental.assert_cardinality(adapter.num_batches))
-            return built.with_options(options)
-
-        x, y, sample_weight = self.data["x"], self.data.get("y"), self.data.get("sample_weight")
-        validation = self.data.get("validation_data")
-        split = self.arguments.get("validation_split") or 0.0
-        if split and validation is None:
-            (x, y, sample_weight), (val_x, val_y, val_weight) = array_slicing.train_validation_split(
-                (x, y, sample_weight), validation_split=split)
-            validation = {"x": val_x, "y": val_y, "sample_weight": val_weight}
-        class_weight = self.arguments.get("class_weight")
-        class_weight = {int(k): v for k, v in class_weight.items()} if class_weight else None
-        self.data["x"] = dataset(x, y, sample_weight, shuffle=self.arguments.get("shuffle", True),
-                                 class_weight=class_weight)
-        self.data["y"] = self.data["sample_weight"] = None
-        if isinstance(validation, dict):
-            self.data["validation_data"] = dataset(validation["x"], validation["y"], validation.get("sample_weight"),
-                                                   shuffle=False)
-        self.fit_arguments = {**self.arguments, "batch_size": None, "shuffle": False, "class_weight": None,
-                              "validation_split": 0.0}
-        self.input_changes.append("arrays: the batches Keras's array adapter makes, with tf.data autotuning off "
-                                  "(its thread held epoch starts for seconds)")
 
     def _step_seconds(self, model: keras.Model) -> float | None:
         if keras.backend.backend() != "tensorflow":
