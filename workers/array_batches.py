@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.specchecker import compat
 from workers.mapped_tensors import mapped_tensors
 
 
@@ -17,8 +18,6 @@ def arrays_as_datasets(data: dict[str, Any], arguments: dict[str, Any]) -> tuple
     leave batching, shuffling, class weights and the split to the datasets. TensorFlow backend only.
     """
     import tensorflow as tf
-    from keras.src.trainers.data_adapters import array_slicing
-    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
 
     options = tf.data.Options()
     options.autotune.enabled = False
@@ -27,8 +26,8 @@ def arrays_as_datasets(data: dict[str, Any], arguments: dict[str, Any]) -> tuple
     def dataset(x: Any, y: Any, sample_weight: Any, *, shuffle: Any, class_weight: Any = None) -> Any:
         # Tensors over the cache's mapped pages: the adapter would copy whole arrays into the worker's memory.
         x, y, sample_weight = mapped_tensors((x, y, sample_weight))
-        adapter = ArrayDataAdapter(x, y, sample_weight=sample_weight, class_weight=class_weight,
-                                   shuffle=shuffle, batch_size=batch_size)
+        adapter = compat.array_data_adapter(x, y, sample_weight=sample_weight, class_weight=class_weight,
+                                            shuffle=shuffle, batch_size=batch_size)
         built = adapter.get_tf_dataset().apply(tf.data.experimental.assert_cardinality(adapter.num_batches))
         return built.with_options(options)
 
@@ -37,7 +36,7 @@ def arrays_as_datasets(data: dict[str, Any], arguments: dict[str, Any]) -> tuple
     validation = data.get("validation_data")
     split = arguments.get("validation_split") or 0.0
     if split and validation is None:
-        (x, y, sample_weight), (val_x, val_y, val_weight) = array_slicing.train_validation_split(
+        (x, y, sample_weight), (val_x, val_y, val_weight) = compat.train_validation_split(
             (x, y, sample_weight), validation_split=split)
         validation = {"x": val_x, "y": val_y, "sample_weight": val_weight}
     class_weight = arguments.get("class_weight")

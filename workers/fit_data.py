@@ -48,7 +48,3 @@ def validation_x(value: Any) -> Any:
     if isinstance(value, dict) and "x" in value:
         return value["x"]
     return value
-
-
-def ends_with_prefetch(dataset: Any) -> bool:
-    return "Prefetch" in type(dataset).__name__  # tf.data's _PrefetchDataset

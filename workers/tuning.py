@@ -32,8 +32,9 @@ from typing import Any
 
 import keras
 
+from app.specchecker import compat
 from workers.array_batches import arrays_as_datasets
-from workers.fit_data import batch_count, ends_with_prefetch, is_dataset, validation_x
+from workers.fit_data import batch_count, is_dataset, validation_x
 from workers.step_probe import measured_step_s, sample_inputs, sample_targets
 from workers.tuning_choice import (
     batch_event_interval_s,
@@ -142,7 +143,7 @@ class FitTuning:
         a dataset with tf.data's autotuner off (fit's `fit_arguments` then leave batching to the dataset)."""
         for name in ("x", "validation_data"):
             value = self.data.get(name)
-            if is_dataset(value) and not ends_with_prefetch(value):
+            if is_dataset(value) and not compat.ends_with_prefetch(value):
                 import tensorflow as tf
 
                 self.data[name] = value.prefetch(tf.data.AUTOTUNE)
@@ -169,7 +170,7 @@ class FitTuning:
             return f"the {keras.backend.backend()} backend"
         if not model.built:
             return "the model is built by fit from the data"
-        if self.request.get("distribution") or getattr(model, "_distribute_strategy", None) is not None:
+        if self.request.get("distribution") or compat.distribute_strategy(model) is not None:
             return "a distribution strategy"
         if self.arguments.get("steps_per_epoch") or self.arguments.get("validation_steps"):
             return "steps_per_epoch / validation_steps (Keras keeps array iterators across epochs then)"
@@ -182,7 +183,7 @@ class FitTuning:
         if not model.built:
             self.notes.append("steps_per_execution not tuned: the model is built by fit from the data")
             return None
-        if any(getattr(layer, "stateful", False) for layer in model._flatten_layers()):
+        if any(getattr(layer, "stateful", False) for layer in compat.all_layers(model)):
             self.notes.append("steps_per_execution not tuned: a stateful layer would change state when probed")
             return None
         return measured_step_s(model, sample_inputs(self._original_data["x"], self.arguments.get("batch_size")))
@@ -263,13 +264,11 @@ class FitTuning:
         return fit_seconds(self.step_s, steps_per_epoch=self._steps_per_epoch(), epochs=epochs)
 
     def _xla_obstacle(self, model: keras.Model, estimate: float | None) -> str | None:
-        from keras.src.trainers.trainer import model_supports_jit
-
         if keras.backend.backend() != "tensorflow":
             return f"not tried on the {keras.backend.backend()} backend"
-        if getattr(model, "_distribute_strategy", None) is not None or self.request.get("distribution"):
+        if compat.distribute_strategy(model) is not None or self.request.get("distribution"):
             return "not tried with a distribution strategy"
-        if not model_supports_jit(model):
+        if not compat.model_supports_jit(model):
             return "this model (or op determinism, which a seed turns on) does not support XLA"
         return xla_trial_obstacle(estimate, min_fit_s=self.xla_trial_min_fit_s)
 

@@ -10,6 +10,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from app.specchecker import compat
+
 XLA_TRIAL_STEPS = 6
 
 
@@ -17,16 +19,13 @@ XLA_TRIAL_STEPS = 6
 def isolated_rng():
     """Every random state a Keras trial could draw from, put back afterwards: building copies of a model
     draws initializer seeds, and the job's own draws must come out as if the trial never happened."""
-    from keras.src.backend.common import global_state
-
+    global_state = compat.global_state()
     python_state, numpy_state = random.getstate(), np.random.get_state()
     generator = global_state.get_global_attribute("global_seed_generator")
     generator_state = generator.state.numpy() if generator is not None else None
     context_rng = None
     if keras.backend.backend() == "tensorflow":
-        from tensorflow.python.eager import context
-
-        context_rng = getattr(context.context(), "_rng", None)
+        context_rng = compat.tensorflow_seed_rng()
     context_state = context_rng.getstate() if context_rng is not None else None
     try:
         yield

@@ -194,6 +194,8 @@ def functional_config(spec: FunctionalSpec, catalog: Catalog | None = None) -> d
         entry["inbound_nodes"].append({"args": args, "kwargs": {**call.call_arguments, **kwargs}})
         known[call.name] = (entry["name"], len(entry["inbound_nodes"]) - 1)
     outputs = spec.outputs if isinstance(spec.outputs, list) else [spec.outputs]
+    # The module `model.to_json()` writes for a functional model, Keras's private one: a name in the document that
+    # Keras's deserializer reads (app/specchecker/safety.py allows exactly it), not an import of ours.
     return {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
             "config": {"name": spec.name, "trainable": True, "layers": layers,
                        "input_layers": [[item.name, 0, 0] for item in spec.inputs],
