@@ -20,8 +20,8 @@ from app.core.errors import Problem, not_found
 from app.core.quotas import check_storage, lock_tenant
 from app.core.scope import owned
 from app.core.tables import Job, ModelSpec
+from app.models.keras_documents import SpecError, model_document, model_name
 from app.models.param_budget import estimate_params
-from app.models.specs import SpecError, model_document, model_name
 from app.specchecker.pool import CheckerFailed, CheckerRejected, SpecChecker
 from app.specchecker.safety import Catalog, UnsafeSpec, check_config
 from app.system.metrics import UPLOAD_BYTES

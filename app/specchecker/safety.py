@@ -43,7 +43,8 @@ MODULE_KINDS: dict[str, tuple[str, ...]] = {
     "keras.losses": ("losses",),
     "keras.metrics": ("metrics",),
     "keras.dtype_policies": ("dtype_policies",),
-    # `model.to_json()` writes the one class Keras does not export publicly under its private module.
+    # `model.to_json()` writes the one class Keras does not export publicly under its private module. These are
+    # names in configs, which Keras's deserializer reads; kerasd imports Keras internals only in compat.py.
     "keras.src.models.functional": ("models",),
     "keras.src.models.sequential": ("models",),
 }
