@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -10,8 +11,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
 from sqlalchemy import select
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.core import events
 from app.core.database import get_sessionmaker
@@ -19,11 +20,15 @@ from app.core.errors import Problem, not_found
 from app.core.scope import owns_job
 from app.core.settings import Settings
 from app.core.tables import TERMINAL_STATUSES, Artifact, EpochLog, Job
+from app.events.schemas import JobEvent
 from app.http.auth import Caller, current_caller
 from app.http.deps import settings
+from app.http.problems import problem_responses
 
 router = APIRouter(prefix="/v1/jobs", tags=["events"])
 STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+# Lines end in a bare LF, as they always have here (sse-starlette's default is CRLF; readers accept both).
+SEP = "\n"
 
 
 @dataclass
@@ -68,43 +73,41 @@ def _replay_from_sql(job_id: str, state: JobState, *, with_epochs: bool) -> list
     return replay
 
 
-def _hint(retry_ms: int, comment: str) -> bytes:
-    return f"retry: {retry_ms}\n: {comment}\n\n".encode()
+def _message(event: dict[str, Any]) -> ServerSentEvent:
+    """One SSE message; an event replayed from SQL has no sequence id, so it sends no `id:` line."""
+    return ServerSentEvent(json.dumps(event), id=event.get("id") or None, event=event["type"], sep=SEP)
+
+
+def _hint(retry_ms: int, comment: str) -> ServerSentEvent:
+    return ServerSentEvent(retry=retry_ms, comment=comment, sep=SEP)
 
 
 async def _event_stream(request: Request, job_id: str, after: str, config: Settings,
-                        prelude: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+                        prelude: list[dict[str, Any]]) -> AsyncIterator[ServerSentEvent]:
+    # Heartbeats and a client that goes away are sse-starlette's (its ping task and its disconnect listener,
+    # which cancels this generator); what is ours is when the stream ends.
     client = request.app.state.redis_async
-    opened = last_sent = time.monotonic()
-    last_sql_check = opened
+    opened = last_sql_check = time.monotonic()
     draining = False
     yield _hint(config.sse_retry_ms, f"events of job {job_id}")
     for event in prelude:
-        yield events.sse_format(event)
+        yield _message(event)
     if prelude:
         return
     block_ms = max(50, int(min(1.0, config.sse_heartbeat_s) * 1000))
     async for event in events.follow(client, job_id, after=after, block_ms=block_ms):
         now = time.monotonic()
         if event is not None:
-            yield events.sse_format(event)
-            last_sent = now
+            yield _message(event)
             # A job retried after it ended has more events after this one: a late subscriber gets those too.
             if event["type"] in events.TERMINAL_EVENTS and not await events.has_events_after(
                     client, job_id, event["id"]):
                 return
-            if now - opened >= config.sse_max_connection_s:
-                yield _hint(config.sse_retry_ms, "connection lifetime reached: reconnect with Last-Event-ID")
-                return
-            continue
-        if await request.is_disconnected():
-            return
         if now - opened >= config.sse_max_connection_s:
             yield _hint(config.sse_retry_ms, "connection lifetime reached: reconnect with Last-Event-ID")
             return
-        if now - last_sent >= config.sse_heartbeat_s:
-            last_sent = now
-            yield b": heartbeat\n\n"
+        if event is not None:
+            continue
         # A job that ended while its stream was lost (Redis restarted, stream expired, a worker killed
         # before it published) would keep the client waiting for a terminal event that never comes. The
         # worker commits the status before it publishes, so after one more quiet block the end comes
@@ -112,7 +115,7 @@ async def _event_stream(request: Request, job_id: str, after: str, config: Setti
         if draining:
             state = await run_in_threadpool(_job_state, job_id, with_history=True)
             if state is not None and state.status in events.TERMINAL_EVENT_OF_STATUS:
-                yield events.sse_format(_replay_from_sql(job_id, state, with_epochs=False)[-1])
+                yield _message(_replay_from_sql(job_id, state, with_epochs=False)[-1])
             return
         if now - last_sql_check >= 5:
             last_sql_check = now
@@ -136,6 +139,11 @@ EVENT_EXAMPLE = (
     '{"loss": 2.30, "categorical_accuracy": 0.11, "val_loss": 2.31, "val_categorical_accuracy": 0.09}, '
     '"seconds": 0.21}}\n\n'
 )
+# The body in OpenAPI 3.1 terms: text. Each message's data is a JobEvent, named by `x-item-schema` (OpenAPI 3.2
+# calls this `itemSchema`, which a 3.1 document may not carry); the component itself is app/events/schemas.py.
+EVENT_STREAM = {"schema": {"type": "string", "description": "Server-Sent Events: each message's `data:` line is a "
+                                                            "JobEvent as JSON"},
+                "x-item-schema": {"$ref": "#/components/schemas/JobEvent"}, "example": EVENT_EXAMPLE}
 
 
 @router.get(
@@ -144,20 +152,19 @@ EVENT_EXAMPLE = (
     description="Every event of the job from the start (or after `Last-Event-ID`), then live ones as they "
                 "happen, until the terminal event. Follow it with `curl -N`, or `new EventSource(url)` in a "
                 "browser (it resumes by itself).\n" + events.CONTRACT_MARKDOWN,
-    response_class=StreamingResponse,
+    response_class=Response,
     responses={
-        200: {"description": "The event stream", "content": {"text/event-stream": {"example": EVENT_EXAMPLE}}},
+        200: {"description": "The event stream", "model": JobEvent, "content": {"text/event-stream": EVENT_STREAM}},
         204: {"description": "The job has ended and the client already has its terminal event: stop"},
-        404: {"description": "No such job"},
-        422: {"description": "`Last-Event-ID` is not an event id"},
+        **problem_responses(404, 422),
     },
 )
-async def job_events(request: Request, job_id: str,
-                     last_event_id: str | None = Header(None, alias="Last-Event-ID",
-                                                        description="Resume after this event id"),
-                     after: str | None = Query(None, description="Same as the Last-Event-ID header, for "
-                                               "clients that cannot set headers", examples=["1764284401500-0"]),
-                     config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> Response:
+async def get_job_events(request: Request, job_id: str,
+                         last_event_id: str | None = Header(None, alias="Last-Event-ID",
+                                                            description="Resume after this event id"),
+                         after: str | None = Query(None, description="Same as the Last-Event-ID header, for "
+                                                   "clients that cannot set headers", examples=["1764284401500-0"]),
+                         config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> Response:
     # Another tenant's job is answered exactly as a missing one.
     if not await run_in_threadpool(owns_job, job_id, caller.tenant_id):
         raise not_found("job", job_id)
@@ -178,6 +185,10 @@ async def job_events(request: Request, job_id: str,
             # The stream is gone or never got its end: what SQL knows, so the client still sees the end.
             full = await run_in_threadpool(_job_state, job_id, with_history=True)
             prelude = _replay_from_sql(job_id, full, with_epochs=last is None and resume == "0-0")
-    return StreamingResponse(_event_stream(request, job_id, resume, config, prelude),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return EventSourceResponse(_event_stream(request, job_id, resume, config, prelude), sep=SEP,
+                               ping=config.sse_heartbeat_s, ping_message_factory=_heartbeat,
+                               headers={"Cache-Control": "no-cache"})
+
+
+def _heartbeat() -> ServerSentEvent:
+    return ServerSentEvent(comment="heartbeat", sep=SEP)
