@@ -24,7 +24,7 @@ from app.http.deps import Page, Paging, paging, settings, spec_checker
 from app.http.sessions import SessionReleasingRoute
 from app.jobs import repository as job_reads
 from app.jobs import service
-from app.jobs.schemas import ArtifactOut, JobOut
+from app.jobs.schemas import ArtifactOut, JobOut, JobPage
 from app.jobs.specs import JobCreate
 from app.specchecker.pool import SpecChecker
 
@@ -105,7 +105,7 @@ def _page_json(tenant_id: str, status: str | None, model_id: str | None, paging:
         return Page(items=items, total=total, limit=paging.limit, offset=paging.offset).model_dump_json().encode()
 
 
-@router.get("", response_model=Page, summary="List jobs, newest first, by status and model")
+@router.get("", response_model=JobPage, summary="List jobs, newest first, by status and model")
 async def list_jobs(paging: Paging = Depends(paging),
                     job_status: str | None = Query(None, alias="status", pattern=JOB_STATUSES),
                     model_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$"),
