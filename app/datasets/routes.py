@@ -20,6 +20,7 @@ from app.datasets.uploads import FIELD_LIMITS, DatasetUpload
 from app.http.auth import Caller, current_caller
 from app.http.deps import Page, Paging, settings
 from app.http.limits import MULTIPART_OVERHEAD
+from app.http.openapi import file_response
 from app.http.sessions import SessionReleasingRoute
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=SessionReleasingRoute)
@@ -95,7 +96,8 @@ def get_dataset(dataset_id: str, session: Session = Depends(get_session),
     return dataset_out(service.get_dataset(session, tenant_id=caller.tenant_id, dataset_id=dataset_id))
 
 
-@router.get("/{dataset_id}/content", summary="The uploaded file, streamed back byte for byte")
+@router.get("/{dataset_id}/content", summary="The uploaded file, streamed back byte for byte",
+            response_class=StreamingResponse, responses=file_response("The file as it was uploaded"))
 def get_dataset_content(dataset_id: str, session: Session = Depends(get_session),
                 caller: Caller = Depends(current_caller)) -> StreamingResponse:
     row = service.get_dataset(session, tenant_id=caller.tenant_id, dataset_id=dataset_id)

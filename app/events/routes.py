@@ -23,6 +23,7 @@ from app.core.tables import TERMINAL_STATUSES, Artifact, EpochLog, Job
 from app.events.schemas import JobEvent
 from app.http.auth import Caller, current_caller
 from app.http.deps import settings
+from app.http.openapi import COMPONENT
 from app.http.problems import problem_responses
 
 router = APIRouter(prefix="/v1/jobs", tags=["events"])
@@ -143,7 +144,9 @@ EVENT_EXAMPLE = (
 # calls this `itemSchema`, which a 3.1 document may not carry); the component itself is app/events/schemas.py.
 EVENT_STREAM = {"schema": {"type": "string", "description": "Server-Sent Events: each message's `data:` line is a "
                                                             "JobEvent as JSON"},
-                "x-item-schema": {"$ref": "#/components/schemas/JobEvent"}, "example": EVENT_EXAMPLE}
+                "x-item-schema": {"$ref": COMPONENT.format(model="JobEvent"),
+                                  "$defs": {"JobEvent": JobEvent.model_json_schema(ref_template=COMPONENT)}},
+                "example": EVENT_EXAMPLE}
 
 
 @router.get(
@@ -154,7 +157,7 @@ EVENT_STREAM = {"schema": {"type": "string", "description": "Server-Sent Events:
                 "browser (it resumes by itself).\n" + events.CONTRACT_MARKDOWN,
     response_class=Response,
     responses={
-        200: {"description": "The event stream", "model": JobEvent, "content": {"text/event-stream": EVENT_STREAM}},
+        200: {"description": "The event stream", "content": {"text/event-stream": EVENT_STREAM}},
         204: {"description": "The job has ended and the client already has its terminal event: stop"},
         **problem_responses(404, 422),
     },

@@ -26,6 +26,16 @@ def operation_id(route: APIRoute) -> str:
     return first + "".join(word.capitalize() for word in rest)
 
 
+def file_response(description: str, *media_types: str) -> dict[int | str, dict[str, Any]]:
+    """`responses` for a route that streams a file: its bytes, under each media type it may carry.
+
+    `application/octet-stream` comes first: generators take the first media type they know, and that one
+    gives bytes in every language."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    types = dict.fromkeys(("application/octet-stream", *media_types))
+    return {200: {"description": description, "content": {media_type: binary for media_type in types}}}
+
+
 class ComponentConflict(ValueError):
     """Two routes gave different schemas under one component name."""
 

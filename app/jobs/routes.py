@@ -21,6 +21,7 @@ from app.core.settings import Settings
 from app.core.tables import Job
 from app.http.auth import Caller, current_caller
 from app.http.deps import Page, Paging, paging, settings, spec_checker
+from app.http.openapi import file_response
 from app.http.sessions import SessionReleasingRoute
 from app.jobs import repository as job_reads
 from app.jobs import service
@@ -186,7 +187,13 @@ def list_artifacts(job_id: str, session: Session = Depends(get_session),
 DOWNLOAD_NAMES = {"weights.h5": "model.weights.h5"}
 
 
-@router.get("/{job_id}/artifacts/{name}", summary="Download an artifact: weights.h5, architecture.json, ...")
+# Every media type an artifact is stored with (workers/exports.py, workers/callbacks.py).
+ARTIFACT_MEDIA_TYPES = ("application/x-hdf5", "application/zip", "application/gzip", "application/json",
+                        "application/yaml", "text/csv")
+
+
+@router.get("/{job_id}/artifacts/{name}", summary="Download an artifact: weights.h5, architecture.json, ...",
+            response_class=StreamingResponse, responses=file_response("The file", *ARTIFACT_MEDIA_TYPES))
 def get_artifact(job_id: str, name: str, session: Session = Depends(get_session),
                  caller: Caller = Depends(current_caller)) -> StreamingResponse:
     artifact = service.get_artifact(session, tenant_id=caller.tenant_id, job_id=job_id, name=name)

@@ -181,7 +181,10 @@ def get_model(model_id: str, session: Session = Depends(get_session),
 @router.get("/{model_id}/architecture", summary="The canonical Keras architecture (tutorial §5.2)",
             description="`format=json` is exactly what `model.to_json()` writes and "
                         "`keras.models.model_from_json` reads; `format=yaml` is the same config as YAML "
-                        "(Keras removed `to_yaml`, so kerasd converts); POST either back to /v1/models.")
+                        "(Keras removed `to_yaml`, so kerasd converts); POST either back to /v1/models.",
+            response_class=Response, responses={200: {"description": "The Keras config", "content": {
+                "application/json": {"schema": {"type": "object", "description": "what model.to_json() writes"}},
+                "application/yaml": {"schema": {"type": "string"}}}}})
 def get_model_architecture(model_id: str, format: str = Query("json", pattern="^(json|yaml)$"),
                      session: Session = Depends(get_session), caller: Caller = Depends(current_caller)) -> Response:
     row = service.get_model(session, tenant_id=caller.tenant_id, model_id=model_id)
