@@ -138,6 +138,12 @@ def publish(client: redis.Redis, job_id: str, event_type: str, data: dict[str, A
     pipe.execute()
 
 
+def sse_format(event: dict[str, Any]) -> bytes:
+    """One SSE message; an event replayed from SQL has no sequence id, so it sends no `id:` line."""
+    head = f"id: {event['id']}\n" if event.get("id") else ""
+    return f"{head}event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+
+
 def replayed(job_id: str, event_type: str, data: dict[str, Any], *, attempt: int, ts: datetime | None) -> dict:
     """An event rebuilt from SQL for a job whose Redis stream is gone."""
     return {"id": None, "v": SCHEMA_VERSION, "type": event_type, "job_id": job_id, "attempt": attempt,
