@@ -75,10 +75,10 @@ def _hint(retry_ms: int, comment: str) -> bytes:
     return f"retry: {retry_ms}\n: {comment}\n\n".encode()
 
 
-# Written here, not taken from a library: bench/sse_delivery.py measured one stream delivering 0.80 (0.65 to 0.86
-# across runs) of these events per second through sse-starlette's EventSourceResponse, 0.86 with these same bytes
-# through it, and 0.34 through FastAPI's own fastapi.sse (whose fixed 15 s ": ping" could not carry
-# KERASD_SSE_HEARTBEAT_S either); docs/design.md has the figures.
+# Written here, not taken from a library: bench/sse_delivery.py measured one stream delivering 0.6 to 0.8 of these
+# events per second through sse-starlette's EventSourceResponse (0.7 to 0.86 given these same bytes) and 0.2 to
+# 0.34 through FastAPI's own fastapi.sse (whose fixed 15 s ": ping" could not carry KERASD_SSE_HEARTBEAT_S either);
+# the figures are in docs/performance.md.
 async def _event_stream(request: Request, job_id: str, after: str, config: Settings,
                         prelude: list[dict[str, Any]]) -> AsyncIterator[bytes]:
     client = request.app.state.redis_async
