@@ -23,7 +23,7 @@ from app.http.openapi import API_VERSION, named_components, operation_id
 from app.http.problems import install_problem_handlers, problem_responses
 from app.http.ratelimit import RateLimiter, limiter_client
 from app.jobs import routes as jobs
-from app.jobs.specs import OPENAPI_NAMES
+from app.jobs.schema_docs import OPENAPI_NAMES
 from app.models import routes as models
 from app.specchecker.pool import SpecChecker
 from app.system import dashboard

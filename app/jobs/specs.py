@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.jobs.schema_docs import OP_VARIANTS
 
 IdField = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 # In a stored job request, an array reference resolved by the API: {"$array": {dataset_id, array, sha256, ...}}.
@@ -36,53 +38,8 @@ class ArrayRef(BaseModel):
     array: str | None = Field(default=None, max_length=100)
 
 
-# In the OpenAPI document the list and dict forms of an array reference are named components (app/main.py
-# gives these to app/http/openapi.py, which puts a reference in place of each inline copy): generated clients
-# then have one type for each, not one per field that takes arrays.
-_ARRAY_REF = {"$ref": "#/components/schemas/ArrayRef"}
-OPENAPI_NAMES: dict[str, tuple[dict[str, Any], str]] = {
-    "ArrayList": ({"type": "array", "items": _ARRAY_REF}, "Several arrays, in order."),
-    "ArraysByName": ({"type": "object", "additionalProperties": _ARRAY_REF},
-                     "Arrays by the model's input (or output) names."),
-}
 # A model's inputs (or targets) as Keras takes them: one array, a list, or a dict by input/output name.
 ArrayInput = ArrayRef | list[ArrayRef] | dict[str, ArrayRef]
-
-
-class BatchOp(BaseModel):
-    """`.batch(batch_size, drop_remainder=False)`"""
-
-    op: Literal["batch"]
-    batch_size: int = Field(ge=1, le=1_000_000)
-    drop_remainder: bool = False
-
-
-class ShuffleOp(BaseModel):
-    """`.shuffle(buffer_size, seed=None, reshuffle_each_iteration=True)`"""
-
-    op: Literal["shuffle"]
-    buffer_size: int = Field(ge=1, le=100_000_000)
-    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    reshuffle_each_iteration: bool = True
-
-
-class RepeatOp(BaseModel):
-    """`.repeat(count=None)`: null or -1 repeats forever."""
-
-    op: Literal["repeat"]
-    count: int | None = Field(default=None, ge=-1)
-
-
-class PrefetchOp(BaseModel):
-    """`.prefetch(buffer_size)`: null lets tf.data choose (AUTOTUNE)."""
-
-    op: Literal["prefetch"]
-    buffer_size: int | None = Field(default=None, ge=1, le=100_000_000)
-
-
-# The document's PipelineOp: one variant per op, by `op` (generated clients get a typed class for each).
-_OP_VARIANTS: TypeAdapter[Any] = TypeAdapter(
-    Annotated[BatchOp | ShuffleOp | RepeatOp | PrefetchOp, Field(discriminator="op")])
 
 
 class PipelineOp(BaseModel):
@@ -102,7 +59,7 @@ class PipelineOp(BaseModel):
     def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
         # Validation stays this one model: a job's stored request repeats every op's defaults (a batch op with
         # `reshuffle_each_iteration`), and posting it again must still be accepted.
-        return {"title": "PipelineOp", "description": cls.__doc__, **handler(_OP_VARIANTS.core_schema)}
+        return {"title": "PipelineOp", "description": cls.__doc__, **handler(OP_VARIANTS.core_schema)}
 
     @model_validator(mode="after")
     def _arguments(self) -> PipelineOp:
