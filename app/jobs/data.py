@@ -6,11 +6,12 @@ pipeline's ops are the contract's own `PipelineOp`, checked here as the user sen
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.contract import PipelineOp
+from app.core import contract
+from app.jobs.schema_docs import OP_VARIANTS
 
 IdField = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 
@@ -22,6 +23,17 @@ class ArrayRef(BaseModel):
 
     dataset_id: IdField
     array: str | None = Field(default=None, max_length=100)
+
+
+class PipelineOp(contract.PipelineOp):
+    __doc__ = contract.PipelineOp.__doc__
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        # In the OpenAPI document one variant per op, so generated clients get a typed class of each. Validation
+        # stays the contract's one model: a job's stored request repeats every op's defaults (a batch op with
+        # `reshuffle_each_iteration`), and posting it again must still be accepted.
+        return {"title": "PipelineOp", "description": cls.__doc__, **handler(OP_VARIANTS.core_schema)}
 
 
 # A model's inputs (or targets) as Keras takes them: one array, a list, or a dict by input/output name.

@@ -23,10 +23,11 @@ from app.core.statuses import STATUS_PATTERN
 from app.core.tables import Job
 from app.http.auth import Caller, current_caller
 from app.http.deps import Page, Paging, paging, settings, spec_checker
+from app.http.openapi import file_response
 from app.http.sessions import SessionReleasingRoute
 from app.jobs import repository as job_reads
 from app.jobs import service
-from app.jobs.schemas import ArtifactOut, JobCreate, JobOut
+from app.jobs.schemas import ArtifactOut, JobCreate, JobOut, JobPage
 from app.specchecker.pool import SpecChecker
 
 log = logging.getLogger("kerasd.api")
@@ -106,7 +107,7 @@ def _page_json(tenant_id: str, status: str | None, model_id: str | None, paging:
         return Page(items=items, total=total, limit=paging.limit, offset=paging.offset).model_dump_json().encode()
 
 
-@router.get("", response_model=Page, summary="List jobs, newest first, by status and model")
+@router.get("", response_model=JobPage, summary="List jobs, newest first, by status and model")
 async def list_jobs(paging: Paging = Depends(paging),
                     job_status: str | None = Query(None, alias="status", pattern=STATUS_PATTERN),
                     model_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$"),
@@ -187,7 +188,13 @@ def list_artifacts(job_id: str, session: Session = Depends(get_session),
 DOWNLOAD_NAMES = {"weights.h5": "model.weights.h5"}
 
 
-@router.get("/{job_id}/artifacts/{name}", summary="Download an artifact: weights.h5, architecture.json, ...")
+# Every media type an artifact is stored with (workers/exports.py, workers/callbacks.py).
+ARTIFACT_MEDIA_TYPES = ("application/x-hdf5", "application/zip", "application/gzip", "application/json",
+                        "application/yaml", "text/csv")
+
+
+@router.get("/{job_id}/artifacts/{name}", summary="Download an artifact: weights.h5, architecture.json, ...",
+            response_class=StreamingResponse, responses=file_response("The file", *ARTIFACT_MEDIA_TYPES))
 def get_artifact(job_id: str, name: str, session: Session = Depends(get_session),
                  caller: Caller = Depends(current_caller)) -> StreamingResponse:
     artifact = service.get_artifact(session, tenant_id=caller.tenant_id, job_id=job_id, name=name)

@@ -284,3 +284,12 @@ class JobOut(BaseModel):
     epochs: list[dict[str, Any]]
     result: dict[str, Any] | None
     links: dict[str, str]
+
+
+class JobPage(BaseModel):
+    """Jobs, newest first."""
+
+    items: list[JobOut]
+    total: int
+    limit: int
+    offset: int
