@@ -56,6 +56,19 @@ def _tensorflow_internal(module: str, what: str) -> ModuleType:
     return importlib.import_module(module)
 
 
+# --- objects keras.applications define in modules of their own -----------------------------------------------
+
+def keras_objects(module: str, names: tuple[str, ...]) -> list[str]:
+    """Of `names`, those `module` defines as Keras operations (layers included). keras.applications's own layers
+    (ConvNeXt's LayerScale, ...) and keras.ops's operation classes are not exported publicly, and Keras names
+    them by these modules in `model.to_json()` (app/specchecker/safety.py's KERAS_APPLICATION_OBJECTS)."""
+    import keras
+
+    found = _keras_internal(module)
+    return [name for name in names if isinstance(getattr(found, name, None), type)
+            and issubclass(getattr(found, name), keras.Operation)]
+
+
 # --- Keras's global state --------------------------------------------------------------------------------------
 
 def global_state() -> ModuleType:
