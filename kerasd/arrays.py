@@ -85,9 +85,10 @@ def check_csv_header(path: Path) -> list[str]:
         raise ValueError(f"{path} is empty; a CSV dataset needs a header row naming its columns, then data rows")
     if all(_is_number(cell.strip()) for cell in first):
         shown = ",".join(first[:6]) + (",..." if len(first) > 6 else "")
-        raise ValueError(f"the first row of {path} is numbers ({shown}), not column names: the server reads the "
-                         "first row as the header, so this row of data would be lost. Add a header row naming "
-                         "the columns (e.g. f1,f2,label), then choose them with x_columns / y_columns.")
+        raise ValueError(f"{path} is neither .npy nor .npz, and as a CSV it has no header row: its first row is "
+                         f"numbers ({shown}), which the server would take for the column names, losing that row of "
+                         "data. Add a header row naming the columns (e.g. f1,f2,label), then choose them with "
+                         "x_columns / y_columns.")
     return [cell.strip() for cell in first]
 
 

@@ -87,8 +87,12 @@ def _normalize_model_config(node: Any) -> Any:
 
 
 def model_document(model: Any) -> dict[str, Any]:
-    """`model.to_json()`, normalized."""
-    return _normalize_model_config(json.loads(model.to_json()))
+    """`model.to_json()`, normalized, without the local `compile()`'s config: each job carries the remote model's
+    own compile, and a model compiled locally (with an optimizer that makes its variables when built, as Adam
+    does) is otherwise refused by the server's spec checker."""
+    document = _normalize_model_config(json.loads(model.to_json()))
+    document.pop("compile_config", None)
+    return document
 
 
 def sequential_spec(document: dict[str, Any]) -> dict[str, Any] | None:
