@@ -85,18 +85,22 @@ class HandWrittenSSEParser:
         return None
 
 
+def worker_event(index: int, count: int) -> tuple[str, dict[str, Any]]:
+    """The `index`-th of `count` events as a worker publishes them: nine batch events, then an epoch event."""
+    if index % 10 == 9:
+        return "epoch", {"epoch": index // 10, "epochs": count // 10, "seconds": 0.21,
+                         "logs": {"loss": 2.301, "categorical_accuracy": 0.11, "val_loss": 2.31,
+                                  "val_categorical_accuracy": 0.09}}
+    return "batch", {"epoch": index // 10, "step": index % 10, "steps": 10,
+                     "logs": {"loss": 2.31, "categorical_accuracy": 0.1}, "steps_per_s": 80.0,
+                     "samples_per_s": 8000.0, "eta_s": 0.075}
+
+
 def sse_body(count: int) -> bytes:
     parts = ["retry: 1000\n: events of job j\n\n"]
     for index in range(count):
         event_id = f"1764284400000-{index}"
-        if index % 10 == 9:
-            kind, data = "epoch", {"epoch": index // 10, "epochs": count // 10, "seconds": 0.21,
-                                   "logs": {"loss": 2.301, "categorical_accuracy": 0.11, "val_loss": 2.31,
-                                            "val_categorical_accuracy": 0.09}}
-        else:
-            kind, data = "batch", {"epoch": index // 10, "step": index % 10, "steps": 10,
-                                   "logs": {"loss": 2.31, "categorical_accuracy": 0.1}, "steps_per_s": 80.0,
-                                   "samples_per_s": 8000.0, "eta_s": 0.075}
+        kind, data = worker_event(index, count)
         payload = {"id": event_id, "v": 1, "type": kind, "job_id": "0" * 32, "attempt": 1,
                    "ts": "2026-11-28T00:00:01.500000+00:00", "data": data}
         parts.append(f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(payload)}\n\n")
@@ -160,14 +164,7 @@ def a_finished_job(api: str, database_url: str, redis_url: str, events: int) -> 
     pipe = client.pipeline(transaction=False)
     key = contract.stream_key(job["id"])
     for index in range(events):
-        if index % 10 == 9:
-            kind, data = "epoch", {"epoch": index // 10, "epochs": events // 10, "seconds": 0.21,
-                                   "logs": {"loss": 2.301, "categorical_accuracy": 0.11, "val_loss": 2.31,
-                                            "val_categorical_accuracy": 0.09}}
-        else:
-            kind, data = "batch", {"epoch": index // 10, "step": index % 10, "steps": 10,
-                                   "logs": {"loss": 2.31, "categorical_accuracy": 0.1}, "steps_per_s": 80.0,
-                                   "samples_per_s": 8000.0, "eta_s": 0.075}
+        kind, data = worker_event(index, events)
         pipe.xadd(key, contract.encode(job["id"], kind, data, attempt=1))
     pipe.xadd(key, contract.encode(job["id"], "finished", {"status": "succeeded"}, attempt=1))
     pipe.expire(key, 3600)

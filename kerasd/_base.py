@@ -144,7 +144,7 @@ class BaseClient:
         self.base_url = (base_url or os.environ.get("KERASD_URL") or DEFAULT_URL).rstrip("/")
         # Where the URL came from, for the messages that say it cannot be reached (the CLI says `--url`).
         self.url_source = ("Client(base_url=...)" if base_url else
-                           "KERASD_URL" if os.environ.get("KERASD_URL") else "the default; set KERASD_URL")
+                           "KERASD_URL" if os.environ.get("KERASD_URL") else "the default")
         self.api_key = api_key if api_key is not None else os.environ.get("KERASD_API_KEY")
         self.timeout = timeout
         self.max_retries = max_retries

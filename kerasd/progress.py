@@ -56,7 +56,7 @@ def _format_value(value: Any) -> str:
 
 class ProgressBar:
     """Keras's `Progbar` look: `7/10 ━━━━━━━━━━━━━━━━━━━━ 1s 5ms/step - loss: 0.1234`, where Keras is absent
-    or the output is a log (there: one line when the bar is complete, `7/10 [=======>......]`).
+    or the output is a log (there: one line when the bar is complete, `10/10 [====================]`).
 
     Values are shown as given: Keras 3 already reports running means, and so does the worker.
     """
