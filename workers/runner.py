@@ -160,8 +160,10 @@ class JobRun:
                     outcome = Outcome("succeeded", {"predictions": inline}, artifacts=files)
         if self.timed_out.is_set():
             outcome.status = "failed"
+            at = stop.stopped_at
+            where = f"epoch {at['epoch']}, batch {at['batch']}" if at else "the end"
             outcome.error = {"type": "timeout", "message": f"the job ran past its time limit of "
-                             f"{self._time_limit_s} s and was stopped at {stop.stopped_at or 'the end'}; its "
+                             f"{self._time_limit_s} s and was stopped at {where}; its "
                              "last checkpoint and weights are kept"}
         elif self.cancel.requested.is_set():
             outcome.status, outcome.error = "cancelled", None
