@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-TERMINAL_TYPES = frozenset({"finished", "failed", "cancelled"})
+TERMINAL_TYPES = frozenset({"finished", "failed", "cancelled", "pruned"})
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from kerasd.progress import TransferBar
 if TYPE_CHECKING:
     from kerasd.client import AsyncClient, Client
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "pruned")
 
 
 class Page(list):

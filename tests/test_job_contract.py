@@ -321,3 +321,20 @@ def test_workers_read_the_contract_not_the_api_request_schemas() -> None:
             "print(sorted(m for m in sys.modules if m == 'app.jobs' or m.startswith('app.jobs.')))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_the_sdk_and_the_dashboard_know_every_status_of_the_map() -> None:
+    # Their own copies (the SDK imports nothing of the server; the dashboard is plain JavaScript).
+    import re
+
+    import kerasd.events
+    import kerasd.resources
+    from app.core.statuses import JOB_STATUSES, TERMINAL_EVENTS, TERMINAL_STATUSES
+
+    assert kerasd.resources.JOB_STATUSES == JOB_STATUSES
+    assert set(kerasd.resources.TERMINAL_STATUSES) == set(TERMINAL_STATUSES)
+    assert kerasd.events.TERMINAL_TYPES == frozenset(TERMINAL_EVENTS)
+    script = (Path(__file__).resolve().parent.parent / "app" / "system" / "static" / "dashboard.js").read_text()
+    terminal = re.search(r"const TERMINAL_STATUSES = new Set\(\[(.*?)\]\)", script).group(1)
+    assert {name.strip(' "') for name in terminal.split(",")} == set(TERMINAL_STATUSES)
+    assert all(f"<option>{name}</option>" in script for name in JOB_STATUSES)
