@@ -11,7 +11,6 @@ import redis
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI
 
-import app as kerasd_app
 from app.core import logs
 from app.core.read_pool import close_read_pool
 from app.core.settings import get_settings
@@ -20,9 +19,11 @@ from app.events import routes as events
 from app.http.auth import RequireCredentials, auth_mode, current_caller
 from app.http.limits import RequestLimits
 from app.http.observability import Observability
+from app.http.openapi import API_VERSION, named_components, operation_id
 from app.http.problems import install_problem_handlers, problem_responses
 from app.http.ratelimit import RateLimiter, limiter_client
 from app.jobs import routes as jobs
+from app.jobs.schema_docs import OPENAPI_NAMES
 from app.models import routes as models
 from app.specchecker.pool import SpecChecker
 from app.system import dashboard
@@ -84,8 +85,9 @@ async def lifespan(application: FastAPI):
 
 def create_app() -> FastAPI:
     # /docs is served by app.system.dashboard with Swagger UI's files from a package, never from a CDN.
-    application = FastAPI(title="kerasd", version=kerasd_app.__version__, description=DESCRIPTION,
-                          lifespan=lifespan, docs_url=None, redoc_url=None)
+    # The document's version is the API's (app/http/openapi.py); kerasd's own is GET /version's.
+    application = FastAPI(title="kerasd", version=API_VERSION, description=DESCRIPTION, lifespan=lifespan,
+                          docs_url=None, redoc_url=None, generate_unique_id_function=operation_id)
     install_problem_handlers(application)
     # Innermost first: a key is asked for before any body is read, bodies are bounded before a route reads
     # them, and every request, refused or not, is timed, counted and logged with its request id.
@@ -98,4 +100,12 @@ def create_app() -> FastAPI:
                    models.plugins_router, tenants.router):
         application.include_router(router, dependencies=[Depends(current_caller)], responses=V1_ERRORS)
     dashboard.install(application)
+    described = application.openapi
+
+    def openapi() -> dict:
+        if application.openapi_schema is None:
+            application.openapi_schema = named_components(described(), OPENAPI_NAMES)
+        return application.openapi_schema
+
+    application.openapi = openapi  # type: ignore[method-assign]
     return application

@@ -1,6 +1,6 @@
 """kerasd: train Keras models on a kerasd server.
 
-The SDK needs only httpx and numpy; `client.remote(keras_model)` imports Keras when it is used.
+The SDK needs only httpx (with httpx-sse), tenacity and numpy; `client.remote(keras_model)` imports Keras when used.
 
     import kerasd
     client = kerasd.Client("http://127.0.0.1:8000")

@@ -1,4 +1,5 @@
-"""Numpy arrays as the files the API stores: `.npy` for one array, `.npz` for named arrays.
+"""Numpy arrays as the files the API stores: `.npy` for one array, `.npz` for named arrays; CSV files (with a
+header row) as they are, which the server turns into arrays `x` and `y`.
 
 Files are written to a temporary file (never whole in memory twice) and hashed, so an upload the server
 already holds can be skipped. `.npz` files are written with fixed zip timestamps: the same arrays always
@@ -7,6 +8,7 @@ give the same bytes, hence the same sha256.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import os
@@ -66,12 +68,39 @@ def write_npz(target: BinaryIO, arrays: Mapping[str, np.ndarray]) -> None:
                 np.lib.format.write_array(member, array, allow_pickle=False)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_csv_header(path: Path) -> list[str]:
+    """The CSV's column names. The server reads the first row as the header, so a first row of numbers (data,
+    not names) would be lost: refused with what to do."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        first = next(csv.reader(handle), None)
+    if not first:
+        raise ValueError(f"{path} is empty; a CSV dataset needs a header row naming its columns, then data rows")
+    if all(_is_number(cell.strip()) for cell in first):
+        shown = ",".join(first[:6]) + (",..." if len(first) > 6 else "")
+        raise ValueError(f"{path} is neither .npy nor .npz, and as a CSV it has no header row: its first row is "
+                         f"numbers ({shown}), which the server would take for the column names, losing that row of "
+                         "data. Add a header row naming the columns (e.g. f1,f2,label), then choose them with "
+                         "x_columns / y_columns.")
+    return [cell.strip() for cell in first]
+
+
 def prepare(data: Any, *, filename: str | None = None) -> PreparedFile:
-    """A file for `POST /v1/datasets` from an array, a dict of named arrays, or a .npy/.npz path."""
+    """A file for `POST /v1/datasets` from an array, a dict of named arrays, or a .npy/.npz/.csv path."""
     if isinstance(data, str | os.PathLike):
         path = Path(data)
-        if path.suffix.lower() not in (".npy", ".npz"):
-            raise ValueError(f"{path} is neither .npy nor .npz; save arrays with np.save or np.savez")
+        suffix = path.suffix.lower()
+        if suffix not in (".npy", ".npz", ".csv"):
+            raise ValueError(f"{path} is not .npy, .npz or .csv; save arrays with np.save or np.savez")
+        if suffix == ".csv":
+            check_csv_header(path)
         handle = path.open("rb")
         digest, size = sha256_of(handle)
         return PreparedFile(handle, filename or path.name, digest, size)

@@ -1,14 +1,14 @@
 """The client commands of `kerasd`, on the same Client as the SDK:
 
-    kerasd models create FILE          a spec / Keras JSON (.json), YAML (.yaml) or a saved model (.keras, .h5)
-    kerasd datasets upload FILE        a .npy or .npz (nothing is sent when the server has the same bytes)
+    kerasd models create FILE | list | get ID | delete ID        FILE: a spec / Keras JSON, YAML, .keras or .h5
+    kerasd datasets upload FILE | list | get ID | delete ID      FILE: .npy, .npz, or CSV with a header row
     kerasd jobs submit FILE [--watch]  a job as YAML or JSON (the body of POST /v1/jobs)
-    kerasd jobs watch ID               live progress bar until the job ends (exit 0 only if it succeeded)
-    kerasd jobs list | get ID | cancel ID | retry ID
-    kerasd artifacts get ID NAME -o PATH
+    kerasd jobs watch ID               live progress until the job ends (exit 0 only if it succeeded)
+    kerasd jobs list | get ID | cancel ID | retry ID | delete ID
+    kerasd artifacts list ID | get ID NAME -o PATH
 
 The server and key come from --url / --api-key or KERASD_URL / KERASD_API_KEY; --json prints the API's
-answers for scripts.
+answers for scripts. An ID may be given whole or as a unique prefix (the dashboard shows its first 8 characters).
 """
 
 from __future__ import annotations
@@ -19,17 +19,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kerasd import cli_text
 from kerasd.client import Client
 from kerasd.errors import KerasdError
-from kerasd.progress import FitDisplay
+from kerasd.progress import FitDisplay, QueueNotice
+from kerasd.resources import JOB_STATUSES
+
+INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.url, api_key=args.api_key, verbose=0 if args.json else 1)
+    client = Client(args.url, api_key=args.api_key, verbose=0 if args.json else 1)
+    if args.url:
+        client.url_source = "--url"
+    return client
 
 
 def _emit(args: argparse.Namespace, value: Any, human: str) -> None:
     print(json.dumps(value, indent=2, default=str) if args.json else human)
+
+
+def _id(client: Client, args: argparse.Namespace, kind: str) -> str:
+    resource = {"job": client.jobs, "model": client.models, "dataset": client.datasets}[kind]
+    return cli_text.resolve_id(args.id, kind, resource.list)
 
 
 def _load_document(path: str) -> Any:
@@ -43,26 +55,73 @@ def _load_document(path: str) -> Any:
     return json.loads(text)
 
 
+# --- models and datasets ------------------------------------------------------------------------------
+
 def _models_create(args: argparse.Namespace) -> int:
     model = _client(args).models.create(args.file, name=args.name)
-    summary = model.get("summary") or {}
-    _emit(args, model, f"{model['id']}  {model.get('name')}  params: {summary.get('total_params')}")
+    _emit(args, model, cli_text.model_row(model))
     return 0
 
 
 def _datasets_upload(args: argparse.Namespace) -> int:
-    dataset = _client(args).datasets.upload(args.file, name=args.name)
-    arrays = ", ".join(f"{a['name']}{tuple(a['shape'])} {a['dtype']}" for a in dataset.get("arrays", []))
-    _emit(args, dataset, f"{dataset['id']}  {arrays}")
+    try:
+        dataset = _client(args).datasets.upload(args.file, name=args.name, x_columns=args.x_columns,
+                                                y_columns=args.y_columns)
+    except ValueError as exc:  # a file the SDK refuses before sending it, with what to do
+        raise KerasdError(str(exc)) from None
+    _emit(args, dataset, cli_text.dataset_row(dataset))
     return 0
 
 
+def _lister(kind: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        page = getattr(_client(args), f"{kind}s").list(limit=args.limit)
+        row = getattr(cli_text, f"{kind}_row")
+        _emit(args, {"items": list(page), "total": page.total},
+              "\n".join(row(item) for item in page) or f"no {kind}s")
+        return 0
+
+    return run
+
+
+def _getter(kind: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        client = _client(args)
+        found = getattr(client, f"{kind}s").get(_id(client, args, kind))
+        _emit(args, found, getattr(cli_text, f"{kind}_text")(found))
+        return 0
+
+    return run
+
+
+def _deleter(kind: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        client = _client(args)
+        found = _id(client, args, kind)
+        getattr(client, f"{kind}s").delete(found)
+        _emit(args, {"id": found, "deleted": True}, f"{kind} {found} deleted")
+        return 0
+
+    return run
+
+
+# --- jobs -------------------------------------------------------------------------------------------
+
 def _watch(client: Client, job_id: str, args: argparse.Namespace) -> int:
-    fit = (client.jobs.get(job_id).get("request") or {}).get("fit") or {}
-    display = FitDisplay(epochs=fit.get("epochs"), verbose=0 if args.json else 1)
-    for event in client.jobs.events(job_id):
-        display.handle(event)
-    job = client.jobs.get(job_id)
+    verbose = 0 if args.json else 1
+    try:
+        notice = QueueNotice(job_id, verbose=verbose)
+        started = client.jobs.wait_started(job_id, on_queued=notice.update)
+        notice.close(started)
+        fit = (started.get("request") or {}).get("fit") or {}
+        display = FitDisplay(epochs=fit.get("epochs"), verbose=verbose)
+        for event in client.jobs.events(job_id, on_reconnect=lambda message: print(message, file=sys.stderr)):
+            display.handle(event)
+        job = client.jobs.get(job_id)
+    except KeyboardInterrupt:
+        print(f"\nkerasd: stopped watching. Job {job_id} goes on running on the server: `kerasd jobs watch "
+              f"{job_id}` follows it again, `kerasd jobs cancel {job_id}` stops it.", file=sys.stderr)
+        return INTERRUPTED
     error = job.get("error") or {}
     detail = f": {error.get('type')}: {error.get('message')}" if error else ""
     _emit(args, job, f"job {job_id} {job['status']}{detail}")
@@ -81,40 +140,50 @@ def _jobs_submit(args: argparse.Namespace) -> int:
 
 
 def _jobs_watch(args: argparse.Namespace) -> int:
-    return _watch(_client(args), args.id, args)
+    client = _client(args)
+    return _watch(client, _id(client, args, "job"), args)
 
 
 def _jobs_list(args: argparse.Namespace) -> int:
-    page = _client(args).jobs.list(status=args.status, model_id=args.model_id, limit=args.limit)
-    lines = [f"{j['id']}  {j['kind']:<8} {j['status']:<10} {j.get('created_at', '')}" for j in page]
-    _emit(args, {"items": list(page), "total": page.total}, "\n".join(lines) or "no jobs")
-    return 0
-
-
-def _jobs_get(args: argparse.Namespace) -> int:
-    job = _client(args).jobs.get(args.id)
-    last = {key: values[-1] for key, values in (job.get("history") or {}).items() if values}
-    _emit(args, job, f"{job['id']}  {job['kind']}  {job['status']}  attempt {job.get('attempt')}  {last}")
+    client = _client(args)
+    model_id = cli_text.resolve_id(args.model_id, "model", client.models.list) if args.model_id else None
+    page = client.jobs.list(status=args.status, model_id=model_id, limit=args.limit)
+    _emit(args, {"items": list(page), "total": page.total}, "\n".join(map(cli_text.job_row, page)) or "no jobs")
     return 0
 
 
 def _jobs_cancel(args: argparse.Namespace) -> int:
-    job = _client(args).jobs.cancel(args.id)
-    _emit(args, job, f"{args.id}  cancel requested ({(job or {}).get('status')})")
+    client = _client(args)
+    job_id = _id(client, args, "job")
+    job = client.jobs.cancel(job_id)
+    _emit(args, job, f"{job_id}  cancel requested ({(job or {}).get('status')})")
     return 0
 
 
 def _jobs_retry(args: argparse.Namespace) -> int:
-    job = _client(args).jobs.retry(args.id)
-    _emit(args, job, f"{args.id}  {job['status']} (attempt {job.get('attempt')})")
+    client = _client(args)
+    job_id = _id(client, args, "job")
+    job = client.jobs.retry(job_id)
+    _emit(args, job, f"{job_id}  {job['status']} (attempt {job.get('attempt')})")
+    return 0
+
+
+def _artifacts_list(args: argparse.Namespace) -> int:
+    client = _client(args)
+    found = client.jobs.artifacts(_id(client, args, "job"))
+    _emit(args, found, "\n".join(f"{item['name']:<24} {item['size_bytes']:>12,} bytes  {item['media_type']}"
+                                 for item in found) or "no artifacts")
     return 0
 
 
 def _artifacts_get(args: argparse.Namespace) -> int:
-    path = _client(args).jobs.artifact(args.id, args.name, args.output or Path.cwd())
+    client = _client(args)
+    path = client.jobs.artifact(_id(client, args, "job"), args.name, args.output or Path.cwd())
     _emit(args, {"path": str(path), "bytes": Path(path).stat().st_size}, str(path))
     return 0
 
+
+# --- the parser --------------------------------------------------------------------------------------
 
 def add_client_commands(commands: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
@@ -126,42 +195,56 @@ def add_client_commands(commands: Any) -> None:
         parser = commands.add_parser(name, help=help_text)
         return parser.add_subparsers(dest=f"{name}_command", required=True)
 
-    models = group("models", "create models on a kerasd server")
-    create = models.add_parser("create", parents=[common], help="from a .json, .yaml, .keras or .h5 file")
+    def command(parent: Any, name: str, run: Any, help_text: str, *, with_id: str | None = None) -> Any:
+        parser = parent.add_parser(name, parents=[common], help=help_text)
+        if with_id:
+            parser.add_argument("id", help=f"the {with_id}'s id, or a unique prefix of it")
+        parser.set_defaults(run=run)
+        return parser
+
+    def listing(parent: Any, kind: str) -> Any:
+        parser = command(parent, "list", _lister(kind) if kind != "job" else _jobs_list, "newest first")
+        parser.add_argument("--limit", type=int, default=50)
+        return parser
+
+    models = group("models", "models on a kerasd server")
+    create = command(models, "create", _models_create, "from a .json, .yaml, .keras or .h5 file")
     create.add_argument("file")
     create.add_argument("--name", default=None)
-    create.set_defaults(run=_models_create)
+    listing(models, "model")
+    command(models, "get", _getter("model"), "a model's layers and parameters", with_id="model")
+    command(models, "delete", _deleter("model"), "delete a model no job uses", with_id="model")
 
-    datasets = group("datasets", "upload numpy arrays")
-    upload = datasets.add_parser("upload", parents=[common], help="a .npy or .npz file")
+    datasets = group("datasets", "numpy arrays and CSV files on a kerasd server")
+    upload = command(datasets, "upload", _datasets_upload, "a .npy, .npz, or CSV file with a header row")
     upload.add_argument("file")
     upload.add_argument("--name", default=None)
-    upload.set_defaults(run=_datasets_upload)
+    upload.add_argument("--x-columns", default=None, help="CSV: feature columns, comma-separated (default: all "
+                                                          "but the y columns)")
+    upload.add_argument("--y-columns", default=None, help="CSV: target columns, comma-separated")
+    listing(datasets, "dataset")
+    command(datasets, "get", _getter("dataset"), "a dataset's arrays, shapes and dtypes", with_id="dataset")
+    command(datasets, "delete", _deleter("dataset"), "delete a dataset no queued or running job uses",
+            with_id="dataset")
 
     jobs = group("jobs", "submit, follow and manage jobs")
-    submit = jobs.add_parser("submit", parents=[common], help="a job as YAML or JSON (the body of POST /v1/jobs)")
+    submit = command(jobs, "submit", _jobs_submit, "a job as YAML or JSON (the body of POST /v1/jobs)")
     submit.add_argument("file")
     submit.add_argument("--watch", action="store_true", help="then follow it with a progress bar")
-    submit.set_defaults(run=_jobs_submit)
-    for name, run, help_text in (("watch", _jobs_watch, "a live progress bar until the job ends"),
-                                 ("get", _jobs_get, "a job's status and last metrics"),
-                                 ("cancel", _jobs_cancel, "stop a queued or running job"),
-                                 ("retry", _jobs_retry, "run a failed or cancelled job again")):
-        command = jobs.add_parser(name, parents=[common], help=help_text)
-        command.add_argument("id")
-        command.set_defaults(run=run)
-    listing = jobs.add_parser("list", parents=[common], help="newest first")
-    listing.add_argument("--status", default=None)
-    listing.add_argument("--model-id", default=None)
-    listing.add_argument("--limit", type=int, default=50)
-    listing.set_defaults(run=_jobs_list)
+    command(jobs, "watch", _jobs_watch, "a live progress bar until the job ends", with_id="job")
+    command(jobs, "get", _getter("job"), "a job's status, times, last metrics and error", with_id="job")
+    command(jobs, "cancel", _jobs_cancel, "stop a queued or running job", with_id="job")
+    command(jobs, "retry", _jobs_retry, "run a failed or cancelled job again", with_id="job")
+    command(jobs, "delete", _deleter("job"), "delete an ended job and its artifacts", with_id="job")
+    jobs_list = listing(jobs, "job")
+    jobs_list.add_argument("--status", default=None, choices=JOB_STATUSES)
+    jobs_list.add_argument("--model-id", default=None, help="a model's id, or a unique prefix of it")
 
-    artifacts = group("artifacts", "download what jobs produced")
-    get = artifacts.add_parser("get", parents=[common], help="weights.h5, model.keras, architecture.json, ...")
-    get.add_argument("id")
+    artifacts = group("artifacts", "what jobs produced")
+    command(artifacts, "list", _artifacts_list, "a job's files: names and sizes", with_id="job")
+    get = command(artifacts, "get", _artifacts_get, "weights.h5, model.keras, architecture.json, ...", with_id="job")
     get.add_argument("name")
     get.add_argument("-o", "--output", default=None, help="a file, or a directory (default: here)")
-    get.set_defaults(run=_artifacts_get)
 
 
 def run_client_command(args: argparse.Namespace) -> int:
@@ -171,5 +254,8 @@ def run_client_command(args: argparse.Namespace) -> int:
     except KerasdError as exc:
         print(f"kerasd: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\nkerasd: interrupted", file=sys.stderr)
+        return INTERRUPTED
     except BrokenPipeError:  # `kerasd jobs list | head`
         return 0

@@ -9,30 +9,37 @@
     async with kerasd.AsyncClient() as client:
         job = await client.jobs.wait(job_id)
         async for event in client.jobs.events(job_id): ...
+
+Event streams are read with httpx-sse and resumed with tenacity; what both clients do alike is in kerasd/_base.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
+import tenacity
+from httpx_sse import aconnect_sse, connect_sse
 
-from kerasd._base import DEFAULT_TIMEOUT, BaseClient, Call, Operation, Sleep, api_error
-from kerasd.errors import APIConnectionError, APIError
-from kerasd.events import Deduplicator, Event, SSEParser, id_key
+from kerasd._base import (
+    DEFAULT_TIMEOUT,
+    STREAM_BREAKS,
+    BaseClient,
+    Call,
+    Operation,
+    Sleep,
+    StreamEnded,
+)
+from kerasd.errors import APIError
+from kerasd.events import Event, EventStream, carries_events
 from kerasd.progress import TransferBar
 from kerasd.resources import TERMINAL_STATUSES, Datasets, Jobs, Models, Plugins, System, Weights
 
 # An event stream is idle between events; the server sends heartbeats, so silence this long means a dead link.
-SSE_READ_TIMEOUT_S = 90.0
-
-
-def _reconnect_delay(parser: SSEParser, failures: int) -> float:
-    base = (parser.retry_ms / 1000) if parser.retry_ms is not None else 1.0
-    return min(base * (2 ** max(0, failures - 1)), 10.0) if failures else min(base, 2.0)
+SSE_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=90.0)
 
 
 class _Resources:
@@ -79,7 +86,7 @@ class Client(BaseClient, _Resources):
 
     def remote(self, model: Any, **options: Any) -> Any:
         """A Keras model that compiles, fits, evaluates and predicts on the server (needs Keras locally)."""
-        from kerasd.keras_bridge import RemoteModel
+        from kerasd.remote import RemoteModel
 
         return RemoteModel(self, model, **options)
 
@@ -103,22 +110,21 @@ class Client(BaseClient, _Resources):
             return stop.value
 
     def _send(self, call: Call) -> httpx.Response:
-        attempt = 0
-        while True:
-            try:
-                if call.download is not None:
-                    response = self._download(call)
-                else:
-                    response = self._http.request(call.method, call.path, **self._request_kwargs(call))
-            except httpx.TransportError as exc:
-                raise APIConnectionError(f"{call.method} {self.base_url}{call.path}: {exc!r}") from exc
-            if response.status_code < 400 or response.status_code in call.allow:
-                return response
-            delay = self._retry_delay(call, response, attempt)
-            if delay is None:
-                raise api_error(response)
-            attempt += 1
-            time.sleep(delay)
+        try:
+            response = self._send_once(call)
+            if self._refused(call, response):
+                # tenacity takes over from the answer already received: it waits, then sends again.
+                first = [response]
+                response = tenacity.Retrying(**self._retrying())(lambda: first.pop() if first else
+                                                                 self._send_once(call))
+        except httpx.TransportError as exc:
+            raise self._connection_error(call.method, f"{self.base_url}{call.path}", exc) from exc
+        return self._answer(call, response)
+
+    def _send_once(self, call: Call) -> httpx.Response:
+        if call.download is not None:
+            return self._download(call)
+        return self._http.request(call.method, call.path, **self._request_kwargs(call))
 
     def _download(self, call: Call) -> httpx.Response:
         download = call.download
@@ -139,45 +145,31 @@ class Client(BaseClient, _Resources):
 
     # --- events --------------------------------------------------------------------------------------
 
-    def _events(self, job_id: str, *, last_event_id: str | None, reconnect: bool,
-                max_reconnects: int) -> Iterator[Event]:
-        dedupe = Deduplicator()
-        if id_key(last_event_id) is not None:
-            dedupe.fresh(Event(type="resume", id=last_event_id))
-        last = last_event_id
-        failures = 0
-        parser = SSEParser()
-        while True:
-            headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-            if last:
-                headers["Last-Event-ID"] = last
-            parser = SSEParser()
-            try:
-                with self._http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers,
-                                       timeout=httpx.Timeout(DEFAULT_TIMEOUT, read=SSE_READ_TIMEOUT_S)) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        raise api_error(response)
-                    for line in response.iter_lines():
-                        event = parser.feed(line)
-                        if event is None or not dedupe.fresh(event):
+    def _events(self, job_id: str, *, last_event_id: str | None, reconnect: bool, max_reconnects: int,
+                notify: Callable[[str], None] | None = None) -> Iterator[Event]:
+        stream = EventStream(job_id, last_event_id)
+        try:
+            for attempt in tenacity.Retrying(**self._reconnecting(stream, reconnect=reconnect,
+                                                                  max_reconnects=max_reconnects, notify=notify)):
+                with attempt, connect_sse(self._http, "GET", stream.path, headers=stream.headers(),
+                                          timeout=SSE_TIMEOUT) as source:
+                    if source.response.status_code >= 400:
+                        source.response.read()
+                        raise self._api_error(source.response)
+                    for sse in source.iter_sse() if carries_events(source.response) else ():
+                        event = stream.accept(sse, attempt.retry_state.attempt_number)
+                        if event is None:
                             continue
-                        last = event.id or last
-                        failures = 0
                         yield event
                         # A retried job's stream goes on past its earlier end.
-                        if event.terminal and self.jobs.get(job_id).get("status") in TERMINAL_STATUSES:
+                        if event.terminal and self.jobs.get(job_id)["status"] in TERMINAL_STATUSES:
                             return
-            except httpx.TransportError as exc:
-                if not reconnect or failures >= max_reconnects:
-                    raise APIConnectionError(f"the event stream of job {job_id} broke: {exc!r}") from exc
-                failures += 1
-            else:
-                # The server ended the stream without a terminal event: a capped connection, or a job
-                # whose stream is gone. Ask the job itself before reconnecting.
-                if not reconnect or self.jobs.get(job_id).get("status") in TERMINAL_STATUSES:
-                    return
-            time.sleep(_reconnect_delay(parser, failures))
+                    # Closed without the job's end: a capped connection, or a job whose stream is gone.
+                    if not reconnect or self.jobs.get(job_id)["status"] in TERMINAL_STATUSES:
+                        return
+                    raise StreamEnded
+        except STREAM_BREAKS as exc:
+            raise self._stream_broken(stream, exc) from exc
 
 
 class AsyncClient(BaseClient, _Resources):
@@ -224,22 +216,23 @@ class AsyncClient(BaseClient, _Resources):
             return stop.value
 
     async def _send(self, call: Call) -> httpx.Response:
-        attempt = 0
-        while True:
-            try:
-                if call.download is not None:
-                    response = await self._download(call)
-                else:
-                    response = await self._http.request(call.method, call.path, **self._request_kwargs(call))
-            except httpx.TransportError as exc:
-                raise APIConnectionError(f"{call.method} {self.base_url}{call.path}: {exc!r}") from exc
-            if response.status_code < 400 or response.status_code in call.allow:
-                return response
-            delay = self._retry_delay(call, response, attempt)
-            if delay is None:
-                raise api_error(response)
-            attempt += 1
-            await asyncio.sleep(delay)
+        try:
+            response = await self._send_once(call)
+            if self._refused(call, response):
+                first = [response]
+
+                async def again() -> httpx.Response:
+                    return first.pop() if first else await self._send_once(call)
+
+                response = await tenacity.AsyncRetrying(**self._retrying())(again)
+        except httpx.TransportError as exc:
+            raise self._connection_error(call.method, f"{self.base_url}{call.path}", exc) from exc
+        return self._answer(call, response)
+
+    async def _send_once(self, call: Call) -> httpx.Response:
+        if call.download is not None:
+            return await self._download(call)
+        return await self._http.request(call.method, call.path, **self._request_kwargs(call))
 
     async def _download(self, call: Call) -> httpx.Response:
         download = call.download
@@ -258,41 +251,33 @@ class AsyncClient(BaseClient, _Resources):
             bar.close()
         return response
 
-    async def _events(self, job_id: str, *, last_event_id: str | None, reconnect: bool,
-                      max_reconnects: int) -> AsyncIterator[Event]:
-        dedupe = Deduplicator()
-        if id_key(last_event_id) is not None:
-            dedupe.fresh(Event(type="resume", id=last_event_id))
-        last = last_event_id
-        failures = 0
-        parser = SSEParser()
-        while True:
-            headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-            if last:
-                headers["Last-Event-ID"] = last
-            parser = SSEParser()
-            try:
-                async with self._http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers,
-                                             timeout=httpx.Timeout(DEFAULT_TIMEOUT, read=SSE_READ_TIMEOUT_S)
-                                             ) as response:
-                    if response.status_code >= 400:
-                        await response.aread()
-                        raise api_error(response)
-                    async for line in response.aiter_lines():
-                        event = parser.feed(line)
-                        if event is None or not dedupe.fresh(event):
-                            continue
-                        last = event.id or last
-                        failures = 0
-                        yield event
-                        if event.terminal and (await self.jobs.get(job_id)).get("status") in TERMINAL_STATUSES:
-                            return
-            except httpx.TransportError as exc:
-                if not reconnect or failures >= max_reconnects:
-                    raise APIConnectionError(f"the event stream of job {job_id} broke: {exc!r}") from exc
-                failures += 1
-            else:
-                job = await self.jobs.get(job_id)
-                if not reconnect or job.get("status") in TERMINAL_STATUSES:
-                    return
-            await asyncio.sleep(_reconnect_delay(parser, failures))
+    async def _events(self, job_id: str, *, last_event_id: str | None, reconnect: bool, max_reconnects: int,
+                      notify: Callable[[str], None] | None = None) -> AsyncIterator[Event]:
+        stream = EventStream(job_id, last_event_id)
+        try:
+            async for attempt in tenacity.AsyncRetrying(**self._reconnecting(
+                    stream, reconnect=reconnect, max_reconnects=max_reconnects, notify=notify)):
+                with attempt:
+                    async with aconnect_sse(self._http, "GET", stream.path, headers=stream.headers(),
+                                            timeout=SSE_TIMEOUT) as source:
+                        if source.response.status_code >= 400:
+                            await source.response.aread()
+                            raise self._api_error(source.response)
+                        events = source.aiter_sse() if carries_events(source.response) else _nothing()
+                        async for sse in events:
+                            event = stream.accept(sse, attempt.retry_state.attempt_number)
+                            if event is None:
+                                continue
+                            yield event
+                            if event.terminal and (await self.jobs.get(job_id))["status"] in TERMINAL_STATUSES:
+                                return
+                    if not reconnect or (await self.jobs.get(job_id))["status"] in TERMINAL_STATUSES:
+                        return
+                    raise StreamEnded
+        except STREAM_BREAKS as exc:
+            raise self._stream_broken(stream, exc) from exc
+
+
+async def _nothing() -> AsyncIterator[Any]:
+    return
+    yield

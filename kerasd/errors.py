@@ -39,13 +39,16 @@ class APIError(KerasdError):
 
     status_code: int = 0
 
-    def __init__(self, status_code: int, problem: dict[str, Any], *, method: str = "", url: str = "") -> None:
+    def __init__(self, status_code: int, problem: dict[str, Any], *, method: str = "", url: str = "",
+                 hint: str = "") -> None:
         self.status_code = status_code
         self.problem = problem
         self.title: str = str(problem.get("title") or "")
         self.detail: str = str(problem.get("detail") or problem.get("title") or f"HTTP {status_code}")
         self.method = method
         self.url = url
+        # What the SDK adds to the server's answer: what to do about it.
+        self.hint = hint
         super().__init__(self._message())
 
     @property
@@ -73,6 +76,8 @@ class APIError(KerasdError):
         for error in self.errors[:20]:
             if isinstance(error, dict):
                 lines.append(f"  - {error.get('field', '')}: {error.get('message', '')}")
+        if self.hint:
+            lines.append(self.hint)
         return "\n".join(lines)
 
 
@@ -108,9 +113,9 @@ class RateLimited(APIError):
     status_code = 429
 
     def __init__(self, status_code: int, problem: dict[str, Any], *, retry_after: float | None = None,
-                 method: str = "", url: str = "") -> None:
+                 method: str = "", url: str = "", hint: str = "") -> None:
         self.retry_after = retry_after
-        super().__init__(status_code, problem, method=method, url=url)
+        super().__init__(status_code, problem, method=method, url=url, hint=hint)
 
 
 class ServerError(APIError):

@@ -1,4 +1,4 @@
-"""Job events as the API streams them (Server-Sent Events), parsed tolerantly.
+"""Job events as the API streams them (Server-Sent Events, read with httpx-sse), parsed tolerantly.
 
 Each SSE message carries `id` (the sequence id, sent back as `Last-Event-ID` to resume), `event` (the
 type) and JSON `data`: `{v, id, type, job_id, attempt, ts, data}`. Fields the SDK does not know are kept
@@ -8,11 +8,10 @@ in `raw`; a message without JSON data is still an event.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-TERMINAL_TYPES = frozenset({"finished", "failed", "cancelled"})
+TERMINAL_TYPES = frozenset({"finished", "failed", "cancelled", "pruned"})
 
 
 @dataclass(frozen=True)
@@ -68,53 +67,6 @@ def event_from_message(event_type: str | None, event_id: str | None, data: str) 
     )
 
 
-class SSEParser:
-    """The SSE wire format (WHATWG): fields per line, a blank line ends a message, `:` starts a comment."""
-
-    def __init__(self) -> None:
-        self.retry_ms: int | None = None
-        self.last_id: str | None = None
-        self._reset()
-
-    def _reset(self) -> None:
-        self._event: str | None = None
-        self._data: list[str] = []
-        self._id: str | None = None
-
-    def feed(self, line: str) -> Event | None:
-        line = line.rstrip("\r\n")
-        if not line:
-            if not self._data and self._event is None:
-                self._reset()
-                return None
-            if self._id is not None:
-                self.last_id = self._id
-            event = event_from_message(self._event, self._id or self.last_id, "\n".join(self._data))
-            self._reset()
-            return event
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id":
-            if "\0" not in value:
-                self._id = value
-        elif name == "retry" and value.isdigit():
-            self.retry_ms = int(value)
-        return None
-
-    def feed_lines(self, lines: Iterable[str]) -> Iterator[Event]:
-        for line in lines:
-            event = self.feed(line)
-            if event is not None:
-                yield event
-
-
 def id_key(event_id: str | None) -> tuple[int, ...] | None:
     """Stream ids look like `1700000000000-3`; they order as tuples of integers."""
     if not event_id:
@@ -144,3 +96,41 @@ class Deduplicator:
                 return False
             self._seen.add(event.id)
         return True
+
+
+def carries_events(response: Any) -> bool:
+    """A 204 says the client already has the ended job's last event: there is nothing to read."""
+    return response.status_code != 204 and "text/event-stream" in response.headers.get("content-type", "")
+
+
+class EventStream:
+    """One job's events across the connections that carry them: the `Last-Event-ID` to resume from, what was
+    already delivered (a resumed stream repeats nothing), the server's reconnect hint and the attempt that last
+    made progress (reconnects count failures since then)."""
+
+    def __init__(self, job_id: str, last_event_id: str | None = None) -> None:
+        self.job_id = job_id
+        self.path = f"/v1/jobs/{job_id}/events"
+        self.last_id = last_event_id
+        self.retry_ms: int | None = None
+        self.progress_at = 0
+        self._dedupe = Deduplicator()
+        if id_key(last_event_id) is not None:
+            self._dedupe.fresh(Event(type="resume", id=last_event_id))
+
+    def headers(self) -> dict[str, str]:
+        return {"Last-Event-ID": self.last_id} if self.last_id else {}
+
+    def accept(self, sse: Any, attempt: int) -> Event | None:
+        """The event an `httpx_sse.ServerSentEvent` carries, or None for a hint, a heartbeat or a repeat."""
+        if sse.retry is not None:
+            self.retry_ms = sse.retry
+        # httpx-sse reports a block with only `retry:` or a comment (a heartbeat) as an empty "message".
+        if not sse.data and sse.event == "message":
+            return None
+        event = event_from_message(sse.event, sse.id or None, sse.data)
+        if not self._dedupe.fresh(event):
+            return None
+        self.last_id = event.id or self.last_id
+        self.progress_at = attempt
+        return event

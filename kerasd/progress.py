@@ -1,7 +1,10 @@
-"""Progress bars: Keras's look for training (fed by the job's live events), and one for transfers.
+"""Progress shown while jobs run: the training bar (fed by the job's live events), the queue, and transfers.
 
-On a terminal the bar redraws in place, as Keras's does; when output goes to a file or a pipe, each
-update is a line of its own, so a log shows how training advanced.
+Where Keras is loaded (the bridge, `client.remote(...)`) and the output is live (a terminal, or a Jupyter
+kernel), the training bar is Keras's own `keras.utils.Progbar`: one line updated in place, as `model.fit`
+draws it. Without Keras (the bare SDK, the CLI) the bar here draws the same line. When output goes to a file
+or a pipe, each epoch is one line, in Keras's layout with an ASCII bar: Keras's Progbar takes every POSIX
+process for a terminal and would write backspaces and colour codes into a log.
 """
 
 from __future__ import annotations
@@ -19,6 +22,12 @@ def _isatty(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def live(stream: TextIO) -> bool:
+    """Output a person watches as it is drawn: a terminal, or a Jupyter kernel (whose streams are no tty,
+    but whose front end redraws a line on `\\r`, which is how Keras tells it too)."""
+    return _isatty(stream) or "ipykernel" in sys.modules
 
 
 def _format_eta(seconds: float) -> str:
@@ -46,7 +55,8 @@ def _format_value(value: Any) -> str:
 
 
 class ProgressBar:
-    """Keras's `Progbar` look: `7/10 ━━━━━━━━━━━━━━━━━━━━ 1s 5ms/step - loss: 0.1234`.
+    """Keras's `Progbar` look: `7/10 ━━━━━━━━━━━━━━━━━━━━ 1s 5ms/step - loss: 0.1234`, where Keras is absent
+    or the output is a log (there: one line when the bar is complete, `10/10 [====================]`).
 
     Values are shown as given: Keras 3 already reports running means, and so does the worker.
     """
@@ -59,7 +69,7 @@ class ProgressBar:
         self.stream = stream or sys.stdout
         self.unit_name = unit_name
         self.interval = interval
-        self.dynamic = _isatty(self.stream)
+        self.dynamic = live(self.stream)
         self._start = time.monotonic()
         self._last_update = 0.0
         self._prev_width = 0
@@ -90,7 +100,8 @@ class ProgressBar:
         if self.verbose != 1:
             self.finalized = bool(finalize)
             return
-        if not finalize and now - self._last_update < self.interval:
+        # A log gets the finished bar only: a line per update would bury the epochs.
+        if not finalize and (not self.dynamic or now - self._last_update < self.interval):
             return
         self._last_update = now
         bar = self._bar(current)
@@ -136,6 +147,75 @@ class ProgressBar:
         self.stream.flush()
 
 
+class KerasProgbar:
+    """`keras.utils.Progbar`, fed by a job's events: Keras draws the line (and knows Jupyter)."""
+
+    def __init__(self, target: int | None, *, verbose: int = 1) -> None:
+        import keras
+
+        # The worker sends running means already (Keras 3's logs): Keras shows them as given, not averaged again.
+        self._progbar = keras.utils.Progbar(target, verbose=verbose, stateless_metrics=())
+        self.target = target
+        self.seen = 0
+
+    def update(self, current: int, values: dict[str, Any] | None = None, *, finalize: bool | None = None,
+               **_timing: Any) -> None:
+        # Keras times steps by its own clock, which here is when events arrive: close to the worker's.
+        self.seen = max(self.seen, current)
+        self._progbar.update(current, list((values or {}).items()), finalize=finalize)
+
+
+def progress_bar(target: int | None, *, verbose: int = 1, stream: TextIO | None = None) -> ProgressBar | KerasProgbar:
+    """Keras's Progbar where Keras is loaded and the bar is drawn live on standard output; ours elsewhere."""
+    stream = stream or sys.stdout
+    if verbose == 1 and "keras" in sys.modules and stream is sys.stdout and live(stream):
+        return KerasProgbar(target, verbose=verbose)
+    return ProgressBar(target, verbose=verbose, stream=stream)
+
+
+class QueueNotice:
+    """Says, on stderr, that a job waits in the queue and at which position, updated while it waits; nothing for a
+    job that starts within `grace_s`. On a live display one line is redrawn; in a log, a line per new position."""
+
+    def __init__(self, job_id: str, *, verbose: int = 1, stream: TextIO | None = None, grace_s: float = 1.0) -> None:
+        self.job_id = job_id
+        self.verbose = verbose
+        self.stream = stream or sys.stderr
+        self.grace_s = grace_s
+        self.dynamic = live(self.stream)
+        self.shown = False
+        self._start = time.monotonic()
+        self._last: Any = None
+        self._width = 0
+
+    def update(self, job: dict[str, Any]) -> None:
+        waited = time.monotonic() - self._start
+        position = job.get("queue_position")
+        if not self.verbose or waited < self.grace_s or (position == self._last and not self.dynamic):
+            return
+        self._last = position
+        where = f"position {position} in the queue" if position else "in the queue"
+        text = f"job {self.job_id} is queued: {where} (1 = next), waiting {waited:.0f} s for a worker"
+        if self.dynamic:
+            self.stream.write("\r" + text.ljust(self._width))
+            self._width = len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.shown = True
+        self.stream.flush()
+
+    def close(self, job: dict[str, Any] | None = None) -> None:
+        """The job left the queue: say so, once, where a wait was shown."""
+        if not self.shown:
+            return
+        status = (job or {}).get("status", "started")
+        text = f"job {self.job_id} {'started' if status == 'running' else status} after " \
+               f"{time.monotonic() - self._start:.0f} s in the queue"
+        self.stream.write(("\r" + text.ljust(self._width) if self.dynamic else text) + "\n")
+        self.stream.flush()
+        self.shown = False
+
+
 class FitDisplay:
     """What `model.fit(verbose=...)` prints, driven by a job's events instead of the training loop.
 
@@ -151,7 +231,7 @@ class FitDisplay:
         self.stream = stream or sys.stdout
         self.current: int | None = None
         self.done: set[int] = set()
-        self._bar: ProgressBar | None = None
+        self._bar: ProgressBar | KerasProgbar | None = None
 
     def _start(self, epoch: int, total: int | None, steps: int | None) -> None:
         if total:
@@ -160,7 +240,7 @@ class FitDisplay:
         if self.verbose:
             self.stream.write(f"Epoch {epoch + 1}/{self.epochs or '?'}\n")
             self.stream.flush()
-        self._bar = ProgressBar(steps, verbose=self.verbose, stream=self.stream)
+        self._bar = progress_bar(steps, verbose=self.verbose, stream=self.stream)
 
     def handle(self, event: Event) -> None:
         epoch = event.epoch
@@ -198,7 +278,7 @@ class TransferBar:
         self.label = label
         self.stream = stream or sys.stderr
         self.enabled = bool(verbose) and (total is None or total >= min_bytes)
-        self.dynamic = _isatty(self.stream)
+        self.dynamic = live(self.stream)
         self.done = 0
         self._last = 0.0
         self._start = time.monotonic()

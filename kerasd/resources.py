@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -18,7 +19,8 @@ from kerasd.progress import TransferBar
 if TYPE_CHECKING:
     from kerasd.client import AsyncClient, Client
 
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "pruned")
 
 
 class Page(list):
@@ -128,6 +130,12 @@ class Models(Resource):
         return response.text
 
 
+def _joined(columns: str | Sequence[str] | None) -> str | None:
+    if columns is None or isinstance(columns, str):
+        return columns
+    return ",".join(columns)
+
+
 def _looks_like_model_path(text: str) -> bool:
     return "\n" not in text and not text.lstrip().startswith("{") and Path(text).suffix.lower() in (
         ".json", ".yaml", ".yml", ".keras", ".h5", ".hdf5")
@@ -143,25 +151,36 @@ class Datasets(Resource):
     """`POST/GET /v1/datasets`: numpy arrays stored on the server, by content hash."""
 
     def upload(self, data: Any, *, name: str | None = None, filename: str | None = None,
+               x_columns: str | Sequence[str] | None = None, y_columns: str | Sequence[str] | None = None,
                verbose: int | None = None) -> Any:
-        """Upload an array (stored as `.npy`), a dict of named arrays (`.npz`) or a `.npy`/`.npz` path.
+        """Upload an array (stored as `.npy`), a dict of named arrays (`.npz`) or a `.npy`/`.npz`/`.csv` path.
 
-        Nothing is sent when the server already holds the same bytes: the existing dataset is returned."""
-        return self._run(self._upload(data, name, filename, self._verbose(verbose)))
+        A CSV needs a header row; it becomes float32 arrays `x` (the `x_columns`, by default every column not in
+        `y_columns`) and `y` (the `y_columns`). Nothing is sent when the server already holds the same arrays:
+        the existing dataset is returned."""
+        columns = {"x_columns": _joined(x_columns), "y_columns": _joined(y_columns)}
+        return self._run(self._upload(data, name, filename, columns, self._verbose(verbose)))
 
-    def _upload(self, data: Any, name: str | None, filename: str | None, verbose: int) -> Operation:
+    def _upload(self, data: Any, name: str | None, filename: str | None, columns: dict[str, str | None],
+                verbose: int) -> Operation:
         prepared = arrays.prepare(data, filename=filename)
+        is_csv = prepared.filename.lower().endswith(".csv")
+        if not is_csv and any(columns.values()):
+            prepared.close()
+            raise ValueError("x_columns and y_columns choose the columns of a CSV file; arrays are named already")
         try:
-            existing = yield from self._find(prepared.sha256)
+            # The server stores a CSV as the arrays it holds, under their own hash: a CSV's is never found.
+            existing = None if is_csv else (yield from self._find(prepared.sha256))
             if existing is not None:
                 return existing
             bar = TransferBar(prepared.size, f"uploading {prepared.filename}", verbose=verbose)
             reader = ProgressReader(prepared.file, bar)
-            response = yield Call("POST", "/v1/datasets", data=_clean({"name": name}),
+            response = yield Call("POST", "/v1/datasets", data=_clean({"name": name, **columns}),
                                   files={"file": (prepared.filename, reader, "application/octet-stream")})
             bar.close()
             dataset = response.json()
-            self._client._known_datasets[prepared.sha256] = dataset["id"]
+            if not is_csv:
+                self._client._known_datasets[prepared.sha256] = dataset["id"]
             return dataset
         finally:
             prepared.close()
@@ -316,12 +335,28 @@ class Jobs(Resource):
             yield Sleep(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))
             delay = min(delay * 1.5, 2.0)
 
+    def wait_started(self, job_id: str, *, on_queued: Callable[[dict[str, Any]], None] | None = None,
+                     poll_interval: float = 1.0) -> Any:
+        """Block while the job waits in the queue; returns the job once a worker took it (or it ended).
+        `on_queued(job)` is called at each look while it waits: `job["queue_position"]` is 1 for the next."""
+        return self._run(self._wait_started(job_id, on_queued, poll_interval))
+
+    def _wait_started(self, job_id: str, on_queued: Any, poll_interval: float) -> Operation:
+        while True:
+            job = yield from _get_json(f"/v1/jobs/{job_id}")
+            if job.get("status") != "queued":
+                return job
+            if on_queued is not None:
+                on_queued(job)
+            yield Sleep(poll_interval)
+
     def events(self, job_id: str, *, last_event_id: str | None = None, reconnect: bool = True,
-               max_reconnects: int = 20) -> Any:
+               max_reconnects: int = 20, on_reconnect: Callable[[str], None] | None = None) -> Any:
         """The job's events from the start (or after `last_event_id`), then live ones, until its terminal
-        event. A dropped connection is resumed with `Last-Event-ID`: no event is lost or repeated."""
+        event. A dropped connection is resumed with `Last-Event-ID`: no event is lost or repeated. Each retry
+        is said: to `on_reconnect(message)`, else as a warning of the `kerasd` logger."""
         return self._client._events(job_id, last_event_id=last_event_id, reconnect=reconnect,
-                                    max_reconnects=max_reconnects)
+                                    max_reconnects=max_reconnects, notify=on_reconnect)
 
     def artifacts(self, job_id: str) -> Any:
         """What the job produced: name, size_bytes, media_type, sha256, url."""

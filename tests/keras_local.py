@@ -14,14 +14,15 @@ import numpy as np
 @contextmanager
 def seeded(seed: int):
     import keras
-    from tensorflow.python.framework import config as tf_config
+
+    from app.specchecker import compat
 
     keras.utils.set_random_seed(seed)
-    tf_config.enable_op_determinism()
+    compat.set_op_determinism(True)
     try:
         yield
     finally:
-        tf_config.disable_op_determinism()
+        compat.set_op_determinism(False)
 
 
 def local_model(client: httpx.Client, model_id: str):

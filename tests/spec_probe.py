@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 # The API's own pure-Python checks, imported before anything is measured.
+from app.models.keras_documents import model_document
 from app.models.param_budget import estimate_params
-from app.models.specs import model_document, parse_model_spec
+from app.models.specs import parse_model_spec
 from app.specchecker.safety import check_config
 
 WATCHED_EVENTS = ("os.system", "subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",

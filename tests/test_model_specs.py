@@ -140,7 +140,8 @@ def test_yaml_that_constructs_python_objects_is_refused(client):
     assert counts() == before
 
 
-@pytest.mark.parametrize("name", ["MobileNetV2", "ResNet50"])
+# ConvNeXt and MobileNetV3 name layers and operations of their own modules (InceptionResNetV2 too: below).
+@pytest.mark.parametrize("name", ["MobileNetV2", "ResNet50", "ConvNeXtTiny", "MobileNetV3Small"])
 def test_keras_applications_architectures_are_accepted_with_keras_parameter_count(client, name):
     import keras
 
@@ -154,6 +155,23 @@ def test_keras_applications_architectures_are_accepted_with_keras_parameter_coun
     assert keras_model(client, model["id"]).count_params() == reference.count_params()
     # The API's pure-Python bound is a lower bound.
     assert 0 < estimate_params(document) <= reference.count_params()
+
+
+def test_inception_resnet_v2_is_accepted_where_the_size_limit_allows_it(server_env, logs_dir):
+    # 55.9 million parameters: over the default KERASD_MAX_MODEL_PARAMS (50 million), which refuses it with a 422
+    # naming the setting; an API allowing more accepts its CustomScaleLayer and counts as Keras does.
+    import httpx
+    import keras
+
+    from tests.services import running_api
+
+    reference = keras.applications.InceptionResNetV2(weights=None)
+    document = json.loads(reference.to_json())
+    env = {**server_env, "KERASD_MAX_MODEL_PARAMS": "100000000"}
+    with running_api(env, logs_dir / "api-large-models.log") as (url, _process), \
+            httpx.Client(base_url=url, timeout=300) as client:
+        model = created(client, document)
+    assert model["summary"]["total_params"] == reference.count_params()
 
 
 def test_every_builtin_layer_family_builds_with_its_config(client):

@@ -75,7 +75,8 @@ def test_names_outside_the_enabled_plugins_are_refused(client):
 def test_a_server_without_the_plugin_refuses_its_names(monkeypatch):
     """KERASD_PLUGINS decides what the catalog holds: emptied, the same documents are refused."""
     from app.core.settings import get_settings
-    from app.models.specs import model_document, parse_model_spec
+    from app.models.keras_documents import model_document
+    from app.models.specs import parse_model_spec
     from app.specchecker import building
     from app.specchecker.safety import Catalog, UnsafeSpec, check_config
 

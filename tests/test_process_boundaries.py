@@ -10,7 +10,9 @@ def test_api_process_does_not_import_tensorflow() -> None:
     code = (
         "import sys\n"
         "from app.main import create_app\n"
-        "from app.jobs import service as jobs\nfrom app.models import service as models\nfrom app.datasets import service as datasets\n"
+        "from app.jobs import service as jobs\n"
+        "from app.models import service as models\n"
+        "from app.datasets import service as datasets\n"
         "create_app()\n"
         "heavy = sorted(m for m in ('tensorflow', 'keras', 'jax', 'workers') if m in sys.modules)\n"
         "print(heavy)\n"

@@ -1,5 +1,5 @@
-"""The bare `kerasd` distribution (httpx + numpy, no TensorFlow, no Keras) in a fresh virtual environment:
-it installs, imports, and runs a job through the plain resources against the real API and worker."""
+"""The bare `kerasd` distribution (httpx, httpx-sse, tenacity, numpy; no TensorFlow, no Keras) in a fresh virtual
+environment: it installs, imports, and runs a job through the plain resources against the real API and worker."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# What `pip install kerasd` brings (httpx and numpy with their own dependencies), for the offline fallback.
-BARE_DEPENDENCIES = ("httpx", "httpcore", "h11", "anyio", "idna", "certifi", "sniffio", "numpy", "numpy.libs",
-                     "typing_extensions.py")
+# What `pip install kerasd` brings (httpx, httpx-sse, tenacity and numpy with their own dependencies), for the
+# offline fallback.
+BARE_DEPENDENCIES = ("httpx", "httpcore", "h11", "anyio", "idna", "certifi", "sniffio", "httpx_sse", "tenacity",
+                     "numpy", "numpy.libs", "typing_extensions.py")
 
 SCRIPT = r'''
 import importlib.util, json, sys

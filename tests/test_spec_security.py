@@ -269,3 +269,16 @@ def test_a_spec_that_exhausts_the_checker_memory_is_422_and_the_api_stays_up(cli
     again = client.post("/v1/models", json={"input_shape": [4], "layers": [{"class_name": "Dense", "units": 2}]})
     assert again.status_code == 201, again.text
     assert os.getpid() != api.pid and api.is_running()
+
+
+def test_the_modules_of_keras_applications_layers_admit_only_those_layers(client, probe):
+    # ConvNeXt's LayerScale and keras.ops's Add and Multiply are allowed under their own private modules, for
+    # keras.applications architectures; nothing else there, and not by a bare class name.
+    refused_spec(client, probe, sequential({"module": "keras.src.ops.numpy", "class_name": "Einsum",
+                                            "registered_name": None, "config": {"subscripts": "ij->j"}}),
+                 "keras.src.ops.numpy class 'Einsum'")
+    refused_spec(client, probe, sequential({"module": "keras.src.applications.convnext", "class_name": "ConvNeXt",
+                                            "registered_name": None, "config": {}}), "'ConvNeXt'")
+    refused_spec(client, probe, sequential({"module": "keras.src.applications.convnext",
+                                            "class_name": "CustomScaleLayer", "registered_name": None,
+                                            "config": {"scale": 1.0}}), "'CustomScaleLayer'")

@@ -141,7 +141,7 @@ def test_pipeline_with_steps_per_epoch(client, seed_ids, tmp_path):
 # --- in this process: the choices themselves ------------------------------------------------------------
 
 def test_choose_steps_per_execution():
-    from workers.tuning import choose_steps_per_execution
+    from workers.tuning_choice import choose_steps_per_execution
 
     # 1 ms a step, executions of 0.1 s: 100 steps; 1563 steps an epoch split evenly: 16 executions of 98.
     assert choose_steps_per_execution(0.001, execution_s=0.1, steps_per_epoch=1563, must_divide=[]) == 98
@@ -156,7 +156,7 @@ def test_xla_trial_leaves_the_job_random_state_alone():
     drawn without it (dropout included), and the trial reports both step times and whether XLA is identical."""
     import keras
 
-    from workers.tuning import xla_trial
+    from workers.xla_trial import xla_trial
 
     rng = np.random.default_rng(0)
     x = rng.random((512, 16), dtype="float32")

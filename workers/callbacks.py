@@ -14,6 +14,7 @@ from typing import Any
 
 import keras
 
+from app.core.contract import DeclaredCallback
 from app.specchecker.building import catalog
 from app.specchecker.keras_names import keras_object
 from app.specchecker.safety import check_config
@@ -38,14 +39,14 @@ class NaNWatch(keras.callbacks.Callback):
 
 
 class DeclaredCallbacks:
-    def __init__(self, specs: list[dict[str, Any]], workdir: Path) -> None:
+    def __init__(self, declared: list[DeclaredCallback], workdir: Path) -> None:
         self.workdir = workdir
         self.callbacks: list[keras.callbacks.Callback] = []
         self.early_stopping: keras.callbacks.EarlyStopping | None = None
         self.nan_watch: NaNWatch | None = None
         self._files: list[tuple[str, Path, str]] = []
-        for spec in specs:
-            self.callbacks.append(self._build(spec["class_name"], dict(spec["config"])))
+        for callback in declared:
+            self.callbacks.append(self._build(callback.class_name, dict(callback.config)))
 
     def _build(self, name: str, config: dict[str, Any]) -> keras.callbacks.Callback:
         if name == "EarlyStopping":

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+from app.specchecker import compat
+
 log = logging.getLogger("kerasd.worker")
 
 SKIPSET_KINDS = ("Operation", "Layer", "Functional", "Sequential", "Metric", "Optimizer", "Loss")
@@ -20,8 +22,7 @@ SKIPSET_KINDS = ("Operation", "Layer", "Functional", "Sequential", "Metric", "Op
 def prime_saving_caches() -> None:
     """Idempotent; a no-op on a Keras whose cache already works or that no longer has these internals."""
     try:
-        from keras.src.backend.common import global_state
-        from keras.src.saving import saving_lib
+        global_state = compat.global_state()
     except ImportError:
         return
     for kind in SKIPSET_KINDS:
@@ -29,7 +30,7 @@ def prime_saving_caches() -> None:
         if global_state.get_global_attribute(read_key, None) is not None:
             continue
         try:
-            skipset = global_state.get_global_attribute(written_key, None) or saving_lib.get_attr_skipset(kind)
+            skipset = global_state.get_global_attribute(written_key, None) or compat.saving_attr_skipset(kind)
         except Exception:  # a Keras that changed these internals: leave it to Keras
             log.debug("could not prime Keras's saving skipset for %s", kind, exc_info=True)
             return

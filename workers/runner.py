@@ -14,13 +14,15 @@ from typing import Any
 
 import redis
 
+from app.core.contract import FitArguments, JobRequest
 from app.core.settings import Settings
+from app.core.statuses import TERMINAL_EVENT_OF_STATUS
 from workers import exports, jobstate, scheduling, training
 from workers.array_cache import ArrayCache
 from workers.callbacks import DeclaredCallbacks
 from workers.cancellation import CancelCallback, CancelFlag
 from workers.checkpoints import EpochCheckpoint
-from workers.inputs import materialize
+from workers.inputs import materialize_data
 from workers.progress import CheckpointEvents, EventPublisher, ProgressCallback, warnings_as_events
 from workers.tuning import FitTuning
 
@@ -110,65 +112,67 @@ class JobRun:
         self.cancel.close()
         self.publisher.close()
 
-    def _weights_file(self, request: dict[str, Any], workdir: Path) -> Path | None:
+    def _weights_file(self, request: JobRequest, workdir: Path) -> Path | None:
         """The starting weights under the suffix Keras's load_weights dispatches on: a .weights.h5 file,
         or the whole .keras / legacy .h5 model a model was created from."""
-        weights = request.get("weights")
-        if not weights:
+        if request.weights is None:
             return None
-        suffix = weights.get("format") or "weights.h5"
+        suffix = request.weights.format
         path = workdir / f"initial.{suffix}"
-        path.symlink_to(self.cache.blob_path(weights["sha256"], suffix.replace(".", "-")))
+        path.symlink_to(self.cache.blob_path(request.weights.sha256, suffix.replace(".", "-")))
         return path
 
-    def _architecture(self, request: dict[str, Any], keras_config: dict[str, Any]) -> dict[str, Any]:
+    def _architecture(self, request: JobRequest, keras_config: dict[str, Any]) -> dict[str, Any]:
         """The model's stored config, or the built architecture its starting weights were trained in."""
-        architecture = (request.get("weights") or {}).get("architecture_sha256")
+        architecture = request.weights.architecture_sha256 if request.weights is not None else None
         if architecture is None:
             return keras_config
         return json.loads(self.cache.blob_path(architecture, "json").read_text())
 
     def execute(self, workdir: Path) -> Outcome:
         job, keras_config = jobstate.load_job(job_id=self.job_id)
-        request = job.request
-        self._time_limit_s = request.get("time_limit_s")
+        # The one read of the job contract (app/core/contract.py); the typed request goes on from here.
+        request = JobRequest.model_validate(job.request)
+        self._time_limit_s = request.time_limit_s
         self._watch.start()
         stop = CancelCallback(self.stop_requested)
-        with (training.seeded(request.get("seed")), warnings_as_events(self.publisher),
-              training.precision(request.get("mixed_precision")),
-              training.distribution(request.get("distribution")) as strategy):
+        with (training.seeded(request.seed), warnings_as_events(self.publisher),
+              training.precision(request.mixed_precision),
+              training.distribution(request.distribution) as strategy):
             if strategy is not None:
                 self.publisher.publish("log", {"message": f"training with {type(strategy).__name__} over "
                                                           f"{strategy.num_replicas_in_sync} replica(s)"})
-            config = training.with_dtype_policy(self._architecture(request, keras_config),
-                                                request.get("mixed_precision"))
-            data = {name: materialize(value, self.cache) for name, value in request["data"].items()}
-            if request["kind"] == "fit":
+            config = training.with_dtype_policy(self._architecture(request, keras_config), request.mixed_precision)
+            data = materialize_data(request.data, self.cache)
+            if request.kind == "fit":
                 outcome = self._fit(config, request, data, stop, workdir)
             else:
                 model = training.load_model(config, self._weights_file(request, workdir))
-                if request["kind"] == "evaluate":
-                    metrics = training.evaluate(model, compile_document=request["compile"], data=data,
-                                                arguments=request["arguments"], callbacks=[stop])
+                if request.kind == "evaluate":
+                    metrics = training.evaluate(model, compile_document=request.compile.model_dump(mode="json"),
+                                                data=data, arguments=request.arguments.keyword_arguments(),
+                                                callbacks=[stop])
                     outcome = Outcome("succeeded", {"evaluation": metrics})
                 else:
-                    predictions = training.predict(model, data=data, arguments=request["arguments"],
+                    predictions = training.predict(model, data=data, arguments=request.arguments.keyword_arguments(),
                                                    callbacks=[stop])
                     files, inline = exports.export_predictions(predictions, training.output_names(model), workdir)
                     outcome = Outcome("succeeded", {"predictions": inline}, artifacts=files)
         if self.timed_out.is_set():
             outcome.status = "failed"
+            at = stop.stopped_at
+            where = f"epoch {at['epoch']}, batch {at['batch']}" if at else "the end"
             outcome.error = {"type": "timeout", "message": f"the job ran past its time limit of "
-                             f"{self._time_limit_s} s and was stopped at {stop.stopped_at or 'the end'}; its "
+                             f"{self._time_limit_s} s and was stopped at {where}; its "
                              "last checkpoint and weights are kept"}
         elif self.cancel.requested.is_set():
             outcome.status, outcome.error = "cancelled", None
             outcome.result["cancelled"] = stop.stopped_at or {"note": "the job had finished its work"}
         return outcome
 
-    def _resume_point(self, request: dict[str, Any]) -> tuple[Any, int, list[tuple[int, dict[str, Any]]]]:
+    def _resume_point(self, arguments: FitArguments) -> tuple[Any, int, list[tuple[int, dict[str, Any]]]]:
         """(checkpointed model or None, the epoch to start at, epochs already recorded) for this attempt."""
-        first = request["arguments"].get("initial_epoch", 0)
+        first = arguments.initial_epoch
         checkpoint = jobstate.latest_checkpoint(job_id=self.job_id) if self.attempt > 1 else None
         if checkpoint is None:
             return None, first, []
@@ -181,22 +185,24 @@ class JobRun:
                 if epoch <= checkpoint.epoch]
         return model, checkpoint.epoch + 1, done
 
-    def _fit(self, keras_config: dict[str, Any], request: dict[str, Any], data: dict[str, Any],
+    def _fit(self, keras_config: dict[str, Any], request: JobRequest, data: dict[str, Any],
              stop: CancelCallback, workdir: Path) -> Outcome:
-        resumed, initial_epoch, epochs = self._resume_point(request)
+        given = request.arguments
+        assert isinstance(given, FitArguments)  # the contract pairs a fit job with fit's arguments
+        resumed, initial_epoch, epochs = self._resume_point(given)
         model = resumed or training.load_model(keras_config, self._weights_file(request, workdir))
-        declared = DeclaredCallbacks(request["callbacks"], workdir)
+        declared = DeclaredCallbacks(request.callbacks, workdir)
 
         def on_epoch(epoch: int, logs: dict[str, float]) -> None:
             jobstate.record_epoch(epoch=epoch, logs=logs, **self.fenced)
             epochs.append((epoch, logs))
 
-        arguments = {**request["arguments"], "initial_epoch": initial_epoch}
+        arguments = {**given.keyword_arguments(), "initial_epoch": initial_epoch}
         # Execution tuning (issue 11): measured and chosen before the progress throttle, set after compile.
         tuned = FitTuning(request=request, data=data, arguments=arguments, execution_s=self.settings.tuning_execution_s,
                           xla_trial_min_fit_s=self.settings.tuning_xla_trial_min_fit_s,
                           event_interval_s=self.settings.batch_event_interval_s, log_event=self.publisher.log)
-        if initial_epoch < arguments["epochs"]:
+        if initial_epoch < given.epochs:
             tuned.plan(model)
         progress = ProgressCallback(self.publisher, batch_interval_s=tuned.batch_event_interval_s,
                                     on_epoch=on_epoch, batch_size=arguments.get("batch_size"))
@@ -208,23 +214,21 @@ class JobRun:
                     epoch=epoch, path=path, rng=rng, chunk_bytes=self.settings.chunk_bytes, **self.fenced)))
         # The checkpoint is stored before the epoch is recorded: a recorded epoch is never lost to a crash.
         callbacks = [stop, *declared.callbacks, *checkpoints, progress, CheckpointEvents(self.publisher, workdir)]
-        if initial_epoch < arguments["epochs"]:
+        if initial_epoch < given.epochs:
             # Progress goes after the declared callbacks, so the epoch logs it records carry what they add
             # (learning_rate from ReduceLROnPlateau, ...).
-            training.fit(model, compile_document=None if resumed else request["compile"], data=tuned.data,
-                         arguments=tuned.fit_arguments, callbacks=callbacks, tune=tuned.apply)
+            training.fit(model, compile_document=None if resumed else request.compile.model_dump(mode="json"),
+                         data=tuned.data, arguments=tuned.fit_arguments, callbacks=callbacks, tune=tuned.apply)
         history = training.history_of(epochs)
         result = {"history": history, "epochs_run": len(epochs), **declared.outcome(), **tuned.outcome()}
         if resumed is not None:
             result["resumed_from_epoch"] = initial_epoch
-        files = exports.export_model(model, request["artifacts"], workdir, epochs)
+        files = exports.export_model(model, list(request.artifacts), workdir, epochs)
         # A callback's own file (CSVLogger's history.csv) replaces the one made from the history.
         by_name = {name: (name, path, media) for name, path, media in files + declared.artifacts()}
         error = declared.nan_error()
         return Outcome("failed" if error else "succeeded", result, error, list(by_name.values()))
 
-
-TERMINAL_EVENT = {"succeeded": "finished", "failed": "failed", "cancelled": "cancelled"}
 
 
 def run_job(job_id: str, *, settings: Settings, redis_client: redis.Redis, cache: ArrayCache, owner: str,
@@ -260,7 +264,7 @@ def run_job(job_id: str, *, settings: Settings, redis_client: redis.Redis, cache
                 outcome = Outcome("failed", {}, {"type": "OutcomeNotStored", "message": f"the job ran, but its "
                                                  f"outcome could not be stored: {error_of(exc)['message']}"})
                 jobstate.end(status="failed", error=outcome.error, **end)
-        run.publisher.publish(TERMINAL_EVENT[outcome.status], {
+        run.publisher.publish(TERMINAL_EVENT_OF_STATUS[outcome.status], {
             "status": outcome.status, "result": outcome.result, "error": outcome.error,
             "artifacts": [name for name, _, _ in outcome.artifacts]})
         return outcome.status

@@ -46,7 +46,8 @@ _stop_announcing = threading.Event()
 
 
 def _requeue(job) -> None:
-    enqueue_job(job.id, queue=job.request.get("queue"), priority=job.request.get("priority", 5))
+    # The job's own columns, which the fair scheduler reads too (the request holds the same).
+    enqueue_job(job.id, queue=job.queue, priority=job.priority)
 
 
 _reaper = Reaper(interval_s=get_settings().reaper_interval_s, requeue=_requeue,

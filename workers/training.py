@@ -10,6 +10,7 @@ from typing import Any
 
 import keras
 
+from app.specchecker import compat
 from app.specchecker.building import build_model
 from app.specchecker.compiling import compile_kwargs
 
@@ -23,16 +24,14 @@ def seeded(seed: int | None) -> Iterator[None]:
     keras.utils.set_random_seed(seed)
     tensorflow = keras.backend.backend() == "tensorflow"
     if tensorflow:
-        # TF exports only the switch on; the switch off lives beside it. Deterministic kernels are slower on
-        # GPUs, so the next job, which may not ask for a seed, must not inherit them.
-        from tensorflow.python.framework import config as tf_config
-
-        tf_config.enable_op_determinism()
+        # Deterministic kernels are slower on GPUs, so the next job, which may not ask for a seed, must not
+        # inherit them.
+        compat.set_op_determinism(True)
     try:
         yield
     finally:
         if tensorflow:
-            tf_config.disable_op_determinism()
+            compat.set_op_determinism(False)
 
 
 @contextmanager
@@ -144,12 +143,8 @@ def evaluate(model: keras.Model, *, compile_document: dict[str, Any], data: dict
     logs = model.evaluate(data["x"], data.get("y"), sample_weight=data.get("sample_weight"),
                           callbacks=callbacks, verbose=0, return_dict=True, **arguments)
     values = {name: json_number(value) for name, value in logs.items()}
-    # evaluate() without return_dict orders its list this way (loss first, then compiled metrics); the
-    # method is private, so fall back to the dict's order should a Keras release drop it.
-    ordered = getattr(model, "_flatten_metrics_in_order", None)
-    as_list = ordered(values) if ordered is not None else list(values.values())
-    as_list = as_list if isinstance(as_list, list) else [as_list]
-    return {"metrics": values, "list": as_list}
+    # evaluate() without return_dict orders its list Keras's way (loss first, then compiled metrics).
+    return {"metrics": values, "list": compat.metrics_in_order(model, values)}
 
 
 def output_names(model: keras.Model) -> list[str]:

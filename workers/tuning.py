@@ -26,55 +26,51 @@ those are chosen. XLA changes floating-point results on most hardware, hence the
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import logging
-import math
-import random
-import time
-from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import contextmanager
 from typing import Any
 
 import keras
-import numpy as np
 
-from workers.mapped_tensors import mapped_tensors
+from app.core.contract import DeclaredCallback, JobRequest
+from app.specchecker import compat
+from workers.array_batches import arrays_as_datasets
+from workers.fit_data import batch_count, is_dataset, validation_x
+from workers.step_probe import measured_step_s, sample_inputs, sample_targets
+from workers.tuning_choice import (
+    batch_event_interval_s,
+    choose_jit_compile,
+    choose_steps_per_execution,
+    fit_seconds,
+    xla_trial_obstacle,
+)
+from workers.xla_trial import xla_trial
 
 log = logging.getLogger("kerasd.worker")
 
 TUNABLE = ("steps_per_execution", "jit_compile")
 KERAS_DEFAULTS = {"steps_per_execution": 1, "jit_compile": "auto"}
-# Batches timed after the probe's first (tracing) call; the fastest is the measurement.
-PROBE_CALLS = 3
-XLA_TRIAL_STEPS = 6
-# XLA must be at least this much faster to be worth a different compiled program.
-XLA_MIN_SPEEDUP = 1.1
-_STEP_TIMES: OrderedDict[str, float] = OrderedDict()  # measured step seconds by model and batch shape
-_STEP_TIMES_MAX = 256
 
 
-def requested(request: dict[str, Any]) -> tuple[bool, set[str]]:
+def requested(request: JobRequest) -> tuple[bool, set[str]]:
     """(tuning on, the tunable compile arguments the user set) for a stored job request.
 
     A job stored before tuning existed has no `tuning` entry: a value other than Keras's default is then
     taken as the user's.
     """
-    tuning = request.get("tuning")
-    compile_document = request.get("compile") or {}
+    tuning = request.tuning
+    compile_document = request.compile.model_dump() if request.compile is not None else {}
     if tuning is None:
         return True, {name for name, default in KERAS_DEFAULTS.items()
                       if compile_document.get(name, default) != default}
-    return bool(tuning.get("enabled", True)), set(tuning.get("user_set") or ())
+    return tuning.enabled, set(tuning.user_set)
 
 
-def batch_level_callbacks(specs: list[dict[str, Any]]) -> list[str]:
+def batch_level_callbacks(declared: list[DeclaredCallback]) -> list[str]:
     """The declared callbacks that act on individual batches (they would see only each execution's last)."""
     found = []
-    for spec in specs:
-        name, config = spec.get("class_name"), spec.get("config") or {}
+    for callback in declared:
+        name, config = callback.class_name, callback.config
         if name == "TerminateOnNaN":
             found.append(name)
         elif name == "ModelCheckpoint" and config.get("save_freq", "epoch") != "epoch":
@@ -86,195 +82,10 @@ def batch_level_callbacks(specs: list[dict[str, Any]]) -> list[str]:
     return found
 
 
-def _is_dataset(value: Any) -> bool:
-    return hasattr(value, "element_spec") and hasattr(value, "prefetch")
-
-
-def _leaves(structure: Any) -> list[Any]:
-    if structure is None:
-        return []
-    if isinstance(structure, dict):
-        return [leaf for item in structure.values() for leaf in _leaves(item)]
-    if isinstance(structure, list | tuple):
-        return [leaf for item in structure for leaf in _leaves(item)]
-    return [structure]
-
-
-def _rows(structure: Any) -> int | None:
-    leaves = _leaves(structure)
-    return int(leaves[0].shape[0]) if leaves and hasattr(leaves[0], "shape") else None
-
-
-def _batches(value: Any, batch_size: int | None, split: float = 0.0) -> int | None:
-    """How many batches one pass over `value` holds, when that is known."""
-    if value is None:
-        return None
-    if _is_dataset(value):
-        import tensorflow as tf
-
-        count = int(tf.data.experimental.cardinality(value))
-        return count if count > 0 else None
-    rows = _rows(value)
-    if rows is None:
-        return None
-    if split:
-        rows = math.floor(rows * (1.0 - split))  # as keras's train_validation_split cuts
-    return max(1, math.ceil(rows / (batch_size or 32)))
-
-
-def _validation_x(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return value[0]
-    if isinstance(value, dict) and "x" in value:
-        return value["x"]
-    return value
-
-
-def _divisors(n: int) -> list[int]:
-    return sorted({d for i in range(1, math.isqrt(n) + 1) if n % i == 0 for d in (i, n // i)})
-
-
-def choose_steps_per_execution(step_s: float, *, execution_s: float, steps_per_epoch: int | None,
-                               must_divide: list[int]) -> int:
-    """As many steps as fit in `execution_s`, within an epoch; a divisor of each of `must_divide`.
-
-    Without a divisor to respect, the epoch's steps are split into equal executions (1563 steps at most 90
-    a time: 18 executions of 87), so the last one is not a short remainder.
-    """
-    most = max(1, int(execution_s / max(step_s, 1e-6)))
-    if steps_per_epoch:
-        most = min(most, steps_per_epoch)
-    if must_divide:
-        common = functools.reduce(math.gcd, must_divide)
-        return max(d for d in _divisors(common) if d <= most)
-    if steps_per_epoch:
-        executions = math.ceil(steps_per_epoch / most)
-        return math.ceil(steps_per_epoch / executions)
-    return most
-
-
-def _signature(model: keras.Model, inputs: Any) -> str:
-    shapes = [(tuple(leaf.shape), str(leaf.dtype)) for leaf in _leaves(inputs)]
-    text = json.dumps([model.to_json(), repr(shapes)], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _sample_inputs(x: Any, batch_size: int | None) -> Any:
-    """One batch of the job's inputs: the first rows of arrays, or zeros shaped like a pipeline's batches.
-
-    A pipeline is never iterated here: a new iterator over a shuffling dataset would draw a new order.
-    """
-    import tensorflow as tf
-
-    if x is None:
-        return None
-    if _is_dataset(x):
-        spec = x.element_spec
-        spec = spec[0] if isinstance(spec, tuple) else spec
-
-        def zeros(leaf: Any) -> Any:
-            shape = [32 if i == 0 and d is None else d for i, d in enumerate(leaf.shape.as_list())]
-            if any(d is None for d in shape):
-                raise ValueError("the pipeline's batches have dimensions of unknown size")
-            return tf.zeros(shape, dtype=leaf.dtype)
-
-        return tf.nest.map_structure(zeros, spec)
-    rows = batch_size or 32
-
-    def first(leaf: Any) -> Any:
-        return tf.convert_to_tensor(np.asarray(leaf[:rows]))
-
-    if isinstance(x, dict):
-        return {name: first(leaf) for name, leaf in x.items()}
-    if isinstance(x, list | tuple):
-        return [first(leaf) for leaf in x]
-    return first(x)
-
-
-def measure_step(model: keras.Model, inputs: Any) -> float:
-    """Seconds of one forward and backward pass of `model` on `inputs` (a batch), the fastest of a few.
-
-    Changes nothing: inference mode (no dropout draws, no batch-norm statistics), gradients computed and
-    dropped, no optimizer. The first call traces; the calls after it are timed.
-    """
-    import tensorflow as tf
-
-    variables = model.trainable_variables
-
-    @tf.function
-    def step(batch: Any) -> Any:
-        with tf.GradientTape() as tape:
-            outputs = model(batch, training=False)
-            loss = tf.add_n([tf.reduce_mean(tf.square(tf.cast(out, "float32"))) for out in tf.nest.flatten(outputs)])
-        return tape.gradient(loss, variables) if variables else loss
-
-    def once() -> float:
-        started = time.perf_counter()
-        result = step(inputs)
-        for value in tf.nest.flatten(result):
-            if value is not None:
-                value.numpy()
-        return time.perf_counter() - started
-
-    once()
-    return min(once() for _ in range(PROBE_CALLS))
-
-
-@contextmanager
-def isolated_rng():
-    """Every random state a Keras trial could draw from, put back afterwards: building copies of a model
-    draws initializer seeds, and the job's own draws must come out as if the trial never happened."""
-    from keras.src.backend.common import global_state
-
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    generator = global_state.get_global_attribute("global_seed_generator")
-    generator_state = generator.state.numpy() if generator is not None else None
-    context_rng = None
-    if keras.backend.backend() == "tensorflow":
-        from tensorflow.python.eager import context
-
-        context_rng = getattr(context.context(), "_rng", None)
-    context_state = context_rng.getstate() if context_rng is not None else None
-    try:
-        yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
-        if generator is not None and global_state.get_global_attribute("global_seed_generator") is generator:
-            generator.state.assign(generator_state)
-        else:
-            global_state.set_global_attribute("global_seed_generator", generator)
-        if context_rng is not None:
-            context_rng.setstate(context_state)
-
-
-def xla_trial(model: keras.Model, x: Any, y: Any, *, steps: int = XLA_TRIAL_STEPS) -> dict[str, Any]:
-    """Train two copies of the compiled model for a few steps on the same batch, with and without XLA:
-    the seconds a step of each and whether their weights came out bit-identical."""
-    seconds: dict[bool, float] = {}
-    weights: dict[bool, list[np.ndarray]] = {}
-    with isolated_rng():
-        for jit in (False, True):
-            copy = keras.models.clone_model(model)
-            copy.set_weights(model.get_weights())
-            copy.compile_from_config(model.get_compile_config())
-            copy.steps_per_execution, copy.jit_compile = 1, jit
-            copy.train_on_batch(x, y)  # traces (and with XLA compiles)
-            times = []
-            for _ in range(steps):
-                started = time.perf_counter()
-                copy.train_on_batch(x, y)
-                times.append(time.perf_counter() - started)
-            seconds[jit], weights[jit] = min(times), copy.get_weights()
-    identical = all(np.array_equal(a, b) for a, b in zip(weights[False], weights[True], strict=True))
-    return {"step_ms": {"xla": round(seconds[True] * 1e3, 3), "no_xla": round(seconds[False] * 1e3, 3)},
-            "identical": identical}
-
-
 class FitTuning:
     """The tuning of one fit: `plan` before the callbacks are made, `apply` between compile and fit."""
 
-    def __init__(self, *, request: dict[str, Any], data: dict[str, Any], arguments: dict[str, Any],
+    def __init__(self, *, request: JobRequest, data: dict[str, Any], arguments: dict[str, Any],
                  execution_s: float = 0.1, xla_trial_min_fit_s: float = 120.0, event_interval_s: float = 0.5,
                  log_event: Callable[[str], None] | None = None) -> None:
         self.enabled, self.user_set = requested(request)
@@ -299,7 +110,7 @@ class FitTuning:
     def plan(self, model: keras.Model) -> FitTuning:
         if not self.enabled:
             return self
-        compile_document = self.request.get("compile") or {}
+        compile_document = self.request.compile.model_dump() if self.request.compile is not None else {}
         if compile_document.get("run_eagerly"):
             self.enabled = False
             self.record = {"enabled": False, "notes": ["run_eagerly: nothing to tune"]}
@@ -312,7 +123,7 @@ class FitTuning:
         if "steps_per_execution" in self.user_set:
             self.notes.append(f"steps_per_execution={compile_document.get('steps_per_execution')} as the job set it")
             return
-        per_batch = batch_level_callbacks(self.request.get("callbacks") or [])
+        per_batch = batch_level_callbacks(self.request.callbacks)
         if per_batch:
             self.notes.append(f"steps_per_execution stays 1: {', '.join(per_batch)} act(s) on every batch")
             return
@@ -333,7 +144,7 @@ class FitTuning:
         a dataset with tf.data's autotuner off (fit's `fit_arguments` then leave batching to the dataset)."""
         for name in ("x", "validation_data"):
             value = self.data.get(name)
-            if _is_dataset(value) and not _ends_with_prefetch(value):
+            if is_dataset(value) and not compat.ends_with_prefetch(value):
                 import tensorflow as tf
 
                 self.data[name] = value.prefetch(tf.data.AUTOTUNE)
@@ -344,68 +155,27 @@ class FitTuning:
             if why_not != "not arrays":
                 self.notes.append(f"arrays left to Keras: {why_not}")
             return
-        before = dict(self.data)
         try:
-            self._arrays_to_datasets()
+            self.data, self.fit_arguments = arrays_as_datasets(self.data, self.arguments)
         except Exception as exc:  # anything Keras's adapter refuses is left for fit to report as it would
             log.info("array dataset not built: %s", exc)
-            self.data, self.fit_arguments = before, dict(self.arguments)
             self.notes.append(f"arrays left to Keras: {type(exc).__name__}: {exc}")
+            return
+        self.input_changes.append("arrays: the batches Keras's array adapter makes, with tf.data autotuning off "
+                                  "(its thread held epoch starts for seconds)")
 
     def _arrays_obstacle(self, model: keras.Model) -> str | None:
-        if _is_dataset(self.data.get("x")) or self.data.get("x") is None:
+        if is_dataset(self.data.get("x")) or self.data.get("x") is None:
             return "not arrays"
         if keras.backend.backend() != "tensorflow":
             return f"the {keras.backend.backend()} backend"
         if not model.built:
             return "the model is built by fit from the data"
-        if self.request.get("distribution") or getattr(model, "_distribute_strategy", None) is not None:
+        if self.request.distribution or compat.distribute_strategy(model) is not None:
             return "a distribution strategy"
         if self.arguments.get("steps_per_epoch") or self.arguments.get("validation_steps"):
             return "steps_per_epoch / validation_steps (Keras keeps array iterators across epochs then)"
         return None
-
-    def _arrays_to_datasets(self) -> None:
-        """What Keras's fit does with arrays, done here: the same ArrayDataAdapter (shuffle, batches, class and
-        sample weights), Keras's own validation split; only tf.data's autotuning is off. Autotuning runs a
-        model thread in every iterator, and fit makes a new iterator each epoch: tearing down the last one
-        waits for that thread, which held the training thread for up to 5 s at epoch starts on a busy
-        2-core machine (measured: bench/throughput.py, README)."""
-        import tensorflow as tf
-        from keras.src.trainers.data_adapters import array_slicing
-        from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
-
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        batch_size = self.arguments.get("batch_size")
-
-        def dataset(x: Any, y: Any, sample_weight: Any, *, shuffle: Any, class_weight: Any = None) -> Any:
-            # Tensors over the cache's mapped pages: the adapter would copy whole arrays into the worker's memory.
-            x, y, sample_weight = mapped_tensors((x, y, sample_weight))
-            adapter = ArrayDataAdapter(x, y, sample_weight=sample_weight, class_weight=class_weight,
-                                       shuffle=shuffle, batch_size=batch_size)
-            built = adapter.get_tf_dataset().apply(tf.data.experimental.assert_cardinality(adapter.num_batches))
-            return built.with_options(options)
-
-        x, y, sample_weight = self.data["x"], self.data.get("y"), self.data.get("sample_weight")
-        validation = self.data.get("validation_data")
-        split = self.arguments.get("validation_split") or 0.0
-        if split and validation is None:
-            (x, y, sample_weight), (val_x, val_y, val_weight) = array_slicing.train_validation_split(
-                (x, y, sample_weight), validation_split=split)
-            validation = {"x": val_x, "y": val_y, "sample_weight": val_weight}
-        class_weight = self.arguments.get("class_weight")
-        class_weight = {int(k): v for k, v in class_weight.items()} if class_weight else None
-        self.data["x"] = dataset(x, y, sample_weight, shuffle=self.arguments.get("shuffle", True),
-                                 class_weight=class_weight)
-        self.data["y"] = self.data["sample_weight"] = None
-        if isinstance(validation, dict):
-            self.data["validation_data"] = dataset(validation["x"], validation["y"], validation.get("sample_weight"),
-                                                   shuffle=False)
-        self.fit_arguments = {**self.arguments, "batch_size": None, "shuffle": False, "class_weight": None,
-                              "validation_split": 0.0}
-        self.input_changes.append("arrays: the batches Keras's array adapter makes, with tf.data autotuning off "
-                                  "(its thread held epoch starts for seconds)")
 
     def _step_seconds(self, model: keras.Model) -> float | None:
         if keras.backend.backend() != "tensorflow":
@@ -414,26 +184,17 @@ class FitTuning:
         if not model.built:
             self.notes.append("steps_per_execution not tuned: the model is built by fit from the data")
             return None
-        if any(getattr(layer, "stateful", False) for layer in model._flatten_layers()):
+        if any(getattr(layer, "stateful", False) for layer in compat.all_layers(model)):
             self.notes.append("steps_per_execution not tuned: a stateful layer would change state when probed")
             return None
-        inputs = _sample_inputs(self._original_data["x"], self.arguments.get("batch_size"))
-        key = _signature(model, inputs)
-        if key in _STEP_TIMES:
-            _STEP_TIMES.move_to_end(key)
-            return _STEP_TIMES[key]
-        seconds = measure_step(model, inputs)
-        _STEP_TIMES[key] = seconds
-        while len(_STEP_TIMES) > _STEP_TIMES_MAX:
-            _STEP_TIMES.popitem(last=False)
-        return seconds
+        return measured_step_s(model, sample_inputs(self._original_data["x"], self.arguments.get("batch_size")))
 
     def _steps_per_epoch(self) -> int | None:
         given = self.arguments.get("steps_per_epoch")
         if given:
             return int(given)
-        return _batches(self.data.get("x"), self.arguments.get("batch_size"), self.arguments.get("validation_split")
-                        or 0.0)
+        return batch_count(self.data.get("x"), self.arguments.get("batch_size"),
+                           self.arguments.get("validation_split") or 0.0)
 
     def _divisor_bounds(self) -> list[int]:
         """With steps_per_epoch (validation_steps) Keras runs whole executions, past the count asked for and
@@ -442,12 +203,12 @@ class FitTuning:
         batch_size = self.arguments.get("batch_size")
         if self.arguments.get("steps_per_epoch"):
             bounds.append(int(self.arguments["steps_per_epoch"]))
-            available = _batches(self.data.get("x"), batch_size, self.arguments.get("validation_split") or 0.0)
+            available = batch_count(self.data.get("x"), batch_size, self.arguments.get("validation_split") or 0.0)
             if available:
                 bounds.append(available)
         if self.arguments.get("validation_steps") and self.data.get("validation_data") is not None:
             bounds.append(int(self.arguments["validation_steps"]))
-            available = _batches(_validation_x(self.data["validation_data"]), batch_size)
+            available = batch_count(validation_x(self.data["validation_data"]), batch_size)
             if available:
                 bounds.append(available)
         return bounds
@@ -460,9 +221,7 @@ class FitTuning:
 
     @property
     def batch_event_interval_s(self) -> float:
-        """The progress throttle: shortened by the length of an execution, since a batch event can only go
-        at the end of one; so an event still comes every `event_interval_s` at the latest."""
-        return max(self.event_interval_s / 2, self.event_interval_s - self.execution_estimate_s)
+        return batch_event_interval_s(self.event_interval_s, self.execution_estimate_s)
 
     # --- between compile and fit --------------------------------------------------------------------
 
@@ -487,47 +246,32 @@ class FitTuning:
         if why_not:
             self.notes.append(f"jit_compile stays {default} (Keras's default here): {why_not}")
             return
-        x = _sample_inputs(self._original_data["x"], self.arguments.get("batch_size"))
-        y = _sample_targets(self._original_data, self.arguments.get("batch_size"))
+        x = sample_inputs(self._original_data["x"], self.arguments.get("batch_size"))
+        y = sample_targets(self._original_data, self.arguments.get("batch_size"))
         try:
             trial = xla_trial(model, x, y)
         except Exception as exc:
             self.notes.append(f"jit_compile stays {default}: the XLA trial failed ({type(exc).__name__}: {exc})")
             return
-        fast, slow = ("xla", "no_xla") if not default else ("no_xla", "xla")
-        speedup = trial["step_ms"][slow] / max(trial["step_ms"][fast], 1e-9)
-        self.trial = {**trial, "speedup": round(speedup, 3)}
-        if trial["identical"] and speedup >= XLA_MIN_SPEEDUP:
-            self.jit_compile = not default
+        choice = choose_jit_compile(trial["step_ms"], identical=trial["identical"], default=default)
+        self.trial = {**trial, "speedup": round(choice.speedup, 3)}
+        if choice.jit_compile is not None:
+            self.jit_compile = choice.jit_compile
             model.jit_compile = self.jit_compile
-            self.notes.append(f"jit_compile={self.jit_compile}: {speedup:.2f}x faster a step in a trial, "
-                              "bit-identical weights")
-        else:
-            reason = "weights differ" if not trial["identical"] else f"only {speedup:.2f}x faster"
-            self.notes.append(f"jit_compile stays {default} (Keras's default here): trial {reason}")
+        self.notes.append(choice.note)
 
     def _fit_seconds_estimate(self) -> float | None:
-        steps = self._steps_per_epoch()
-        if self.step_s is None or not steps:
-            return None
         epochs = int(self.arguments.get("epochs", 1)) - int(self.arguments.get("initial_epoch", 0))
-        return self.step_s * steps * max(epochs, 1)
+        return fit_seconds(self.step_s, steps_per_epoch=self._steps_per_epoch(), epochs=epochs)
 
     def _xla_obstacle(self, model: keras.Model, estimate: float | None) -> str | None:
-        from keras.src.trainers.trainer import model_supports_jit
-
         if keras.backend.backend() != "tensorflow":
             return f"not tried on the {keras.backend.backend()} backend"
-        if getattr(model, "_distribute_strategy", None) is not None or self.request.get("distribution"):
+        if compat.distribute_strategy(model) is not None or self.request.distribution:
             return "not tried with a distribution strategy"
-        if not model_supports_jit(model):
+        if not compat.model_supports_jit(model):
             return "this model (or op determinism, which a seed turns on) does not support XLA"
-        if estimate is None:
-            return "not tried: the fit's length is unknown"
-        if estimate < self.xla_trial_min_fit_s:
-            return (f"not tried: the fit is estimated at {estimate:.0f} s, too short to repay an XLA trial "
-                    f"(from {self.xla_trial_min_fit_s:.0f} s)")
-        return None
+        return xla_trial_obstacle(estimate, min_fit_s=self.xla_trial_min_fit_s)
 
     # --- what the job records ------------------------------------------------------------------------
 
@@ -563,23 +307,3 @@ class FitTuning:
     def outcome(self) -> dict[str, Any]:
         return {"tuning": self.record}
 
-
-def _ends_with_prefetch(dataset: Any) -> bool:
-    return "Prefetch" in type(dataset).__name__  # tf.data's _PrefetchDataset
-
-
-def _sample_targets(data: dict[str, Any], batch_size: int | None) -> Any:
-    x = data["x"]
-    if _is_dataset(x):
-        import tensorflow as tf
-
-        spec = x.element_spec
-        if not isinstance(spec, tuple) or len(spec) < 2:
-            raise ValueError("the pipeline yields no targets")
-
-        def zeros(leaf: Any) -> Any:
-            return tf.zeros([32 if i == 0 and d is None else d for i, d in enumerate(leaf.shape.as_list())],
-                            dtype=leaf.dtype)
-
-        return tf.nest.map_structure(zeros, spec[1])
-    return _sample_inputs(data.get("y"), batch_size)

@@ -16,11 +16,13 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
+# The terminal events and the job status each reports are the one map's (app/core/statuses.py), part of this
+# contract as well: readers of events find them here.
+from app.core.statuses import TERMINAL_EVENT_OF_STATUS as TERMINAL_EVENT_OF_STATUS
+from app.core.statuses import TERMINAL_EVENTS as TERMINAL_EVENTS
+
 SCHEMA_VERSION = 1
-EVENT_TYPES = ("queued", "started", "batch", "epoch", "checkpoint", "log", "finished", "failed", "cancelled")
-TERMINAL_EVENTS = ("finished", "failed", "cancelled")
-# The job status in SQL that each terminal event reports.
-TERMINAL_EVENT_OF_STATUS = {"succeeded": "finished", "failed": "failed", "cancelled": "cancelled"}
+EVENT_TYPES = ("queued", "started", "batch", "epoch", "checkpoint", "log", *TERMINAL_EVENTS)
 
 # The contract as users read it: in the OpenAPI description of GET /v1/jobs/{id}/events and the README.
 CONTRACT_MARKDOWN = """

@@ -151,9 +151,9 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id"))
     kind: Mapped[str] = mapped_column(String(16))  # fit
-    status: Mapped[str] = mapped_column(String(16), index=True)  # queued|running|succeeded|failed|cancelled
+    status: Mapped[str] = mapped_column(String(16), index=True)  # one of app.core.statuses.JOB_STATUSES
     model_id: Mapped[str] = mapped_column(String(32), ForeignKey("models.id"), index=True)
-    # The validated request: compile and fit arguments under Keras's names, data as array references.
+    # The job contract (app/core/contract.py): JobRequest.model_dump(mode="json"), read back by the worker.
     request: Mapped[dict[str, Any]]
     # Fencing (DESIGN.md §7): each run bumps attempt; a write from an older attempt is refused.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
@@ -258,6 +258,3 @@ class Artifact(Base):
     media_type: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-
-# Statuses from which a job never moves again.
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")

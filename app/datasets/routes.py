@@ -14,12 +14,13 @@ from app.core.quotas import check_storage
 from app.core.settings import Settings
 from app.core.tables import Dataset
 from app.datasets import service
-from app.datasets.schemas import DatasetOut
+from app.datasets.schemas import DatasetOut, DatasetPage
 from app.datasets.upload_receiver import receive_multipart
 from app.datasets.uploads import FIELD_LIMITS, DatasetUpload
 from app.http.auth import Caller, current_caller
 from app.http.deps import Page, Paging, settings
 from app.http.limits import MULTIPART_OVERHEAD
+from app.http.openapi import file_response
 from app.http.sessions import SessionReleasingRoute
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=SessionReleasingRoute)
@@ -35,14 +36,16 @@ def _too_large(size: int, limit: int) -> Problem:
                    "(KERASD_MAX_UPLOAD_BYTES). Split the arrays into several datasets.")
 
 
-UPLOAD_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"], "properties": {
+DATASET_UPLOAD = {
+    "type": "object", "title": "DatasetUpload", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary", "description": "a .npy, .npz or CSV file"},
         "name": {"type": "string", "maxLength": FIELD_LIMITS["name"]},
         "x_columns": {"type": "string", "maxLength": FIELD_LIMITS["x_columns"],
                       "description": "CSV only: feature columns for `x`, comma-separated (default: all but y)"},
         "y_columns": {"type": "string", "maxLength": FIELD_LIMITS["y_columns"],
-                      "description": "CSV only: target columns for `y`, comma-separated"}}}}}}}
+                      "description": "CSV only: target columns for `y`, comma-separated"}}}
+UPLOAD_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "$ref": "#/components/schemas/DatasetUpload", "$defs": {"DatasetUpload": DATASET_UPLOAD}}}}}}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut, openapi_extra=UPLOAD_FORM,
@@ -53,7 +56,7 @@ UPLOAD_FORM = {"requestBody": {"required": True, "content": {"multipart/form-dat
                          "refused leaves nothing stored; the same bytes are stored once. A CSV becomes an .npz "
                          "of float32 arrays `x` (and `y` when `y_columns` are named); every chosen column must "
                          "be numeric.")
-async def upload_dataset(request: Request, session: Session = Depends(get_session),
+async def create_dataset(request: Request, session: Session = Depends(get_session),
                          config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> DatasetOut:
     # An async route that reads the body itself: the file goes to SQL as it arrives, with no spooling to
     # disk and reading back (app/datasets/upload_receiver.py); database work runs in threads.
@@ -77,7 +80,7 @@ async def upload_dataset(request: Request, session: Session = Depends(get_sessio
     return dataset_out(row)
 
 
-@router.get("", response_model=Page, summary="List datasets, newest first")
+@router.get("", response_model=DatasetPage, summary="List datasets, newest first")
 def list_datasets(paging: Paging = Depends(),
                   sha256: str | None = Query(None, pattern=r"^[0-9a-f]{64}$",
                                              description="Only datasets whose file has this sha256"),
@@ -93,8 +96,9 @@ def get_dataset(dataset_id: str, session: Session = Depends(get_session),
     return dataset_out(service.get_dataset(session, tenant_id=caller.tenant_id, dataset_id=dataset_id))
 
 
-@router.get("/{dataset_id}/content", summary="The uploaded file, streamed back byte for byte")
-def get_content(dataset_id: str, session: Session = Depends(get_session),
+@router.get("/{dataset_id}/content", summary="The uploaded file, streamed back byte for byte",
+            response_class=StreamingResponse, responses=file_response("The file as it was uploaded"))
+def get_dataset_content(dataset_id: str, session: Session = Depends(get_session),
                 caller: Caller = Depends(current_caller)) -> StreamingResponse:
     row = service.get_dataset(session, tenant_id=caller.tenant_id, dataset_id=dataset_id)
     filename = f"{row.name.rsplit('.', 1)[0]}.{row.format}"

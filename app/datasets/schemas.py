@@ -21,3 +21,12 @@ class DatasetOut(BaseModel):
     size_bytes: int
     arrays: list[ArrayOut]
     created_at: datetime
+
+
+class DatasetPage(BaseModel):
+    """Datasets, newest first."""
+
+    items: list[DatasetOut]
+    total: int
+    limit: int
+    offset: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -22,16 +23,30 @@ log = logging.getLogger("kerasd.api")
 PROBLEM_JSON = "application/problem+json"
 
 
-# The problem document in OpenAPI: what every error answer of every route looks like.
+# The problem document in OpenAPI: what every error answer of every route looks like. One named component,
+# which every error response references (app/http/openapi.py moves `$defs` into the document's components).
+PROBLEM = "#/components/schemas/Problem"
+FIELD_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "title": "ProblemFieldError", "required": ["field", "in", "message"],
+    "description": "One invalid field of the request.",
+    "properties": {"field": {"type": "string", "description": "the field's path in its part of the request, "
+                                                              "dotted (`fit.epochs`)"},
+                   "in": {"type": "string", "description": "where the field is: body, query, path or header"},
+                   "message": {"type": "string", "description": "what is wrong with it"}},
+}
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object", "title": "Problem", "required": ["type", "title", "status", "detail"],
+    "description": "An error, as RFC 9457 problem details (`application/problem+json`). Some problems carry more "
+                   "members that name what they are about (`job_id`, `field`, ...).",
     "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
                    "detail": {"type": "string", "description": "what was wrong and what to do"},
                    "instance": {"type": "string"},
-                   "errors": {"type": "array", "items": {"type": "object"},
+                   "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ProblemFieldError"},
                               "description": "for invalid fields: each field and its message"}},
     "additionalProperties": True,
 }
+PROBLEM_REF: dict[str, Any] = {"$ref": PROBLEM,
+                               "$defs": {"Problem": PROBLEM_SCHEMA, "ProblemFieldError": FIELD_ERROR_SCHEMA}}
 ERROR_DESCRIPTIONS = {
     400: "Bad request", 401: "No valid API key", 403: "The key's role does not allow this",
     404: "No such resource (or not yours)", 409: "Conflicts with the resource's state, or a quota",
@@ -45,7 +60,7 @@ ERROR_DESCRIPTIONS = {
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for these error statuses, each a problem document."""
     return {status: {"description": ERROR_DESCRIPTIONS[status],
-                     "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}} for status in statuses}
+                     "content": {PROBLEM_JSON: {"schema": copy.deepcopy(PROBLEM_REF)}}} for status in statuses}
 
 
 def problem_response(status: int, title: str, detail: str, instance: str, *, headers: dict[str, str] | None = None,

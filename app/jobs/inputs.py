@@ -12,9 +12,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.core.contract import ARRAY, JobRequest
 from app.core.errors import Problem
 from app.datasets import repository as datasets
-from app.jobs.specs import ARRAY, ArrayRef, Pipeline, ValidationData
+from app.jobs.data import ArrayRef, Pipeline, ValidationData
 
 
 def resolve_ref(session: Session, ref: ArrayRef, field: str, *, tenant_id: str) -> dict[str, Any]:
@@ -94,5 +95,6 @@ def check_same_rows(group: dict[str, Any], field: str) -> None:
                       f"of rows (first dimension): {described}.", field=field, rows=rows)
 
 
-def dataset_ids_of(request: dict[str, Any]) -> set[str]:
-    return {info["dataset_id"] for _, info in arrays_in(request.get("data", {}))}
+def dataset_ids_of(stored_request: dict[str, Any]) -> set[str]:
+    """The datasets a stored job request reads."""
+    return {array.dataset_id for array in JobRequest.model_validate(stored_request).data.arrays()}

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from app.core.scope import ID, owned
 from app.core.sql import Question, Statement, ask, one, scalar
-from app.core.tables import QUEUE_LEVEL_SHIFTS, TERMINAL_STATUSES, Artifact, EpochLog, Job, utcnow
+from app.core.statuses import TERMINAL_STATUSES
+from app.core.tables import QUEUE_LEVEL_SHIFTS, Artifact, EpochLog, Job, utcnow
 from app.jobs.answers import job_out, parse_json
 
 JOBS, EPOCHS, ARTIFACTS = Job.__table__, EpochLog.__table__, Artifact.__table__
@@ -217,8 +218,9 @@ def jobs_of_model(*, model_id: str) -> Question[int]:
 _CANCEL_QUEUED = Statement(update(JOBS).where(JOBS.c.id == bindparam("job_id"), JOBS.c.status == "queued")
                            .values(status="cancelled", finished_at=bindparam("now"),
                                    cancel_requested_at=bindparam("now")).returning(JOBS.c.id))
+_ENDED = ", ".join(f"'{status}'" for status in TERMINAL_STATUSES)
 _ASK_CANCEL = Statement(text("UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, :now) "
-                             "WHERE id = :job_id AND status NOT IN ('succeeded', 'failed', 'cancelled') RETURNING id"
+                             f"WHERE id = :job_id AND status NOT IN ({_ENDED}) RETURNING id"
                              ).bindparams(bindparam("now", type_=DateTime(timezone=True))))
 _REQUEUE = Statement(update(JOBS).where(JOBS.c.id == bindparam("job_id"))
                      .values(status="queued", error=None, result=None, finished_at=None, started_at=None,
@@ -230,7 +232,6 @@ _FAIL = Statement(update(JOBS).where(JOBS.c.id == bindparam("job_id"))
 _CLEAR_ARTIFACTS = Statement(delete(ARTIFACTS).where(ARTIFACTS.c.job_id == bindparam("job_id")))
 _CLEAR_EPOCHS = Statement(delete(EPOCHS).where(EPOCHS.c.job_id == bindparam("job_id")))
 _DELETE = Statement(delete(JOBS).where(JOBS.c.id == bindparam("job_id")))
-assert TERMINAL_STATUSES == ("succeeded", "failed", "cancelled")  # as _ASK_CANCEL spells them
 
 
 def insert_job(session: Session, **values: Any) -> Job:

@@ -20,18 +20,18 @@ from app.core.queue import enqueue_job
 from app.core.read_pool import read_pool
 from app.core.settings import Settings
 from app.core.sql import Question, ask
+from app.core.statuses import STATUS_PATTERN
 from app.core.tables import Job
 from app.http.auth import Caller, current_caller
 from app.http.deps import decode_cursor, encode_cursor, settings, spec_checker
+from app.http.openapi import file_response
 from app.http.sessions import SessionReleasingRoute
 from app.jobs import repository, service
-from app.jobs.schemas import ArtifactOut, JobOut, JobPage
-from app.jobs.specs import JobCreate
+from app.jobs.schemas import ArtifactOut, JobCreate, JobOut, JobPage
 from app.specchecker.pool import SpecChecker
 
 log = logging.getLogger("kerasd.api")
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SessionReleasingRoute)
-JOB_STATUSES = "^(queued|running|succeeded|failed|cancelled)$"
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobOut,
@@ -74,7 +74,8 @@ def _publish_queued(request: Request, job: Job, config: Settings, **data: object
 
 def _enqueue_or_fail(session: Session, job: Job) -> None:
     try:
-        enqueue_job(job.id, queue=job.request.get("queue"), priority=job.request.get("priority", 5))
+        # The job's own columns, which the fair scheduler reads too (the request holds the same).
+        enqueue_job(job.id, queue=job.queue, priority=job.priority)
     except Exception as exc:
         log.exception("could not enqueue job %s", job.id)
         service.fail_unqueued(session, job=job, reason=f"the job queue is unavailable: {exc}")
@@ -113,7 +114,7 @@ async def list_jobs(limit: int = Query(50, ge=1, le=500),
                                         description="Skip this many jobs (deprecated: its cost grows with the "
                                                     "offset; use `cursor`)"),
                     total: str | None = Query(None, pattern="^(exact|estimate)$", description=TOTAL_DOC),
-                    job_status: str | None = Query(None, alias="status", pattern=JOB_STATUSES),
+                    job_status: str | None = Query(None, alias="status", pattern=STATUS_PATTERN),
                     model_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$"),
                     caller: Caller = Depends(current_caller)) -> Response:
     after = decode_cursor(cursor) if cursor is not None else None
@@ -206,7 +207,13 @@ def list_artifacts(job_id: str, session: Session = Depends(get_session),
 DOWNLOAD_NAMES = {"weights.h5": "model.weights.h5"}
 
 
-@router.get("/{job_id}/artifacts/{name}", summary="Download an artifact: weights.h5, architecture.json, ...")
+# Every media type an artifact is stored with (workers/exports.py, workers/callbacks.py).
+ARTIFACT_MEDIA_TYPES = ("application/x-hdf5", "application/zip", "application/gzip", "application/json",
+                        "application/yaml", "text/csv")
+
+
+@router.get("/{job_id}/artifacts/{name}", summary="Download an artifact: weights.h5, architecture.json, ...",
+            response_class=StreamingResponse, responses=file_response("The file", *ARTIFACT_MEDIA_TYPES))
 def get_artifact(job_id: str, name: str, session: Session = Depends(get_session),
                  caller: Caller = Depends(current_caller)) -> StreamingResponse:
     artifact = service.get_artifact(session, tenant_id=caller.tenant_id, job_id=job_id, name=name)

@@ -6,16 +6,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.core.contract import DEFAULT_ARTIFACTS, JobRequest
 from app.core.errors import Problem, not_found
 from app.core.queue import queue_for
 from app.core.quotas import check_queued, lock_tenant
 from app.core.sql import ask
-from app.core.tables import TERMINAL_STATUSES, Job
+from app.core.statuses import TERMINAL_STATUSES
+from app.core.tables import Job
 from app.jobs import repository
 from app.jobs.compile_checks import check_compile
 from app.jobs.inputs import check_same_rows, resolve_input
+from app.jobs.schemas import CompileSpec, JobCreate
 from app.jobs.shapes import check_data_shapes
-from app.jobs.specs import DEFAULT_ARTIFACTS, CompileSpec, JobCreate
 from app.models.service import get_model
 from app.specchecker.keras_names import keras_object
 from app.specchecker.pool import SpecChecker
@@ -153,7 +155,8 @@ def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker:
         compile_args = compile_document(request.compile)
         check_compile(checker, compile_args)
     elif request.kind == "evaluate":
-        compile_args = (source_job.request.get("compile") if source_job is not None else None)
+        reused = JobRequest.model_validate(source_job.request).compile if source_job is not None else None
+        compile_args = reused.model_dump(mode="json") if reused is not None else None
         if compile_args is None:
             raise Problem(422, "Missing Compile", "evaluate needs a loss: give 'compile', or a source_job_id of "
                           "a fit job whose compile arguments it reuses.", field="compile")
@@ -170,13 +173,13 @@ def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker:
     return repository.insert_job(
         session, tenant_id=tenant_id, kind=request.kind, status="queued", model_id=model_id, queue=queue,
         priority=request.priority, max_attempts=min(request.max_attempts or max_attempts, max_attempts),
-        request={"kind": request.kind, "weights": weights, "compile": compile_args, "data": data,
-                       "arguments": arguments, "callbacks": [c.model_dump(mode="json") for c in request.callbacks],
-                       "seed": request.seed, "artifacts": artifacts, "queue": queue,
-                       "priority": request.priority, "mixed_precision": request.mixed_precision,
-                       "distribution": distribution, "time_limit_s": request.time_limit_s,
-                       "tuning": request.tuning_request(),
-                       "submitted": request.model_dump(mode="json", exclude_none=True)})
+        request=JobRequest(
+            kind=request.kind, weights=weights, compile=compile_args, data=data, arguments=arguments,
+            callbacks=[c.model_dump(mode="json") for c in request.callbacks], seed=request.seed,
+            artifacts=artifacts, queue=queue, priority=request.priority,
+            mixed_precision=request.mixed_precision, distribution=distribution,
+            time_limit_s=request.time_limit_s, tuning=request.tuning_request(),
+            submitted=request.model_dump(mode="json", exclude_none=True)).model_dump(mode="json"))
 
 
 # --- read ------------------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from app.core.contract import ARRAY
 from app.core.errors import Problem
 from app.specchecker.safety import did_you_mean
 
-ARRAY = "$array"
 # Losses that compare targets and outputs elementwise and refuse different shapes (Keras raises).
 EXACT_LOSSES = frozenset({
     "categorical_crossentropy", "binary_crossentropy", "binary_focal_crossentropy",

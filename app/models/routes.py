@@ -20,9 +20,10 @@ from app.core.settings import Settings, get_settings
 from app.core.tables import ModelSpec
 from app.http.auth import Caller, current_caller
 from app.http.deps import Page, Paging, settings, spec_checker
+from app.http.openapi import COMPONENT
 from app.http.sessions import SessionReleasingRoute
 from app.models import service
-from app.models.schemas import ModelOut
+from app.models.schemas import ModelOut, ModelPage, Plugins
 from app.models.specs import MAX_ARCHITECTURE_BYTES, MODEL_SPEC_ADAPTER, SPEC_TAGS, YamlSpec, parse_model_spec
 from app.specchecker.pool import CheckerFailed, CheckerRejected, SpecChecker
 
@@ -112,28 +113,30 @@ async def model_request(request: Request) -> ModelRequest:
                   "upload of a .keras / .h5 file in the field 'file'.")
 
 
-def _inline(schema: Any, defs: dict[str, Any]) -> Any:
-    """pydantic's schema with its $defs inlined, so it can sit inside the OpenAPI document."""
-    if isinstance(schema, dict):
-        if "$ref" in schema:
-            return _inline(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
-        return {key: _inline(value, defs) for key, value in schema.items() if key != "$defs"}
-    if isinstance(schema, list):
-        return [_inline(item, defs) for item in schema]
-    return schema
-
-
 def _request_body_doc() -> dict[str, Any]:
-    schema = MODEL_SPEC_ADAPTER.json_schema()
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": _inline(schema, schema.get("$defs", {}))},
-        "application/yaml": {"schema": {"type": "string", "description": "the config model.to_json() writes, "
-                                                                          "as YAML (name it with ?name=)"}},
+    """The body in OpenAPI: `ModelSpec`, a union of the spec forms by `type`, each form a component of its own
+    (generated clients get a typed class per form), or the upload form `ModelUpload`."""
+    union = MODEL_SPEC_ADAPTER.json_schema(ref_template=COMPONENT)
+    refs = [form["$ref"] for form in union["oneOf"]]
+    union["discriminator"] = {"propertyName": "type", "mapping": {
+        union["$defs"][ref.rsplit("/", 1)[-1]]["properties"]["type"]["const"]: ref for ref in refs}}
+    union["description"] = ("A model spec, by `type` (`sequential` when it is left out). A body that is the config "
+                            "`model.to_json()` writes, with `class_name` at the top, is read as `keras_json`; the "
+                            "same config as YAML may also be sent as the body itself, with Content-Type: "
+                            "application/yaml (and the model's name in `?name=`).")
+    defs = union.pop("$defs")
+    upload = {"type": "object", "title": "ModelUpload", "required": ["file"], "additionalProperties": False,
+              "properties": {"file": {"type": "string", "format": "binary", "description": "a .keras or .h5 whole "
+                                                                                          "model"},
+                             "name": {"type": "string"}}}
+    # `required` is left out: openapi-python-client (0.29) writes a module that does not import for a required
+    # body of two content types (its issue 1451). A request without one is still answered 422.
+    return {"requestBody": {"content": {
+        "application/json": {"schema": {"$ref": COMPONENT.format(model="ModelSpec"),
+                                        "$defs": {**defs, "ModelSpec": {"title": "ModelSpec", **union}}}},
         # Only these two fields: model_request reads at most five (Starlette's max_fields).
-        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "additionalProperties": False,
-                                           "properties": {
-            "file": {"type": "string", "format": "binary", "description": "a .keras or .h5 whole model"},
-            "name": {"type": "string"}}}},
+        "multipart/form-data": {"schema": {"$ref": COMPONENT.format(model="ModelUpload"),
+                                           "$defs": {"ModelUpload": upload}}},
     }}}
 
 
@@ -162,7 +165,7 @@ def create_model(body: ModelRequest = Depends(model_request), session: Session =
     return model_out(row)
 
 
-@router.get("", response_model=Page, summary="List models, newest first")
+@router.get("", response_model=ModelPage, summary="List models, newest first")
 def list_models(paging: Paging = Depends(), session: Session = Depends(get_session),
                 caller: Caller = Depends(current_caller)) -> Page:
     rows, total = service.list_models(session, tenant_id=caller.tenant_id, limit=paging.limit, offset=paging.offset)
@@ -178,8 +181,11 @@ def get_model(model_id: str, session: Session = Depends(get_session),
 @router.get("/{model_id}/architecture", summary="The canonical Keras architecture (tutorial §5.2)",
             description="`format=json` is exactly what `model.to_json()` writes and "
                         "`keras.models.model_from_json` reads; `format=yaml` is the same config as YAML "
-                        "(Keras removed `to_yaml`, so kerasd converts); POST either back to /v1/models.")
-def get_architecture(model_id: str, format: str = Query("json", pattern="^(json|yaml)$"),
+                        "(Keras removed `to_yaml`, so kerasd converts); POST either back to /v1/models.",
+            response_class=Response, responses={200: {"description": "The Keras config", "content": {
+                "application/json": {"schema": {"type": "object", "description": "what model.to_json() writes"}},
+                "application/yaml": {"schema": {"type": "string"}}}}})
+def get_model_architecture(model_id: str, format: str = Query("json", pattern="^(json|yaml)$"),
                      session: Session = Depends(get_session), caller: Caller = Depends(current_caller)) -> Response:
     row = service.get_model(session, tenant_id=caller.tenant_id, model_id=model_id)
     if format == "yaml":
@@ -199,8 +205,9 @@ def delete_model(model_id: str, session: Session = Depends(get_session),
 plugins_router = APIRouter(prefix="/v1/plugins", tags=["plugins"], route_class=SessionReleasingRoute)
 
 
-@plugins_router.get("", summary="The enabled server-side plugins: layers and models a spec may name (tutorial §4.2, "
-                                "§4.3)",
+@plugins_router.get("", response_model=Plugins,
+                    summary="The enabled server-side plugins: layers and models a spec may name (tutorial §4.2, "
+                            "§4.3)",
                     description="Clients never send code: custom layers and subclassed models are Python packages "
                                 "the server enables (KERASD_PLUGINS). Name a layer by `class_name` in a spec, a model "
                                 "with `{\"type\": \"plugin_model\", \"class_name\": ...}`; Keras JSON names them "

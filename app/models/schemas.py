@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.models.specs import SequentialSpec
 
@@ -21,3 +21,18 @@ class ModelOut(BaseModel):
     spec: dict[str, Any]
     summary: dict[str, Any]
     created_at: datetime
+
+
+class Plugins(BaseModel):
+    enabled: list[str] = Field(description="the plugin modules the server loads (KERASD_PLUGINS)")
+    items: list[dict[str, Any]] = Field(description="each layer and model they register: its `class_name`, "
+                                                    "`registered_name`, kind and arguments")
+
+
+class ModelPage(BaseModel):
+    """Models, newest first."""
+
+    items: list[ModelOut]
+    total: int
+    limit: int
+    offset: int

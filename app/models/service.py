@@ -21,8 +21,8 @@ from app.core.sql import ask
 from app.core.tables import ModelSpec
 from app.jobs import repository as jobs
 from app.models import repository
+from app.models.keras_documents import SpecError, model_document, model_name
 from app.models.param_budget import estimate_params
-from app.models.specs import SpecError, model_document, model_name
 from app.specchecker.pool import CheckerFailed, CheckerRejected, SpecChecker
 from app.specchecker.safety import Catalog, UnsafeSpec, check_config
 from app.system.metrics import UPLOAD_BYTES

@@ -15,7 +15,8 @@ from typing import Any
 import keras
 
 from app.core.settings import get_settings
-from app.specchecker.safety import Catalog, check_config
+from app.specchecker import compat
+from app.specchecker.safety import KERAS_APPLICATION_OBJECTS, Catalog, check_config
 
 # Names in Keras's public modules that are helpers, not objects a config may name.
 _HELPERS = {"get", "serialize", "deserialize"}
@@ -112,6 +113,9 @@ def catalog_lists() -> dict[str, Any]:
         "functions": sorted(set(_functions(keras.activations) + _functions(keras.losses)
                                 + _functions(keras.metrics))),
         "plugins": plugins(),
+        # Only those the installed Keras really has, as the Layer or Operation classes their modules name.
+        **{f"module:{module}": compat.keras_objects(module, names)
+           for module, names in KERAS_APPLICATION_OBJECTS.items()},
     }
 
 

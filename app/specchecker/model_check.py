@@ -21,10 +21,8 @@ import re
 from typing import Any
 
 import keras
-from keras.src import tree
-from keras.src.backend.common import global_state
-from keras.src.layers.layer import Layer
 
+from app.specchecker import compat
 from app.specchecker.building import catalog
 from app.specchecker.safety import check_config, did_you_mean
 
@@ -39,7 +37,7 @@ class TooManyParameters(ValueError):
 class LayerFailed(ValueError):
     """Keras refused a layer call; the message names the layer and the shapes it was given."""
 
-    def __init__(self, layer: Layer, shapes: list[Any], cause: BaseException) -> None:
+    def __init__(self, layer: keras.layers.Layer, shapes: list[Any], cause: BaseException) -> None:
         shown = ", ".join(_shape_text(s) for s in shapes) or "no tensors"
         super().__init__(f"layer {layer.name!r} ({type(layer).__name__}) cannot take inputs of shape {shown}: "
                          f"{type(cause).__name__}: {str(cause).strip()}")
@@ -72,7 +70,7 @@ _MISSING = re.compile(r"missing \d+ required (?:positional|keyword-only) argumen
 def _argument_hint(reason: str, cls: type, given: dict[str, Any]) -> str:
     """Closest names for a misspelled argument (`unitz` → `units`), from the class's signature."""
     known: set[str] = set()
-    for klass in (cls, Layer):
+    for klass in (cls, keras.layers.Layer):
         try:
             known |= set(inspect.signature(klass.__init__).parameters) - {"self", "args", "kwargs"}
         except (TypeError, ValueError):
@@ -102,10 +100,7 @@ def failed_object(exc: BaseException) -> ObjectFailed | None:
     for link in _chain(exc):
         frame_tb = link.__traceback__
         while frame_tb is not None:
-            local = frame_tb.tb_frame.f_locals
-            if frame_tb.tb_frame.f_code.co_name == "deserialize_keras_object" and isinstance(
-                    local.get("config"), dict) and isinstance(local.get("cls"), type):
-                found = (local["config"], local["cls"])
+            found = compat.deserializing(frame_tb.tb_frame) or found
             frame_tb = frame_tb.tb_next
     return ObjectFailed(*found, _chain(exc)[-1]) if found else None
 
@@ -121,22 +116,16 @@ def fresh_session() -> None:
     keras.config.disable_traceback_filtering()
 
 
-def _call_tensors(local: dict[str, Any]) -> list[Any]:
-    # Layer.__call__ holds `args`/`kwargs`; preprocessing layers override it with `inputs`.
-    values = tree.flatten((local.get("args", ()), local.get("inputs"), local.get("kwargs", {})))
-    return [v for v in values if hasattr(v, "shape") and hasattr(v, "dtype")]
-
-
 def failed_layer(exc: BaseException) -> LayerFailed | None:
     """The outermost layer call in the traceback, with the shapes of the tensors it was given."""
     layer, shapes = None, []
     frame_tb = exc.__traceback__
     while frame_tb is not None:
         frame = frame_tb.tb_frame
-        candidate = frame.f_locals.get("self") if frame.f_code.co_name == "__call__" else None
-        if isinstance(candidate, Layer) and not isinstance(candidate, keras.Model) and layer in (None, candidate):
+        candidate = compat.called_layer(frame)
+        if candidate is not None and layer in (None, candidate):
             layer = candidate
-            shapes = shapes or [tuple(t.shape) for t in _call_tensors(frame.f_locals)]
+            shapes = shapes or [tuple(t.shape) for t in compat.call_tensors(frame)]
         frame_tb = frame_tb.tb_next
     return LayerFailed(layer, shapes, exc) if layer is not None else None
 
@@ -177,7 +166,7 @@ def count_unallocated(build: Any) -> int | None:
         raise
     finally:
         # The variables were registered to be initialized later; they never will be.
-        global_state.set_global_attribute("uninitialized_variables", [])
+        compat.global_state().set_global_attribute("uninitialized_variables", [])
         fresh_session()
 
 
@@ -220,17 +209,8 @@ def _one_or_many(shapes: list[Any]) -> Any:
     return shapes[0] if len(shapes) == 1 else shapes
 
 
-def _graph_nodes(model: keras.Model) -> set[str] | None:
-    """Keys of the layer calls that make up the model's graph (a Sequential rebuilds its graph on every
-    `add`, so its layers also remember calls of discarded graphs). Keras keys a call by layer and index."""
-    graph = getattr(model, "_functional", None) or model
-    nodes = getattr(graph, "_nodes", None)
-    return set(nodes) if nodes is not None else None
-
-
-def _layer_row(layer: Layer, graph: set[str] | None) -> dict[str, Any]:
-    nodes = [node for index, node in enumerate(getattr(layer, "_inbound_nodes", []))
-             if node.output_tensors and (graph is None or f"{id(layer)}_ib-{index}" in graph)]
+def _layer_row(layer: keras.layers.Layer, graph: set[str] | None) -> dict[str, Any]:
+    nodes = compat.layer_calls(layer, graph)
     calls = [_one_or_many([_shape(t) for t in node.output_tensors]) for node in nodes]
     row: dict[str, Any] = {
         "name": layer.name,
@@ -250,12 +230,12 @@ def _layer_row(layer: Layer, graph: set[str] | None) -> dict[str, Any]:
 def _layer_name(tensor: Any) -> str:
     """The layer that made a tensor: an input's InputLayer, an output's last layer (Keras names a
     model's outputs this way: `output_names`, the keys of per-output losses)."""
-    history = getattr(tensor, "_keras_history", None)
-    return history[0].name if history else str(getattr(tensor, "name", "output"))
+    layer = compat.tensor_layer(tensor)
+    return layer.name if layer is not None else str(getattr(tensor, "name", "output"))
 
 
 def _inputs_and_outputs(model: keras.Model) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    graph = getattr(model, "_functional", None) or model
+    graph = compat.functional_graph(model)
     if getattr(graph, "inputs", None) is not None and getattr(graph, "outputs", None) is not None:
         return ([_tensor_entry(_layer_name(t), t) for t in graph.inputs],
                 [_tensor_entry(_layer_name(t), t) for t in graph.outputs])
@@ -274,7 +254,7 @@ def summarize(model: keras.Model) -> dict[str, Any]:
     """What `model.summary()` prints, as data, plus the shape of every named input and output."""
     built = bool(model.built)
     summary: dict[str, Any] = {"built": built, "class_name": type(model).__name__, "name": model.name,
-                               "layers": [_layer_row(layer, _graph_nodes(model)) for layer in model.layers
+                               "layers": [_layer_row(layer, compat.graph_node_keys(model)) for layer in model.layers
                                           if not isinstance(layer, keras.layers.InputLayer)]}
     if not built:
         summary.update({"total_params": None, "trainable_params": None, "non_trainable_params": None,

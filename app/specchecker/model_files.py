@@ -18,9 +18,8 @@ from typing import Any
 
 import h5py
 import keras
-from keras.src.legacy.saving import saving_utils
-from keras.src.saving import serialization_lib
 
+from app.specchecker import compat
 from app.specchecker.building import catalog
 from app.specchecker.model_check import check_budget, describe, exhausted, failed_layer, failed_object
 from app.specchecker.safety import check_config
@@ -193,6 +192,5 @@ def check_model_file(path: str, file_format: str, max_params: int) -> dict[str, 
 
 def _from_config(document: dict[str, Any], file_format: str) -> Any:
     if file_format == "h5":
-        with serialization_lib.SafeModeScope(True):
-            return saving_utils.model_from_config(document)
+        return compat.model_from_legacy_config(document)
     return keras.saving.deserialize_keras_object(document, safe_mode=True)

@@ -43,10 +43,22 @@ MODULE_KINDS: dict[str, tuple[str, ...]] = {
     "keras.losses": ("losses",),
     "keras.metrics": ("metrics",),
     "keras.dtype_policies": ("dtype_policies",),
-    # `model.to_json()` writes the one class Keras does not export publicly under its private module.
+    # `model.to_json()` writes the one class Keras does not export publicly under its private module. These are
+    # names in configs, which Keras's deserializer reads; kerasd imports Keras internals only in compat.py.
     "keras.src.models.functional": ("models",),
     "keras.src.models.sequential": ("models",),
 }
+# Objects that `keras.applications` architectures define in modules of their own and name in their JSON, and the
+# operations a functional model records where its builder calls keras.ops on symbolic tensors (ConvNeXt's
+# residual add, MobileNetV3's hard-sigmoid gate). Each was read for file, network and code access: a weight
+# and elementwise arithmetic in call(), nothing else. Keras writes them under these private modules; the
+# names are data its deserializer reads. Each module admits only its own classes (a catalog kind per module).
+KERAS_APPLICATION_OBJECTS: dict[str, tuple[str, ...]] = {
+    "keras.src.applications.convnext": ("LayerScale",),
+    "keras.src.applications.inception_resnet_v2": ("CustomScaleLayer",),
+    "keras.src.ops.numpy": ("Add", "Multiply"),
+}
+MODULE_KINDS.update({module: (f"module:{module}",) for module in KERAS_APPLICATION_OBJECTS})
 ALLOWED_MODULES = frozenset(MODULE_KINDS)
 # Modules a `{"class_name": "function"}` reference may name (Keras writes `builtins` for its own).
 FUNCTION_MODULES = frozenset({None, "builtins", "keras.activations", "keras.losses", "keras.metrics"})
@@ -103,7 +115,9 @@ class Catalog:
         plugins = {p["registered_name"]: p for p in lists.get("plugins", [])}
         kinds = {kind: frozenset(names) for kind, names in lists.items() if kind != "plugins"}
         plain = {"functions", "activations"}
-        classes = frozenset(n for kind, names in kinds.items() if kind not in plain for n in names)
+        # A module's own kind ("module:...") is reached only by naming that module, never by a bare class name.
+        classes = frozenset(n for kind, names in kinds.items() if kind not in plain and not kind.startswith("module:")
+                            for n in names)
         return cls(classes=classes - DENIED_CLASSES.keys(), functions=kinds.get("functions", frozenset()),
                    by_kind=kinds, plugins=plugins)
 

@@ -57,7 +57,7 @@ def swagger_ui_redirect() -> HTMLResponse:
                         "by `GET /v1/jobs/{id}/events`, its epochs, artifact downloads and a cancel button. "
                         "Open it in a browser: `http://127.0.0.1:8000/dashboard`.",
             responses={200: {"content": {"text/html": {}}, "description": "The dashboard page"}})
-def dashboard() -> FileResponse:
+def get_dashboard() -> FileResponse:
     return FileResponse(DASHBOARD_DIR / "index.html", media_type="text/html")
 
 

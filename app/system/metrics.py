@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from app.core.database import get_sessionmaker
 from app.core.sql import ask
+from app.core.statuses import JOB_STATUSES
 from app.core.tables import utcnow
 from app.system import repository
 
@@ -48,7 +49,7 @@ class FleetCollector:
         depth = GaugeMetricFamily("kerasd_queue_depth", "Queued jobs per queue", labels=["queue"])
         with get_sessionmaker()() as session:
             by_status = ask(session, repository.jobs_by_status())
-            for status in ("queued", "running", "succeeded", "failed", "cancelled"):
+            for status in JOB_STATUSES:
                 jobs.add_metric([status], by_status.get(status, 0))
             for queue, count in ask(session, repository.queue_depths()).items():
                 depth.add_metric([queue], count)

@@ -19,17 +19,19 @@ from app.http.sessions import SessionReleasingRoute
 from app.specchecker.pool import SpecChecker
 from app.system import repository
 from app.system.metrics import durations
+from app.system.schemas import Health, Readiness, Versions
 
 router = APIRouter(tags=["system"], route_class=SessionReleasingRoute)
 
 
-@router.get("/health", summary="Liveness: the API process answers")
-def health() -> dict[str, str]:
+@router.get("/health", response_model=Health, summary="Liveness: the API process answers")
+def get_health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/version", summary="Versions of kerasd, TensorFlow and Keras, the backend, and the workers seen")
-def version(request: Request, checker: SpecChecker = Depends(spec_checker)) -> dict:
+@router.get("/version", response_model=Versions,
+            summary="Versions of kerasd, TensorFlow and Keras, the backend, and the workers seen")
+def get_version(request: Request, checker: SpecChecker = Depends(spec_checker)) -> dict:
     keras_side = checker.cached("versions")
     workers = live_workers(request.app.state.redis_sync)
     return {"kerasd": kerasd_app.__version__, "tensorflow": keras_side.get("tensorflow"),
@@ -37,8 +39,9 @@ def version(request: Request, checker: SpecChecker = Depends(spec_checker)) -> d
 
 
 @router.get("/ready", summary="Readiness: SQL and Redis answer, and at least one worker is alive",
-            responses={503: {"description": "a dependency is down or no worker is alive"}})
-def ready(request: Request, session: Session = Depends(get_session)) -> JSONResponse:
+            response_model=Readiness,
+            responses={503: {"description": "a dependency is down or no worker is alive", "model": Readiness}})
+def get_readiness(request: Request, session: Session = Depends(get_session)) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         ask(session, repository.ping())
@@ -64,6 +67,6 @@ def ready(request: Request, session: Session = Depends(get_session)) -> JSONResp
             response_class=Response, dependencies=[Depends(metrics_reader)],
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                              "description": "Prometheus text exposition format 0.0.4"}})
-def metrics() -> Response:
+def get_metrics() -> Response:
     durations.scan()
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -99,7 +99,7 @@ def key_out(row: ApiKey) -> KeyOut:
 @router.get("/tenant", response_model=TenantOut, summary="Your tenant: its quotas, what applies, what you use",
             description="Any key (or the keyless default tenant): the quotas that apply to you, your own "
                         "overrides, and what you use now: running and queued jobs, stored bytes.")
-def own_tenant(session: Session = Depends(get_session), caller: Caller = Depends(current_caller)) -> TenantOut:
+def get_own_tenant(session: Session = Depends(get_session), caller: Caller = Depends(current_caller)) -> TenantOut:
     return tenant_out(session, service.get_tenant(session, ident=caller.tenant_id))
 
 
@@ -131,7 +131,7 @@ def get_tenant(tenant_id: str, session: Session = Depends(get_session),
               summary="Change a tenant's quotas: the fields given, null for the server's setting (admin keys)",
               description="Fields left out keep their value; 0 means no limit. Takes effect within a few "
                           "seconds on every API process.")
-def set_quotas(tenant_id: str, body: Quotas, session: Session = Depends(get_session),
+def set_tenant_quotas(tenant_id: str, body: Quotas, session: Session = Depends(get_session),
                _admin: Caller = Depends(require_admin)) -> TenantOut:
     tenant = service.get_tenant(session, ident=tenant_id)
     service.set_quotas(session, tenant=tenant, quotas=body.model_dump(exclude_unset=True))
@@ -142,7 +142,7 @@ def set_quotas(tenant_id: str, body: Quotas, session: Session = Depends(get_sess
 @router.get("/admin/tenants/{tenant_id}/keys", response_model=list[KeyOut], summary="A tenant's keys (admin keys)",
             description="Id, visible prefix, role, and when each was made or revoked; never the keys "
                         "themselves, which are not stored.")
-def list_keys(tenant_id: str, session: Session = Depends(get_session),
+def list_api_keys(tenant_id: str, session: Session = Depends(get_session),
               _admin: Caller = Depends(require_admin)) -> list[KeyOut]:
     tenant = service.get_tenant(session, ident=tenant_id)
     return [key_out(row) for row in service.list_keys(session, tenant_id=tenant.id)]
@@ -152,7 +152,7 @@ def list_keys(tenant_id: str, session: Session = Depends(get_session),
              summary="Make an API key for a tenant; the answer is the only time the key is shown (admin keys)",
              description="Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`. kerasd keeps its "
                          "sha256 and its prefix only: a lost key cannot be shown again, make a new one.")
-def create_key(tenant_id: str, body: KeyCreate, session: Session = Depends(get_session),
+def create_api_key(tenant_id: str, body: KeyCreate, session: Session = Depends(get_session),
                _admin: Caller = Depends(require_admin)) -> KeyCreated:
     tenant = service.get_tenant(session, ident=tenant_id)
     row, key = service.create_key(session, tenant=tenant, name=body.name, role=body.role)
@@ -163,7 +163,7 @@ def create_key(tenant_id: str, body: KeyCreate, session: Session = Depends(get_s
 @router.delete("/admin/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Revoke an API key, by id or prefix; requests with it are 401 at once (admin keys)",
                description="Revoking a revoked key is no error. The key's tenant and its resources stay.")
-def revoke_key(key_id: str, session: Session = Depends(get_session),
+def revoke_api_key(key_id: str, session: Session = Depends(get_session),
                _admin: Caller = Depends(require_admin)) -> Response:
     service.revoke_key(session, ident=key_id)
     session.commit()

@@ -22,12 +22,19 @@ def weights_out(row: WeightsFile) -> WeightsOut:
                       created_at=row.created_at)
 
 
+# The form as a component of its own name (FastAPI would name it after the operation).
+WEIGHTS_UPLOAD = {"type": "object", "title": "WeightsUpload", "required": ["file"], "properties": {
+    "file": {"type": "string", "format": "binary", "description": "a .weights.h5 file"}}}
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WeightsOut,
+             openapi_extra={"requestBody": {"content": {"multipart/form-data": {"schema": {
+                 "$ref": "#/components/schemas/WeightsUpload", "$defs": {"WeightsUpload": WEIGHTS_UPLOAD}}}}}},
              summary="Upload a .weights.h5 to warm-start jobs from",
              description="What `model.save_weights('model.weights.h5')` writes (multipart field `file`). Use "
                          "the answer's id as a job's `initial_weights: {\"weights_id\": ...}`. Files with "
                          "external links or virtual datasets are refused.")
-def upload_weights(file: UploadFile = File(...), session: Session = Depends(get_session),
+def create_weights(file: UploadFile = File(...), session: Session = Depends(get_session),
                    config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> WeightsOut:
     row = service.create_weights(session, tenant_id=caller.tenant_id, fileobj=file.file, filename=file.filename or "",
                                  chunk_bytes=config.chunk_bytes)

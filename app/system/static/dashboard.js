@@ -5,9 +5,11 @@ import { tutorialArrays } from "./npz.js";
 
 // Everything is relative to where the app is mounted, so a proxy prefix works too.
 const BASE = location.pathname.replace(/\/dashboard(\/.*)?$/, "");
-const EVENT_TYPES = ["queued", "started", "batch", "epoch", "checkpoint", "log", "finished", "failed", "cancelled"];
-const TERMINAL_EVENTS = new Set(["finished", "failed", "cancelled"]);
-const TERMINAL_STATUSES = new Set(["succeeded", "failed", "cancelled"]);
+// As app/core/statuses.py and app/core/events.py define them.
+const EVENT_TYPES = ["queued", "started", "batch", "epoch", "checkpoint", "log", "finished", "failed", "cancelled",
+                     "pruned"];
+const TERMINAL_EVENTS = new Set(["finished", "failed", "cancelled", "pruned"]);
+const TERMINAL_STATUSES = new Set(["succeeded", "failed", "cancelled", "pruned"]);
 const COLORS = { batch: "#9db7e0", train: "#1f5fbf", val: "#d9661f" };
 // A server that requires keys gets this tab's key on every call (EventSource, which cannot send headers,
 // passes it as ?api_key=, which the events route accepts).
@@ -82,7 +84,8 @@ function jobListView(view) {
       <div class="title-row"><h1>Jobs</h1><a class="button" href="#/new" id="new-job-link">New job…</a>
         <label>Status <select id="status-filter">
           <option value="">all</option><option>queued</option><option>running</option>
-          <option>succeeded</option><option>failed</option><option>cancelled</option></select></label></div>
+          <option>succeeded</option><option>failed</option><option>cancelled</option><option>pruned</option>
+        </select></label></div>
       <table class="jobs" id="jobs">
         <thead><tr><th>Job</th><th>Kind</th><th>Status</th><th>Model</th><th>Queue position</th>
           <th>Progress</th><th>Created</th></tr></thead>

@@ -1,0 +1,116 @@
+"""The live measurement of a model's training step: one batch of the job's own data, side-effect free."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from typing import Any
+
+import keras
+import numpy as np
+
+from workers.fit_data import is_dataset, leaves_of
+
+# Batches timed after the probe's first (tracing) call; the fastest is the measurement.
+PROBE_CALLS = 3
+STEP_TIMES: OrderedDict[str, float] = OrderedDict()  # measured step seconds by model and batch shape
+STEP_TIMES_MAX = 256
+
+
+def signature(model: keras.Model, inputs: Any) -> str:
+    shapes = [(tuple(leaf.shape), str(leaf.dtype)) for leaf in leaves_of(inputs)]
+    text = json.dumps([model.to_json(), repr(shapes)], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sample_inputs(x: Any, batch_size: int | None) -> Any:
+    """One batch of the job's inputs: the first rows of arrays, or zeros shaped like a pipeline's batches.
+
+    A pipeline is never iterated here: a new iterator over a shuffling dataset would draw a new order.
+    """
+    import tensorflow as tf
+
+    if x is None:
+        return None
+    if is_dataset(x):
+        spec = x.element_spec
+        spec = spec[0] if isinstance(spec, tuple) else spec
+
+        def zeros(leaf: Any) -> Any:
+            shape = [32 if i == 0 and d is None else d for i, d in enumerate(leaf.shape.as_list())]
+            if any(d is None for d in shape):
+                raise ValueError("the pipeline's batches have dimensions of unknown size")
+            return tf.zeros(shape, dtype=leaf.dtype)
+
+        return tf.nest.map_structure(zeros, spec)
+    rows = batch_size or 32
+
+    def first(leaf: Any) -> Any:
+        return tf.convert_to_tensor(np.asarray(leaf[:rows]))
+
+    if isinstance(x, dict):
+        return {name: first(leaf) for name, leaf in x.items()}
+    if isinstance(x, list | tuple):
+        return [first(leaf) for leaf in x]
+    return first(x)
+
+
+def measured_step_s(model: keras.Model, inputs: Any) -> float:
+    """measure_step, done once per model and batch shape in this process; later fits of the same reuse it."""
+    key = signature(model, inputs)
+    if key in STEP_TIMES:
+        STEP_TIMES.move_to_end(key)
+        return STEP_TIMES[key]
+    seconds = measure_step(model, inputs)
+    STEP_TIMES[key] = seconds
+    while len(STEP_TIMES) > STEP_TIMES_MAX:
+        STEP_TIMES.popitem(last=False)
+    return seconds
+
+
+def measure_step(model: keras.Model, inputs: Any) -> float:
+    """Seconds of one forward and backward pass of `model` on `inputs` (a batch), the fastest of a few.
+
+    Changes nothing: inference mode (no dropout draws, no batch-norm statistics), gradients computed and
+    dropped, no optimizer. The first call traces; the calls after it are timed.
+    """
+    import tensorflow as tf
+
+    variables = model.trainable_variables
+
+    @tf.function
+    def step(batch: Any) -> Any:
+        with tf.GradientTape() as tape:
+            outputs = model(batch, training=False)
+            loss = tf.add_n([tf.reduce_mean(tf.square(tf.cast(out, "float32"))) for out in tf.nest.flatten(outputs)])
+        return tape.gradient(loss, variables) if variables else loss
+
+    def once() -> float:
+        started = time.perf_counter()
+        result = step(inputs)
+        for value in tf.nest.flatten(result):
+            if value is not None:
+                value.numpy()
+        return time.perf_counter() - started
+
+    once()
+    return min(once() for _ in range(PROBE_CALLS))
+
+
+def sample_targets(data: dict[str, Any], batch_size: int | None) -> Any:
+    x = data["x"]
+    if is_dataset(x):
+        import tensorflow as tf
+
+        spec = x.element_spec
+        if not isinstance(spec, tuple) or len(spec) < 2:
+            raise ValueError("the pipeline yields no targets")
+
+        def zeros(leaf: Any) -> Any:
+            return tf.zeros([32 if i == 0 and d is None else d for i, d in enumerate(leaf.shape.as_list())],
+                            dtype=leaf.dtype)
+
+        return tf.nest.map_structure(zeros, spec[1])
+    return sample_inputs(data.get("y"), batch_size)
