@@ -122,15 +122,14 @@ async def list_jobs(limit: int = Query(50, ge=1, le=500),
         raise Problem(422, "Invalid Paging", "Give a cursor or an offset, not both: the cursor says where the "
                       "page starts.", field="offset")
     filters = {"tenant_id": caller.tenant_id, "status": job_status, "model_id": model_id}
+    # SQLite has no planner estimate to read: there, an estimate is a count (its databases are small).
+    estimate = total == "estimate" and read_pool() is not None
     questions = [repository.job_page(**filters, limit=limit, after=after, offset=offset)]
     if total is not None:
-        questions.append(repository.job_count(**filters, estimate=total == "estimate" and read_pool() is not None))
+        questions.append(repository.job_count(**filters, estimate=estimate))
     (items, last), *counted = await _answer(*questions)
     next_cursor = encode_cursor(*last) if last is not None else None
-    if counted:
-        count, kind = counted[0], "estimate" if total == "estimate" and read_pool() is not None else "exact"
-    else:
-        count, kind = None, None
+    count, kind = (counted[0], "estimate" if estimate else "exact") if counted else (None, None)
     if last is None and after is None and (items or not offset) and (total is None or kind == "estimate"):
         # Nothing past this page, and it started at the top (or at an offset inside the list): the count is
         # known without counting.
