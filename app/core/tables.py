@@ -1,6 +1,6 @@
 """SQL tables: tenants and API keys, model specs, blobs (datasets and artifacts as chunks), datasets, jobs,
-epochs, artifacts. Every resource row belongs to one tenant; blobs are shared, content-addressed storage that a
-tenant reaches only through its own rows."""
+epochs, artifacts, and what makes jobs experiments (tags, params, metrics). Every resource row belongs to one
+tenant; blobs are shared, content-addressed storage that a tenant reaches only through its own rows."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -131,6 +132,7 @@ class Dataset(Base):
 
 QUEUED = text("status = 'queued'")
 RUNNING = text("status = 'running'")
+IN_SWEEP = text("sweep_id IS NOT NULL")
 
 
 class Job(Base):
@@ -146,6 +148,10 @@ class Job(Base):
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_jobs_tenant_status_created", "tenant_id", "status", "created_at", "id"),
         Index("ix_jobs_tenant_model_created", "tenant_id", "model_id", "created_at", "id"),
+        # Lists sorted by name, and a sweep's trials (migration 0009).
+        Index("ix_jobs_tenant_name", "tenant_id", "name", "id"),
+        Index("ix_jobs_tenant_sweep_created", "tenant_id", "sweep_id", "created_at", "id",
+              postgresql_where=IN_SWEEP, sqlite_where=IN_SWEEP),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -175,6 +181,16 @@ class Job(Base):
     # the job enters the queue (migrations 0006: triggers); the scheduler serves a lane in ticket order.
     queue_ticket: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue(),
                                                      server_onupdate=FetchedValue())
+    # The run as an experiment (DESIGN.md §14): set at submit, changed with PATCH. `tags` and `params` are the
+    # job's own copies for its answer (one row read, no aggregate); job_tags and job_params hold the same values
+    # as indexed rows, for the lists' filters and sorts. NULL tags/params (jobs from before 0009 without
+    # them) read as empty.
+    name: Mapped[str | None] = mapped_column(String(200))
+    notes: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[Any] | None]
+    params: Mapped[dict[str, Any] | None]
+    # The sweep whose trial this job is; null until sweeps exist.
+    sweep_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class QueueLane(Base):
@@ -257,4 +273,49 @@ class Artifact(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     media_type: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobTag(Base):
+    """A job's tag, as a row: the list filters (`?tag=`) find a tenant's jobs with a tag by its index."""
+
+    __tablename__ = "job_tags"
+    __table_args__ = (Index("ix_job_tags_tenant_tag", "tenant_id", "tag", "job_id"),)
+
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32))
+
+
+class JobParam(Base):
+    """One scalar hyperparameter of a job's request (app/experiments/params.py): a number (booleans as 0/1) or a
+    text, indexed per tenant and name so that a list sorts by it (`?sort=params.optimizer.learning_rate`)."""
+
+    __tablename__ = "job_params"
+    __table_args__ = (Index("ix_job_params_number", "tenant_id", "name", "number", "job_id"),
+                      Index("ix_job_params_text", "tenant_id", "name", "text", "job_id"))
+
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32))
+    number: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(String(200))
+
+
+class JobMetric(Base):
+    """One logged metric of a job: its value at the last epoch that logged it (`final`, at `last_epoch`) and its
+    best value (min or max by its name, app/core/run_metrics.py) with that epoch; kept by the worker in the
+    transaction that records each epoch. An evaluate job's metrics have no epochs. Indexed per tenant and name
+    so that a list sorts by either value (`?sort=-metrics.val_accuracy.best`)."""
+
+    __tablename__ = "job_metrics"
+    __table_args__ = (Index("ix_job_metrics_best", "tenant_id", "name", "best", "job_id"),
+                      Index("ix_job_metrics_final", "tenant_id", "name", "final", "job_id"))
+
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32))
+    final: Mapped[float | None] = mapped_column(Float)
+    best: Mapped[float | None] = mapped_column(Float)
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
+    last_epoch: Mapped[int | None] = mapped_column(Integer)
 

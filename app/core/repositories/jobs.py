@@ -1,5 +1,5 @@
-"""The jobs tables as both processes ask them: the scheduler's claim, the lease, epochs, checkpoints, artifacts,
-the end of a job, the reaper and the queue's turns.
+"""The jobs tables as both processes ask them: the scheduler's claim, the lease, epochs (and the metrics kept from
+them), checkpoints, artifacts, the end of a job, the reaper and the queue's turns.
 
 Here, in the core, because workers may import only the core (the API's own questions of these tables, the
 job answer and the lists, are in app/jobs/repository.py). Each question is one statement whose cost depends
@@ -11,7 +11,8 @@ which triggers keep (migrations 0007).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,13 +20,15 @@ from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.core import run_metrics
+from app.core.run_metrics import Summary
 from app.core.sql import Question, Statement, ask, one, scalar
-from app.core.tables import QUEUE_LEVEL_SHIFTS, Artifact, EpochLog, Job, JobCheckpoint, ModelSpec, utcnow
+from app.core.tables import QUEUE_LEVEL_SHIFTS, Artifact, EpochLog, Job, JobCheckpoint, JobMetric, ModelSpec, utcnow
 
 # Core tables, not the ORM classes: these statements run as they are written, never through the ORM's
 # bookkeeping of loaded objects.
-JOBS, EPOCHS, CHECKPOINTS, ARTIFACTS, MODELS = (Job.__table__, EpochLog.__table__, JobCheckpoint.__table__,
-                                               Artifact.__table__, ModelSpec.__table__)
+JOBS, EPOCHS, CHECKPOINTS, ARTIFACTS, MODELS, METRICS = (Job.__table__, EpochLog.__table__, JobCheckpoint.__table__,
+                                                        Artifact.__table__, ModelSpec.__table__, JobMetric.__table__)
 
 Executor = Session | Connection
 
@@ -183,8 +186,50 @@ def renew_lease(executor: Executor, *, job_id: str, attempt: int, lease_s: int) 
 
 
 def record_epoch(executor: Executor, *, job_id: str, epoch: int, attempt: int, logs: dict[str, Any]) -> None:
+    """The epoch's logs, and the job's metric summaries they change, in the caller's transaction (which the
+    fence has locked the job in, so no other attempt changes them meanwhile)."""
     ask(executor, Question(_RECORD_EPOCH, {"job_id": job_id, "epoch": epoch, "attempt": attempt, "logs": logs,
                                            "created_at": utcnow()}))
+    changed = run_metrics.after_epoch(ask(executor, metrics_of(job_id=job_id)), epoch, logs)
+    if changed is None:
+        # An epoch recorded again (a resumed attempt): the summaries from every epoch as they now stand.
+        changed = run_metrics.summarize(ask(executor, recorded_epochs(job_id=job_id)))
+    store_metrics(executor, job_id=job_id, summaries=changed)
+
+
+# --- a job's metric summaries (job_metrics) -------------------------------------------------------------------
+
+_METRICS_OF = Statement(select(METRICS.c.name, METRICS.c.final, METRICS.c.best, METRICS.c.best_epoch,
+                               METRICS.c.last_epoch).where(METRICS.c.job_id == bindparam("job_id")))
+_METRIC_SET = ("ON CONFLICT (job_id, name) DO UPDATE SET final = excluded.final, best = excluded.best, "
+               "best_epoch = excluded.best_epoch, last_epoch = excluded.last_epoch")
+# Every changed summary in one statement, the rows as one JSON parameter; the tenant from the job's row.
+_STORE_METRICS = Statement(
+    postgresql=text("INSERT INTO job_metrics (job_id, tenant_id, name, final, best, best_epoch, last_epoch) "
+                    "SELECT j.id, j.tenant_id, r.name, r.final, r.best, r.best_epoch, r.last_epoch FROM jobs AS j "
+                    "CROSS JOIN json_to_recordset(CAST(:rows AS json)) AS r(name text, final double precision, "
+                    "best double precision, best_epoch integer, last_epoch integer) "
+                    f"WHERE j.id = :job_id {_METRIC_SET}"),
+    sqlite=text("INSERT INTO job_metrics (job_id, tenant_id, name, final, best, best_epoch, last_epoch) "
+                "SELECT j.id, j.tenant_id, json_extract(r.value, '$.name'), json_extract(r.value, '$.final'), "
+                "json_extract(r.value, '$.best'), json_extract(r.value, '$.best_epoch'), "
+                "json_extract(r.value, '$.last_epoch') FROM jobs AS j, json_each(:rows) AS r "
+                f"WHERE j.id = :job_id {_METRIC_SET}"))
+
+
+def metrics_of(*, job_id: str) -> Question[dict[str, Summary]]:
+    """The job's metric summaries by name."""
+    return Question(_METRICS_OF, {"job_id": job_id}, lambda rows: {
+        row.name: Summary(row.final, row.best, row.best_epoch, row.last_epoch) for row in rows})
+
+
+def store_metrics(executor: Executor, *, job_id: str, summaries: Mapping[str, Summary]) -> None:
+    """Insert or replace these summaries of the job's metrics."""
+    if not summaries:
+        return
+    rows = [{"name": name, "final": s.final, "best": s.best, "best_epoch": s.best_epoch, "last_epoch": s.last_epoch}
+            for name, s in summaries.items()]
+    ask(executor, Question(_STORE_METRICS, {"job_id": job_id, "rows": json.dumps(rows)}))
 
 
 def save_checkpoint(executor: Executor, *, job_id: str, epoch: int, attempt: int, blob_sha256: str,
@@ -203,9 +248,13 @@ def store_artifact(executor: Executor, *, job_id: str, name: str, blob_sha256: s
 
 def end_job(executor: Executor, *, job_id: str, status: str, result: dict[str, Any] | None,
             error: dict[str, Any] | None) -> None:
-    """The job's end (after `renew_lease` fenced it in the same transaction)."""
+    """The job's end (after `renew_lease` fenced it in the same transaction); an evaluate job's metrics are
+    its summaries."""
     ask(executor, Question(_END, {"job_id": job_id, "end_status": status, "end_result": result, "end_error": error,
                                   "ended_at": utcnow()}))
+    evaluated = (result or {}).get("evaluation")
+    if status == "succeeded" and isinstance(evaluated, dict) and isinstance(evaluated.get("metrics"), dict):
+        store_metrics(executor, job_id=job_id, summaries=run_metrics.evaluation(evaluated["metrics"]))
 
 
 def latest_checkpoint(*, job_id: str) -> Question[Any]:
