@@ -16,6 +16,7 @@ from app.core.read_pool import close_read_pool
 from app.core.settings import get_settings
 from app.datasets import routes as datasets
 from app.events import routes as events
+from app.experiments import routes as experiments
 from app.http.auth import RequireCredentials, auth_mode, current_caller
 from app.http.limits import RequestLimits
 from app.http.observability import Observability
@@ -96,7 +97,8 @@ def create_app() -> FastAPI:
     application.add_middleware(Observability)
     application.include_router(system.router)
     # Every /v1 route resolves its caller's tenant first (and within its request rate).
-    for router in (models.router, datasets.router, jobs.router, events.router, weights.router,
+    # experiments first: its /v1/jobs/compare must be matched before the jobs router's /v1/jobs/{job_id}.
+    for router in (models.router, datasets.router, experiments.router, jobs.router, events.router, weights.router,
                    models.plugins_router, tenants.router):
         application.include_router(router, dependencies=[Depends(current_caller)], responses=V1_ERRORS)
     dashboard.install(application)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -67,3 +68,35 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
                       "`next_cursor` of the page before (or follow its `next` link), or leave it out for the first "
                       "page.", field="cursor") from None
     return created_at, ident
+
+
+def encode_sorted_cursor(sort: str, rank: int, value: float | str | None, created_at: datetime | None,
+                         ident: str) -> str:
+    """A cursor of a sorted list (app/jobs/listing.py's Position), with the sort it belongs to (a naive timestamp
+    from SQLite taken as UTC, as in `encode_cursor`)."""
+    if created_at is not None and created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=UTC)
+    stamp = created_at.isoformat() if created_at is not None else None
+    text = json.dumps([sort, rank, value, stamp, ident], separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_sorted_cursor(cursor: str, sort: str, ranks: int) -> tuple[int, float | str | None, datetime | None, str]:
+    """(rank, value, created_at, id) of a sorted list's cursor; a 422 for a cursor of another sort, or anything
+    that is not a cursor this API gave."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        given, rank, value, stamp, ident = json.loads(text)
+        created_at = datetime.fromisoformat(stamp) if stamp is not None else None
+        if (not isinstance(rank, int) or not 0 <= rank < ranks or not isinstance(value, float | int | str | None)
+                or not isinstance(ident, str) or not CURSOR_ID.match(ident)
+                or (created_at is not None and created_at.tzinfo is None)):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise Problem(422, "Invalid Cursor", f"cursor {cursor[:60]!r} is not a cursor this API gave; pass the "
+                      "`next_cursor` of the page before (or follow its `next` link), or leave it out for the first "
+                      "page.", field="cursor") from None
+    if given != sort:
+        raise Problem(422, "Invalid Cursor", f"this cursor continues a list sorted by {given!r}, not {sort!r}: keep "
+                      "the sort of the page before (its `next` link has it).", field="cursor")
+    return rank, value, created_at, ident

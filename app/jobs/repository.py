@@ -1,5 +1,6 @@
-"""The jobs tables as the API asks them: the job answer, pages of jobs, and the API's writes (submit, cancel,
-retry, delete). What workers ask too (the claim, leases, epochs, the end) is in app/core/repositories/jobs.py.
+"""The jobs tables as the API asks them: the job answer, and the API's writes (submit, cancel, retry, delete); the
+lists (pages and counts) are in app/jobs/listing.py. What workers ask too (the claim, leases, epochs, the end) is
+in app/core/repositories/jobs.py.
 
 The job answer is one statement: the job, its epochs aggregated to one JSON array and its queue position, so
 `GET /v1/jobs/{id}`, the answers of submit, cancel and retry, and every item of a page are built by the same
@@ -24,101 +25,21 @@ from sqlalchemy.orm import Session
 from app.core.scope import ID, owned
 from app.core.sql import Question, Statement, ask, one, scalar
 from app.core.statuses import TERMINAL_STATUSES
-from app.core.tables import QUEUE_LEVEL_SHIFTS, Artifact, EpochLog, Job, utcnow
+from app.core.tables import Artifact, EpochLog, Job, utcnow
 from app.jobs.answers import job_out, parse_json
+from app.jobs.listing import DIALECT, POSITION, TYPES, columns, job_count, job_page, per_dialect
+
+__all__ = ["job_count", "job_document", "job_page"]  # the lists' questions live in app/jobs/listing.py
 
 JOBS, EPOCHS, ARTIFACTS = Job.__table__, EpochLog.__table__, Artifact.__table__
-
-_COLUMNS = ("jobs.id, jobs.tenant_id, jobs.kind, jobs.status, jobs.model_id, jobs.attempt, jobs.max_attempts, "
-            "jobs.created_at, jobs.started_at, jobs.finished_at, jobs.error, jobs.cancel_requested_at, jobs.queue, "
-            "{submitted} AS submitted, jobs.result")
-
-def _position_sql() -> str:
-    """A queued job's place: 1 + the tenant's queued jobs in the queue with a more urgent priority (the lanes'
-    totals) + those of its own lane with a lower ticket, summed from the blocks of each level below the whole
-    lane (at most 31 each: the blocks before its own inside the next level's block) + the jobs of its own
-    smallest block before it (at most 31, counted through the partial index of queued jobs)."""
-    *levels, lane = QUEUE_LEVEL_SHIFTS
-    same_lane = "b.tenant_id = jobs.tenant_id AND b.queue = jobs.queue AND b.priority = jobs.priority"
-    parts = ["coalesce((SELECT sum(b.queued) FROM queue_blocks AS b WHERE b.tenant_id = jobs.tenant_id "
-             f"AND b.queue = jobs.queue AND b.priority > jobs.priority AND b.level = {len(levels)}), 0)"]
-    for level, shift in enumerate(levels):
-        upper = (levels[level + 1] if level + 1 < len(levels) else lane)
-        start = f"((jobs.queue_ticket >> {upper}) << {upper - shift})" if upper != lane else "0"
-        parts.append(f"coalesce((SELECT sum(b.queued) FROM queue_blocks AS b WHERE {same_lane} AND b.level = {level} "
-                     f"AND b.block >= {start} AND b.block < (jobs.queue_ticket >> {shift})), 0)")
-    smallest = levels[0]
-    parts.append("(SELECT count(*) FROM jobs AS ahead WHERE ahead.queue = jobs.queue AND ahead.tenant_id = "
-                 "jobs.tenant_id AND ahead.status = 'queued' AND ahead.priority = jobs.priority AND "
-                 f"ahead.queue_ticket >= ((jobs.queue_ticket >> {smallest}) << {smallest}) "
-                 "AND ahead.queue_ticket < jobs.queue_ticket)")
-    return "CASE WHEN jobs.status = 'queued' THEN 1 + " + " + ".join(parts) + " END AS queue_position"
-
-
-_POSITION = _position_sql()
-# The submitted request only (the stored one holds resolved arrays and more), and the epochs as
-# [[epoch, attempt, logs], ...] in epoch order, or NULL without epochs.
-_DIALECT = {
-    "postgresql": {"submitted": "jobs.request -> 'submitted'",
-                   "epochs": "(SELECT json_agg(json_build_array(e.epoch, e.attempt, e.logs) ORDER BY e.epoch) "
-                             "FROM job_epochs AS e WHERE e.job_id = jobs.id)"},
-    "sqlite": {"submitted": "json_extract(jobs.request, '$.submitted')",
-               "epochs": "(SELECT json_group_array(json_array(e.epoch, e.attempt, json(e.logs))) FROM "
-                         "(SELECT epoch, attempt, logs FROM job_epochs WHERE job_id = jobs.id ORDER BY epoch) AS e)"},
-}
-# Types attached so that each driver's values come back as the ORM gives them (timestamps as datetimes on SQLite).
-_TYPES = {"created_at": Job.created_at.type, "started_at": Job.started_at.type, "finished_at": Job.finished_at.type,
-          "cancel_requested_at": Job.cancel_requested_at.type}
-_AFTER = bindparam("after_created_at", type_=DateTime(timezone=True))
-
-
-def _statement(build: Any) -> Statement:
-    return Statement(**{dialect: build(dialect) for dialect in _DIALECT})
-
 
 @functools.cache
 def _document() -> Statement:
     def build(dialect: str) -> Any:
-        parts = _DIALECT[dialect]
-        return text(f"SELECT {_COLUMNS.format(submitted=parts['submitted'])}, {parts['epochs']} AS epochs, "
-                    f"{_POSITION} FROM jobs WHERE jobs.id = :job_id AND jobs.tenant_id = :tenant_id"
-                    ).columns(**_TYPES)
-    return _statement(build)
-
-
-def _where(status: bool, model: bool) -> str:
-    return ("jobs.tenant_id = :tenant_id" + (" AND jobs.status = :status" if status else "")
-            + (" AND jobs.model_id = :model_id" if model else ""))
-
-
-@functools.cache
-def _page(status: bool, model: bool, after: bool) -> Statement:
-    """Newest first, by (created_at, id): after a cursor, the rows past it in the index of the filters given
-    (ix_jobs_tenant_created, _status_created, _model_created); without one, from the top. OFFSET is 0 unless a
-    client still pages by offset."""
-    def build(dialect: str) -> Any:
-        keyset = " AND (jobs.created_at, jobs.id) < (:after_created_at, :after_id)" if after else ""
-        clause = text(f"SELECT {_COLUMNS.format(submitted=_DIALECT[dialect]['submitted'])}, {_POSITION} FROM jobs "
-                      f"WHERE {_where(status, model)}{keyset} ORDER BY jobs.created_at DESC, jobs.id DESC "
-                      "LIMIT :limit OFFSET :offset").columns(**_TYPES)
-        return clause.bindparams(_AFTER) if after else clause
-    return _statement(build)
-
-
-@functools.cache
-def _count(status: bool, model: bool) -> Statement:
-    return Statement(text(f"SELECT count(*) FROM jobs WHERE {_where(status, model)}"))
-
-
-@functools.cache
-def _estimate(status: bool, model: bool) -> Statement:
-    # The planner's row estimate for the same WHERE: planning only, nothing is read.
-    return Statement(postgresql=text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM jobs WHERE {_where(status, model)}"))
-
-
-def _filters(tenant_id: str, status: str | None, model_id: str | None) -> dict[str, Any]:
-    return {"tenant_id": tenant_id, **{name: value for name, value in (("status", status), ("model_id", model_id))
-                                       if value is not None}}
+        return text(f"SELECT {columns(dialect)}, {DIALECT[dialect]['epochs']} AS epochs, "
+                    f"{POSITION} FROM jobs WHERE jobs.id = :job_id AND jobs.tenant_id = :tenant_id"
+                    ).columns(**TYPES)
+    return per_dialect(build)
 
 
 def job_document(*, tenant_id: str, job_id: str) -> Question[Any]:
@@ -133,32 +54,6 @@ def job_document(*, tenant_id: str, job_id: str) -> Question[Any]:
     if not ID.match(job_id):
         return Question(_document(), {"job_id": "-", "tenant_id": "-"}, lambda rows: None)
     return Question(_document(), {"job_id": job_id, "tenant_id": tenant_id}, shape)
-
-
-def job_page(*, tenant_id: str, status: str | None, model_id: str | None, limit: int,
-             after: tuple[Any, str] | None = None, offset: int = 0) -> Question[tuple[list[Any], Any]]:
-    """A page of the tenant's jobs, newest first, without epochs (as the list always answered): (items, the
-    last row's (created_at, id) if more rows follow, else None). One row more than the page is read to know."""
-    params: dict[str, Any] = {**_filters(tenant_id, status, model_id), "limit": limit + 1, "offset": offset}
-    if after is not None:
-        params["after_created_at"], params["after_id"] = after
-
-    def shape(rows: list[Any]) -> tuple[list[Any], Any]:
-        items = [job_out(row, request=parse_json(row.submitted) or {}, epochs=[], queue_position=row.queue_position)
-                 for row in rows[:limit]]
-        more = len(rows) > limit
-        return items, (rows[limit - 1].created_at, rows[limit - 1].id) if more else None
-    return Question(_page(status is not None, model_id is not None, after is not None), params, shape)
-
-
-def job_count(*, tenant_id: str, status: str | None, model_id: str | None, estimate: bool) -> Question[int]:
-    """The number of the tenant's jobs with these filters: counted (its cost grows with them), or PostgreSQL's
-    planner estimate (a plan, no rows read)."""
-    filters = _filters(tenant_id, status, model_id)
-    if estimate:
-        return Question(_estimate(status is not None, model_id is not None), filters,
-                        lambda rows: int(parse_json(rows[0][0])[0]["Plan"]["Plan Rows"]))
-    return Question(_count(status is not None, model_id is not None), filters, scalar)
 
 
 # --- reads of one job and its outputs -------------------------------------------------------------------------
@@ -231,6 +126,9 @@ _FAIL = Statement(update(JOBS).where(JOBS.c.id == bindparam("job_id"))
                           error=bindparam("failure", type_=JOBS.c.error.type)))
 _CLEAR_ARTIFACTS = Statement(delete(ARTIFACTS).where(ARTIFACTS.c.job_id == bindparam("job_id")))
 _CLEAR_EPOCHS = Statement(delete(EPOCHS).where(EPOCHS.c.job_id == bindparam("job_id")))
+_CLEAR_METRICS = Statement(text("DELETE FROM job_metrics WHERE job_id = :job_id"))
+_CLEAR_EXPERIMENT = (Statement(text("DELETE FROM job_tags WHERE job_id = :job_id")),
+                     Statement(text("DELETE FROM job_params WHERE job_id = :job_id")))
 _DELETE = Statement(delete(JOBS).where(JOBS.c.id == bindparam("job_id")))
 
 
@@ -264,12 +162,14 @@ def fail(session: Session, *, job: Job, error: dict[str, str]) -> None:
 
 
 def clear_outputs(session: Session, *, job_id: str) -> None:
-    """The job's artifacts and epochs (their blobs stay: other rows may hold the same bytes)."""
-    ask(session, Question(_CLEAR_ARTIFACTS, {"job_id": job_id}))
-    ask(session, Question(_CLEAR_EPOCHS, {"job_id": job_id}))
+    """The job's artifacts, epochs and the metric summaries kept from them (their blobs stay: other rows may hold
+    the same bytes)."""
+    for statement in (_CLEAR_ARTIFACTS, _CLEAR_EPOCHS, _CLEAR_METRICS):
+        ask(session, Question(statement, {"job_id": job_id}))
 
 
 def delete_job(session: Session, *, job: Job) -> None:
     clear_outputs(session, job_id=job.id)
-    ask(session, Question(_DELETE, {"job_id": job.id}))
+    for statement in (*_CLEAR_EXPERIMENT, _DELETE):
+        ask(session, Question(statement, {"job_id": job.id}))
     session.expunge(job)

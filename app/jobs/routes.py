@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
 from redis import RedisError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -14,19 +18,28 @@ from starlette.concurrency import run_in_threadpool
 from app.core import events
 from app.core.blobs import stream_blob
 from app.core.control import CANCEL, control_channel
-from app.core.database import get_read_sessionmaker, get_session, get_sessionmaker, run_sql
+from app.core.database import get_session, get_sessionmaker
 from app.core.errors import Problem, not_found
 from app.core.queue import enqueue_job
 from app.core.read_pool import read_pool
 from app.core.settings import Settings
-from app.core.sql import Question, ask
 from app.core.statuses import STATUS_PATTERN
 from app.core.tables import Job
+from app.experiments.schemas import CONTROL
 from app.http.auth import Caller, current_caller
-from app.http.deps import decode_cursor, encode_cursor, settings, spec_checker
+from app.http.deps import (
+    decode_cursor,
+    decode_sorted_cursor,
+    encode_cursor,
+    encode_sorted_cursor,
+    settings,
+    spec_checker,
+)
 from app.http.openapi import file_response
+from app.http.paths import JOB
+from app.http.reads import answer
 from app.http.sessions import SessionReleasingRoute
-from app.jobs import repository, service
+from app.jobs import listing, repository, service
 from app.jobs.schemas import ArtifactOut, JobCreate, JobOut, JobPage
 from app.specchecker.pool import SpecChecker
 
@@ -87,74 +100,128 @@ def _enqueue_or_fail(session: Session, job: Job) -> None:
 # The two reads users poll hardest are async. On PostgreSQL their one statement runs on the event loop, on a
 # connection of app/core/read_pool.py (no thread hop, no session); on SQLite in one worker thread on a session without
 # a transaction. Either way pydantic writes the JSON from the response model: no second validation of the answer.
-def _answer_in_thread(*questions: Question) -> list:
-    with get_read_sessionmaker()() as session:
-        return [ask(session, question) for question in questions]
-
-
-async def _answer(*questions: Question) -> list:
-    pool = read_pool()
-    if pool is None:
-        return await run_sql(_answer_in_thread, *questions)
-    return [await pool.ask(question) for question in questions]
-
-
 TOTAL_DOC = ("Also count the jobs these filters match: `exact` counts them (its cost grows with their number), "
              "`estimate` takes PostgreSQL's planner estimate (cheap at any size; exact on SQLite). Without it, "
              "`total` is given only when this first page holds them all.")
+SORT_DOC = ("`created_at` (the default is `-created_at`: newest first), `name`, `metrics.<name>.best`, "
+            "`metrics.<name>.final` or `params.<name>` (a param as in a job's `params`), with `-` before it for "
+            "descending: `-metrics.val_accuracy.best`. Jobs without that name, metric or param come last, newest "
+            "first.")
+MAX_TAG_FILTERS = 20
 
 
-@router.get("", response_model=JobPage, summary="List jobs, newest first, by status and model, a page at a time",
+def _iso_time(value: Any) -> Any:
+    # pydantic also takes a number as seconds since 1970; a time in a query is ISO 8601, as the document says.
+    if isinstance(value, str) and not re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("an ISO 8601 date or time, such as 2026-12-01 or 2026-12-01T10:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_time)]
+
+
+@router.get("", response_model=JobPage, summary="List jobs: filter by status, model, tags, name, sweep and date; "
+            "sort by creation, name, any metric or param; a page at a time",
             description="Keyset paging: follow `next` (or pass `next_cursor` as `cursor`) for the next page. A page "
                         "costs the same however deep it is, and jobs submitted meanwhile never shift a page: every "
                         "job is listed exactly once.")
 async def list_jobs(limit: int = Query(50, ge=1, le=500),
-                    cursor: str | None = Query(None, max_length=200, description="`next_cursor` of the page before"),
+                    cursor: str | None = Query(None, max_length=600, description="`next_cursor` of the page before"),
                     offset: int = Query(0, ge=0, le=10**9, deprecated=True,
                                         description="Skip this many jobs (deprecated: its cost grows with the "
                                                     "offset; use `cursor`)"),
                     total: str | None = Query(None, pattern="^(exact|estimate)$", description=TOTAL_DOC),
                     job_status: str | None = Query(None, alias="status", pattern=STATUS_PATTERN),
                     model_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$"),
+                    tag: list[str] | None = Query(None, description="Only jobs with this tag; repeat it for jobs "
+                                                  "with every one of them (`?tag=a&tag=b`)"),
+                    name: str | None = Query(None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+                                             description="Only jobs whose name starts with this (case matters)"),
+                    sweep_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$",
+                                                 description="Only the trials of this sweep"),
+                    created_after: IsoTime | None = Query(None, description="Only jobs created at or after this "
+                                                          "time (ISO 8601; UTC without an offset)"),
+                    created_before: IsoTime | None = Query(None, description="Only jobs created before this time"),
+                    sort: str = Query("-created_at", max_length=300, description=SORT_DOC),
                     caller: Caller = Depends(current_caller)) -> Response:
-    after = decode_cursor(cursor) if cursor is not None else None
+    tags = tuple(dict.fromkeys(tag or ()))
+    if len(tags) > MAX_TAG_FILTERS or any(not 1 <= len(item) <= 64 or CONTROL.search(item) for item in tags):
+        raise Problem(422, "Invalid Tags", f"Filter by at most {MAX_TAG_FILTERS} tags of 1 to 64 characters each, "
+                      "without control characters.", field="tag")
+    try:
+        order = listing.Sort.parse(sort)
+    except ValueError as exc:
+        raise Problem(422, "Invalid Sort", str(exc), field="sort") from None
+    filters = listing.Filters(caller.tenant_id, job_status, model_id, tags, name, sweep_id, _utc(created_after),
+                              _utc(created_before))
+    after = _after(cursor, order)
     if after is not None and offset:
         raise Problem(422, "Invalid Paging", "Give a cursor or an offset, not both: the cursor says where the "
                       "page starts.", field="offset")
-    filters = {"tenant_id": caller.tenant_id, "status": job_status, "model_id": model_id}
     # SQLite has no planner estimate to read: there, an estimate is a count (its databases are small).
     estimate = total == "estimate" and read_pool() is not None
-    questions = [repository.job_page(**filters, limit=limit, after=after, offset=offset)]
+    questions = [listing.page(filters, order, limit=limit, after=after, offset=offset)]
     if total is not None:
-        questions.append(repository.job_count(**filters, estimate=estimate))
-    (items, last), *counted = await _answer(*questions)
-    next_cursor = encode_cursor(*last) if last is not None else None
+        questions.append(listing.count(filters, estimate=estimate))
+    (items, last), *counted = await answer(*questions)
+    next_cursor = _cursor(last, order)
     count, kind = (counted[0], "estimate" if estimate else "exact") if counted else (None, None)
     if last is None and after is None and (items or not offset) and (total is None or kind == "estimate"):
         # Nothing past this page, and it started at the top (or at an offset inside the list): the count is
         # known without counting.
         count, kind = offset + len(items), "exact"
-    page = JobPage(items=items, limit=limit, next=_next_link(limit, job_status, model_id, next_cursor),
-                   next_cursor=next_cursor, total=count, total_kind=kind)
+    query = {"limit": limit, "status": job_status, "model_id": model_id, "tag": list(tags) or None, "name": name,
+             "sweep_id": sweep_id, "created_after": created_after, "created_before": created_before,
+             "sort": None if sort == "-created_at" else order.text}
+    page = JobPage(items=items, limit=limit, next=_next_link(query, next_cursor), next_cursor=next_cursor,
+                   total=count, total_kind=kind)
     return Response(page.model_dump_json().encode(), media_type="application/json")
 
 
-def _next_link(limit: int, job_status: str | None, model_id: str | None, cursor: str | None) -> str | None:
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time as the database compares it: in UTC (one without an offset is taken as UTC)."""
+    if moment is None:
+        return None
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # year 1 with an offset east of UTC, or 9999 west of it
+        raise Problem(422, "Invalid Time", f"{moment.isoformat()} is outside the times a job can have.",
+                      field="created_after") from None
+
+
+def _after(cursor: str | None, order: listing.Sort) -> Any:
     if cursor is None:
         return None
-    query = {"limit": limit, "status": job_status, "model_id": model_id, "cursor": cursor}
-    return "/v1/jobs?" + urlencode({name: value for name, value in query.items() if value is not None})
+    if order.kind == "created_at":
+        return decode_cursor(cursor)
+    return listing.Position(*decode_sorted_cursor(cursor, order.text, order.ranks))
 
 
-@router.get("/{job_id}", response_model=JobOut, summary="A job's status, attempts, error and epoch history")
+def _cursor(last: Any, order: listing.Sort) -> str | None:
+    if last is None:
+        return None
+    if order.kind == "created_at":
+        return encode_cursor(*last)
+    return encode_sorted_cursor(order.text, last.rank, last.value, last.created_at, last.id)
+
+
+def _next_link(query: dict[str, Any], cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    values = {name: value.isoformat() if isinstance(value, datetime) else value
+              for name, value in {**query, "cursor": cursor}.items() if value is not None}
+    return "/v1/jobs?" + urlencode(values, doseq=True)
+
+
+@router.get(JOB, response_model=JobOut, summary="A job's status, attempts, error and epoch history")
 async def get_job(job_id: str, caller: Caller = Depends(current_caller)) -> Response:
-    [job] = await _answer(repository.job_document(tenant_id=caller.tenant_id, job_id=job_id))
+    [job] = await answer(repository.job_document(tenant_id=caller.tenant_id, job_id=job_id))
     if job is None:
         raise not_found("job", job_id)
     return Response(job.model_dump_json().encode(), media_type="application/json")
 
 
-@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a finished job and its artifacts")
+@router.delete(JOB, status_code=status.HTTP_204_NO_CONTENT, summary="Delete a finished job and its artifacts")
 def delete_job(job_id: str, request: Request, session: Session = Depends(get_session),
                caller: Caller = Depends(current_caller)) -> Response:
     service.delete_job(session, tenant_id=caller.tenant_id, job_id=job_id)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.contract import DEFAULT_ARTIFACTS, ArtifactName, Distribution, JobKind, MixedPrecision, TuningRequest
+from app.experiments.schemas import JobName, MetricSummary, Notes, Param, Tags
 from app.jobs.callbacks import CallbackSpec
 from app.jobs.data import ArrayInput, ArrayRef, IdField, Pipeline, ValidationData
 
@@ -188,6 +189,10 @@ class JobCreate(BaseModel):
         "examples": [EXAMPLE_FIT_JOB, EXAMPLE_EVALUATE_JOB, EXAMPLE_PREDICT_JOB]})
 
     kind: JobKind = "fit"
+    # The run as an experiment; changed later with PATCH /v1/jobs/{id}.
+    name: JobName = None
+    tags: Tags = Field(default_factory=list)
+    notes: Notes = None
     model_id: IdField | None = None
     source_job_id: IdField | None = None
     initial_weights: WarmStart | None = None
@@ -266,6 +271,9 @@ class ArtifactOut(BaseModel):
 
 class JobOut(BaseModel):
     id: str
+    name: str | None
+    tags: list[str]
+    notes: str | None
     kind: str
     status: str
     model_id: str
@@ -283,6 +291,11 @@ class JobOut(BaseModel):
     history: dict[str, list[float | None]]
     epochs: list[dict[str, Any]]
     result: dict[str, Any] | None
+    # The scalar hyperparameters of the request, recorded at submit (names in docs/api.md).
+    params: dict[str, Param]
+    # Per logged metric: its final and best values and the epoch of the best, kept as epochs are recorded.
+    metrics: dict[str, MetricSummary]
+    sweep_id: str | None = Field(description="the sweep this job is a trial of; null for a job submitted alone")
     links: dict[str, str]
 
 

@@ -13,6 +13,8 @@ from app.core.quotas import check_queued, lock_tenant
 from app.core.sql import ask
 from app.core.statuses import TERMINAL_STATUSES
 from app.core.tables import Job
+from app.experiments import service as experiments
+from app.experiments.schemas import tag_list
 from app.jobs import repository
 from app.jobs.compile_checks import check_compile
 from app.jobs.inputs import check_same_rows, resolve_input
@@ -160,8 +162,8 @@ def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker:
         if compile_args is None:
             raise Problem(422, "Missing Compile", "evaluate needs a loss: give 'compile', or a source_job_id of "
                           "a fit job whose compile arguments it reuses.", field="compile")
-    check_data_shapes(get_model(session, tenant_id=tenant_id, model_id=model_id).summary, data, compile_args,
-                      field=request.kind)
+    summary = get_model(session, tenant_id=tenant_id, model_id=model_id).summary
+    check_data_shapes(summary, data, compile_args, field=request.kind)
     artifacts = list(request.artifacts or DEFAULT_ARTIFACTS) if request.kind == "fit" else []
     gpus = request.resources.gpus
     distribution = request.distribution or ("mirrored" if gpus > 1 else None)
@@ -170,16 +172,21 @@ def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker:
     lock_tenant(session, tenant_id)
     check_queued(session, tenant_id)
     queue = queue_for(queue_base, gpus)
-    return repository.insert_job(
+    stored = JobRequest(
+        kind=request.kind, weights=weights, compile=compile_args, data=data, arguments=arguments,
+        callbacks=[c.model_dump(mode="json") for c in request.callbacks], seed=request.seed,
+        artifacts=artifacts, queue=queue, priority=request.priority,
+        mixed_precision=request.mixed_precision, distribution=distribution,
+        time_limit_s=request.time_limit_s, tuning=request.tuning_request(),
+        submitted=request.model_dump(mode="json", exclude_none=True)).model_dump(mode="json")
+    params = experiments.submission_params(stored, summary)
+    tags = tag_list(request.tags)
+    job = repository.insert_job(
         session, tenant_id=tenant_id, kind=request.kind, status="queued", model_id=model_id, queue=queue,
         priority=request.priority, max_attempts=min(request.max_attempts or max_attempts, max_attempts),
-        request=JobRequest(
-            kind=request.kind, weights=weights, compile=compile_args, data=data, arguments=arguments,
-            callbacks=[c.model_dump(mode="json") for c in request.callbacks], seed=request.seed,
-            artifacts=artifacts, queue=queue, priority=request.priority,
-            mixed_precision=request.mixed_precision, distribution=distribution,
-            time_limit_s=request.time_limit_s, tuning=request.tuning_request(),
-            submitted=request.model_dump(mode="json", exclude_none=True)).model_dump(mode="json"))
+        name=request.name, notes=request.notes, tags=tags, params=params, request=stored)
+    experiments.record_submission(session, job_id=job.id, tenant_id=tenant_id, tags=tags, params=params)
+    return job
 
 
 # --- read ------------------------------------------------------------------------------------------
