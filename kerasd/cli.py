@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from importlib.metadata import entry_points
 
 from kerasd.cli_client import add_client_commands, run_client_command
+from kerasd.cli_experiments import sort_values_joined
 
 log = logging.getLogger("kerasd.cli")
 CLIENT_COMMANDS = ("models", "datasets", "jobs", "artifacts")
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     add_server_commands(commands)
     add_client_commands(commands)
 
-    args = parser.parse_args(argv)
+    args = parser.parse_args(sort_values_joined(sys.argv[1:] if argv is None else list(argv)))
     if args.command in CLIENT_COMMANDS:
         return run_client_command(args)
     return args.run(args)

@@ -5,6 +5,7 @@
     kerasd jobs submit FILE [--watch]  a job as YAML or JSON (the body of POST /v1/jobs)
     kerasd jobs watch ID               live progress until the job ends (exit 0 only if it succeeded)
     kerasd jobs list | get ID | cancel ID | retry ID | delete ID
+    kerasd jobs tag | update | compare | tensorboard      runs as experiments (kerasd/cli_experiments.py)
     kerasd artifacts list ID | get ID NAME -o PATH
 
 The server and key come from --url / --api-key or KERASD_URL / KERASD_API_KEY; --json prints the API's
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kerasd import cli_text
+from kerasd import cli_experiments, cli_text
 from kerasd.client import Client
 from kerasd.errors import KerasdError
 from kerasd.progress import FitDisplay, QueueNotice
@@ -147,9 +148,7 @@ def _jobs_watch(args: argparse.Namespace) -> int:
 def _jobs_list(args: argparse.Namespace) -> int:
     client = _client(args)
     model_id = cli_text.resolve_id(args.model_id, "model", client.models.list) if args.model_id else None
-    page = client.jobs.list(status=args.status, model_id=model_id, limit=args.limit)
-    _emit(args, {"items": list(page), "total": page.total}, "\n".join(map(cli_text.job_row, page)) or "no jobs")
-    return 0
+    return cli_experiments.jobs_list(client, args, model_id)
 
 
 def _jobs_cancel(args: argparse.Namespace) -> int:
@@ -239,6 +238,7 @@ def add_client_commands(commands: Any) -> None:
     jobs_list = listing(jobs, "job")
     jobs_list.add_argument("--status", default=None, choices=JOB_STATUSES)
     jobs_list.add_argument("--model-id", default=None, help="a model's id, or a unique prefix of it")
+    cli_experiments.add_commands(jobs, jobs_list, command, _client)
 
     artifacts = group("artifacts", "what jobs produced")
     command(artifacts, "list", _artifacts_list, "a job's files: names and sizes", with_id="job")

@@ -69,11 +69,6 @@ def job_text(job: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def job_row(job: dict[str, Any]) -> str:
-    queued = f" (position {job['queue_position']})" if job.get("queue_position") else ""
-    return f"{job['id']}  {job['kind']:<8} {job['status']:<10} {_when(job.get('created_at', ''))}{queued}"
-
-
 def model_text(model: dict[str, Any]) -> str:
     summary = model.get("summary") or {}
     params = summary.get("total_params")

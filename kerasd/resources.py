@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from kerasd import arrays
+from kerasd import arrays, experiments
 from kerasd._base import Call, Download, Operation, ProgressReader, Sleep
 from kerasd.errors import APIError, NotFound
+from kerasd.experiments import UNSET
 from kerasd.progress import TransferBar
 
 if TYPE_CHECKING:
@@ -294,12 +295,37 @@ class Jobs(Resource):
     def get(self, job_id: str) -> Any:
         return self._run(_get_json(f"/v1/jobs/{job_id}"))
 
-    def list(self, *, status: str | None = None, model_id: str | None = None, limit: int = 50,
-             offset: int = 0, cursor: str | None = None, total: str | None = None) -> Any:
-        """A page of jobs, newest first; the next one with `cursor=page.next_cursor`. `total="exact"` counts the
-        matches, `"estimate"` asks the database's estimate. `offset` still works, at a cost that grows with it."""
-        return self._run(_get_page("/v1/jobs", {"status": status, "model_id": model_id, "limit": limit,
-                                                "offset": offset or None, "cursor": cursor, "total": total}))
+    def list(self, *, status: str | None = None, model_id: str | None = None, tags: list[str] | None = None,
+             name: str | None = None, sweep_id: str | None = None, created_after: Any = None,
+             created_before: Any = None, sort: str | None = None, limit: int | None = 50, offset: int = 0,
+             cursor: str | None = None, total: str | None = None) -> Any:
+        """Jobs with every one of `tags`, a name starting with `name`, and the other filters given, in `sort`'s
+        order (default newest first; `"-metrics.val_accuracy.best"`, `"params.optimizer.learning_rate"`, `"name"`,
+        `-` for descending: jobs without that metric or param come last). `limit` jobs (None: all of them), read a
+        page of at most 500 at a time; where the list goes on, `page.next_cursor` (pass it as `cursor`).
+        `total="exact"` counts the matches, `"estimate"` asks the database's estimate. `offset` still works, at a
+        cost that grows with it."""
+        filters = {"status": status, "model_id": model_id, "tag": list(tags or ()), "name": name,
+                   "sweep_id": sweep_id, "created_after": created_after, "created_before": created_before,
+                   "sort": sort, "total": total}
+        return self._run(self._list(filters, limit, offset, cursor))
+
+    def _list(self, filters: dict[str, Any], limit: int | None, offset: int, cursor: str | None) -> Operation:
+        body = yield from experiments.list_jobs(filters, limit=limit, offset=offset, cursor=cursor)
+        return Page(body)
+
+    def update(self, job_id: str, *, name: Any = UNSET, tags: Any = UNSET, notes: Any = UNSET,
+               add_tags: Any = UNSET, remove_tags: Any = UNSET) -> Any:
+        """Name, tag or annotate a job (`PATCH /v1/jobs/{id}`): what is given changes, the rest stays; None clears
+        a name or notes. `tags` replaces the tags; `add_tags` / `remove_tags` change them. Returns the job."""
+        return self._run(experiments.update_job(job_id, {"name": name, "tags": tags, "notes": notes,
+                                                         "add_tags": add_tags, "remove_tags": remove_tags}))
+
+    def compare(self, ids: Any) -> Any:
+        """Up to 500 jobs side by side (`GET /v1/jobs/compare`): a list of flat records, one per run, that
+        `pandas.DataFrame` takes as it is, with `.histories` (a record per run and epoch), `.metric_names`,
+        `.param_names`, `.differing_params` and `.runs` (the server's documents)."""
+        return self._run(experiments.compare_jobs(ids))
 
     def delete(self, job_id: str) -> Any:
         return self._run(_delete(f"/v1/jobs/{job_id}"))

@@ -3,13 +3,12 @@ model's summary table as Keras prints it."""
 
 from __future__ import annotations
 
-import shutil
-import tarfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 from kerasd.errors import NotFound
+from kerasd.tensorboard_logs import extract_logs as _extract_logs
 
 
 def deliver_callback_files(client: Any, job: dict[str, Any], callbacks: list[tuple[dict[str, Any], str | None]],
@@ -64,24 +63,3 @@ def summary_lines(model: dict[str, Any], local_name: str, line_length: int | Non
     return lines
 
 
-def _extract_logs(archive: Path, target: Path) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "r:gz") as tar:
-        members = tar.getmembers()
-        top = {member.name.split("/", 1)[0] for member in members}
-        for member in members:
-            if member.issym() or member.islnk() or member.name.startswith("/") or ".." in member.name:
-                raise ValueError(f"refusing to extract {member.name!r} from the job's TensorBoard logs")
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(target / "_kerasd", filter="data")
-        else:  # Python 3.11 before 3.11.4: the members were checked above
-            tar.extractall(target / "_kerasd")
-    staging = target / "_kerasd"
-    # The archive holds one directory (the worker's log_dir); its content goes where the callback said.
-    inner = staging / next(iter(top)) if len(top) == 1 and (staging / next(iter(top))).is_dir() else staging
-    for item in inner.iterdir():
-        destination = target / item.name
-        if destination.exists():
-            shutil.rmtree(destination) if destination.is_dir() else destination.unlink()
-        shutil.move(str(item), destination)
-    shutil.rmtree(staging, ignore_errors=True)

@@ -174,8 +174,10 @@ class RemoteModel:
             validation_data: Any = None, shuffle: bool = True, class_weight: dict[int, float] | None = None,
             sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
             validation_steps: int | None = None, validation_batch_size: int | None = None,
-            validation_freq: int = 1) -> results.History:
-        """`Model.fit` as a fit job; prints Keras's progress bar from the job's live events."""
+            validation_freq: int = 1, *, name: str | None = None, tags: list[str] | None = None,
+            notes: str | None = None) -> results.History:
+        """`Model.fit` as a fit job; prints Keras's progress bar from the job's live events. `name`, `tags` and
+        `notes` (kerasd's, not Keras's) name the run for finding and comparing it later."""
         if self._compile is None:
             raise RuntimeError("You must call `compile()` before using the model.")
         if validation_batch_size is not None:
@@ -190,6 +192,8 @@ class RemoteModel:
             steps_per_epoch=steps_per_epoch, validation_steps=validation_steps, validation_freq=validation_freq)
         declared = translate.callback_specs(callbacks)
         body = {"kind": "fit", **self._start_weights(), "compile": self._compile, "fit": arguments}
+        body.update({key: value for key, value in (("name", name), ("tags", tags), ("notes", notes))
+                     if value is not None})
         if declared:
             body["callbacks"] = [spec for spec, _path in declared]
         steps_hint = steps_per_epoch or translate.steps_of(x, batch_size or 32, validation_split)
