@@ -245,3 +245,67 @@ def test_a_job_is_renamed_retagged_and_annotated_only_by_its_tenant(api, databas
         from sqlalchemy import text
 
         assert session.execute(text("SELECT count(*) FROM job_tags WHERE job_id = :j"), {"j": job_id}).scalar() == 0
+
+
+def test_the_lists_comparisons_and_summaries_on_sqlite(tmp_path):
+    """What `kerasd up` runs on: the same questions on SQLite migrated to head, an epoch recorded again included."""
+    from sqlalchemy.orm import sessionmaker
+
+    from app.core.database import make_engine
+    from app.core.migrate import upgrade_to_head
+    from app.core.repositories import jobs as worker_questions
+    from app.core.sql import ask
+    from app.experiments import repository as experiments
+    from app.experiments import service as comparing
+    from app.jobs import listing
+    from tests.runs import tenant_and_model
+
+    url = f"sqlite:///{tmp_path / 'kerasd.db'}"
+    upgrade_to_head(url)
+    engine = make_engine(url)
+    try:
+        with sessionmaker(engine, expire_on_commit=False)() as session:
+            tenant_id, model_id = tenant_and_model(session)
+            rng = random.Random(9)
+            runs = _fifty_runs(session, tenant_id, model_id, rng)
+            # A resumed attempt records epoch 1 again, worse: the summary is made again from every epoch.
+            worker_questions.record_epoch(session, job_id=runs[0]["id"], epoch=1, attempt=2,
+                                          logs={"loss": 9.0, "accuracy": 0.0})
+            runs[0]["logs"][1] = {"loss": 9.0, "accuracy": 0.0}
+            session.commit()
+
+            def every(filters, sort):
+                found, after = [], None
+                while True:
+                    items, after = ask(session, listing.page(filters, listing.Sort.parse(sort), limit=7, after=after))
+                    found += items
+                    if after is None:
+                        return [item.id for item in found]
+
+            final_loss = lambda run: run["logs"][-1]["loss"]  # noqa: E731
+            best_loss = lambda run: min(logs["loss"] for logs in run["logs"])  # noqa: E731
+            assert every(listing.Filters(tenant_id), "metrics.loss.final") == _in_order(runs, final_loss,
+                                                                                        descending=False)
+            tagged = [run for run in runs if "a" in run["tags"]]
+            assert every(listing.Filters(tenant_id, tags=("a",)), "-metrics.loss.best") == _in_order(
+                tagged, best_loss, descending=True)
+            assert every(listing.Filters(tenant_id, name="run-4"), "name") == [
+                run["id"] for run in sorted((run for run in runs if (run["name"] or "").startswith("run-4")),
+                                            key=lambda run: run["name"])]
+            document = ask(session, listing.page(listing.Filters(tenant_id, tags=("a", "b")), listing.NEWEST_FIRST,
+                                                 limit=50))[0][-1]
+            losses = [logs["loss"] for logs in runs[0]["logs"]]
+            assert (document.id, document.metrics["loss"].best) == (runs[0]["id"], min(losses))
+            assert document.metrics["loss"].best_epoch == losses.index(min(losses))
+            assert document.metrics["accuracy"].final == runs[0]["logs"][-1]["accuracy"]
+
+            wanted = [runs[1]["id"], runs[0]["id"]]
+            compared = comparing.comparison(
+                wanted, ask(session, experiments.runs(tenant_id=tenant_id, ids=wanted)),
+                ask(session, experiments.run_metrics(tenant_id=tenant_id, ids=wanted)),
+                ask(session, experiments.run_epochs(tenant_id=tenant_id, ids=wanted)))
+            assert [run["id"] for run in compared["runs"]] == wanted
+            assert compared["runs"][1]["history"]["loss"] == [logs["loss"] for logs in runs[0]["logs"]]
+            assert compared["metric_names"] == ["accuracy", "loss", "val_loss"]
+    finally:
+        engine.dispose()
