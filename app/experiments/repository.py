@@ -93,16 +93,16 @@ _RUNS = Statement(**{dialect: text(
 _RUN_METRICS = Statement(**{dialect: text(
     "SELECT job_id, name, final, best, best_epoch FROM job_metrics "
     f"WHERE tenant_id = :tenant_id AND job_id IN {ids}") for dialect, ids in _IDS.items()})
-# Each run's epochs as one JSON array of [epoch, logs] in epoch order, as text: one row and one decode per run,
-# where a row per epoch cost a row's overhead and a decode for each of 50,000 epochs (bench/compare.py).
+# Their epochs, one row a run: its epochs as one JSON array of [epoch, logs] in epoch order, as text, decoded off
+# the event loop (app/experiments/service.py). A row an epoch cost the API's event loop the driver's work on each
+# of 50,000 rows (235 ms of CPU for 500 runs of 100 epochs, bench/compare.py), more than PostgreSQL's aggregating.
 _RUN_EPOCHS = Statement(
     postgresql=text("SELECT e.job_id, json_agg(json_build_array(e.epoch, e.logs) ORDER BY e.epoch)::text AS epochs "
-                    f"FROM job_epochs AS e JOIN jobs ON jobs.id = e.job_id WHERE jobs.tenant_id = :tenant_id "
+                    "FROM job_epochs AS e JOIN jobs ON jobs.id = e.job_id WHERE jobs.tenant_id = :tenant_id "
                     f"AND e.job_id IN {_IDS['postgresql']} GROUP BY e.job_id"),
-    sqlite=text("SELECT e.job_id, json_group_array(json_array(e.epoch, json(e.logs))) AS epochs FROM "
-                "(SELECT job_id, epoch, logs FROM job_epochs WHERE job_id IN (SELECT value FROM json_each(:ids)) "
-                "ORDER BY job_id, epoch) AS e JOIN jobs ON jobs.id = e.job_id WHERE jobs.tenant_id = :tenant_id "
-                "GROUP BY e.job_id"))
+    sqlite=text("SELECT e.job_id, json_group_array(json_array(e.epoch, json(e.logs))) AS epochs FROM job_epochs AS e "
+                "JOIN jobs ON jobs.id = e.job_id WHERE jobs.tenant_id = :tenant_id AND e.job_id IN "
+                f"{_IDS['sqlite']} GROUP BY e.job_id"))
 
 
 def runs(*, tenant_id: str, ids: Sequence[str]) -> Question[list[Any]]:
@@ -115,7 +115,7 @@ def run_metrics(*, tenant_id: str, ids: Sequence[str]) -> Question[list[Any]]:
     return Question(_RUN_METRICS, {"tenant_id": tenant_id, "ids": _json(list(ids))})
 
 
-def run_epochs(*, tenant_id: str, ids: Sequence[str]) -> Question[dict[str, Any]]:
-    """Their epochs: job id -> [[epoch, logs], ...] as JSON text (decoded by the caller, off the loop)."""
+def run_epochs(*, tenant_id: str, ids: Sequence[str]) -> Question[dict[str, str]]:
+    """Their epochs: job id -> [[epoch, logs], ...] as JSON text (in epoch order on PostgreSQL; any on SQLite)."""
     return Question(_RUN_EPOCHS, {"tenant_id": tenant_id, "ids": _json(list(ids))},
                     lambda rows: {row.job_id: row.epochs for row in rows})

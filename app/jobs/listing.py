@@ -211,34 +211,47 @@ def _valueless(sort: Sort) -> str:
 @functools.cache
 def _sorted_page(shape: tuple[Any, ...], sort: Sort, start: int, after: bool) -> Statement:
     """The parts from rank `start` on (after a cursor in part `start`, that part from past it), each ordered and
-    cut at :window rows, then ordered together: rank, value, newest first where there is no value, id."""
+    cut at :window rows, then ordered together: rank, value, newest first where there is no value, id. A part
+    reads only the rows the parts before it left to fill, its LIMIT computed once before it runs: a page of jobs
+    that all have the metric never walks the jobs looking for one without it (at 10,000 jobs that walk was 40
+    of the 48 ms a page took in PostgreSQL, bench/compare.py). A LIMIT of 0 and not a WHERE condition, because
+    PostgreSQL starts the parallel workers of a plan before a condition in it is tested, and never under a
+    LIMIT 0."""
     where = _where(shape)
     way, past = ("DESC", "<") if sort.descending else ("ASC", ">")
-    selects = []
+    parts: list[tuple[int, str]] = []
+
+    def limit() -> str:
+        if not parts:
+            return ":window"
+        left = ":window - " + " - ".join(f"(SELECT count(*) FROM p{rank})" for rank, _ in parts)
+        return f"(SELECT CASE WHEN {left} > 0 THEN {left} ELSE 0 END)"
+
     for rank, (join, condition, value, ident) in enumerate(_parts(sort)):
         if rank < start:
             continue
         keyset = f" AND ({value}, {ident}) {past} (:after_value, :after_id)" if after and rank == start else ""
         number, text_ = (value, "CAST(NULL AS text)") if value in ("s.number", "s.best", "s.final") else (
             "CAST(NULL AS double precision)", value)
-        selects.append(f"SELECT * FROM (SELECT jobs.id AS id, {rank} AS sort_rank, {number} AS sort_number, "
-                       f"{text_} AS sort_text, CAST(NULL AS timestamp with time zone) AS sort_created FROM jobs {join} "
-                       f"WHERE {where} AND {condition}{keyset} ORDER BY {value} {way}, {ident} {way} "
-                       f"LIMIT :window) AS p{rank}")
+        parts.append((rank, f"SELECT jobs.id AS id, {rank} AS sort_rank, {number} AS sort_number, {text_} AS "
+                            "sort_text, CAST(NULL AS timestamp with time zone) AS sort_created FROM jobs "
+                            f"{join} WHERE {where} AND {condition}{keyset} ORDER BY {value} {way}, {ident} {way} "
+                            f"LIMIT {limit()}"))
     last = sort.ranks - 1
     keyset = (f" AND (jobs.created_at < :after_created_at OR (jobs.created_at = :after_created_at AND jobs.id {past} "
               ":after_id))") if after and start == last else ""
-    selects.append(f"SELECT * FROM (SELECT jobs.id AS id, {last} AS sort_rank, CAST(NULL AS double precision) AS "
-                   "sort_number, CAST(NULL AS text) AS sort_text, jobs.created_at AS sort_created FROM jobs "
-                   f"WHERE {where} AND {_valueless(sort)}{keyset} ORDER BY jobs.created_at DESC, jobs.id {way} "
-                   f"LIMIT :window) AS p{last}")
-    union = " UNION ALL ".join(selects)
+    parts.append((last, f"SELECT jobs.id AS id, {last} AS sort_rank, CAST(NULL AS double precision) AS sort_number, "
+                        "CAST(NULL AS text) AS sort_text, jobs.created_at AS sort_created FROM jobs "
+                        f"WHERE {where} AND {_valueless(sort)}{keyset} ORDER BY jobs.created_at DESC, "
+                        f"jobs.id {way} LIMIT {limit()}"))
+    ctes = ", ".join(f"p{rank} AS ({select})" for rank, select in parts)
+    union = " UNION ALL ".join(f"SELECT * FROM p{rank}" for rank, _ in parts)
 
     def build(dialect: str) -> Any:
-        sql = (f"SELECT {columns(dialect)}, {POSITION}, page.sort_rank, page.sort_number, page.sort_text, "
-               f"page.sort_created FROM ({union}) AS page JOIN jobs ON jobs.id = page.id ORDER BY page.sort_rank, "
-               f"page.sort_number {way}, page.sort_text {way}, page.sort_created DESC, page.id {way} "
-               "LIMIT :limit OFFSET :offset")
+        sql = (f"WITH {ctes} SELECT {columns(dialect)}, {POSITION}, page.sort_rank, page.sort_number, "
+               f"page.sort_text, page.sort_created FROM ({union}) AS page JOIN jobs ON jobs.id = page.id "
+               f"ORDER BY page.sort_rank, page.sort_number {way}, page.sort_text {way}, page.sort_created DESC, "
+               f"page.id {way} LIMIT :limit OFFSET :offset")
         return _typed(text(sql).columns(**TYPES, sort_created=Job.created_at.type), sql)
     return per_dialect(build)
 
