@@ -51,7 +51,8 @@ def list_webhooks(session: Session = Depends(get_session),
     return [webhook_out(row) for row in service.list_webhooks(session, tenant_id=caller.tenant_id)]
 
 
-@router.get("/{webhook_id}", response_model=WebhookOut, summary="One webhook")
+@router.get("/{webhook_id}", response_model=WebhookOut, summary="One webhook",
+            description="Its URL, events and description; never its secret. Another tenant's hook is a 404.")
 def get_webhook(webhook_id: str, session: Session = Depends(get_session),
                 caller: Caller = Depends(current_caller)) -> WebhookOut:
     return webhook_out(service.get_webhook(session, tenant_id=caller.tenant_id, webhook_id=webhook_id))
