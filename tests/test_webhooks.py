@@ -169,6 +169,9 @@ def test_a_finished_job_is_delivered_once_signed_to_the_hooks_that_take_its_even
     sent_job = document["job"]
     assert sent_job["id"] == job["id"] and sent_job["status"] == "succeeded" and sent_job["kind"] == "fit"
     assert sent_job["model_id"] == seed["model"] and sent_job["finished_at"]
+    # The run as the API shows it: its name, tags and metric summaries (final, best, best epoch, goal).
+    for field, empty in (("name", None), ("tags", []), ("metrics", {})):
+        assert sent_job[field] == job.get(field, empty), field
     assert sent_job["links"]["self"] == f"/v1/jobs/{job['id']}"
     assert client.get(sent_job["links"]["artifacts"]).status_code == 200
 
