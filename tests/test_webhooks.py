@@ -9,8 +9,9 @@ import json
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -303,3 +304,68 @@ def test_cancels_are_delivered_from_the_queue_and_from_a_running_job(keyed_url, 
             assert json.loads(request["body"])["job"]["status"] == "cancelled"
         assert client.delete(f"/v1/webhooks/{hook['id']}").status_code == 204
         assert client.get(f"/v1/webhooks/{hook['id']}").status_code == 404
+
+
+def test_ends_outside_the_worker_store_their_deliveries_in_the_transaction_that_ends_the_job(server_env, worker,
+                                                                                            receivers):
+    """A job the reaper fails (its workers kept dying) and a job cancelled while queued: each end and its delivery
+    are one transaction (rolled back together), and the workers' senders deliver them."""
+    from sqlalchemy import text
+
+    from app.core.database import session_scope
+    from app.core.sql import ask
+    from app.core.tables import ModelSpec, Tenant, utcnow
+    from app.jobs import repository as jobs_repository
+    from app.jobs import service as jobs_service
+    from app.webhooks import repository as hooks_repository
+    from workers import reaper
+
+    receiver = receivers()
+    queue = f"nobody-serves-{uuid.uuid4().hex[:8]}"  # no worker takes these jobs
+    with session_scope() as session:
+        tenant = Tenant(name=f"hooks-{uuid.uuid4().hex[:8]}")
+        session.add(tenant)
+        session.flush()
+        model = ModelSpec(tenant_id=tenant.id, name="m", spec={}, keras_config={}, summary={})
+        session.add(model)
+        session.flush()
+        hook = hooks_repository.insert_webhook(session, tenant_id=tenant.id, url=receiver.url, description="",
+                                               events=["job.failed", "job.cancelled"], secret="whsec_test")
+        common = {"tenant_id": tenant.id, "kind": "fit", "model_id": model.id, "queue": queue, "priority": 5,
+                  "max_attempts": 3, "request": {"submitted": {}}}
+        lost = jobs_repository.insert_job(session, status="running", attempt=3, lease_owner="gone",
+                                          lease_expires_at=utcnow() - timedelta(minutes=5), **common).id
+        queued, kept = (jobs_repository.insert_job(session, status="queued", **common).id for _ in range(2))
+        tenant_id, hook_id = tenant.id, hook.id
+
+    def delivered_about() -> dict[str, dict[str, Any]]:
+        with session_scope() as session:
+            rows, _ = ask(session, hooks_repository.deliveries_page(webhook_id=hook_id, limit=10, after=None))
+        return {row.subject_id: {"event": row.event, "body": json.loads(row.body), "status": row.status}
+                for row in rows}
+
+    # A cancel whose transaction is rolled back leaves the job queued and nothing to deliver.
+    with pytest.raises(RuntimeError), session_scope() as session:
+        assert jobs_service.cancel_job(session, tenant_id=tenant_id, job_id=kept) == "cancelled"
+        raise RuntimeError("rolled back")
+    assert kept not in delivered_about()
+
+    with session_scope() as session:
+        assert jobs_service.cancel_job(session, tenant_id=tenant_id, job_id=queued) == "cancelled"
+    reaper.reap_expired(requeue=lambda job: None)  # this test's, or the worker's own reaper first: either ends it
+    with session_scope() as session:
+        statuses = dict(session.execute(text("SELECT id, status FROM jobs WHERE id IN (:a, :b, :c)"),
+                                        {"a": lost, "b": queued, "c": kept}).all())
+    assert statuses == {lost: "failed", queued: "cancelled", kept: "queued"}
+
+    stored = delivered_about()
+    assert set(stored) == {lost, queued}
+    assert stored[lost]["event"] == "job.failed" and stored[lost]["body"]["job"]["error"]["type"] == "WorkerLost"
+    assert stored[queued]["event"] == "job.cancelled" and stored[queued]["body"]["job"]["status"] == "cancelled"
+    # The worker's sender delivers both, each once.
+    wait_until(lambda: all(d["status"] == "delivered" for d in delivered_about().values()), what="both delivered")
+    assert len(receiver.about(lost)) == len(receiver.about(queued)) == 1
+    assert receiver.about(lost)[0]["headers"]["X-Kerasd-Signature"] == \
+        "sha256=" + hmac.new(b"whsec_test", receiver.about(lost)[0]["body"], hashlib.sha256).hexdigest()
+    with session_scope() as session:
+        jobs_service.cancel_job(session, tenant_id=tenant_id, job_id=kept)

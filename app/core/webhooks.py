@@ -17,7 +17,6 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from app.core.repositories import webhooks
@@ -70,7 +69,7 @@ def job_event_body(job: Any, *, delivery_id: str, event: str, created_at: Any, p
     return json.dumps(document, separators=(",", ":"), default=str)
 
 
-def record_job_end(executor: Session | Connection, *, job_id: str, status: str, public_url: str) -> int:
+def record_job_end(executor: Session, *, job_id: str, status: str, public_url: str) -> int:
     """Store one delivery for each of the job's tenant's hooks that take this end's event, in the caller's
     transaction (after the UPDATE that ended the job, so the body shows the ended job); how many."""
     event = JOB_EVENTS.get(status)
