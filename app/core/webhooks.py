@@ -124,7 +124,7 @@ def resolve(url: str, *, allow_private: bool) -> list[str]:
     _scheme, host, port = check_url(url)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # gaierror, a name IDNA refuses, a NUL in the name
         raise RefusedDestination(f"the host {host!r} of the url does not resolve ({exc}); give a host this "
                                  "server can reach") from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))

@@ -73,7 +73,7 @@ def delete_webhook(webhook_id: str, session: Session = Depends(get_session),
             description="Newest first, a page at a time (follow `next`). A delivery is `pending` while attempts "
                         "remain, `delivered` after a 2xx answer, `failed` after its last attempt or an answer "
                         "that is not retried (a 4xx other than 408 and 429, a redirect, a refused address).")
-def list_deliveries(webhook_id: str, limit: int = Query(50, ge=1, le=500),
+def list_webhook_deliveries(webhook_id: str, limit: int = Query(50, ge=1, le=500),
                     cursor: str | None = Query(None, max_length=200, description="`next_cursor` of the page before"),
                     session: Session = Depends(get_session), caller: Caller = Depends(current_caller)) -> DeliveryPage:
     after = decode_cursor(cursor) if cursor is not None else None
