@@ -31,6 +31,7 @@ from app.system import dashboard
 from app.system import routes as system
 from app.tenants import routes as tenants
 from app.tenants.key_cache import KeyCache
+from app.webhooks import routes as webhooks
 from app.weights import routes as weights
 
 log = logging.getLogger("kerasd.api")
@@ -99,7 +100,7 @@ def create_app() -> FastAPI:
     # Every /v1 route resolves its caller's tenant first (and within its request rate).
     # experiments first: its /v1/jobs/compare must be matched before the jobs router's /v1/jobs/{job_id}.
     for router in (models.router, datasets.router, experiments.router, jobs.router, events.router, weights.router,
-                   models.plugins_router, tenants.router):
+                   models.plugins_router, tenants.router, webhooks.router):
         application.include_router(router, dependencies=[Depends(current_caller)], responses=V1_ERRORS)
     dashboard.install(application)
     described = application.openapi

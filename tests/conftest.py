@@ -44,6 +44,11 @@ def server_env(run_id: str, database_url: str, tmp_path_factory: pytest.TempPath
         "KERASD_QUEUE": f"kerasd-test-{run_id}",
         "KERASD_DATA_DIR": str(tmp_path_factory.mktemp("kerasd-data")),
         "KERASD_BATCH_EVENT_INTERVAL_S": "0.1",
+        # Webhook receivers in the tests listen on 127.0.0.1; retries come quickly.
+        "KERASD_WEBHOOK_ALLOW_PRIVATE": "true",
+        "KERASD_WEBHOOK_BACKOFF_S": "0.2",
+        "KERASD_WEBHOOK_BACKOFF_MAX_S": "1",
+        "KERASD_WEBHOOK_POLL_S": "0.5",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     # The test process reads SQL directly to check that bad input stored nothing.

@@ -82,7 +82,7 @@ def test_docs_are_served_locally_and_try_it_out_runs_get_version(tab: Page) -> N
 
 
 def chart_points(page: Any) -> int:
-    return sum(page.eval_on_selector_all("svg.chart", "els => els.map(e => Number(e.dataset.points))"))
+    return sum(page.eval_on_selector_all(".chart", "els => els.map(e => Number(e.dataset.points))"))
 
 
 def start_seed_job(page: Any, api_url: str, **fit: Any) -> str:
@@ -118,9 +118,9 @@ def test_dashboard_trains_the_seed_job_live_and_cancels_another(tab: Page, clien
     # The curve gained points while the job was running, not just once at the end.
     assert len(set(running)) >= 3 and running == sorted(running), running
     page.wait_for_function("document.querySelectorAll('#epochs tbody tr').length === 20")
-    assert page.eval_on_selector_all("svg.chart", "els => els.map(e => e.dataset.metric)") == [
+    assert page.eval_on_selector_all(".chart", "els => els.map(e => e.dataset.metric)") == [
         "loss", "categorical_accuracy"]
-    val_points = page.get_attribute('svg.chart[data-metric="loss"] polyline.series-val', "data-points")
+    val_points = page.get_attribute('.chart[data-metric="loss"] .series-val', "data-points")
     assert val_points == "20"
     page.wait_for_selector("#artifacts a")
     links = page.eval_on_selector_all("#artifacts a", "els => els.map(a => [a.textContent, a.href])")
@@ -134,7 +134,7 @@ def test_dashboard_trains_the_seed_job_live_and_cancels_another(tab: Page, clien
     # A long second job: it must be training when it is cancelled from its page.
     long_job = start_seed_job(page, tab.api_url, epochs=1000)
     page.wait_for_function("document.querySelector('#job-status .status')?.dataset.status === 'running'")
-    page.wait_for_function("[...document.querySelectorAll('svg.chart')].some(e => Number(e.dataset.points) > 0)")
+    page.wait_for_function("[...document.querySelectorAll('.chart')].some(e => Number(e.dataset.points) > 0)")
     # A third job waits behind it; the job list shows where it stands in the queue.
     queued = client.post("/v1/jobs", json=client.get(f"/v1/jobs/{job_id}").json()["request"]).json()
     expected_position = client.get(f"/v1/jobs/{queued['id']}").json().get("queue_position")

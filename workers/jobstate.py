@@ -23,6 +23,7 @@ from app.core.database import session_scope
 from app.core.repositories import jobs
 from app.core.sql import ask
 from app.core.tables import utcnow
+from app.core.webhooks import record_job_end
 
 log = logging.getLogger("kerasd.worker")
 T = TypeVar("T")
@@ -120,10 +121,11 @@ def load_job(*, job_id: str) -> tuple[Any, dict[str, Any]]:
 
 
 @retrying
-def end(*, job_id: str, attempt: int, status: str, lease_s: int, chunk_bytes: int,
+def end(*, job_id: str, attempt: int, status: str, lease_s: int, chunk_bytes: int, public_url: str = "",
         result: dict[str, Any] | None = None, error: dict[str, str] | None = None,
-        artifacts: list[tuple[str, Path, str]] = ()) -> None:
-    """Store the artifacts and end the job in `status`, all in one transaction or not at all."""
+        artifacts: list[tuple[str, Path, str]] = ()) -> int:
+    """Store the artifacts, end the job in `status` and store its webhook deliveries (the outbox), all in one
+    transaction or not at all; the number of deliveries stored."""
     with session_scope() as session:
         _fence(session, job_id, attempt, lease_s)
         for name, path, media_type in artifacts:
@@ -132,3 +134,4 @@ def end(*, job_id: str, attempt: int, status: str, lease_s: int, chunk_bytes: in
             jobs.store_artifact(session, job_id=job_id, name=name, blob_sha256=blob.sha256,
                                 size_bytes=blob.size_bytes, media_type=media_type)
         jobs.end_job(session, job_id=job_id, status=status, result=result, error=error)
+        return record_job_end(session, job_id=job_id, status=status, public_url=public_url)

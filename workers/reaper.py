@@ -17,8 +17,10 @@ from typing import Any
 from app.core.blob_gc import collect_blobs
 from app.core.database import session_scope
 from app.core.repositories import jobs
+from app.core.settings import get_settings
 from app.core.sql import ask
 from app.core.tables import utcnow
+from app.core.webhooks import record_job_end
 
 log = logging.getLogger("kerasd.reaper")
 
@@ -36,6 +38,7 @@ def reap_expired(*, requeue: Callable[[Any], None]) -> list[tuple[str, str]]:
                          "message": f"the job's worker stopped answering on each of its {job.attempt} attempt(s) "
                                     f"(max_attempts={job.max_attempts}); it may be killing its worker (memory?)"}
                 if jobs.fail_lost(session, job_id=job.id, attempt=job.attempt, now=now, error=error):
+                    record_job_end(session, job_id=job.id, status="failed", public_url=get_settings().public_url)
                     changed.append((job.id, "failed"))
             else:
                 row = jobs.requeue_lost(session, job_id=job.id, attempt=job.attempt, now=now)

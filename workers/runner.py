@@ -241,7 +241,7 @@ def run_job(job_id: str, *, settings: Settings, redis_client: redis.Redis, cache
         return "skipped"
     job_id, attempt = claimed
     run = JobRun(job_id, attempt, settings=settings, redis_client=redis_client, cache=cache, owner=owner)
-    end = {"chunk_bytes": settings.chunk_bytes, **run.fenced}
+    end = {"chunk_bytes": settings.chunk_bytes, "public_url": settings.public_url, **run.fenced}
     try:
         run.publisher.publish("started", {"attempt": attempt, "worker": owner})
         with tempfile.TemporaryDirectory(prefix=f"kerasd-{job_id}-") as workdir:

@@ -19,6 +19,7 @@ from workers.array_cache import ArrayCache
 from workers.celery_app import celery
 from workers.reaper import Reaper
 from workers.scheduling import TurnKeeper
+from workers.webhooks import WebhookSender
 
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -38,8 +39,11 @@ def _cache() -> ArrayCache:
 def run_job(self, job_id: str) -> str:
     # The queue the message came from: its turn is for that queue's jobs (workers/scheduling.py).
     queue = (self.request.delivery_info or {}).get("routing_key")
-    return runner.run_job(job_id, settings=get_settings(), redis_client=_redis(), cache=_cache(), owner=WORKER_NAME,
-                          queue=queue)
+    try:
+        return runner.run_job(job_id, settings=get_settings(), redis_client=_redis(), cache=_cache(),
+                              owner=WORKER_NAME, queue=queue)
+    finally:
+        _webhooks.wake()  # the job's end stored its deliveries: send them now, not at the next poll
 
 
 _stop_announcing = threading.Event()
@@ -53,6 +57,7 @@ def _requeue(job) -> None:
 _reaper = Reaper(interval_s=get_settings().reaper_interval_s, requeue=_requeue,
                  gc_interval_s=get_settings().blob_gc_interval_s, gc_grace_s=get_settings().blob_gc_grace_s)
 _turns = TurnKeeper(interval_s=get_settings().reaper_interval_s, broker_url=get_settings().resolved_broker_url)
+_webhooks = WebhookSender(settings=get_settings(), owner=WORKER_NAME)
 
 
 def _announce_forever() -> None:
@@ -73,6 +78,7 @@ def _on_ready(**_kwargs) -> None:
     threading.Thread(target=_announce_forever, name="announce", daemon=True).start()
     _reaper.start()
     _turns.start()
+    _webhooks.start()
 
 
 @signals.worker_shutdown.connect
@@ -80,6 +86,7 @@ def _on_shutdown(**_kwargs) -> None:
     _stop_announcing.set()
     _reaper.stop()
     _turns.stop()
+    _webhooks.stop()
     try:
         withdraw(_redis(), WORKER_NAME)
     except redis.RedisError:

@@ -63,6 +63,11 @@ def run_embedded(*, host: str, port: int, data_dir: str | None, redis_port: int)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # One machine for everything: training yields the CPU to the API (README, Performance).
     env.setdefault("KERASD_WORKER_NICE", "10")
+    from app.http.auth import is_loopback
+
+    if is_loopback(host):
+        # Only this machine's users reach this API: their webhooks may go to receivers on this machine or network.
+        env.setdefault("KERASD_WEBHOOK_ALLOW_PRIVATE", "true")
 
     children: list[subprocess.Popen] = []
 

@@ -110,6 +110,25 @@ class Settings(BaseSettings):
     max_json_items: int = 100_000
     max_json_string_chars: int = 1024 * 1024
 
+    # Webhooks (app/core/webhooks.py; sent by workers/webhooks.py). A hook's URL must resolve to public addresses only
+    # unless this is true: a tenant's URL is fetched from inside the network (SSRF: cloud metadata at 169.254.169.254,
+    # databases, admin ports). `kerasd up` bound to a loopback address sets it, so hooks on the same machine work.
+    webhook_allow_private: bool = False
+    # Each POST gives up after this long (connect, and each read); a receiver should answer at once and work later.
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Attempts per delivery, on network errors, 408, 429 and 5xx answers; waits grow exponentially (with jitter)
+    # from webhook_backoff_s to at most webhook_backoff_max_s between attempts.
+    webhook_max_attempts: int = Field(default=6, ge=1, le=50)
+    webhook_backoff_s: float = Field(default=1.0, gt=0)
+    webhook_backoff_max_s: float = Field(default=30.0, gt=0)
+    # How often each worker's sender looks for due deliveries (a job ending on the same worker wakes it at once),
+    # and how many it sends at once (one slow receiver does not hold up the others).
+    webhook_poll_s: float = Field(default=2.0, gt=0)
+    webhook_concurrency: int = Field(default=4, ge=1, le=64)
+    # The API's address as receivers reach it (https://kerasd.example.com): a webhook's links are absolute with it,
+    # paths without it.
+    public_url: str = ""
+
     # Log lines as JSON objects (with request and job ids) or as plain text.
     log_format: Literal["json", "text"] = "json"
 

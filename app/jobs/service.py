@@ -10,9 +10,11 @@ from app.core.contract import DEFAULT_ARTIFACTS, JobRequest
 from app.core.errors import Problem, not_found
 from app.core.queue import queue_for
 from app.core.quotas import check_queued, lock_tenant
+from app.core.settings import get_settings
 from app.core.sql import ask
 from app.core.statuses import TERMINAL_STATUSES
 from app.core.tables import Job
+from app.core.webhooks import record_job_end
 from app.experiments import service as experiments
 from app.experiments.schemas import tag_list
 from app.jobs import repository
@@ -234,6 +236,7 @@ def cancel_job(session: Session, *, tenant_id: str, job_id: str) -> str:
     """Cancel now if queued ('cancelled'), or ask the worker to stop at its next batch ('requested')."""
     get_job(session, tenant_id=tenant_id, job_id=job_id)
     if repository.cancel_queued(session, job_id=job_id):
+        record_job_end(session, job_id=job_id, status="cancelled", public_url=get_settings().public_url)
         return "cancelled"
     if not repository.ask_cancel(session, job_id=job_id):
         status = ask(session, repository.job_state(job_id=job_id)).status
@@ -258,3 +261,4 @@ def retry_job(session: Session, *, tenant_id: str, job_id: str, max_attempts: in
 def fail_unqueued(session: Session, *, job: Job, reason: str) -> None:
     """A job whose message could not be sent must not sit in `queued` forever."""
     repository.fail(session, job=job, error={"type": "QueueUnavailable", "message": reason})
+    record_job_end(session, job_id=job.id, status="failed", public_url=get_settings().public_url)

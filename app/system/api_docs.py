@@ -35,6 +35,9 @@ TAGS = [
     {"name": "tenants", "description": "Who owns what: every model, dataset and job belongs to the tenant of the "
                                        "API key that made it. Your own tenant's quotas and usage; tenants and "
                                        "keys for admin keys."},
+    {"name": "webhooks", "description": "Be told when your jobs end: kerasd's workers POST signed JSON "
+                                        "(`X-Kerasd-Signature`, HMAC-SHA256 of the body with the hook's secret) to "
+                                        "your URL, retry failures with growing waits, and record every attempt."},
 ]
 
 DESCRIPTIONS = {

@@ -1,7 +1,8 @@
 """The pages a person opens: the API docs at /docs and the live dashboard at /dashboard.
 
 Both work on a machine without internet: Swagger UI's files come from the `swagger-ui-bundle-v2` package
-(no CDN), and the dashboard is plain HTML and JavaScript from app/system/static/, with no build step.
+(no CDN), and the dashboard is plain HTML and JavaScript from app/system/static/, with no build step (its charting
+library, uPlot, is a vendored file in static/vendor/ with its licence).
 """
 
 from __future__ import annotations
@@ -51,11 +52,14 @@ def swagger_ui_redirect() -> HTMLResponse:
 
 
 @router.get("/dashboard", response_class=FileResponse,
-            summary="The live dashboard: jobs, progress curves, epochs, artifacts, cancel",
-            description="A page for people: the job list (status, model, queue position, progress), a form "
-                        "that starts the tutorial's §3.2 job, and each job's live loss and metric curves fed "
-                        "by `GET /v1/jobs/{id}/events`, its epochs, artifact downloads and a cancel button. "
-                        "Open it in a browser: `http://127.0.0.1:8000/dashboard`.",
+            summary="The live dashboard: jobs, progress curves, epochs, artifacts, cancel, runs compared",
+            description="A page for people: the job list (name, tags, status, model, queue position, progress, "
+                        "chosen parameter and metric columns; filtered and sorted), a form that starts the "
+                        "tutorial's §3.2 job, each job's live loss and metric curves fed by "
+                        "`GET /v1/jobs/{id}/events`, its epochs, artifact downloads and a cancel button, and the "
+                        "selected runs compared: curves overlaid per metric, parameters and metrics side by side "
+                        "with what differs marked, one parameter against one metric. Open it in a browser: "
+                        "`http://127.0.0.1:8000/dashboard`.",
             responses={200: {"content": {"text/html": {}}, "description": "The dashboard page"}})
 def get_dashboard() -> FileResponse:
     return FileResponse(DASHBOARD_DIR / "index.html", media_type="text/html")

@@ -1,56 +1,19 @@
-// The kerasd dashboard: the job list, a form that starts the tutorial's §3.2 job, and a job view fed by
-// the job's Server-Sent Events (live curves, epochs, artifacts, cancel). Plain JavaScript, no build step.
+// The kerasd dashboard: the job list (filters, chosen columns, sorting, runs selected to compare), a form that starts
+// the tutorial's §3.2 job (new_job.js), a job view fed by the job's Server-Sent Events (live curves, epochs,
+// artifacts, cancel) and the compare view (compare.js). Plain JavaScript modules, no build step; charts by uPlot.
 
-import { tutorialArrays } from "./npz.js";
+import { updateLineChart } from "./charts.js";
+import { BASE, KEY_STORE, $, ApiError, apiKey, call, esc, fmt, shortId, showError, statusBadge, when } from "./common.js";
+import { compareView } from "./compare.js";
+import { jobsQuery, JobsTable } from "./jobs_table.js";
+import { newJobView } from "./new_job.js";
 
-// Everything is relative to where the app is mounted, so a proxy prefix works too.
-const BASE = location.pathname.replace(/\/dashboard(\/.*)?$/, "");
 // As app/core/statuses.py and app/core/events.py define them.
 const EVENT_TYPES = ["queued", "started", "batch", "epoch", "checkpoint", "log", "finished", "failed", "cancelled",
                      "pruned"];
 const TERMINAL_EVENTS = new Set(["finished", "failed", "cancelled", "pruned"]);
 const TERMINAL_STATUSES = new Set(["succeeded", "failed", "cancelled", "pruned"]);
 const COLORS = { batch: "#9db7e0", train: "#1f5fbf", val: "#d9661f" };
-// A server that requires keys gets this tab's key on every call (EventSource, which cannot send headers,
-// passes it as ?api_key=, which the events route accepts).
-const KEY_STORE = "kerasd.api_key";
-const apiKey = () => sessionStorage.getItem(KEY_STORE) || "";
-
-const $ = (selector, root = document) => root.querySelector(selector);
-const esc = (value) => String(value ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-const shortId = (id) => (id ? id.slice(0, 8) : "");
-const fmt = (value, digits = 4) =>
-  value === null || value === undefined ? "—" : typeof value === "number" ? Number(value.toPrecision(digits)).toString() : String(value);
-const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
-
-class ApiError extends Error {
-  constructor(status, problem) {
-    const hint = status === 401 ? " Enter an API key with the API key button (top right)." : "";
-    super((problem?.detail || problem?.title || `HTTP ${status}`) + hint);
-    this.status = status;
-    this.problem = problem;
-  }
-}
-
-async function call(method, path, body) {
-  const init = { method, headers: { accept: "application/json" } };
-  if (apiKey()) init.headers["x-api-key"] = apiKey();
-  if (body instanceof FormData) init.body = body;
-  else if (body !== undefined) {
-    init.body = typeof body === "string" ? body : JSON.stringify(body);
-    init.headers["content-type"] = "application/json";
-  }
-  const response = await fetch(BASE + path, init);
-  const text = await response.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = { detail: text };
-  }
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
-}
 
 const modelNames = new Map();
 async function modelName(modelId) {
@@ -65,16 +28,6 @@ function epochsAsked(job) {
   return submitted.fit?.epochs ?? submitted.epochs ?? null;
 }
 
-function statusBadge(status, extra = "") {
-  return `<span class="status status-${esc(status)}" data-status="${esc(status)}">${esc(status)}${extra}</span>`;
-}
-
-function showError(error) {
-  const box = $("#flash");
-  box.textContent = error instanceof Error ? error.message : String(error);
-  box.hidden = false;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // The job list
 
@@ -82,20 +35,75 @@ function jobListView(view) {
   view.innerHTML = `
     <section>
       <div class="title-row"><h1>Jobs</h1><a class="button" href="#/new" id="new-job-link">New job…</a>
+        <button type="button" id="compare-selected" disabled>Compare selected</button>
+        <button type="button" id="clear-selection" class="quiet" hidden>Clear selection</button></div>
+      <div class="filters">
         <label>Status <select id="status-filter">
           <option value="">all</option><option>queued</option><option>running</option>
           <option>succeeded</option><option>failed</option><option>cancelled</option><option>pruned</option>
-        </select></label></div>
-      <table class="jobs" id="jobs">
-        <thead><tr><th>Job</th><th>Kind</th><th>Status</th><th>Model</th><th>Queue position</th>
-          <th>Progress</th><th>Created</th></tr></thead>
-        <tbody></tbody>
-      </table>
+        </select></label>
+        <label>Name <input id="name-filter" type="search" placeholder="starts with…" size="16"></label>
+        <label>Tags <input id="tag-filter" type="search" placeholder="tag, another" size="16"></label>
+        <label>Show <select id="limit-filter"><option>50</option><option selected>100</option><option>500</option>
+          </select></label>
+        <details id="column-choices"><summary>Columns</summary><div class="choices"></div></details>
+      </div>
+      <table class="jobs" id="jobs"><thead></thead><tbody></tbody></table>
       <p id="jobs-empty" class="muted" hidden>No jobs yet: start one from <a href="#/new">New job</a>.</p>
     </section>`;
+  const table = new JobsTable();
   let timer = null;
   let stopped = false;
+  let shown = [];
+  let typing = null;
   $("#status-filter", view).addEventListener("change", () => refresh());
+  $("#limit-filter", view).addEventListener("change", () => refresh());
+  for (const input of ["#name-filter", "#tag-filter"]) {
+    $(input, view).addEventListener("input", () => {
+      clearTimeout(typing);
+      typing = setTimeout(refresh, 300);
+    });
+  }
+  $("#jobs thead", view).addEventListener("click", (event) => {
+    const header = event.target.closest("th[data-sort]");
+    if (!header) return;
+    table.toggleSort(header.dataset.sort);
+    refresh();
+  });
+  $("#jobs", view).addEventListener("change", (event) => {
+    const box = event.target;
+    if (box.id === "select-all") shown.forEach((id) => (box.checked ? table.selected.add(id) : table.selected.delete(id)));
+    else if (box.classList.contains("select-job")) box.checked ? table.selected.add(box.value) : table.selected.delete(box.value);
+    else return;
+    showSelection();
+    for (const row of view.querySelectorAll("#jobs tbody tr")) {
+      const on = table.selected.has(row.dataset.jobId);
+      row.classList.toggle("selected", on);
+      row.querySelector(".select-job").checked = on;
+    }
+  });
+  $("#column-choices", view).addEventListener("change", (event) => {
+    const box = event.target.closest("input[data-column-kind]");
+    if (!box) return;
+    table.toggleColumn(box.dataset.columnKind, box.value, box.checked);
+    refresh();
+  });
+  $("#compare-selected", view).addEventListener("click", () => {
+    location.hash = `#/compare?ids=${[...table.selected].join(",")}`;
+  });
+  $("#clear-selection", view).addEventListener("click", () => {
+    table.selected.clear();
+    showSelection();
+    refresh();
+  });
+
+  function showSelection() {
+    const count = table.selected.size;
+    const button = $("#compare-selected", view);
+    button.disabled = count === 0;
+    button.textContent = count ? `Compare selected (${count})` : "Compare selected";
+    $("#clear-selection", view).hidden = count === 0;
+  }
 
   async function progressOf(job) {
     if (job.status === "succeeded") return { value: 1, text: "done" };
@@ -109,157 +117,35 @@ function jobListView(view) {
   async function refresh() {
     clearTimeout(timer);
     try {
-      const status = $("#status-filter", view).value;
-      const page = await call("GET", `/v1/jobs?limit=100${status ? `&status=${status}` : ""}`);
+      const tags = $("#tag-filter", view).value.split(",").map((t) => t.trim()).filter(Boolean);
+      const page = await call("GET", jobsQuery({ limit: $("#limit-filter", view).value, status: $("#status-filter", view).value,
+                                                 name: $("#name-filter", view).value.trim(), tags, sort: table.sort }));
       const rows = await Promise.all(page.items.map(async (job) => {
         const [name, progress] = await Promise.all([modelName(job.model_id), progressOf(job).catch(() => null)]);
-        const position = job.queue_position ?? null;
         const bar = progress
           ? `<progress max="1" ${progress.value === null ? "" : `value="${progress.value}"`}></progress> ${esc(progress.text)}`
           : "";
-        return `<tr data-job-id="${esc(job.id)}">
-          <td><a href="#/jobs/${esc(job.id)}"><code>${esc(shortId(job.id))}</code></a></td>
-          <td>${esc(job.kind)}</td><td>${statusBadge(job.status)}</td>
-          <td>${esc(name)} <code class="muted">${esc(shortId(job.model_id))}</code></td>
-          <td class="queue-position">${position === null ? "—" : esc(position)}</td>
-          <td class="progress">${bar}</td><td>${esc(when(job.created_at))}</td></tr>`;
+        return [job, name, bar];
       }));
       if (stopped) return;
-      $("#jobs tbody", view).innerHTML = rows.join("");
+      if (table.learn(page.items)) $("#column-choices .choices", view).innerHTML = table.choicesHtml();
+      shown = page.items.map((job) => job.id);
+      $("#jobs thead", view).innerHTML = table.headerHtml(shown);
+      $("#jobs tbody", view).innerHTML = rows.map(([job, name, bar]) => table.rowHtml(job, name, bar)).join("");
       $("#jobs-empty", view).hidden = rows.length > 0;
     } catch (error) {
       showError(error);
     }
     if (!stopped) timer = setTimeout(refresh, 2000);
   }
+  $("#column-choices .choices", view).innerHTML = table.choicesHtml();
+  showSelection();
   refresh();
   return () => {
     stopped = true;
     clearTimeout(timer);
+    clearTimeout(typing);
   };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Starting a job: the tutorial's §3.2 example, editable
-
-const SEED_MODEL = {
-  type: "sequential", name: "seed_3_2", input_shape: [72],
-  layers: [
-    { class_name: "Dense", units: 32, activation: "relu" },
-    { class_name: "Dense", units: 32, activation: "relu" },
-    { class_name: "Dense", units: 10, activation: "softmax" },
-  ],
-};
-const SEED_JOB = {
-  kind: "fit", model_id: "$MODEL",
-  compile: { optimizer: { class_name: "Adam", config: { learning_rate: 0.001 } },
-             loss: "categorical_crossentropy", metrics: ["categorical_accuracy"] },
-  fit: { x: { dataset_id: "$DATASET", array: "train_x" }, y: { dataset_id: "$DATASET", array: "train_y" },
-         epochs: 10, batch_size: 100,
-         validation_data: { x: { dataset_id: "$DATASET", array: "val_x" }, y: { dataset_id: "$DATASET", array: "val_y" } } },
-};
-
-function newJobView(view) {
-  view.innerHTML = `
-    <section>
-      <h1>New job</h1>
-      <p>The tutorial's §3.2 example, ready to run: a Sequential model of Dense 32 → 32 → 10 trained with
-        Adam on random data. Edit anything; the same JSON works with <code>curl</code> (see the API docs).</p>
-      <form id="new-job">
-        <fieldset><legend>1 · Data (POST /v1/datasets)</legend>
-          <label><input type="radio" name="data" value="random" checked> Random arrays as in the tutorial:
-            <code>np.random.random((1000, 72))</code>, 10-class one-hot labels, 200 validation rows
-            (<code>train_x</code>, <code>train_y</code>, <code>val_x</code>, <code>val_y</code>)</label>
-          <label><input type="radio" name="data" value="file"> A <code>.npz</code> or <code>.npy</code> file:
-            <input type="file" id="data-file" accept=".npz,.npy"></label>
-        </fieldset>
-        <fieldset><legend>2 · Model (POST /v1/models)</legend>
-          <textarea id="model-spec" rows="11" spellcheck="false"></textarea></fieldset>
-        <fieldset><legend>3 · Compile and fit (POST /v1/jobs)</legend>
-          <p class="muted"><code>$MODEL</code> and <code>$DATASET</code> become the ids that steps 2 and 1 return.</p>
-          <textarea id="job-request" rows="18" spellcheck="false"></textarea></fieldset>
-        <button type="submit" id="start-job">Start job</button> <span id="new-job-status" class="muted"></span>
-      </form>
-    </section>`;
-  $("#model-spec", view).value = JSON.stringify(SEED_MODEL, null, 2);
-  $("#job-request", view).value = JSON.stringify(SEED_JOB, null, 2);
-  $("#new-job", view).addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const button = $("#start-job", view);
-    const say = (text) => ($("#new-job-status", view).textContent = text);
-    button.disabled = true;
-    try {
-      const spec = JSON.parse($("#model-spec", view).value);
-      const template = $("#job-request", view).value;
-      JSON.parse(template);
-      const form = new FormData();
-      if (view.querySelector("input[name=data]:checked").value === "file") {
-        const file = $("#data-file", view).files[0];
-        if (!file) throw new Error("Choose a .npz or .npy file, or use the random arrays.");
-        form.append("file", file, file.name);
-      } else {
-        form.append("file", tutorialArrays(), "seed.npz");
-      }
-      say("uploading the arrays…");
-      const dataset = await call("POST", "/v1/datasets", form);
-      say("building the model…");
-      const model = await call("POST", "/v1/models", spec);
-      say("submitting the job…");
-      const body = template.replaceAll("$MODEL", model.id).replaceAll("$DATASET", dataset.id);
-      const job = await call("POST", "/v1/jobs", body);
-      location.hash = `#/jobs/${job.id}`;
-    } catch (error) {
-      say("");
-      showError(error);
-    } finally {
-      button.disabled = false;
-    }
-  });
-  return () => {};
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Charts: one SVG per metric, batch values (light), epoch values and validation values
-
-function chartSvg(metric, series) {
-  const width = 460, height = 220, left = 52, right = 12, top = 12, bottom = 28;
-  const points = series.flatMap((s) => s.points);
-  const count = points.length;
-  if (!count) {
-    return `<svg class="chart" data-metric="${esc(metric)}" data-points="0" viewBox="0 0 ${width} ${height}"></svg>`;
-  }
-  let [xMin, xMax, yMin, yMax] = [Infinity, -Infinity, Infinity, -Infinity];
-  for (const [x, y] of points) {
-    [xMin, xMax, yMin, yMax] = [Math.min(xMin, x), Math.max(xMax, x), Math.min(yMin, y), Math.max(yMax, y)];
-  }
-  if (xMin === xMax) [xMin, xMax] = [xMin - 0.5, xMax + 0.5];
-  if (yMin === yMax) [yMin, yMax] = [yMin - 0.5, yMax + 0.5];
-  const sx = (x) => left + ((x - xMin) / (xMax - xMin)) * (width - left - right);
-  const sy = (y) => top + (1 - (y - yMin) / (yMax - yMin)) * (height - top - bottom);
-  const lines = series.filter((s) => s.points.length).map((s) => {
-    // A long job has many batch points: draw at most about 1500 of them, evenly spaced, and the last.
-    const step = Math.ceil(s.points.length / 1500);
-    const drawn = step === 1 ? s.points : s.points.filter((_, i) => i % step === 0 || i === s.points.length - 1);
-    const path = drawn.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
-    const dots = s.dots
-      ? s.points.map(([x, y]) => `<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${s.color}"/>`).join("")
-      : "";
-    return `<polyline class="series series-${s.key}" data-series="${esc(s.label)}" data-points="${s.points.length}"
-      fill="none" stroke="${s.color}" stroke-width="${s.dots ? 2 : 1}" points="${path}"/>${dots}`;
-  });
-  const legend = series.filter((s) => s.points.length)
-    .map((s, i) => `<text x="${width - right - 4}" y="${top + 10 + i * 12}" text-anchor="end" fill="${s.color}"
-      class="legend">${esc(s.label)}</text>`)
-    .join("");
-  return `<svg class="chart" data-metric="${esc(metric)}" data-points="${count}" viewBox="0 0 ${width} ${height}"
-      role="img" aria-label="${esc(metric)} by epoch">
-    <line x1="${left}" y1="${height - bottom}" x2="${width - right}" y2="${height - bottom}" class="axis"/>
-    <line x1="${left}" y1="${top}" x2="${left}" y2="${height - bottom}" class="axis"/>
-    <text x="${left - 4}" y="${top + 4}" text-anchor="end" class="tick">${esc(fmt(yMax, 3))}</text>
-    <text x="${left - 4}" y="${height - bottom}" text-anchor="end" class="tick">${esc(fmt(yMin, 3))}</text>
-    <text x="${left}" y="${height - 8}" class="tick">${esc(fmt(xMin, 3))}</text>
-    <text x="${width - right}" y="${height - 8}" text-anchor="end" class="tick">epoch ${esc(fmt(xMax, 3))}</text>
-    ${lines.join("")}${legend}</svg>`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -287,10 +173,37 @@ function jobView(view, jobId) {
   const state = {
     job: null, attempt: null, lastEventId: null, batches: [], epochs: new Map(), epochsTotal: null,
     lastBatch: null, ended: false, source: null, renderTimer: null, pollTimer: null, stopped: false,
+    charts: new Map(),
   };
 
   function scheduleRender() {
     if (state.renderTimer === null) state.renderTimer = setTimeout(render, 150);
+  }
+
+  // One chart per metric, kept and fed new points: batches (light), epochs and validation epochs. The x axis runs
+  // from 0 to the epochs asked, so a one-epoch job is its batch curve and a point at 1.
+  function drawChart(metric, epochs, total) {
+    let entry = state.charts.get(metric);
+    if (!entry) {
+      const figure = document.createElement("figure");
+      figure.innerHTML = `<figcaption>${esc(metric)}</figcaption><div class="chart" data-metric="${esc(metric)}"></div>`;
+      entry = { figure, body: $(".chart", figure), chart: null };
+      state.charts.set(metric, entry);
+    }
+    $("#charts", view).append(entry.figure);
+    const series = [
+      { cls: "series-batch", label: `${metric} (batches)`, color: COLORS.batch, width: 1,
+        points: state.batches.filter((b) => b.logs[metric] != null).map((b) => [b.x, b.logs[metric]]) },
+      { cls: "series-train", label: metric, color: COLORS.train, dots: true, width: 2,
+        points: epochs.filter(([, l]) => l[metric] != null).map(([e, l]) => [e + 1, l[metric]]) },
+      { cls: "series-val", label: `val_${metric}`, color: COLORS.val, dots: true, width: 2,
+        points: epochs.filter(([, l]) => l[`val_${metric}`] != null).map(([e, l]) => [e + 1, l[`val_${metric}`]]) },
+    ];
+    entry.chart = updateLineChart(entry.chart, entry.body, { series, xRange: total ? [0, total] : null });
+    entry.body.dataset.points = String(series.reduce((sum, s) => sum + s.points.length, 0));
+    for (const s of series) {
+      entry.body.querySelectorAll(`.${s.cls}`).forEach((element) => (element.dataset.points = String(s.points.length)));
+    }
   }
 
   function render() {
@@ -301,14 +214,8 @@ function jobView(view, jobId) {
     for (const logs of state.epochs.values()) Object.keys(logs).forEach((key) => metrics.add(key.replace(/^val_/, "")));
     const epochs = [...state.epochs.entries()].sort((a, b) => a[0] - b[0]);
     const ordered = [...metrics].sort((a, b) => (a === "loss" ? -1 : b === "loss" ? 1 : a.localeCompare(b)));
-    $("#charts", view).innerHTML = ordered.map((metric) => `<figure><figcaption>${esc(metric)}</figcaption>${chartSvg(metric, [
-      { key: "batch", label: `${metric} (batches)`, color: COLORS.batch,
-        points: state.batches.filter((b) => b.logs[metric] != null).map((b) => [b.x, b.logs[metric]]) },
-      { key: "train", label: metric, color: COLORS.train, dots: true,
-        points: epochs.filter(([, l]) => l[metric] != null).map(([e, l]) => [e + 1, l[metric]]) },
-      { key: "val", label: `val_${metric}`, color: COLORS.val, dots: true,
-        points: epochs.filter(([, l]) => l[`val_${metric}`] != null).map(([e, l]) => [e + 1, l[`val_${metric}`]]) },
-    ])}</figure>`).join("");
+    const total = state.epochsTotal ?? (state.job && epochsAsked(state.job));
+    for (const metric of ordered) drawChart(metric, epochs, total);
 
     const keys = [...new Set(epochs.flatMap(([, logs]) => Object.keys(logs)))]
       .sort((a, b) => (a === "loss" ? -1 : b === "loss" ? 1 : a.localeCompare(b)));
@@ -316,7 +223,6 @@ function jobView(view, jobId) {
     $("#epochs tbody", view).innerHTML = epochs.map(([epoch, logs]) =>
       `<tr><td>${epoch + 1}</td>${keys.map((k) => `<td>${esc(fmt(logs[k]))}</td>`).join("")}</tr>`).join("");
 
-    const total = state.epochsTotal ?? (state.job && epochsAsked(state.job));
     const done = state.epochs.size;
     const bar = $("#epoch-progress", view);
     if (total) bar.value = Math.min(1, done / total);
@@ -489,6 +395,7 @@ function jobView(view, jobId) {
     closeStream();
     clearTimeout(state.pollTimer);
     clearTimeout(state.renderTimer);
+    for (const entry of state.charts.values()) entry.chart?.destroy();
   };
 }
 
@@ -502,7 +409,10 @@ function route() {
   const view = $("#view");
   const path = location.hash.replace(/^#/, "") || "/";
   const job = path.match(/^\/jobs\/([0-9a-f]{32})$/);
-  leave = job ? jobView(view, job[1]) : path === "/new" ? newJobView(view) : jobListView(view);
+  const compare = path.match(/^\/compare\?ids=([0-9a-f,]*)$/);
+  const ids = compare ? compare[1].split(",").filter((id) => /^[0-9a-f]{32}$/.test(id)) : [];
+  leave = job ? jobView(view, job[1]) : path === "/new" ? newJobView(view) : compare ? compareView(view, ids)
+    : jobListView(view);
 }
 
 async function showVersions() {

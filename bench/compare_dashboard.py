@@ -1,0 +1,173 @@
+"""The dashboard's compare view of many runs, timed in Chromium (Debian's, driven by Playwright): from opening
+`#/compare?ids=...` to the view drawn and painted (a chart per metric with a curve per run, the table of params and
+metrics, the scatter of one parameter against one metric).
+
+Two ways to run it:
+
+- against a running API holding the runs: `measure(api_url, ids)`, the figure the compare view is held to (500 runs
+  in at most 2 s), the compare route's answers included; bench/compare.py stores 500 runs x 20 metrics x 100 epochs
+  and calls it, or give the URL and a file of job ids here;
+- `--synthetic`: no server at all. The page's own files come from the package, and a compare answer of the same
+  size, generated here, is handed to the page by Playwright: the browser's share alone (the answer parsed, aligned
+  and drawn).
+
+Printed per round: the whole time, and the page's own split (the answers' arrival, then drawing).
+
+    .venv/bin/python bench/compare_dashboard.py --synthetic [--runs 500 --metrics 20 --epochs 100 --rounds 3]
+    .venv/bin/python bench/compare_dashboard.py --url http://127.0.0.1:8000 --ids-file ids.txt [--api-key KEY]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+STATIC = Path(__file__).resolve().parent.parent / "app" / "system" / "static"
+SYNTHETIC_URL = "http://kerasd.bench"  # never reached: every request of the synthetic page is answered by Playwright
+
+
+def synthetic_comparison(ids: list[str], *, metrics: int, epochs: int, seed: int = 0) -> dict[str, Any]:
+    """A compare answer in the route's shape: `metrics` metrics (half of them val_), `epochs` epochs per run,
+    parameters of which three differ between runs."""
+    rng = random.Random(seed)
+    base = [f"metric_{i}" for i in range(metrics // 2)]
+    names = [*base, *[f"val_{m}" for m in base]][:metrics]
+    runs = []
+    for index, run_id in enumerate(ids):
+        rate = 10 ** rng.uniform(-4, -1)
+        history = {name: [round(2.3 * math.exp(-rate * 50 * epoch / epochs) + rng.gauss(0, 0.01), 5)
+                          for epoch in range(epochs)] for name in names}
+        metrics_of = {name: {"final": values[-1], "best": min(values), "best_epoch": values.index(min(values)),
+                             "goal": "min"} for name, values in history.items()}
+        runs.append({"id": run_id, "name": f"run-{index:03d}", "tags": ["bench"], "status": "succeeded", "kind": "fit",
+                     "model_id": "0" * 32, "created_at": "2026-12-04T00:00:00+00:00",
+                     "params": {"optimizer": rng.choice(["Adam", "SGD", "RMSprop"]), "optimizer.learning_rate": rate,
+                                "fit.batch_size": rng.choice([32, 64, 128]), "fit.epochs": epochs, "seed": 7},
+                     "metrics": metrics_of, "history": history})
+    return {"runs": runs, "metric_names": names,
+            "param_names": ["fit.batch_size", "fit.epochs", "optimizer", "optimizer.learning_rate", "seed"],
+            "differing_params": ["fit.batch_size", "optimizer", "optimizer.learning_rate"]}
+
+
+def _serve_synthetic(page: Any, comparison: dict[str, Any]) -> None:
+    """Answer the page's requests: its files from the package, the compare answer from memory (by the ids asked)."""
+    by_id = {run["id"]: run for run in comparison["runs"]}
+    types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+    def answer(route: Any) -> None:
+        path = route.request.url[len(SYNTHETIC_URL):].split("#")[0]
+        if path.startswith("/v1/jobs/compare"):
+            ids = path.split("ids=", 1)[1].split(",")
+            route.fulfill(json={**comparison, "runs": [by_id[i] for i in ids]})
+        elif path.startswith("/dashboard/static/"):
+            file = STATIC / path[len("/dashboard/static/"):]
+            route.fulfill(body=file.read_bytes(), content_type=types.get(file.suffix, "application/octet-stream"))
+        elif path.startswith("/dashboard"):
+            route.fulfill(body=(STATIC / "index.html").read_bytes(), content_type="text/html")
+        elif path.startswith("/version"):
+            route.fulfill(json={"kerasd": "bench", "keras": "-", "backend": "-", "workers": []})
+        else:
+            route.fulfill(status=404, json={"detail": f"not served in the synthetic bench: {path}"})
+
+    page.route(f"{SYNTHETIC_URL}/**", answer)
+
+
+def _time_rounds(base_url: str, ids: list[str], *, rounds: int, api_key: str | None,
+                 prepare: Callable[[Any], None] | None = None) -> list[dict[str, float]]:
+    from playwright.sync_api import sync_playwright
+
+    results = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            for _ in range(rounds):
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                if api_key:
+                    context.add_init_script(f"sessionStorage.setItem('kerasd.api_key', {json.dumps(api_key)})")
+                page = context.new_page()
+                page.set_default_timeout(120_000)
+                errors: list[str] = []
+                page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+                if prepare is not None:
+                    prepare(page)
+                page.goto(f"{base_url}/dashboard#/new")
+                page.wait_for_selector("#job-request")
+                started = time.perf_counter()
+                page.evaluate(f"location.hash = '#/compare?ids={','.join(ids)}'")
+                page.wait_for_selector('section.compare[data-rendered="true"]')
+                total = time.perf_counter() - started
+                split = page.eval_on_selector("section.compare", "s => [Number(s.dataset.fetchMs), "
+                                                                 "Number(s.dataset.drawMs)]")
+                drawn = page.eval_on_selector_all(".compare-chart", "els => els.map(e => e.uplot.series.length - 1)")
+                if errors:
+                    raise RuntimeError(f"the page failed: {errors}")
+                if len(set(drawn)) != 1 or drawn[0] != len(ids):
+                    raise RuntimeError(f"the charts do not have a curve per run: {drawn[:5]}...")
+                results.append({"total_s": total, "answers_s": split[0] / 1000, "draw_s": split[1] / 1000,
+                                "charts": len(drawn)})
+                context.close()
+        finally:
+            browser.close()
+    return results
+
+
+def measure(api_url: str, ids: list[str], *, rounds: int = 3, api_key: str | None = None) -> list[dict[str, float]]:
+    """The compare view of these stored runs against a running API, `rounds` times in fresh tabs: per round the whole
+    time in seconds, the answers' arrival, the drawing, and the number of charts."""
+    return _time_rounds(api_url, ids, rounds=rounds, api_key=api_key)
+
+
+def measure_synthetic(*, runs: int, metrics: int, epochs: int, rounds: int = 3) -> list[dict[str, float]]:
+    ids = [f"{index:032x}" for index in range(1, runs + 1)]
+    comparison = synthetic_comparison(ids, metrics=metrics, epochs=epochs)
+    return _time_rounds(SYNTHETIC_URL, ids, rounds=rounds, api_key=None,
+                        prepare=lambda page: _serve_synthetic(page, comparison))
+
+
+def report(label: str, results: list[dict[str, float]]) -> None:
+    def med(key: str) -> str:
+        values = [r[key] for r in results]
+        return f"{statistics.median(values):.2f} s (range {min(values):.2f}-{max(values):.2f})"
+
+    print(f"{label}: {len(results)} rounds, {results[0]['charts']} charts")
+    print(f"  opened to drawn: {med('total_s')}   answers: {med('answers_s')}   drawing: {med('draw_s')}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--synthetic", action="store_true", help="no server: a generated answer, the page alone")
+    parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument("--metrics", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--url", help="a running API (with --ids-file)")
+    parser.add_argument("--ids-file", type=Path, help="job ids, one a line")
+    parser.add_argument("--api-key")
+    args = parser.parse_args()
+    if args.synthetic:
+        results = measure_synthetic(runs=args.runs, metrics=args.metrics, epochs=args.epochs, rounds=args.rounds)
+        report(f"synthetic: {args.runs} runs x {args.metrics} metrics x {args.epochs} epochs", results)
+    elif args.url and args.ids_file:
+        ids = [line.strip() for line in args.ids_file.read_text().splitlines() if line.strip()]
+        results = measure(args.url, ids, rounds=args.rounds, api_key=args.api_key)
+        report(f"{args.url}: {len(ids)} runs", results)
+    else:
+        parser.error("give --synthetic, or --url and --ids-file")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
