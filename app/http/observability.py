@@ -48,7 +48,8 @@ class Observability:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            # path_format: the template without convertors ("/v1/jobs/{job_id}", not "{job_id:job_id}").
+            route = getattr(scope.get("route"), "path_format", None) or "unmatched"
             REQUEST_SECONDS.labels(method=scope["method"], route=route, status=str(status)).observe(elapsed)
             tenant = (scope.get("state") or {}).get("tenant_id")
             log.info("%s %s %s", scope["method"], route, status,
