@@ -157,7 +157,7 @@ def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker:
     compile_args = None
     if request.compile is not None:
         compile_args = compile_document(request.compile)
-        check_compile(checker, compile_args)
+        check_compile(checker, compile_args, tenant_id=tenant_id)
     elif request.kind == "evaluate":
         reused = JobRequest.model_validate(source_job.request).compile if source_job is not None else None
         compile_args = reused.model_dump(mode="json") if reused is not None else None
