@@ -64,7 +64,7 @@ def error_of(exc: BaseException) -> dict[str, str]:
     """What a user reads when the job fails: Keras's own exception type and message, without the tracebacks and
     server paths TensorFlow writes into its messages (the worker's log keeps the whole traceback); running out
     of GPU or host memory is named as such, since the answer is a smaller batch or model, not a code fix."""
-    message = public_message(str(exc)) or traceback.format_exception_only(type(exc), exc)[-1].strip()
+    message = public_message(str(exc) or traceback.format_exception_only(type(exc), exc)[-1])
     if isinstance(exc, MemoryError) or any(m in type(exc).__name__ or m in message
                                            for m in RESOURCE_EXHAUSTED_MARKERS):
         return {"type": "resource_exhausted",

@@ -72,6 +72,8 @@ def in_sandbox(checker: SpecChecker, operation: str, *args: Any, what: str, tena
 def _refusal(exc: CheckerRejected, what: str) -> Problem:
     if exc.type in ("UnsafeSpec", "UnsafeFile"):
         return Problem(422, "Unsafe Spec", f"The {what} was refused: {exc.message}")
+    if exc.type == "ShapeTooLarge":
+        return Problem(422, "Shape Too Large", f"The {what} was refused: {exc.message}", **exc.detail)
     if exc.type == "TooManyParameters":
         return Problem(422, "Model Too Large", f"The {what} was refused: {exc.message}", **exc.detail)
     if exc.type == "ObjectFailed":
