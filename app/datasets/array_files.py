@@ -106,15 +106,18 @@ def check_npy_header(prefix: bytes, limits: Limits = Limits()) -> None:
     _check_rank("the .npy file", shape, limits)
 
 
-def npz_declared_bytes(fileobj: BinaryIO) -> int:
-    """What an .npz's members claim to expand to, from its zip directory alone (0 when it is no zip: the
-    inspection says what is wrong)."""
+def npz_declared_bytes(fileobj: BinaryIO, limits: Limits = Limits()) -> int:
+    """What an .npz's members claim to expand to, from its zip directory alone, each member's compression, size
+    and ratio checked (0 when it is no zip: the inspection says what is wrong)."""
     fileobj.seek(0)
     try:
         with zipfile.ZipFile(fileobj) as archive:
-            return sum(member.file_size for member in archive.infolist())
+            members = archive.infolist()
     except zipfile.BadZipFile:
         return 0
+    for member in members[:limits.max_arrays]:
+        _check_member_size(member, limits)
+    return sum(member.file_size for member in members)
 
 
 def inspect_npz(fileobj: BinaryIO, limits: Limits = Limits()) -> list[ArrayInfo]:

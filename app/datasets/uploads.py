@@ -71,7 +71,7 @@ class DatasetUpload:
                     self.spool.flush()
                     # What the members claim to expand to must fit the quota before any of them is expanded
                     # (checked again, as stored, under the tenant's lock).
-                    check_storage(self.session, self.tenant_id, npz_declared_bytes(self.spool))
+                    check_storage(self.session, self.tenant_id, npz_declared_bytes(self.spool, self.limits))
                     arrays = inspect_npz(self.spool, self.limits)
             except ArrayFileError as exc:
                 raise invalid_file(exc) from None
