@@ -79,8 +79,8 @@ class Settings(BaseSettings):
     # Seconds between sweeps for such messages; empty: kombu's default (about 100 s).
     broker_restore_interval_s: int | None = None
     max_attempts: int = 3
-    # A job running longer than this (all its attempts' training time, excluding waits) is failed by its
-    # worker with that reason; its checkpoints are kept. 0: no limit.
+    # An attempt of a job running longer than this is stopped by its worker at the end of a batch and the job
+    # failed with that reason (its checkpoint and weights are kept), whatever the job's own time_limit_s. 0: none.
     max_job_time_s: float = 86400.0
     # Where no worker has registered yet, a job may ask for at most this many GPUs (beyond: 422 at submit).
     max_waiting_job_gpus: int = 8
