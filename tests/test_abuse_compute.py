@@ -178,8 +178,9 @@ def test_a_failed_jobs_error_has_no_traceback_and_no_server_paths(url, stack, by
         events = read_events(client, done["id"])
     assert done["status"] == "failed"
     message = done["error"]["message"]
-    # TensorFlow's message still says what was wrong (labels of 12 for 10 classes), without the stack it carried.
-    assert "out of range" in message and "most recent call last" not in message, message
+    # TensorFlow's message still says where it went wrong (labels of 12 for 10 classes, met in the loss: the
+    # op and its words vary between runs), without the stack it carried.
+    assert "sparse_categorical_crossentropy" in message and "most recent call last" not in message, message
     for leak in ('File "', "site-packages", "/usr/", "/tmp/", ".py\""):
         assert leak not in message, message
     # The worker's log keeps the whole traceback, for whoever runs the server.
