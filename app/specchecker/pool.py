@@ -102,15 +102,14 @@ class SpecChecker:
         """One request to a sandbox, taking turns with other tenants (app/specchecker/turns.py); CheckerBusy when
         the tenant's cap or the checker's queue is full, or no sandbox came free in time."""
         sandbox = self._turns.acquire(tenant)
-        kept: _Sandbox | None = sandbox
+        kept: _Sandbox | None = None  # kept for the next check only when it answered, alive
         try:
-            return sandbox.request(operation, list(args), self._timeout_s)
-        except CheckerFailed:
-            kept = None
-            raise
+            result = sandbox.request(operation, list(args), self._timeout_s)
+            kept = sandbox
+            return result
         except CheckerRejected:
-            if not sandbox.alive():
-                kept = None
+            if sandbox.alive():
+                kept = sandbox
             raise
         finally:
             if kept is None:
