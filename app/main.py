@@ -63,7 +63,8 @@ async def lifespan(application: FastAPI):
     else:
         log.info("API keys are required on every /v1 request (KERASD_AUTH=required)")
     checker = SpecChecker(processes=settings.spec_checker_processes, memory_mb=settings.spec_checker_memory_mb,
-                          timeout_s=settings.spec_checker_timeout_s)
+                          timeout_s=settings.spec_checker_timeout_s, per_tenant=settings.spec_checks_per_tenant,
+                          max_waiting=settings.spec_checker_max_waiting, wait_s=settings.spec_checker_wait_s)
     application.state.spec_checker = checker
     application.state.redis_sync = redis.Redis.from_url(settings.redis_url)
     application.state.redis_async = aioredis.Redis.from_url(settings.redis_url)

@@ -24,6 +24,7 @@ import numpy as np
 
 from app.core.blobs import iter_chunks
 from app.core.database import session_scope
+from workers.jobstate import retrying
 
 log = logging.getLogger("kerasd.worker")
 
@@ -53,13 +54,18 @@ class ArrayCache:
         if path.exists():
             self._mark_used(path)
             return path
-        with session_scope() as session:
-            self._atomic_write(path, iter_chunks(session, sha256))
+        self._fetch(path, sha256)
         self._mark_used(path)
         self.fetched_from_sql += 1
         log.info("dataset blob %s fetched from SQL into the cache (%d bytes)", sha256, path.stat().st_size)
         self.evict(keep=sha256)
         return path
+
+    @retrying
+    def _fetch(self, path: Path, sha256: str) -> None:
+        # Whole again on a retry: the write goes to a temporary file, renamed only once complete.
+        with session_scope() as session:
+            self._atomic_write(path, iter_chunks(session, sha256))
 
     def _mark_used(self, path: Path) -> None:
         """An entry's mtime is its last use; kept strictly increasing, as file timestamps can be coarser

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from app.core.blobs import store_file
 from app.core.database import session_scope
 from app.core.repositories import jobs
+from app.core.settings import get_settings
 from app.core.sql import ask
 from app.core.tables import utcnow
 from app.core.webhooks import record_job_end
@@ -33,13 +34,14 @@ class StaleAttempt(RuntimeError):
     """This attempt no longer owns the job; stop without writing."""
 
 
-def retrying(fn: Callable[..., T], *, within_s: float = 60.0) -> Callable[..., T]:
-    """`fn`, tried again while the database is briefly away (a restart, a failover) instead of failing the
-    attempt; past `within_s` the error stands and the lease runs out, and the reaper takes over."""
+def retrying(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn`, tried again while the database is briefly away (a restart, a failover) or busy ("database is
+    locked": SQLite's one writer held longer than its busy timeout) instead of failing the attempt; past
+    KERASD_WORKER_DB_RETRY_S the error stands and the lease runs out, and the reaper takes over."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
-        deadline = time.monotonic() + within_s
+        deadline = time.monotonic() + get_settings().worker_db_retry_s
         delay = 0.2
         while True:
             try:
@@ -102,17 +104,20 @@ def save_checkpoint(*, job_id: str, attempt: int, epoch: int, path: Path, rng: d
                              rng_state=rng)
 
 
+@retrying
 def latest_checkpoint(*, job_id: str) -> Any:
     """The job's checkpoint (epoch, attempt, blob_sha256, rng_state), or None."""
     with session_scope() as session:
         return ask(session, jobs.latest_checkpoint(job_id=job_id))
 
 
+@retrying
 def recorded_epochs(*, job_id: str) -> list[tuple[int, dict[str, Any]]]:
     with session_scope() as session:
         return ask(session, jobs.recorded_epochs(job_id=job_id))
 
 
+@retrying
 def load_job(*, job_id: str) -> tuple[Any, dict[str, Any]]:
     """The job's row and its model's canonical Keras config."""
     with session_scope() as session:

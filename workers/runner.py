@@ -24,6 +24,7 @@ from workers.cancellation import CancelCallback, CancelFlag
 from workers.checkpoints import EpochCheckpoint
 from workers.inputs import materialize_data
 from workers.progress import CheckpointEvents, EventPublisher, ProgressCallback, warnings_as_events
+from workers.public_errors import public_message
 from workers.tuning import FitTuning
 
 log = logging.getLogger("kerasd.worker")
@@ -60,9 +61,10 @@ RESOURCE_EXHAUSTED_MARKERS = ("ResourceExhaustedError", "RESOURCE_EXHAUSTED", "O
 
 
 def error_of(exc: BaseException) -> dict[str, str]:
-    """What a user reads when the job fails: Keras's own exception type and message; running out of GPU or
-    host memory is named as such, since the answer is a smaller batch or model, not a code fix."""
-    message = str(exc).strip() or traceback.format_exception_only(type(exc), exc)[-1].strip()
+    """What a user reads when the job fails: Keras's own exception type and message, without the tracebacks and
+    server paths TensorFlow writes into its messages (the worker's log keeps the whole traceback); running out
+    of GPU or host memory is named as such, since the answer is a smaller batch or model, not a code fix."""
+    message = public_message(str(exc) or traceback.format_exception_only(type(exc), exc)[-1])
     if isinstance(exc, MemoryError) or any(m in type(exc).__name__ or m in message
                                            for m in RESOURCE_EXHAUSTED_MARKERS):
         return {"type": "resource_exhausted",
@@ -95,6 +97,7 @@ class JobRun:
         self.timed_out = threading.Event()
         self._watch = threading.Thread(target=self._watch_stops, name=f"stops-{job_id}", daemon=True)
         self._time_limit_s: float | None = None
+        self._server_limit = False
         self.owner = owner
 
     def _watch_stops(self) -> None:
@@ -133,7 +136,10 @@ class JobRun:
         job, keras_config = jobstate.load_job(job_id=self.job_id)
         # The one read of the job contract (app/core/contract.py); the typed request goes on from here.
         request = JobRequest.model_validate(job.request)
-        self._time_limit_s = request.time_limit_s
+        # The job's own limit, within the server's (KERASD_MAX_JOB_TIME_S): no job holds a worker forever.
+        limits = [s for s in (request.time_limit_s, self.settings.max_job_time_s or None) if s is not None]
+        self._time_limit_s = min(limits) if limits else None
+        self._server_limit = self._time_limit_s is not None and self._time_limit_s != request.time_limit_s
         self._watch.start()
         stop = CancelCallback(self.stop_requested)
         with (training.seeded(request.seed), warnings_as_events(self.publisher),
@@ -162,8 +168,10 @@ class JobRun:
             outcome.status = "failed"
             at = stop.stopped_at
             where = f"epoch {at['epoch']}, batch {at['batch']}" if at else "the end"
-            outcome.error = {"type": "timeout", "message": f"the job ran past its time limit of "
-                             f"{self._time_limit_s} s and was stopped at {where}; its "
+            limit = ("the server's maximum job time (KERASD_MAX_JOB_TIME_S)" if self._server_limit
+                     else "its time limit")
+            outcome.error = {"type": "timeout", "message": f"the job ran past {limit} of "
+                             f"{self._time_limit_s:g} s and was stopped at {where}; its "
                              "last checkpoint and weights are kept"}
         elif self.cancel.requested.is_set():
             outcome.status, outcome.error = "cancelled", None

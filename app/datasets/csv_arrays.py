@@ -10,7 +10,8 @@ import csv
 import io
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -35,14 +36,20 @@ def _csv_rows(fileobj: BinaryIO) -> Iterator[Iterator[list[str]]]:
 
 
 def csv_to_npz(fileobj: BinaryIO, *, x_columns: str | None, y_columns: str | None, max_columns: int,
-               workdir: Path) -> tuple[Path, list[ArrayInfo]]:
-    """Write `x` (and `y` when y columns are named) into an .npz in workdir; its path and array infos."""
+               workdir: Path, before_writing: Callable[[int], None] = lambda nbytes: None,
+               ) -> tuple[Path, list[ArrayInfo]]:
+    """Write `x` (and `y` when y columns are named) into an .npz in workdir; its path and array infos.
+
+    `before_writing` is told the arrays' size once the rows are counted, before anything is written (it
+    raises to refuse: the quota check).
+    """
     with _csv_rows(fileobj) as rows:
         header = next(rows, None)
         if not header:
             raise ArrayFileError("the CSV file is empty; it needs a header row naming its columns")
         chosen = _choose(header, x_columns, y_columns, max_columns)
         count = _check_rows(rows, header, chosen)
+    before_writing(count * sum(len(indexes) for indexes in chosen.values()) * np.dtype("float32").itemsize)
 
     arrays = {name: np.lib.format.open_memmap(workdir / f"{name}.npy", mode="w+", dtype="float32",
                                               shape=(count, len(indexes)))
@@ -73,6 +80,14 @@ def _choose(header: list[str], x_columns: str | None, y_columns: str | None,
         raise ArrayFileError(f"the CSV file has {len(header)} columns; the limit is {max_columns}")
     y_names = _columns(y_columns)
     x_names = _columns(x_columns) or [name for name in header if name not in y_names]
+    # A column named twice would be stored twice: naming one column 20,000 times made a 4 KB file 160 MB.
+    for field, names in (("x_columns", x_names), ("y_columns", y_names)):
+        repeated = sorted(name for name, times in Counter(names).items() if times > 1)
+        if repeated:
+            raise ArrayFileError(f"{field} names the column(s) {repeated[:10]} more than once; name each column once")
+    if len(x_names) + len(y_names) > max_columns:
+        raise ArrayFileError(f"x_columns and y_columns choose {len(x_names) + len(y_names)} columns; the limit is "
+                             f"{max_columns}")
     unknown = [name for name in x_names + y_names if name not in header]
     if unknown:
         raise ArrayFileError(f"the CSV header has no column(s) {unknown}; it has {header}")

@@ -42,16 +42,21 @@ def format_of(filename: str) -> str:
 
 
 def limits_of(settings: Settings) -> Limits:
-    return Limits(max_rank=settings.max_array_rank, max_arrays=settings.max_arrays_per_file)
+    return Limits(max_rank=settings.max_array_rank, max_arrays=settings.max_arrays_per_file,
+                  max_expanded_bytes=settings.max_npz_expanded_bytes,
+                  max_compression_ratio=settings.max_npz_compression_ratio)
 
 
-def csv_dataset(session: Session, *, fileobj: BinaryIO, settings: Settings, x_columns: str | None,
+def csv_dataset(session: Session, *, tenant_id: str, fileobj: BinaryIO, settings: Settings, x_columns: str | None,
                 y_columns: str | None) -> tuple[Any, list[ArrayInfo]]:
     """A CSV's columns as an .npz of float32 `x` and `y`, stored; the blob and its arrays."""
+    def fits_quota(nbytes: int) -> None:
+        check_storage(session, tenant_id, nbytes)
+
     with tempfile.TemporaryDirectory(prefix="kerasd-upload-") as workdir:
         try:
             path, arrays = csv_to_npz(fileobj, max_columns=settings.max_csv_columns, workdir=Path(workdir),
-                                      x_columns=x_columns, y_columns=y_columns)
+                                      x_columns=x_columns, y_columns=y_columns, before_writing=fits_quota)
         except ArrayFileError as exc:
             raise invalid_file(exc) from None
         with path.open("rb") as stored:
@@ -66,10 +71,13 @@ def record_dataset(session: Session, *, tenant_id: str, blob: Any, fmt: str, arr
                    filename: str, name: str | None) -> Dataset:
     # Again under the tenant's lock (a CSV's .npz differs in size, and two uploads at once must not both fit
     # in the last free bytes).
+    # A dataset is charged at what it expands to (a compressed .npz is expanded by every worker that uses it),
+    # or at its stored size when that is more.
+    charged = max(blob.size_bytes, sum(a.nbytes for a in arrays))
     lock_tenant(session, tenant_id)
-    check_storage(session, tenant_id, blob.size_bytes)
+    check_storage(session, tenant_id, charged)
     row = repository.insert_dataset(session, tenant_id=tenant_id, name=(name or filename)[:200], format=fmt,
-                                    blob_sha256=blob.sha256, size_bytes=blob.size_bytes,
+                                    blob_sha256=blob.sha256, size_bytes=blob.size_bytes, charged_bytes=charged,
                                     arrays=[a.as_dict() for a in arrays])
     UPLOAD_BYTES.labels(kind="dataset").inc(blob.size_bytes)
     return row

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from app.core.blob_writer import BlobWriter
 from app.core.errors import Problem
+from app.core.quotas import check_storage
 from app.core.settings import Settings
 from app.core.tables import Dataset
-from app.datasets.array_files import ArrayFileError, check_npy_header, inspect_npy, inspect_npz
+from app.datasets.array_files import ArrayFileError, check_npy_header, inspect_npy, inspect_npz, npz_declared_bytes
 from app.datasets.service import array_name_from, csv_dataset, format_of, invalid_file, limits_of, record_dataset
 from app.datasets.upload_receiver import ReceivedForm
 
@@ -68,12 +69,16 @@ class DatasetUpload:
                                          total_size=writer.size, limits=self.limits)
                 elif self.fmt == "npz":
                     self.spool.flush()
+                    # What the members claim to expand to must fit the quota before any of them is expanded
+                    # (checked again, as stored, under the tenant's lock).
+                    check_storage(self.session, self.tenant_id, npz_declared_bytes(self.spool, self.limits))
                     arrays = inspect_npz(self.spool, self.limits)
             except ArrayFileError as exc:
                 raise invalid_file(exc) from None
             if self.fmt == "csv":
-                blob, arrays = csv_dataset(self.session, fileobj=self.spool, settings=self.settings,
-                                           x_columns=fields.get("x_columns"), y_columns=fields.get("y_columns"))
+                blob, arrays = csv_dataset(self.session, tenant_id=self.tenant_id, fileobj=self.spool,
+                                           settings=self.settings, x_columns=fields.get("x_columns"),
+                                           y_columns=fields.get("y_columns"))
             else:
                 blob = writer.finish()
             return record_dataset(self.session, tenant_id=self.tenant_id, blob=blob,

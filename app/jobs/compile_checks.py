@@ -24,14 +24,14 @@ _passed: OrderedDict[str, None] = OrderedDict()
 _lock = threading.Lock()
 
 
-def check_compile(checker: SpecChecker, compile_args: dict[str, Any]) -> None:
+def check_compile(checker: SpecChecker, compile_args: dict[str, Any], *, tenant_id: str) -> None:
     """The allowlist walk and the sandbox's check, or nothing if these very arguments passed before."""
     key = json.dumps(compile_args, sort_keys=True, separators=(",", ":"))
     with _lock:
         if key in _passed:
             _passed.move_to_end(key)
             return
-    checked(checker, "check_compile", compile_args, what="compile arguments")
+    checked(checker, "check_compile", compile_args, what="compile arguments", tenant_id=tenant_id)
     with _lock:
         _passed[key] = None
         while len(_passed) > MAX_REMEMBERED:

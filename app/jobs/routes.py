@@ -25,6 +25,7 @@ from app.core.read_pool import read_pool
 from app.core.settings import Settings
 from app.core.statuses import STATUS_PATTERN
 from app.core.tables import Job
+from app.core.workers_registry import live_workers
 from app.experiments.schemas import CONTROL
 from app.http.auth import Caller, current_caller
 from app.http.deps import (
@@ -63,10 +64,21 @@ async def create_job(body: JobCreate, request: Request, checker: SpecChecker = D
     return Response(body_json, status_code=status.HTTP_201_CREATED, media_type="application/json")
 
 
+def _live_workers(request: Request) -> list[dict[str, Any]]:
+    try:
+        return live_workers(request.app.state.redis_sync)
+    except RedisError:
+        raise Problem(503, "Workers Unknown", "Which workers are alive cannot be read now (Redis is unavailable), "
+                      "so a job asking for this many GPUs cannot be checked; try again shortly.",
+                      headers={"Retry-After": "5"}) from None
+
+
 def _create_job(body: JobCreate, request: Request, checker: SpecChecker, config: Settings, tenant_id: str) -> bytes:
     with get_sessionmaker()() as session:
         job = service.create_job(session, tenant_id=tenant_id, request=body, checker=checker,
-                                 max_attempts=config.max_attempts, queue_base=config.queue)
+                                 max_attempts=config.max_attempts, queue_base=config.queue,
+                                 max_waiting_gpus=config.max_waiting_job_gpus,
+                                 live_workers=lambda: _live_workers(request))
         # The answer is written inside the transaction, under the tenant's lock: its queue position is asked
         # there, not in a transaction of its own (BEGIN, query, ROLLBACK) after the commit.
         answer = service.job_answer(session, tenant_id=tenant_id, job_id=job.id).model_dump_json().encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -17,12 +18,12 @@ from app.core.tables import Job
 from app.core.webhooks import record_job_end
 from app.experiments import service as experiments
 from app.experiments.schemas import tag_list
-from app.jobs import repository
+from app.jobs import feasibility, repository
 from app.jobs.compile_checks import check_compile
 from app.jobs.inputs import check_same_rows, resolve_input
 from app.jobs.schemas import CompileSpec, JobCreate
 from app.jobs.shapes import check_data_shapes
-from app.models.service import get_model
+from app.models.service import catalog_of, get_model
 from app.specchecker.keras_names import keras_object
 from app.specchecker.pool import SpecChecker
 from app.weights.service import owned_weights
@@ -151,13 +152,19 @@ def _data_and_arguments(session: Session, request: JobCreate, *,
 
 
 def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker: SpecChecker, max_attempts: int,
-               queue_base: str) -> Job:
+               queue_base: str, max_waiting_gpus: int = 0,
+               live_workers: Callable[[], list[dict[str, Any]]] = list) -> Job:
+    feasibility.check_ends(request)
+    feasibility.check_gpus(request.resources.gpus, queue_base=queue_base, max_waiting=max_waiting_gpus,
+                           live_workers=live_workers)
+    if request.callbacks:
+        feasibility.check_callbacks(request, catalog_of(checker))
     model_id, weights, source_job = model_source(session, request, tenant_id=tenant_id)
     data, arguments = _data_and_arguments(session, request, tenant_id=tenant_id)
     compile_args = None
     if request.compile is not None:
         compile_args = compile_document(request.compile)
-        check_compile(checker, compile_args)
+        check_compile(checker, compile_args, tenant_id=tenant_id)
     elif request.kind == "evaluate":
         reused = JobRequest.model_validate(source_job.request).compile if source_job is not None else None
         compile_args = reused.model_dump(mode="json") if reused is not None else None

@@ -25,7 +25,7 @@ from app.http.sessions import SessionReleasingRoute
 from app.models import service
 from app.models.schemas import ModelOut, ModelPage, Plugins
 from app.models.specs import MAX_ARCHITECTURE_BYTES, MODEL_SPEC_ADAPTER, SPEC_TAGS, YamlSpec, parse_model_spec
-from app.specchecker.pool import CheckerFailed, CheckerRejected, SpecChecker
+from app.specchecker.pool import CheckerBusy, CheckerFailed, CheckerRejected, SpecChecker
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=SessionReleasingRoute)
 
@@ -216,7 +216,7 @@ plugins_router = APIRouter(prefix="/v1/plugins", tags=["plugins"], route_class=S
 def list_plugins(checker: SpecChecker = Depends(spec_checker), config: Settings = Depends(settings)) -> dict[str, Any]:
     try:
         objects = checker.cached("catalog")["plugins"]
-    except (CheckerFailed, CheckerRejected) as exc:
+    except (CheckerFailed, CheckerRejected, CheckerBusy) as exc:
         raise Problem(503, "Plugins Unavailable", f"The spec checker could not load the plugins: {exc}. "
                       "Check KERASD_PLUGINS on the server.") from None
     return {"enabled": config.plugin_modules, "items": objects}

@@ -23,7 +23,7 @@ from app.jobs import repository as jobs
 from app.models import repository
 from app.models.keras_documents import SpecError, model_document, model_name
 from app.models.param_budget import estimate_params
-from app.specchecker.pool import CheckerFailed, CheckerRejected, SpecChecker
+from app.specchecker.pool import CheckerBusy, CheckerFailed, CheckerRejected, SpecChecker
 from app.specchecker.safety import Catalog, UnsafeSpec, check_config
 from app.system.metrics import UPLOAD_BYTES
 
@@ -33,7 +33,17 @@ MAGIC = {"keras": b"PK\x03\x04", "h5": b"\x89HDF\r\n\x1a\n"}
 
 
 def catalog_of(checker: SpecChecker) -> Catalog:
-    return Catalog.from_lists(checker.cached("catalog"))
+    try:
+        return Catalog.from_lists(checker.cached("catalog"))
+    except CheckerBusy as exc:
+        raise busy(exc) from None
+
+
+def busy(exc: CheckerBusy) -> Problem:
+    """429 (the tenant's own checks fill its share) or 503 (the checker is full), with when to try again."""
+    title = "Too Many Spec Checks" if exc.status == 429 else "Spec Checker Busy"
+    return Problem(exc.status, title, f"The spec checker cannot take this check now: {exc.message}. Try again in "
+                   f"{exc.retry_after_s} s.", headers={"Retry-After": str(exc.retry_after_s)})
 
 
 def walk(document: Any, catalog: Catalog, *, what: str) -> None:
@@ -45,10 +55,13 @@ def walk(document: Any, catalog: Catalog, *, what: str) -> None:
         raise Problem(422, title, f"The {what} was refused: {exc}", field=exc.path) from None
 
 
-def in_sandbox(checker: SpecChecker, operation: str, *args: Any, what: str) -> Any:
-    """Ask a sandbox; whatever it refuses, and a sandbox that dies or runs out of memory, is a 422."""
+def in_sandbox(checker: SpecChecker, operation: str, *args: Any, what: str, tenant_id: str) -> Any:
+    """Ask a sandbox, in the tenant's turn; whatever it refuses, and a sandbox that dies or runs out of memory, is
+    a 422; a checker too busy to take it, a 429 or 503 with Retry-After."""
     try:
-        return checker.call(operation, *args)
+        return checker.call(operation, *args, tenant=tenant_id)
+    except CheckerBusy as exc:
+        raise busy(exc) from None
     except CheckerRejected as exc:
         raise _refusal(exc, what) from None
     except CheckerFailed as exc:
@@ -59,6 +72,8 @@ def in_sandbox(checker: SpecChecker, operation: str, *args: Any, what: str) -> A
 def _refusal(exc: CheckerRejected, what: str) -> Problem:
     if exc.type in ("UnsafeSpec", "UnsafeFile"):
         return Problem(422, "Unsafe Spec", f"The {what} was refused: {exc.message}")
+    if exc.type == "ShapeTooLarge":
+        return Problem(422, "Shape Too Large", f"The {what} was refused: {exc.message}", **exc.detail)
     if exc.type == "TooManyParameters":
         return Problem(422, "Model Too Large", f"The {what} was refused: {exc.message}", **exc.detail)
     if exc.type == "ObjectFailed":
@@ -72,10 +87,11 @@ def _refusal(exc: CheckerRejected, what: str) -> Problem:
                    keras_error={"type": exc.type, "message": exc.message})
 
 
-def checked(checker: SpecChecker, operation: str, document: dict[str, Any], *args: Any, what: str) -> Any:
+def checked(checker: SpecChecker, operation: str, document: dict[str, Any], *args: Any, what: str,
+            tenant_id: str) -> Any:
     """Walk a document against the allowlist, then let a sandbox take it; any refusal is a 422."""
     walk(document, catalog_of(checker), what=what)
-    return in_sandbox(checker, operation, document, *args, what=what)
+    return in_sandbox(checker, operation, document, *args, what=what, tenant_id=tenant_id)
 
 
 def _within_budget(document: dict[str, Any], max_params: int) -> None:
@@ -95,7 +111,7 @@ def create_model(session: Session, *, tenant_id: str, spec: Any, checker: SpecCh
         raise Problem(422, "Invalid Spec", f"The model spec is not valid: {exc}", field=exc.field) from None
     walk(document, catalog, what="model")
     _within_budget(document, max_params)
-    built = in_sandbox(checker, "check_model", document, max_params, what="model")
+    built = in_sandbox(checker, "check_model", document, max_params, what="model", tenant_id=tenant_id)
     return repository.insert_model(session, tenant_id=tenant_id, name=model_name(spec, document),
                                    spec=spec.model_dump(mode="json", exclude_none=True),
                                    keras_config=built["keras_config"], summary=built["summary"])
@@ -121,7 +137,7 @@ def create_model_from_file(session: Session, *, tenant_id: str, fileobj: BinaryI
         with path.open("wb") as copy:
             shutil.copyfileobj(fileobj, copy, 1024 * 1024)
         built = in_sandbox(checker, "check_model_file", str(path), file_format, max_params,
-                           what=f"uploaded model file {filename!r}")
+                           what=f"uploaded model file {filename!r}", tenant_id=tenant_id)
     fileobj.seek(0)
     blob = store_file(session, fileobj=fileobj, chunk_bytes=chunk_bytes)
     # Again under the tenant's lock, so two uploads at once cannot both fit in the last free bytes.

@@ -24,7 +24,7 @@ import keras
 
 from app.specchecker import compat
 from app.specchecker.building import catalog
-from app.specchecker.safety import check_config, did_you_mean
+from app.specchecker.safety import MAX_SHAPE_ELEMENTS, check_config, did_you_mean
 
 
 class TooManyParameters(ValueError):
@@ -32,6 +32,18 @@ class TooManyParameters(ValueError):
         super().__init__(f"the model has {count:,} parameters ({how}); the limit is {limit:,} "
                          "(KERASD_MAX_MODEL_PARAMS). Make it smaller.")
         self.detail = {"params": count, "limit": limit}
+
+
+class ShapeTooLarge(ValueError):
+    """A layer's inferred output holds more elements per sample than any shape may (safety.MAX_SHAPE_ELEMENTS):
+    the config's shapes were within the limit, but Keras's inference multiplied them (RepeatVector(2**26) then
+    Dense(64): 4.3e9 elements a sample from 320 parameters)."""
+
+    def __init__(self, layer: str, shape: list[Any], elements: int) -> None:
+        super().__init__(f"the layer {layer!r} outputs the shape {shape}, {elements:,} elements per sample; the "
+                         f"most any layer may output is {MAX_SHAPE_ELEMENTS:,}. Make that layer or the ones "
+                         "before it smaller.")
+        self.detail = {"layer": layer, "shape": shape, "elements": elements, "limit": MAX_SHAPE_ELEMENTS}
 
 
 class LayerFailed(ValueError):
@@ -189,7 +201,27 @@ def describe(model: Any, max_params: int) -> dict[str, Any]:
         raise NotAModel(f"the config describes a {type(model).__name__}, not a model")
     if model.built and model.count_params() > max_params:
         raise TooManyParameters(model.count_params(), max_params, "counted after building")
-    return {"keras_config": json.loads(model.to_json()), "summary": summarize(model)}
+    summary = summarize(model)
+    check_layer_shapes(summary)
+    return {"keras_config": json.loads(model.to_json()), "summary": summary}
+
+
+def _shapes_in(value: Any) -> list[list[Any]]:
+    """The shapes in a summary's output_shape: one shape, or (nested) lists of them."""
+    if not isinstance(value, list):
+        return []
+    if all(v is None or type(v) is int for v in value):
+        return [value]
+    return [shape for item in value for shape in _shapes_in(item)]
+
+
+def check_layer_shapes(summary: dict[str, Any]) -> None:
+    """Every layer's inferred output shape, each call of a shared layer too, within the per-sample limit."""
+    for row in summary["layers"]:
+        for shape in _shapes_in(row.get("output_shapes") or row.get("output_shape")):
+            elements = math.prod(v for v in shape if v is not None and v > 0)
+            if elements > MAX_SHAPE_ELEMENTS:
+                raise ShapeTooLarge(row["name"], shape, elements)
 
 
 # --- the summary -----------------------------------------------------------------------------------

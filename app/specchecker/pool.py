@@ -10,7 +10,6 @@ pickle, so even a subverted sandbox cannot run code in the API.
 from __future__ import annotations
 
 import logging
-import queue
 import select
 import subprocess
 import sys
@@ -18,6 +17,9 @@ import threading
 from typing import Any
 
 from app.specchecker.protocol import CheckerFailed, CheckerRejected, read_message, write_message
+from app.specchecker.turns import CheckerBusy, Turns
+
+__all__ = ["CheckerBusy", "CheckerFailed", "CheckerRejected", "SpecChecker"]
 
 log = logging.getLogger("kerasd.spec_checker")
 
@@ -72,10 +74,12 @@ class _Sandbox:
 
 
 class SpecChecker:
-    def __init__(self, *, processes: int, memory_mb: int, timeout_s: float) -> None:
+    def __init__(self, *, processes: int, memory_mb: int, timeout_s: float, per_tenant: int = 4,
+                 max_waiting: int = 16, wait_s: float = 30.0) -> None:
         self._memory_mb = memory_mb
         self._timeout_s = timeout_s
-        self._idle: queue.Queue[_Sandbox] = queue.Queue()
+        self._turns: Turns[_Sandbox] = Turns(size=processes, per_tenant=per_tenant, max_waiting=max_waiting,
+                                             wait_s=wait_s)
         self._all: list[_Sandbox] = []
         self._lock = threading.Lock()
         self._cache: dict[str, Any] = {}
@@ -86,30 +90,33 @@ class SpecChecker:
         sandbox = _Sandbox(self._memory_mb)
         with self._lock:
             self._all.append(sandbox)
-        self._idle.put(sandbox)
+        self._turns.add(sandbox)
 
-    def _replace(self, sandbox: _Sandbox) -> None:
+    def _discard(self, sandbox: _Sandbox) -> None:
         sandbox.kill()
         with self._lock:
             if sandbox in self._all:
                 self._all.remove(sandbox)
-        self._add()
 
-    def call(self, operation: str, *args: Any) -> Any:
-        sandbox = self._idle.get(timeout=READY_TIMEOUT_S + self._timeout_s)
+    def call(self, operation: str, *args: Any, tenant: str | None = None) -> Any:
+        """One request to a sandbox, taking turns with other tenants (app/specchecker/turns.py); CheckerBusy when
+        the tenant's cap or the checker's queue is full, or no sandbox came free in time."""
+        sandbox = self._turns.acquire(tenant)
+        kept: _Sandbox | None = None  # kept for the next check only when it answered, alive
         try:
             result = sandbox.request(operation, list(args), self._timeout_s)
-        except CheckerFailed:
-            self._replace(sandbox)
-            raise
+            kept = sandbox
+            return result
         except CheckerRejected:
             if sandbox.alive():
-                self._idle.put(sandbox)
-            else:
-                self._replace(sandbox)
+                kept = sandbox
             raise
-        self._idle.put(sandbox)
-        return result
+        finally:
+            if kept is None:
+                self._discard(sandbox)
+            self._turns.release(tenant, kept)
+            if kept is None:
+                self._add()
 
     def cached(self, operation: str) -> Any:
         """For answers that depend only on the installed Keras (catalog, versions)."""

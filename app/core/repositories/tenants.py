@@ -58,7 +58,8 @@ def _stored_bytes_statement() -> Statement:
     blobs, checkpoints, models = Blob.__table__, JobCheckpoint.__table__, ModelSpec.__table__
     datasets, weights, artifacts = Dataset.__table__, WeightsFile.__table__, Artifact.__table__
     parts = (
-        select(func.sum(datasets.c.size_bytes)).where(datasets.c.tenant_id == tenant),
+        select(func.sum(func.coalesce(datasets.c.charged_bytes, datasets.c.size_bytes)))
+        .where(datasets.c.tenant_id == tenant),
         select(func.sum(weights.c.size_bytes)).where(weights.c.tenant_id == tenant),
         select(func.sum(blobs.c.size_bytes)).join(models, models.c.weights_sha256 == blobs.c.sha256)
         .where(models.c.tenant_id == tenant),
