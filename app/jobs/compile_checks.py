@@ -31,7 +31,7 @@ def check_compile(checker: SpecChecker, compile_args: dict[str, Any]) -> None:
         if key in _passed:
             _passed.move_to_end(key)
             return
-    checked(checker, "check_compile", compile_args, what="compile arguments")
+    checked(checker, "check_compile", compile_args, what="compile arguments", at="compile")
     with _lock:
         _passed[key] = None
         while len(_passed) > MAX_REMEMBERED:

@@ -36,31 +36,45 @@ def catalog_of(checker: SpecChecker) -> Catalog:
     return Catalog.from_lists(checker.cached("catalog"))
 
 
-def walk(document: Any, catalog: Catalog, *, what: str) -> None:
+def _refused(what: str) -> str:
+    return f"The {what} {'were' if what.endswith('arguments') else 'was'} refused"
+
+
+def refused_walk(exc: UnsafeSpec, *, what: str, at: str = "") -> Problem:
+    # A name the allowlist does not know is usually a typo; the message carries the closest names.
+    title = "Unknown Name" if exc.message.startswith("unknown") else "Unsafe Spec"
+    field = ".".join(part for part in (at, exc.path) if part)
+    return Problem(422, title, f"{_refused(what)}: {field or '(root)'}: {exc.message}", field=field)
+
+
+def walk(document: Any, catalog: Catalog, *, what: str, at: str = "") -> None:
+    """The allowlist walk; `at` is where the document sits in the request (`compile`), for the field named."""
     try:
         check_config(document, catalog)
     except UnsafeSpec as exc:
-        # A name the allowlist does not know is usually a typo; the message carries the closest names.
-        title = "Unknown Name" if exc.message.startswith("unknown") else "Unsafe Spec"
-        raise Problem(422, title, f"The {what} was refused: {exc}", field=exc.path) from None
+        raise refused_walk(exc, what=what, at=at) from None
 
 
-def in_sandbox(checker: SpecChecker, operation: str, *args: Any, what: str) -> Any:
+def in_sandbox(checker: SpecChecker, operation: str, *args: Any, what: str, at: str = "") -> Any:
     """Ask a sandbox; whatever it refuses, and a sandbox that dies or runs out of memory, is a 422."""
     try:
         return checker.call(operation, *args)
     except CheckerRejected as exc:
-        raise _refusal(exc, what) from None
+        raise _refusal(exc, what, at) from None
     except CheckerFailed as exc:
         raise Problem(422, "Spec Check Failed", f"Building the {what} failed: {exc}. A model this large or "
                       "complex cannot be accepted; make it smaller.") from None
 
 
-def _refusal(exc: CheckerRejected, what: str) -> Problem:
+def _refusal(exc: CheckerRejected, what: str, at: str) -> Problem:
     if exc.type in ("UnsafeSpec", "UnsafeFile"):
-        return Problem(422, "Unsafe Spec", f"The {what} was refused: {exc.message}")
+        return Problem(422, "Unsafe Spec", f"{_refused(what)}: {exc.message}")
+    if exc.type == "UnknownName":
+        # A misspelt optimizer, loss, metric or argument: the message has the closest names Keras knows.
+        field = ".".join(part for part in (at, exc.detail.get("field")) if part)
+        return Problem(422, "Unknown Name", f"{_refused(what)}: {at + '.' if at else ''}{exc.message}", field=field)
     if exc.type == "TooManyParameters":
-        return Problem(422, "Model Too Large", f"The {what} was refused: {exc.message}", **exc.detail)
+        return Problem(422, "Model Too Large", f"{_refused(what)}: {exc.message}", **exc.detail)
     if exc.type == "ObjectFailed":
         return Problem(422, "Invalid Spec", f"Keras could not build the {what}: {exc.message}",
                        keras_error={"type": exc.type, "message": exc.message, **exc.detail})
@@ -72,10 +86,11 @@ def _refusal(exc: CheckerRejected, what: str) -> Problem:
                    keras_error={"type": exc.type, "message": exc.message})
 
 
-def checked(checker: SpecChecker, operation: str, document: dict[str, Any], *args: Any, what: str) -> Any:
+def checked(checker: SpecChecker, operation: str, document: dict[str, Any], *args: Any, what: str,
+            at: str = "") -> Any:
     """Walk a document against the allowlist, then let a sandbox take it; any refusal is a 422."""
-    walk(document, catalog_of(checker), what=what)
-    return in_sandbox(checker, operation, document, *args, what=what)
+    walk(document, catalog_of(checker), what=what, at=at)
+    return in_sandbox(checker, operation, document, *args, what=what, at=at)
 
 
 def _within_budget(document: dict[str, Any], max_params: int) -> None:
@@ -93,6 +108,8 @@ def create_model(session: Session, *, tenant_id: str, spec: Any, checker: SpecCh
         document = model_document(spec, catalog)
     except SpecError as exc:
         raise Problem(422, "Invalid Spec", f"The model spec is not valid: {exc}", field=exc.field) from None
+    except UnsafeSpec as exc:
+        raise refused_walk(exc, what="model") from None
     walk(document, catalog, what="model")
     _within_budget(document, max_params)
     built = in_sandbox(checker, "check_model", document, max_params, what="model")
