@@ -8,6 +8,7 @@ and names the closest field, or the fields there when none is close.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any
@@ -69,13 +70,19 @@ def unknown_field_message(root: Any, location: list[Any]) -> str | None:
 
 
 def with_suggestions(errors: list[dict[str, Any]], root: Any, *, skip: int = 1) -> list[dict[str, Any]]:
-    """pydantic's errors with each unknown key's message naming the closest field; `skip` location parts (FastAPI's
-    `body`) come before the root model's own."""
+    """pydantic's errors with each unknown key's message naming the closest field, and each value outside a fixed
+    set the closest allowed one; `skip` location parts (FastAPI's `body`) come before the root model's own."""
     rewritten = []
     for error in errors:
         if error.get("type") == "extra_forbidden" and root is not None:
             message = unknown_field_message(root, list(error.get("loc", ()))[skip:])
             if message:
                 error = {**error, "msg": message}
+        elif error.get("type") == "literal_error" and isinstance(error.get("input"), str):
+            # "Input should be 'EarlyStopping', 'ReduceLROnPlateau', ...": the closest of those values.
+            expected = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
+            close = suggestion(error["input"], expected)
+            if close:
+                error = {**error, "msg": f"{error['msg']}; did you mean {close}?"}
         rewritten.append(error)
     return rewritten

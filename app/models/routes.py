@@ -60,8 +60,10 @@ def _validation_error(exc: ValidationError, *, tagged: bool) -> RequestValidatio
     for error in exc.errors():
         loc = list(error.get("loc", ()))
         if tagged and loc and loc[0] in SPEC_TAGS:
-            # An unknown key names the closest field of its spec form (`input_shap`: did you mean 'input_shape'?).
-            error = with_suggestions([error], SPEC_FORMS[loc[0]])[0]
+            # An unknown key names the closest field of its spec form (`input_shap`: did you mean 'input_shape'?);
+            # the problem handler does the rest, for every route.
+            if error.get("type") == "extra_forbidden":
+                error = with_suggestions([error], SPEC_FORMS[loc[0]], skip=1)[0]
             loc = loc[1:]
         errors.append({**error, "loc": ("body", *loc)})
     return RequestValidationError(errors)
