@@ -75,8 +75,10 @@ def test_a_misspelt_layer_argument_suggests_the_argument(client):
     before = counts()
     spec = copy.deepcopy(SEED_MODEL)
     spec["layers"][1] = {"class_name": "Dense", "units": 32, "activaton": "relu"}
-    assert_problem(client.post("/v1/models", json=spec), 422, "'activaton' is not an argument of Dense",
-                   "did you mean 'activation'?")
+    body = assert_problem(client.post("/v1/models", json=spec), 422, "'activaton' is not an argument of Dense",
+                          "did you mean 'activation'?")
+    # Keras names the class only; the spec has three Dense layers, and the field says which one.
+    assert body["field"] == "layers[1].activaton" and "layers[1].activaton: Dense:" in body["detail"]
     assert counts() == before
 
 

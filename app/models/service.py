@@ -23,6 +23,7 @@ from app.jobs import repository as jobs
 from app.models import repository
 from app.models.keras_documents import SpecError, model_document, model_name
 from app.models.param_budget import estimate_params
+from app.models.specs import FunctionalSpec, SequentialSpec
 from app.specchecker.pool import CheckerFailed, CheckerRejected, SpecChecker
 from app.specchecker.safety import Catalog, UnsafeSpec, check_config
 from app.system.metrics import UPLOAD_BYTES
@@ -101,6 +102,22 @@ def _within_budget(document: dict[str, Any], max_params: int) -> None:
                       "(KERASD_MAX_MODEL_PARAMS). Make it smaller.", params=estimate, limit=max_params)
 
 
+def _at_users_layer(problem: Problem, spec: Any) -> Problem:
+    """A layer argument Keras did not take, at the spec's own field (`layers[2].activaton`): Keras names only the
+    class, and a spec often has several layers of it."""
+    error = problem.extra.get("keras_error") or {}
+    unknown, class_name = error.get("unknown_arguments") or [], error.get("class_name")
+    if not unknown or not isinstance(spec, SequentialSpec | FunctionalSpec):
+        return problem
+    for index, layer in enumerate(spec.layers):
+        arguments = {**(layer.model_extra or {}), **(layer.config or {})}
+        if layer.class_name == class_name and unknown[0] in arguments:
+            field = f"layers[{index}].{unknown[0]}"
+            return Problem(problem.status, problem.title, problem.detail.replace(": ", f": {field}: ", 1),
+                           headers=problem.headers, **{**problem.extra, "field": field})
+    return problem
+
+
 def create_model(session: Session, *, tenant_id: str, spec: Any, checker: SpecChecker, max_params: int) -> ModelSpec:
     """A model from any JSON or YAML spec form (app.models.specs)."""
     catalog = catalog_of(checker)
@@ -112,7 +129,10 @@ def create_model(session: Session, *, tenant_id: str, spec: Any, checker: SpecCh
         raise refused_walk(exc, what="model") from None
     walk(document, catalog, what="model")
     _within_budget(document, max_params)
-    built = in_sandbox(checker, "check_model", document, max_params, what="model")
+    try:
+        built = in_sandbox(checker, "check_model", document, max_params, what="model")
+    except Problem as problem:
+        raise _at_users_layer(problem, spec) from None
     return repository.insert_model(session, tenant_id=tenant_id, name=model_name(spec, document),
                                    spec=spec.model_dump(mode="json", exclude_none=True),
                                    keras_config=built["keras_config"], summary=built["summary"])

@@ -22,7 +22,7 @@ import keras
 
 from app.specchecker import compat
 from app.specchecker.building import catalog
-from app.specchecker.name_hints import argument_hint
+from app.specchecker.name_hints import argument_hint, unknown_arguments
 from app.specchecker.safety import check_config
 
 
@@ -55,7 +55,7 @@ class ObjectFailed(ValueError):
         reason = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
         reason = reason.rsplit("Exception encountered: ", 1)[-1]
         super().__init__(f"{what}: {reason}{argument_hint(reason, cls, inner)}")
-        self.detail = {"object": name, "class_name": cls.__name__}
+        self.detail = {"object": name, "class_name": cls.__name__, "unknown_arguments": unknown_arguments(reason)}
 
 
 class NotAModel(ValueError):

@@ -42,7 +42,8 @@ def known_arguments(cls: type) -> set[str]:
     return known
 
 
-def _unrecognized(reason: str) -> list[str]:
+def unknown_arguments(reason: str) -> list[str]:
+    """The argument names Keras (or Python) says a constructor does not take."""
     match = _UNRECOGNIZED.search(reason)
     if not match:
         unexpected = _UNEXPECTED.search(reason)
@@ -59,7 +60,7 @@ def argument_hint(reason: str, cls: type, given: dict[str, Any]) -> str:
     """Closest names for a misspelt argument (`activaton` → `activation`, `unitz` → `units`), or ''."""
     known = known_arguments(cls)
     hints = [f"{name!r} is not an argument of {cls.__name__}: did you mean {suggestion(name, known)}?"
-             for name in _unrecognized(reason) if closest(name, known)]
+             for name in unknown_arguments(reason) if closest(name, known)]
     if hints:
         return "; " + "; ".join(hints)
     missing = _MISSING.search(reason)
