@@ -89,3 +89,41 @@ def test_per_output_metrics_train_as_keras_does(client, ids, data, metrics):
     local = model.fit(data["x"], {"out_a": data["a"], "out_b": data["b"]}, epochs=2, batch_size=16, verbose=0)
     assert set(job["history"]) == set(local.history)
     assert {"out_a_accuracy", "out_b_mae"} <= set(job["history"])
+
+
+def test_outputs_whose_keys_are_not_their_layers_names_go_by_their_keys(client, ids, data):
+    """Keras matches a dict-output model's targets, losses and metrics by the dict's keys and refuses the output
+    layers' names there; so does the API, at submit."""
+    import keras
+
+    features = keras.Input((6,), name="features")
+    model = keras.Model(features, {"label": keras.layers.Dense(3, activation="softmax", name="dense_a")(features),
+                                   "score": keras.layers.Dense(1, name="dense_b")(features)})
+    created = client.post("/v1/models", json=json.loads(model.to_json()))
+    assert created.status_code == 201, created.text
+    outputs = created.json()["summary"]["outputs"]
+    assert {(o["name"], o["key"]) for o in outputs} == {("dense_a", "label"), ("dense_b", "score")}
+    d = ids["dataset"]
+    job = {"kind": "fit", "model_id": created.json()["id"], "seed": 1,
+           "compile": {"optimizer": "adam", "loss": {"label": "categorical_crossentropy", "score": "mse"},
+                       "metrics": {"label": ["accuracy"]}},
+           "fit": {"x": ref(d, "x"), "y": {"label": ref(d, "a"), "score": ref(d, "b")}, "epochs": 1}}
+    before = counts()
+    by_layer_names = copy.deepcopy(job)
+    by_layer_names["fit"]["y"] = {"dense_a": ref(d, "a"), "dense_b": ref(d, "b")}
+    assert_problem(client.post("/v1/jobs", json=by_layer_names), 422, "no output named 'dense_a'",
+                   "['label', 'score']")
+    misspelt_loss = copy.deepcopy(job)
+    misspelt_loss["compile"]["loss"] = {"label": "categorical_crossentropy", "scroe": "mse"}
+    body = assert_problem(client.post("/v1/jobs", json=misspelt_loss), 422, "compile.loss.scroe",
+                          "no output named 'scroe'", "score")
+    assert body["title"] == "Unknown Output"
+    misspelt_metrics = copy.deepcopy(job)
+    misspelt_metrics["compile"]["metrics"] = {"lable": ["accuracy"]}
+    assert_problem(client.post("/v1/jobs", json=misspelt_metrics), 422, "compile.metrics.lable", "label")
+    assert counts() == before
+    accepted = client.post("/v1/jobs", json=job)
+    assert accepted.status_code == 201, accepted.text
+    done = wait_for_job(client, accepted.json()["id"])
+    assert done["status"] == "succeeded", done["error"]
+    assert {"label_accuracy", "label_loss", "score_loss"} <= set(done["history"])

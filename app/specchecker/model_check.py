@@ -217,8 +217,16 @@ def _layer_name(tensor: Any) -> str:
 def _inputs_and_outputs(model: keras.Model) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     graph = compat.functional_graph(model)
     if getattr(graph, "inputs", None) is not None and getattr(graph, "outputs", None) is not None:
-        return ([_tensor_entry(_layer_name(t), t) for t in graph.inputs],
-                [_tensor_entry(_layer_name(t), t) for t in graph.outputs])
+        outputs = [_tensor_entry(_layer_name(t), t) for t in graph.outputs]
+        # A model built with a dict of outputs takes targets, losses and metrics by that dict's keys, not by the
+        # output layers' names (Keras refuses those): each output keeps its key.
+        structure = getattr(model, "output", None)
+        if isinstance(structure, dict):
+            key_of = {id(tensor): key for key, tensor in structure.items()}
+            for entry, tensor in zip(outputs, graph.outputs, strict=True):
+                if id(tensor) in key_of:
+                    entry["key"] = str(key_of[id(tensor)])
+        return [_tensor_entry(_layer_name(t), t) for t in graph.inputs], outputs
     # A subclassed (plugin) model has no graph: its build shape and Keras's symbolic call stand in.
     input_shape = (model.get_build_config() or {}).get("input_shape")
     if not isinstance(input_shape, list | tuple):
