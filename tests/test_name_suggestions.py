@@ -65,6 +65,14 @@ def test_an_unknown_request_field_suggests_the_field_meant(client, seed_ids):
     assert_problem(client.post("/v1/jobs", json=submitted(
         client, seed_ids, lambda r: r["fit"].update(zzzz=1))), 422, "'zzzz' is not a field here; the fields are",
         "batch_size", "epochs")
+    # Inside a union (an array reference or a pipeline), through the member pydantic names in the location.
+    def pipeline(request):
+        request["fit"]["x"] = {"pipeline": {"x": request["fit"]["x"], "y": request["fit"].pop("y"),
+                                            "ops": [{"op": "batch", "batchsize": 32}]}}
+
+    body = assert_problem(client.post("/v1/jobs", json=submitted(client, seed_ids, pipeline)), 422)
+    assert {"field": "fit.x.Pipeline.pipeline.ops.0.batchsize", "in": "body",
+            "message": "'batchsize' is not a field here: did you mean 'batch_size'?"} in body["errors"], body
     # A spec form's own fields.
     spec = {**SEED_MODEL, "input_shap": [72]}
     del spec["input_shape"]

@@ -28,13 +28,21 @@ def _members(annotation: Any) -> list[Any]:
     return [annotation]
 
 
+def _tag(annotation: Any) -> str:
+    """How pydantic names a union member in an error's location: `ArrayRef`, `dict[str,ArrayRef]`."""
+    origin = typing.get_origin(annotation)
+    if origin is None:
+        return getattr(annotation, "__name__", str(annotation))
+    return f"{origin.__name__}[{','.join(_tag(arg) for arg in typing.get_args(annotation))}]"
+
+
 def _step(annotation: Any, part: Any) -> list[Any]:
     """The annotations one location part below `annotation` (a field, a list item, a dict value, a union tag)."""
     found: list[Any] = []
     for member in _members(annotation):
+        if part == _tag(member):  # pydantic names the union member it tried
+            found.append(member)
         if isinstance(member, type) and issubclass(member, BaseModel):
-            if part == member.__name__:  # pydantic names the union member it tried
-                found.append(member)
             for name, field in member.model_fields.items():
                 if part in (name, field.alias):
                     found.append(field.annotation)
