@@ -56,8 +56,10 @@ async def lifespan(application: FastAPI):
     # Our own access lines (with request ids, without query strings) replace uvicorn's.
     logging.getLogger("uvicorn.access").disabled = True
     mode = auth_mode(settings)  # refuses to start with localhost-open on a non-loopback address
+    # Said once, at info: `kerasd up` runs the API at --log-level warning and prints this itself, beside its own
+    # start-up line (app/commands/embedded.py), so a user sees it once.
     if mode == "localhost-open":
-        log.warning("API keys are not required from this machine (KERASD_AUTH=localhost-open, bound to %s): a "
+        log.info("API keys are not required from this machine (KERASD_AUTH=localhost-open, bound to %s): a "
                     "request without a key acts as tenant 'default'; any other bind address requires keys",
                     settings.api_host)
     else:

@@ -10,7 +10,8 @@ Three arms on the same model and data, each a fresh model trained from scratch:
   `finished` event as the client receives it (the outcome is committed in SQL by then), so it includes the
   request, the pickup, reading the dataset from the worker's cache, building and compiling the model, progress
   events to Redis, a whole-state checkpoint stored in SQL after every epoch, and the default artifacts
-  (weights.h5, model.keras, model.h5, architecture.json/yaml, history.csv) exported and stored;
+  (weights.h5, model.keras, architecture.json/yaml, history.csv; model.h5 before it became opt-in) exported and
+  stored;
 - kerasd with `"tuning": false`: the same job run exactly as the user's arguments say (issue 10's goal
   measures the service's own overhead with this one).
 

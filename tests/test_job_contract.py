@@ -35,6 +35,7 @@ COMPILE = {"optimizer": {"module": "keras.optimizers", "registered_name": None, 
            "weighted_metrics": None, "jit_compile": "auto", "steps_per_execution": 1, "run_eagerly": False}
 FIT_ARGUMENTS = {"batch_size": 100, "epochs": 3, "validation_split": 0.0, "shuffle": True, "class_weight": None,
                  "initial_epoch": 0, "steps_per_epoch": None, "validation_steps": None, "validation_freq": 1}
+# The artifacts create_job stored by default before the legacy model.h5 became opt-in: old requests still run.
 DEFAULT_ARTIFACTS = ["weights.h5", "model.keras", "model.h5", "architecture.json", "architecture.yaml", "history.csv"]
 EARLY_STOPPING = {"class_name": "EarlyStopping", "config": {
     "monitor": "val_loss", "min_delta": 0.0, "patience": 2, "verbose": 0, "mode": "auto", "baseline": None,

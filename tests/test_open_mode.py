@@ -81,6 +81,9 @@ def test_kerasd_up_says_it_runs_without_keys_and_does(tmp_path) -> None:
         up.wait_for_log("No API key needed from this machine", timeout_s=60)
         assert "(KERASD_AUTH=localhost-open, bound to 127.0.0.1)" in up.log_text()
         assert "API keys are required" not in up.log_text()
+        # Said once: the API, which logs its own notice at start-up (before "kerasd is up"), runs at warning level.
+        assert up.log_text().count("No API key needed from this machine") == 1
+        assert "API keys are not required from this machine" not in up.log_text()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as anonymous:
             assert anonymous.get("/v1/models").status_code == 200
     finally:

@@ -29,12 +29,13 @@ CONTRACT_VERSION = 1
 JobKind = Literal["fit", "evaluate", "predict"]
 MixedPrecision = Literal["mixed_float16", "mixed_bfloat16"]
 Distribution = Literal["mirrored"]
-# What a worker can export (workers/exports.py); a fit job asks for some of them, by default all but SavedModel.
+# What a worker can export (workers/exports.py); a fit job asks for some of them, by default all but the legacy
+# HDF5 model and SavedModel. Keras logs a warning that `.h5` is legacy every time it writes one, so it is made only
+# for a job that asks for it (tools that still read `.h5`); `.keras` and `weights.h5` hold the same model.
 ArtifactName = Literal["weights.h5", "model.keras", "model.h5", "architecture.json", "architecture.yaml",
                        "history.csv", "savedmodel.zip"]
 ARTIFACTS: tuple[str, ...] = get_args(ArtifactName)
-DEFAULT_ARTIFACTS = ("weights.h5", "model.keras", "model.h5", "architecture.json", "architecture.yaml",
-                     "history.csv")
+DEFAULT_ARTIFACTS = ("weights.h5", "model.keras", "architecture.json", "architecture.yaml", "history.csv")
 # The key of a resolved array in the stored data: {"$array": {dataset_id, array, sha256, ...}}.
 ARRAY = "$array"
 

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app.core.errors import Problem
+from app.http.field_names import with_suggestions
 
 log = logging.getLogger("kerasd.api")
 
@@ -70,9 +71,16 @@ def problem_response(status: int, title: str, detail: str, instance: str, *, hea
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+def _body_annotation(request: Request) -> Any:
+    """The type of the route's body (JobCreate, ...), or None for a route that reads its body itself."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    return getattr(getattr(body_field, "field_info", None), "annotation", None)
+
+
+def _field_errors(exc: RequestValidationError, request: Request) -> list[dict[str, Any]]:
     errors = []
-    for err in exc.errors():
+    # An unknown key names the closest field the body's model has (`fit.epoch`: did you mean 'epochs'?).
+    for err in with_suggestions(list(exc.errors()), _body_annotation(request)):
         # FastAPI prefixes the location with body/query/path; the user wants the field's own path.
         loc = [str(part) for part in err.get("loc", ())]
         errors.append({"field": ".".join(loc[1:]) or loc[0] if loc else "", "in": loc[0] if loc else "",
@@ -101,7 +109,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _field_errors(exc)
+        errors = _field_errors(exc, request)
         named = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return problem_response(422, "Unprocessable Content", f"The request is not valid: {named}",
                                 request.url.path, errors=errors)

@@ -31,7 +31,7 @@ def check_compile(checker: SpecChecker, compile_args: dict[str, Any], *, tenant_
         if key in _passed:
             _passed.move_to_end(key)
             return
-    checked(checker, "check_compile", compile_args, what="compile arguments", tenant_id=tenant_id)
+    checked(checker, "check_compile", compile_args, what="compile arguments", tenant_id=tenant_id, at="compile")
     with _lock:
         _passed[key] = None
         while len(_passed) > MAX_REMEMBERED:

@@ -54,10 +54,12 @@ class CompileSpec(BaseModel):
     loss: KerasObject | list[KerasObject] = Field(
         examples=["categorical_crossentropy"],
         description="A name or {class_name, config}; for several outputs a list, or a dict by output name.")
-    metrics: list[KerasObject] | dict[str, KerasObject | list[KerasObject]] | None = Field(
+    # As Keras takes them: a list for every output, or per output a list (in the outputs' order) or a dict by
+    # output name, each entry one metric or a list of them (`{"out_a": ["accuracy"], "out_b": ["mae"]}`).
+    metrics: list[KerasObject | list[KerasObject]] | dict[str, KerasObject | list[KerasObject]] | None = Field(
         default=None, examples=[["categorical_accuracy"]])
     loss_weights: list[float] | dict[str, float] | None = None
-    weighted_metrics: list[KerasObject] | dict[str, KerasObject | list[KerasObject]] | None = None
+    weighted_metrics: list[KerasObject | list[KerasObject]] | dict[str, KerasObject | list[KerasObject]] | None = None
     jit_compile: bool | Literal["auto"] = "auto"
     steps_per_execution: int = Field(default=1, ge=1, le=100_000)
     run_eagerly: bool = False
@@ -225,7 +227,8 @@ class JobCreate(BaseModel):
                          "result.tuning.")
     artifacts: list[ArtifactName] | None = Field(
         default=None, description=f"Which artifacts to produce; default {list(DEFAULT_ARTIFACTS)}. "
-                                  "savedmodel.zip (Keras export for TF Serving) only when asked for.")
+                                  "model.h5 (Keras's legacy HDF5 model) and savedmodel.zip (Keras export for TF "
+                                  "Serving) only when asked for.")
 
     @model_validator(mode="before")
     @classmethod

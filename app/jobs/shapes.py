@@ -47,6 +47,8 @@ def check_data_shapes(summary: dict[str, Any], data: dict[str, Any], compile_doc
     if not summary.get("built") or not inputs:
         return
     loss = (compile_document or {}).get("loss")
+    if outputs:
+        _check_compile_keys(outputs, compile_document or {})
     for where, x, y in _pairs(data, field):
         if x is not None:
             _check_inputs(inputs, x, f"{where}.x")
@@ -78,9 +80,30 @@ def _array(value: Any) -> dict[str, Any] | None:
     return None
 
 
+def key(entry: dict[str, Any]) -> str:
+    """What a dict of targets, losses or metrics names an output by: its key in a model built with a dict of
+    outputs (Keras refuses the layer's name there), else its layer's name."""
+    return entry.get("key") or entry["name"]
+
+
+def _check_compile_keys(outputs: list[dict[str, Any]], compile_document: dict[str, Any]) -> None:
+    """Losses and metrics given by output name name outputs the model has (Keras fails the job otherwise)."""
+    names = [key(entry) for entry in outputs]
+    for argument in ("loss", "metrics", "weighted_metrics"):
+        value = compile_document.get(argument)
+        if not isinstance(value, dict) or "class_name" in value:
+            continue
+        unknown = [name for name in value if name not in names]
+        if unknown:
+            where = f"compile.{argument}.{unknown[0]}"
+            raise Problem(422, "Unknown Output", f"{where}: the model has no output named {unknown[0]!r}"
+                          f"{did_you_mean(unknown[0], names)}; its outputs are {names}.", field=where)
+
+
 def _match(structure: Any, entries: list[dict[str, Any]], field: str, what: str) -> list[tuple[str, Any, Any]]:
-    """(field, array, model entry) pairs: one array for one entry, a list in order, or a dict by name."""
-    names = [entry["name"] for entry in entries]
+    """(field, array, model entry) pairs: one array for one entry, a list in order, or a dict by name (an
+    output's by its key)."""
+    names = [key(entry) for entry in entries]
     single = _array(structure)
     if single is not None:
         if len(entries) != 1:
@@ -103,7 +126,7 @@ def _match(structure: Any, entries: list[dict[str, Any]], field: str, what: str)
         if missing:
             raise Problem(422, f"Missing {what.title()}", f"{field} gives no array for the model's {what} "
                           f"{missing[0]!r}; its {what}s are {names}.", field=field)
-        by_name = {entry["name"]: entry for entry in entries}
+        by_name = {key(entry): entry for entry in entries}
         return [(f"{field}.{key}", _array(value), by_name[key]) for key, value in structure.items() if _array(value)]
     return []
 
@@ -156,9 +179,9 @@ def loss_name(loss: Any, output: str, index: int) -> str | None:
 
 
 def _check_targets(outputs: list[dict[str, Any]], y: Any, loss: Any, field: str) -> None:
-    order = {entry["name"]: i for i, entry in enumerate(outputs)}
+    order = {key(entry): i for i, entry in enumerate(outputs)}
     for where, info, entry in _match(y, outputs, field, "output"):
-        name = loss_name(loss, entry["name"], order[entry["name"]])
+        name = loss_name(loss, key(entry), order[key(entry)])
         shape, out = info["shape"], entry.get("shape")
         if not out or name is None:
             continue
@@ -176,5 +199,5 @@ def _check_targets(outputs: list[dict[str, Any]], y: Any, loss: Any, field: str)
             continue
         if not ok:
             raise Problem(422, "Mismatched Targets", f"{where} has shape {_shown(shape)} but the loss {name} compares "
-                          f"it with the model's output {entry['name']!r} of shape {_shown(out)}: it needs {hint}.",
+                          f"it with the model's output {key(entry)!r} of shape {_shown(out)}: it needs {hint}.",
                           field=where, array_shape=shape, output_shape=out, loss=name)

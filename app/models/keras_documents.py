@@ -14,7 +14,7 @@ import yaml
 
 from app.models.specs import FunctionalSpec, KerasJsonSpec, LayerSpec, PluginModelSpec, SequentialSpec, YamlSpec
 from app.specchecker.keras_names import function_name
-from app.specchecker.safety import Catalog, did_you_mean
+from app.specchecker.safety import Catalog, check_config, did_you_mean
 
 # Argument-name suffixes that take a serialized Keras object, and the module it comes from.
 _OBJECT_ARGUMENTS = {
@@ -111,10 +111,18 @@ def layer_config(layer: LayerSpec, catalog: Catalog | None = None, field: str = 
                  for key, value in arguments.items()}
     plugin = catalog.plugin(layer.class_name) if catalog is not None else None
     if plugin is not None:
-        return {"module": plugin["module"], "class_name": plugin["class_name"], "config": arguments,
-                "registered_name": plugin["registered_name"]}
-    return {"module": "keras.layers", "class_name": layer.class_name, "config": arguments,
-            "registered_name": None}
+        config = {"module": plugin["module"], "class_name": plugin["class_name"], "config": arguments,
+                  "registered_name": plugin["registered_name"]}
+    else:
+        config = {"module": "keras.layers", "class_name": layer.class_name, "config": arguments,
+                  "registered_name": None}
+    if catalog is not None:
+        # The allowlist walk at the user's own fields (`layers[0].class_name`, `layers[2].kernel_initializer`): the
+        # whole document's walk would name them by the config's index, which counts the InputLayer it adds.
+        check_config({**config, "config": {}}, catalog, path=field)
+        for key, value in arguments.items():
+            check_config(value, catalog, path=f"{field}.{key}" if field else key)
+    return config
 
 
 # --- whole models ---------------------------------------------------------------------------------

@@ -20,11 +20,19 @@ from app.core.settings import Settings, get_settings
 from app.core.tables import ModelSpec
 from app.http.auth import Caller, current_caller
 from app.http.deps import Page, Paging, settings, spec_checker
+from app.http.field_names import with_suggestions
 from app.http.openapi import COMPONENT
 from app.http.sessions import SessionReleasingRoute
 from app.models import service
 from app.models.schemas import ModelOut, ModelPage, Plugins
-from app.models.specs import MAX_ARCHITECTURE_BYTES, MODEL_SPEC_ADAPTER, SPEC_TAGS, YamlSpec, parse_model_spec
+from app.models.specs import (
+    MAX_ARCHITECTURE_BYTES,
+    MODEL_SPEC_ADAPTER,
+    SPEC_FORMS,
+    SPEC_TAGS,
+    YamlSpec,
+    parse_model_spec,
+)
 from app.specchecker.pool import CheckerBusy, CheckerFailed, CheckerRejected, SpecChecker
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=SessionReleasingRoute)
@@ -52,6 +60,10 @@ def _validation_error(exc: ValidationError, *, tagged: bool) -> RequestValidatio
     for error in exc.errors():
         loc = list(error.get("loc", ()))
         if tagged and loc and loc[0] in SPEC_TAGS:
+            # An unknown key names the closest field of its spec form (`input_shap`: did you mean 'input_shape'?);
+            # the problem handler does the rest, for every route.
+            if error.get("type") == "extra_forbidden":
+                error = with_suggestions([error], SPEC_FORMS[loc[0]], skip=1)[0]
             loc = loc[1:]
         errors.append({**error, "loc": ("body", *loc)})
     return RequestValidationError(errors)

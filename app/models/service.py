@@ -23,6 +23,7 @@ from app.jobs import repository as jobs
 from app.models import repository
 from app.models.keras_documents import SpecError, model_document, model_name
 from app.models.param_budget import estimate_params
+from app.models.specs import FunctionalSpec, SequentialSpec
 from app.specchecker.pool import CheckerBusy, CheckerFailed, CheckerRejected, SpecChecker
 from app.specchecker.safety import Catalog, UnsafeSpec, check_config
 from app.system.metrics import UPLOAD_BYTES
@@ -46,16 +47,26 @@ def busy(exc: CheckerBusy) -> Problem:
                    f"{exc.retry_after_s} s.", headers={"Retry-After": str(exc.retry_after_s)})
 
 
-def walk(document: Any, catalog: Catalog, *, what: str) -> None:
+def _refused(what: str) -> str:
+    return f"The {what} {'were' if what.endswith('arguments') else 'was'} refused"
+
+
+def refused_walk(exc: UnsafeSpec, *, what: str, at: str = "") -> Problem:
+    # A name the allowlist does not know is usually a typo; the message carries the closest names.
+    title = "Unknown Name" if exc.message.startswith("unknown") else "Unsafe Spec"
+    field = ".".join(part for part in (at, exc.path) if part)
+    return Problem(422, title, f"{_refused(what)}: {field or '(root)'}: {exc.message}", field=field)
+
+
+def walk(document: Any, catalog: Catalog, *, what: str, at: str = "") -> None:
+    """The allowlist walk; `at` is where the document sits in the request (`compile`), for the field named."""
     try:
         check_config(document, catalog)
     except UnsafeSpec as exc:
-        # A name the allowlist does not know is usually a typo; the message carries the closest names.
-        title = "Unknown Name" if exc.message.startswith("unknown") else "Unsafe Spec"
-        raise Problem(422, title, f"The {what} was refused: {exc}", field=exc.path) from None
+        raise refused_walk(exc, what=what, at=at) from None
 
 
-def in_sandbox(checker: SpecChecker, operation: str, *args: Any, what: str, tenant_id: str) -> Any:
+def in_sandbox(checker: SpecChecker, operation: str, *args: Any, what: str, tenant_id: str, at: str = "") -> Any:
     """Ask a sandbox, in the tenant's turn; whatever it refuses, and a sandbox that dies or runs out of memory, is
     a 422; a checker too busy to take it, a 429 or 503 with Retry-After."""
     try:
@@ -63,19 +74,23 @@ def in_sandbox(checker: SpecChecker, operation: str, *args: Any, what: str, tena
     except CheckerBusy as exc:
         raise busy(exc) from None
     except CheckerRejected as exc:
-        raise _refusal(exc, what) from None
+        raise _refusal(exc, what, at) from None
     except CheckerFailed as exc:
         raise Problem(422, "Spec Check Failed", f"Building the {what} failed: {exc}. A model this large or "
                       "complex cannot be accepted; make it smaller.") from None
 
 
-def _refusal(exc: CheckerRejected, what: str) -> Problem:
+def _refusal(exc: CheckerRejected, what: str, at: str) -> Problem:
     if exc.type in ("UnsafeSpec", "UnsafeFile"):
-        return Problem(422, "Unsafe Spec", f"The {what} was refused: {exc.message}")
+        return Problem(422, "Unsafe Spec", f"{_refused(what)}: {exc.message}")
     if exc.type == "ShapeTooLarge":
-        return Problem(422, "Shape Too Large", f"The {what} was refused: {exc.message}", **exc.detail)
+        return Problem(422, "Shape Too Large", f"{_refused(what)}: {exc.message}", **exc.detail)
+    if exc.type == "UnknownName":
+        # A misspelt optimizer, loss, metric or argument: the message has the closest names Keras knows.
+        field = ".".join(part for part in (at, exc.detail.get("field")) if part)
+        return Problem(422, "Unknown Name", f"{_refused(what)}: {at + '.' if at else ''}{exc.message}", field=field)
     if exc.type == "TooManyParameters":
-        return Problem(422, "Model Too Large", f"The {what} was refused: {exc.message}", **exc.detail)
+        return Problem(422, "Model Too Large", f"{_refused(what)}: {exc.message}", **exc.detail)
     if exc.type == "ObjectFailed":
         return Problem(422, "Invalid Spec", f"Keras could not build the {what}: {exc.message}",
                        keras_error={"type": exc.type, "message": exc.message, **exc.detail})
@@ -88,10 +103,10 @@ def _refusal(exc: CheckerRejected, what: str) -> Problem:
 
 
 def checked(checker: SpecChecker, operation: str, document: dict[str, Any], *args: Any, what: str,
-            tenant_id: str) -> Any:
+            tenant_id: str, at: str = "") -> Any:
     """Walk a document against the allowlist, then let a sandbox take it; any refusal is a 422."""
-    walk(document, catalog_of(checker), what=what)
-    return in_sandbox(checker, operation, document, *args, what=what, tenant_id=tenant_id)
+    walk(document, catalog_of(checker), what=what, at=at)
+    return in_sandbox(checker, operation, document, *args, what=what, tenant_id=tenant_id, at=at)
 
 
 def _within_budget(document: dict[str, Any], max_params: int) -> None:
@@ -102,6 +117,22 @@ def _within_budget(document: dict[str, Any], max_params: int) -> None:
                       "(KERASD_MAX_MODEL_PARAMS). Make it smaller.", params=estimate, limit=max_params)
 
 
+def _at_users_layer(problem: Problem, spec: Any) -> Problem:
+    """A layer argument Keras did not take, at the spec's own field (`layers[2].activaton`): Keras names only the
+    class, and a spec often has several layers of it."""
+    error = problem.extra.get("keras_error") or {}
+    unknown, class_name = error.get("unknown_arguments") or [], error.get("class_name")
+    if not unknown or not isinstance(spec, SequentialSpec | FunctionalSpec):
+        return problem
+    for index, layer in enumerate(spec.layers):
+        arguments = {**(layer.model_extra or {}), **(layer.config or {})}
+        if layer.class_name == class_name and unknown[0] in arguments:
+            field = f"layers[{index}].{unknown[0]}"
+            return Problem(problem.status, problem.title, problem.detail.replace(": ", f": {field}: ", 1),
+                           headers=problem.headers, **{**problem.extra, "field": field})
+    return problem
+
+
 def create_model(session: Session, *, tenant_id: str, spec: Any, checker: SpecChecker, max_params: int) -> ModelSpec:
     """A model from any JSON or YAML spec form (app.models.specs)."""
     catalog = catalog_of(checker)
@@ -109,9 +140,14 @@ def create_model(session: Session, *, tenant_id: str, spec: Any, checker: SpecCh
         document = model_document(spec, catalog)
     except SpecError as exc:
         raise Problem(422, "Invalid Spec", f"The model spec is not valid: {exc}", field=exc.field) from None
+    except UnsafeSpec as exc:
+        raise refused_walk(exc, what="model") from None
     walk(document, catalog, what="model")
     _within_budget(document, max_params)
-    built = in_sandbox(checker, "check_model", document, max_params, what="model", tenant_id=tenant_id)
+    try:
+        built = in_sandbox(checker, "check_model", document, max_params, what="model", tenant_id=tenant_id)
+    except Problem as problem:
+        raise _at_users_layer(problem, spec) from None
     return repository.insert_model(session, tenant_id=tenant_id, name=model_name(spec, document),
                                    spec=spec.model_dump(mode="json", exclude_none=True),
                                    keras_config=built["keras_config"], summary=built["summary"])

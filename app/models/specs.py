@@ -197,6 +197,8 @@ ModelSpecForm = Annotated[
 ]
 MODEL_SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(ModelSpecForm)
 SPEC_TAGS = ("sequential", "functional", "plugin_model", "keras_json", "yaml")
+SPEC_FORMS = dict(zip(SPEC_TAGS, (SequentialSpec, FunctionalSpec, PluginModelSpec, KerasJsonSpec, YamlSpec),
+                      strict=True))
 
 
 def parse_model_spec(body: Any) -> Any:

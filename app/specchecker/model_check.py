@@ -14,17 +14,16 @@ the traceback's `Layer.__call__` frames say which call failed.
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import math
-import re
 from typing import Any
 
 import keras
 
 from app.specchecker import compat
 from app.specchecker.building import catalog
-from app.specchecker.safety import MAX_SHAPE_ELEMENTS, check_config, did_you_mean
+from app.specchecker.name_hints import argument_hint, unknown_arguments
+from app.specchecker.safety import MAX_SHAPE_ELEMENTS, check_config
 
 
 class TooManyParameters(ValueError):
@@ -67,35 +66,12 @@ class ObjectFailed(ValueError):
         what = f"{cls.__name__} {name!r}" if name else cls.__name__
         reason = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
         reason = reason.rsplit("Exception encountered: ", 1)[-1]
-        super().__init__(f"{what}: {reason}{_argument_hint(reason, cls, inner)}")
-        self.detail = {"object": name, "class_name": cls.__name__}
+        super().__init__(f"{what}: {reason}{argument_hint(reason, cls, inner)}")
+        self.detail = {"object": name, "class_name": cls.__name__, "unknown_arguments": unknown_arguments(reason)}
 
 
 class NotAModel(ValueError):
     pass
-
-
-_UNEXPECTED = re.compile(r"unexpected keyword argument '([^']+)'")
-_MISSING = re.compile(r"missing \d+ required (?:positional|keyword-only) arguments?: '([^']+)'")
-
-
-def _argument_hint(reason: str, cls: type, given: dict[str, Any]) -> str:
-    """Closest names for a misspelled argument (`unitz` → `units`), from the class's signature."""
-    known: set[str] = set()
-    for klass in (cls, keras.layers.Layer):
-        try:
-            known |= set(inspect.signature(klass.__init__).parameters) - {"self", "args", "kwargs"}
-        except (TypeError, ValueError):
-            pass
-    unexpected, missing = _UNEXPECTED.search(reason), _MISSING.search(reason)
-    if unexpected:
-        return did_you_mean(unexpected.group(1), known)
-    if missing:
-        strays = [key for key in given if key not in known]
-        close = [key for key in strays if did_you_mean(missing.group(1), [key])]
-        if close:
-            return f"; the config has {close[0]!r}, not a {cls.__name__} argument: {missing.group(1)!r} misspelled?"
-    return ""
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -192,7 +168,11 @@ def check_budget(build: Any, max_params: int) -> None:
 def check_model(document: dict[str, Any], max_params: int) -> dict[str, Any]:
     """Build a model from a config: its canonical Keras JSON and summary, or the reason it cannot be."""
     check_config(document, catalog())
-    check_budget(lambda: deserialize(document), max_params)
+    # A compiled model's JSON (`model.to_json()` after compile) carries its compile_config, and Keras compiles the
+    # model it reads: its optimizer makes variables that a StatelessScope refuses. Compiling adds no parameters,
+    # so the count is of the model alone; the real build compiles as the JSON says.
+    uncompiled = {key: value for key, value in document.items() if key != "compile_config"}
+    check_budget(lambda: deserialize(uncompiled), max_params)
     return describe(deserialize(document), max_params)
 
 
@@ -269,8 +249,16 @@ def _layer_name(tensor: Any) -> str:
 def _inputs_and_outputs(model: keras.Model) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     graph = compat.functional_graph(model)
     if getattr(graph, "inputs", None) is not None and getattr(graph, "outputs", None) is not None:
-        return ([_tensor_entry(_layer_name(t), t) for t in graph.inputs],
-                [_tensor_entry(_layer_name(t), t) for t in graph.outputs])
+        outputs = [_tensor_entry(_layer_name(t), t) for t in graph.outputs]
+        # A model built with a dict of outputs takes targets, losses and metrics by that dict's keys, not by the
+        # output layers' names (Keras refuses those): each output keeps its key.
+        structure = getattr(model, "output", None)
+        if isinstance(structure, dict):
+            key_of = {id(tensor): key for key, tensor in structure.items()}
+            for entry, tensor in zip(outputs, graph.outputs, strict=True):
+                if id(tensor) in key_of:
+                    entry["key"] = str(key_of[id(tensor)])
+        return [_tensor_entry(_layer_name(t), t) for t in graph.inputs], outputs
     # A subclassed (plugin) model has no graph: its build shape and Keras's symbolic call stand in.
     input_shape = (model.get_build_config() or {}).get("input_shape")
     if not isinstance(input_shape, list | tuple):

@@ -100,6 +100,13 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f"; the closest known names are {', '.join(found)}" if found else ""
 
 
+def suggestion(name: str, candidates: Iterable[str]) -> str:
+    """`'activation'`, or `'adam', 'adamw' or 'nadam'`: the closest known names, quoted, for a question ('' if none
+    is close)."""
+    found = [repr(n) for n in closest(name, candidates)]
+    return f"{', '.join(found[:-1])} or {found[-1]}" if len(found) > 1 else "".join(found)
+
+
 @dataclass(frozen=True)
 class Catalog:
     """Names of Keras built-ins by kind, and the enabled plugins, as the spec checker read them."""

@@ -76,8 +76,8 @@ DESCRIPTIONS = {
                                                    "`model.weights.h5`, the only name Keras 3's `load_weights` "
                                                    "accepts (tutorial §5.1); `architecture.json` is what "
                                                    "`keras.models.model_from_json` reads (§5.2); `model.keras` "
-                                                   "and `model.h5` are what `keras.models.load_model` reads "
-                                                   "(§5.3).",
+                                                   "and `model.h5` (made for a job that lists it in "
+                                                   "`artifacts`) are what `keras.models.load_model` reads (§5.3).",
     ("get", "/v1/weights/{weights_id}"): "The uploaded file's name, size and sha256; name its id in a job's "
                                          "`initial_weights` to start from it.",
 }

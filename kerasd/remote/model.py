@@ -315,9 +315,13 @@ class RemoteModel:
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         artifact = "model.keras" if suffix == ".keras" else "model.h5"
-        if self._trained_job is not None:
+        made = {item["name"] for item in self._client.jobs.artifacts(self._trained_job)} \
+            if self._trained_job is not None else set()
+        if artifact in made:
             self._client.jobs.artifact(self._trained_job, artifact, target, verbose=0)
         else:
+            # A legacy .h5 is made on the server only for jobs that ask for it: Keras writes it here from the
+            # trained model, as it would locally.
             self.pull().save(target)
 
     def export(self, filepath: str | Path, format: str = "tf_saved_model", **kwargs: Any) -> None:
