@@ -105,3 +105,11 @@ def running_sweeps() -> Question[list[str]]:
 
 def sweep_of_job(*, job_id: str) -> Question[str | None]:
     return Question(_SWEEP_OF_JOB, {"job_id": job_id}, scalar)
+
+
+_PLAN = Statement(select(SWEEPS.c.plan).where(SWEEPS.c.id == bindparam("sweep_id")))
+
+
+def plan_of(*, sweep_id: str) -> Question[dict[str, Any] | None]:
+    """The sweep's plan (its space, objective, pruner), as the worker reads it to report a trial's epochs."""
+    return Question(_PLAN, {"sweep_id": sweep_id}, scalar)
