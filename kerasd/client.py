@@ -37,6 +37,7 @@ from kerasd.errors import APIError
 from kerasd.events import Event, EventStream, carries_events
 from kerasd.progress import TransferBar
 from kerasd.resources import TERMINAL_STATUSES, Datasets, Jobs, Models, Plugins, System, Weights
+from kerasd.sweeps import Sweeps
 
 # An event stream is idle between events; the server sends heartbeats, so silence this long means a dead link.
 SSE_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=90.0)
@@ -47,6 +48,7 @@ class _Resources:
         self.models = Models(self)
         self.datasets = Datasets(self)
         self.jobs = Jobs(self)
+        self.sweeps = Sweeps(self)
         self.weights = Weights(self)
         self.plugins = Plugins(self)
         self._system = System(self)

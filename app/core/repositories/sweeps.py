@@ -31,7 +31,7 @@ _UNTOLD = Statement(select(TRIALS.c.number, TRIALS.c.job_id, JOBS.c.status)
                     .select_from(TRIALS.join(JOBS, JOBS.c.id == TRIALS.c.job_id))
                     .where(TRIALS.c.sweep_id == bindparam("sweep_id"), TRIALS.c.told_at.is_(None),
                            JOBS.c.status.in_(TERMINAL_STATUSES)).order_by(TRIALS.c.number))
-_TOLD = Statement(update(TRIALS).where(TRIALS.c.sweep_id == bindparam("sweep_id"),
+_TOLD = Statement(update(TRIALS).where(TRIALS.c.sweep_id == bindparam("of_sweep"),
                                        TRIALS.c.number == bindparam("trial_number"))
                   .values(told_at=bindparam("now"), objective=bindparam("objective"), note=bindparam("note")))
 _INSERT_JOB = Statement(insert(JOBS))
@@ -74,7 +74,7 @@ def untold_trials(executor: Executor, *, sweep_id: str) -> list[Any]:
 
 def mark_told(executor: Executor, *, sweep_id: str, number: int, objective: float | None, note: str | None,
               now: datetime) -> None:
-    ask(executor, Question(_TOLD, {"sweep_id": sweep_id, "trial_number": number, "objective": objective,
+    ask(executor, Question(_TOLD, {"of_sweep": sweep_id, "trial_number": number, "objective": objective,
                                    "note": note, "now": now}))
 
 
