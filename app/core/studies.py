@@ -56,13 +56,15 @@ def distributions(plan: dict[str, Any]) -> dict[str, BaseDistribution]:
 
 
 def sampler(plan: dict[str, Any], *, asked_before: int) -> optuna.samplers.BaseSampler:
-    """The sweep's sampler. A seeded sampler is built again for every ask, so its seed moves on with the number of
-    trials asked before: the same seed each time would draw the same point each time."""
+    """The sweep's sampler. A seeded sampler is built again for every step, so the seed of a random or TPE sampler
+    moves on with the number of trials asked before (the same seed each time would draw the same point each time).
+    A grid sampler keeps its seed: it shuffles the grid with it and gives trial n the grid's n-th point, so every
+    step must shuffle alike."""
     seed = plan.get("seed")
-    seed = None if seed is None else seed + asked_before
     algorithm = plan["algorithm"]
     if algorithm == "grid":
         return optuna.samplers.GridSampler({d["path"]: d["choices"] for d in plan["space"]}, seed=seed)
+    seed = None if seed is None else seed + asked_before
     if algorithm == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
