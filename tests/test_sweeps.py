@@ -1,7 +1,8 @@
 """Sweeps through the real API and worker: a random sweep runs its trials as jobs up to max_trials, never more than
-max_concurrent at once, and names the best; a grid sweep covers its grid (a model path included); a median pruner
-stops a clearly worse trial at the end of an epoch (`pruned`, epochs and weights kept); cancel stops a sweep's
-queued and running trials; a space path that is not in the base job is a 422 naming it, and nothing is stored."""
+max_concurrent at once, and names the best (in its `sweep.finished` webhook too); a grid sweep covers its grid (a
+model path included); a median pruner stops a clearly worse trial at the end of an epoch (`pruned`, epochs and
+weights kept); cancel stops a sweep's queued and running trials; a space path that is not in the base job is a 422
+naming it, and nothing is stored."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from tests.seed import npz_bytes, ref, upload
+from tests.test_webhooks import Receiver, wait_until
 
 # A task a tiny model learns within an epoch or two: the class is the largest of the first four inputs.
 MODEL = {"type": "sequential", "name": "sweep_mlp", "input_shape": [8],
@@ -68,7 +70,31 @@ def ended(sweep: dict[str, Any]) -> bool:
     return sweep["status"] != "running" and all(t["objective"] is not None or t["note"] for t in sweep["trials"])
 
 
-def test_a_random_sweep_runs_max_trials_as_jobs_at_most_max_concurrent_at_once_and_names_the_best(client, ids):
+@pytest.fixture()
+def receiver(client: httpx.Client) -> Any:
+    """A receiver of the default tenant's `sweep.finished` deliveries, its hook deleted afterwards."""
+    made = Receiver()
+    hook = client.post("/v1/webhooks", json={"url": made.url, "events": ["sweep.finished"]})
+    assert hook.status_code == 201, hook.text
+    yield made
+    client.delete(f"/v1/webhooks/{hook.json()['id']}")
+    made.close()
+
+
+def sweep_delivery(receiver: Any, sweep_id: str) -> dict[str, Any]:
+    """The one `sweep.finished` body the receiver got about the sweep."""
+    def about() -> list[dict[str, Any]]:
+        with receiver.lock:
+            bodies = [json.loads(request["body"]) for request in receiver.requests]
+        return [body for body in bodies if body["sweep"]["id"] == sweep_id]
+
+    [body] = wait_until(about, what=f"sweep {sweep_id}'s sweep.finished delivery")
+    assert body["event"] == "sweep.finished"
+    return body["sweep"]
+
+
+def test_a_random_sweep_runs_max_trials_as_jobs_at_most_max_concurrent_at_once_and_names_the_best(
+        client, ids, receiver):
     sweep = create(client, {
         "name": "lr", "job": base_job(ids), "algorithm": "random", "seed": 11,
         "space": {"compile.optimizer.config.learning_rate": {"log_uniform": [1e-4, 1e-1]}},
@@ -100,6 +126,9 @@ def test_a_random_sweep_runs_max_trials_as_jobs_at_most_max_concurrent_at_once_a
     listed = client.get("/v1/jobs", params={"sweep_id": sweep["id"]}).json()["items"]
     assert sorted(j["id"] for j in listed) == sorted(t["job_id"] for t in done["trials"])
     assert sweep["id"] in [s["id"] for s in client.get("/v1/sweeps").json()["items"]]
+    delivered = sweep_delivery(receiver, sweep["id"])
+    assert delivered["status"] == "completed" and delivered["trials_created"] == 4
+    assert delivered["best"] == {key: best[key] for key in ("number", "job_id", "params", "objective")}
 
 
 def test_a_grid_sweep_covers_its_grid_once_with_model_paths_in_the_trained_architecture(client, ids):
@@ -149,7 +178,7 @@ def test_a_median_pruner_stops_a_clearly_worse_trial_at_the_end_of_an_epoch_keep
     assert done["best"]["params"]["compile.optimizer.config.learning_rate"] != 1e-7
 
 
-def test_cancel_stops_a_sweeps_queued_and_running_trials_and_makes_no_more(client, ids):
+def test_cancel_stops_a_sweeps_queued_and_running_trials_and_makes_no_more(client, ids, receiver):
     sweep = create(client, {
         "job": base_job(ids, epochs=2000), "algorithm": "random",
         "space": {"compile.optimizer.config.learning_rate": {"uniform": [0.001, 0.01]}},
@@ -165,6 +194,8 @@ def test_cancel_stops_a_sweeps_queued_and_running_trials_and_makes_no_more(clien
         assert trial["note"] == "the trial's job ended cancelled"
     again = client.post(f"/v1/sweeps/{sweep['id']}/cancel")
     assert again.status_code == 409
+    delivered = sweep_delivery(receiver, sweep["id"])
+    assert delivered["status"] == "cancelled" and delivered["best"] is None
 
 
 @pytest.mark.parametrize(("space", "field"), [

@@ -26,8 +26,10 @@ from app.core.queue import enqueue_job
 from app.core.quotas import lock_tenant, tenant_limits
 from app.core.repositories import jobs as job_rows
 from app.core.repositories import sweeps as rows
+from app.core.settings import get_settings
 from app.core.sql import ask
 from app.core.tables import new_id, utcnow
+from app.core.webhooks import record_sweep_end
 
 log = logging.getLogger("kerasd.sweeps")
 ACTIVE_STATUSES = ("queued", "running")
@@ -153,8 +155,8 @@ def advance(session: Session, *, sweep_id: str) -> list[NewTrial]:
     left = 0 if expired else budget - sweep.trials_created
     active = rows.active_trials(session, sweep_id=sweep_id)
     if left <= 0:
-        if active == 0:
-            rows.end_sweep(session, sweep_id=sweep_id, status="completed", now=now)
+        if active == 0 and rows.end_sweep(session, sweep_id=sweep_id, status="completed", now=now):
+            record_sweep_end(session, sweep_id=sweep_id, public_url=get_settings().public_url)
         return []
     wanted = min(plan["max_concurrent"] - active, left)
     if wanted <= 0:

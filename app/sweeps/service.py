@@ -10,8 +10,10 @@ from sqlalchemy.orm import Session
 
 from app.core import studies
 from app.core.errors import Problem, not_found
+from app.core.settings import get_settings
 from app.core.sweep_steps import NewTrial, advance
 from app.core.tables import new_id
+from app.core.webhooks import record_sweep_end
 from app.experiments import service as experiments
 from app.jobs import service as jobs
 from app.jobs.schemas import JobCreate
@@ -164,5 +166,6 @@ def cancel_sweep(session: Session, *, tenant_id: str, sweep_id: str) -> list[tup
         raise Problem(409, "Sweep Finished", f"Sweep {sweep_id} already ended {row.status}; there is nothing to "
                       "cancel.")
     repository.end_sweep(session, sweep_id=sweep_id, status="cancelled")
+    record_sweep_end(session, sweep_id=sweep_id, public_url=get_settings().public_url)
     return [(job_id, jobs.cancel_job(session, tenant_id=tenant_id, job_id=job_id))
             for job_id in repository.active_trial_jobs(session, sweep_id=sweep_id)]

@@ -113,3 +113,23 @@ _PLAN = Statement(select(SWEEPS.c.plan).where(SWEEPS.c.id == bindparam("sweep_id
 def plan_of(*, sweep_id: str) -> Question[dict[str, Any] | None]:
     """The sweep's plan (its space, objective, pruner), as the worker reads it to report a trial's epochs."""
     return Question(_PLAN, {"sweep_id": sweep_id}, scalar)
+
+
+_BEST = {direction: Statement(
+    select(TRIALS.c.number, TRIALS.c.job_id, TRIALS.c.params, TRIALS.c.objective)
+    .select_from(TRIALS.join(JOBS, JOBS.c.id == TRIALS.c.job_id))
+    .where(TRIALS.c.sweep_id == bindparam("sweep_id"), JOBS.c.status == "succeeded", TRIALS.c.objective.is_not(None))
+    .order_by(TRIALS.c.objective.asc() if direction == "minimize" else TRIALS.c.objective.desc(), TRIALS.c.number)
+    .limit(1)) for direction in ("minimize", "maximize")}
+_FOR_EVENT = Statement(select(SWEEPS.c.id, SWEEPS.c.tenant_id, SWEEPS.c.name, SWEEPS.c.status, SWEEPS.c.plan,
+                              SWEEPS.c.trials_created, SWEEPS.c.created_at, SWEEPS.c.finished_at)
+                       .where(SWEEPS.c.id == bindparam("sweep_id")))
+
+
+def best_trial(*, sweep_id: str, direction: str) -> Question[Any]:
+    """(number, job_id, params, objective) of the succeeded trial with the best objective, or None."""
+    return Question(_BEST[direction], {"sweep_id": sweep_id}, one)
+
+
+def sweep_for_event(*, sweep_id: str) -> Question[Any]:
+    return Question(_FOR_EVENT, {"sweep_id": sweep_id}, one)
