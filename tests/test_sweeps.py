@@ -178,6 +178,38 @@ def test_a_median_pruner_stops_a_clearly_worse_trial_at_the_end_of_an_epoch_keep
     assert done["best"]["params"]["compile.optimizer.config.learning_rate"] != 1e-7
 
 
+@pytest.mark.parametrize(("algorithm", "rule"), [("tpe", "hyperband"), ("random", "successive_halving")])
+def test_every_epoch_of_every_trial_is_reported_to_the_study_under_each_sampler_and_pruner(client, ids, algorithm,
+                                                                                            rule, server_env):
+    from app.core import studies
+    from app.core.database import session_scope
+    from app.core.tables import Sweep
+
+    sweep = create(client, {
+        "job": base_job(ids, epochs=2), "algorithm": algorithm, "seed": 5,
+        "space": {"compile.optimizer.config.learning_rate": {"log_uniform": [1e-3, 1e-1]},
+                  "fit.batch_size": {"int_uniform": [20, 100], "step": 20}},
+        "objective": {"metric": "val_categorical_accuracy", "direction": "maximize"},
+        "budget": {"max_trials": 2, "max_concurrent": 2}, "early_stopping": {"rule": rule, "min_epochs": 1}})
+    done = wait_for_sweep(client, sweep["id"], until=ended)
+    assert done["status"] == "completed" and sum(done["counts"].values()) == 2
+    assert set(done["counts"]) <= {"succeeded", "pruned"}
+    with session_scope() as session:
+        row = session.get(Sweep, sweep["id"])
+        plan, name = row.plan, row.study_name
+    study = studies.load(plan, name, asking=False)
+    assert type(study.pruner).__name__ == {"hyperband": "HyperbandPruner",
+                                           "successive_halving": "SuccessiveHalvingPruner"}[rule]
+    by_number = {trial.number: trial for trial in study.get_trials()}
+    for trial in done["trials"]:
+        job = client.get(f"/v1/jobs/{trial['job_id']}").json()
+        told = by_number[trial["number"]]
+        # Optuna's record of the trial: each epoch the job ran, its values, and how it ended.
+        assert told.intermediate_values == dict(enumerate(job["history"]["val_categorical_accuracy"]))
+        assert told.state.name == {"succeeded": "COMPLETE", "pruned": "PRUNED"}[job["status"]]
+        assert told.params == trial["params"] and trial["params"]["fit.batch_size"] in (20, 40, 60, 80, 100)
+
+
 def test_cancel_stops_a_sweeps_queued_and_running_trials_and_makes_no_more(client, ids, receiver):
     sweep = create(client, {
         "job": base_job(ids, epochs=2000), "algorithm": "random",

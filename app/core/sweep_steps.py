@@ -116,9 +116,10 @@ def _new_trial(session: Session, sweep: Any, study: Any) -> NewTrial:
     plan = sweep.plan
     trial = studies.ask(study, plan)
     # The study's trial number is the sweep's: a trial asked for by a step that failed keeps its number, told failed.
-    number = trial.number
+    # Optuna names a trial's row in its storage only as `_trial_id`; workers rebuild the trial from it to report.
+    number, trial_id = trial.number, trial._trial_id
     try:
-        link = {"sweep_id": sweep.id, "number": number, "study": sweep.study_name, "optuna_trial_id": trial._trial_id,
+        link = {"sweep_id": sweep.id, "number": number, "study": sweep.study_name, "optuna_trial_id": trial_id,
                 "metric": plan["metric"], "direction": plan["direction"],
                 "prune": plan["early_stopping"]["rule"] != "none"}
         request = trial_request(plan, trial.params, link)
@@ -131,7 +132,7 @@ def _new_trial(session: Session, sweep: Any, study: Any) -> NewTrial:
                "queue": request["queue"], "priority": request["priority"], "name": name[:200],
                "tags": plan["tags"], "params": params, "sweep_id": sweep.id, "created_at": utcnow()}
         rows.insert_trial(session, job=job, trial={"sweep_id": sweep.id, "number": number, "job_id": job_id,
-                                                   "optuna_trial_id": trial._trial_id, "params": trial.params},
+                                                   "optuna_trial_id": trial_id, "params": trial.params},
                           rows=_param_rows(params))
         return NewTrial(job_id, request["queue"], request["priority"])
     except Exception:

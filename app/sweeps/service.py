@@ -19,6 +19,7 @@ from app.jobs import service as jobs
 from app.jobs.schemas import JobCreate
 from app.models import service as models
 from app.models.repository import get_model as model_row
+from app.models.specs import parse_model_spec
 from app.specchecker.pool import SpecChecker
 from app.sweeps import repository, spaces
 from app.sweeps.schemas import SweepCreate, SweepOut, TrialOut
@@ -46,7 +47,7 @@ def _checked_point(session: Session, body: SweepCreate, plan_model: dict[str, An
     try:
         if model_spec is not None:
             job["model_id"] = models.create_model(
-                session, tenant_id=tenant_id, spec=models_spec(model_spec, point), checker=checker,
+                session, tenant_id=tenant_id, spec=_model_spec(model_spec, point), checker=checker,
                 max_params=max_params).id
             job.pop("source_job_id", None)
         try:
@@ -64,9 +65,7 @@ def _checked_point(session: Session, body: SweepCreate, plan_model: dict[str, An
         savepoint.rollback()
 
 
-def models_spec(spec: dict[str, Any], point: dict[str, Any]) -> Any:
-    from app.models.specs import parse_model_spec
-
+def _model_spec(spec: dict[str, Any], point: dict[str, Any]) -> Any:
     try:
         return parse_model_spec(spec)
     except ValueError as exc:
