@@ -65,6 +65,17 @@ def wait_for_sweep(client: httpx.Client, sweep_id: str, *, until: Any, timeout_s
     raise AssertionError(f"sweep {sweep_id} did not get there in {timeout_s} s: {json.dumps(sweep)[:3000]}")
 
 
+def sweep_events(client: httpx.Client, sweep_id: str) -> list[dict[str, Any]]:
+    """Every event of the sweep's stream until the server ends it."""
+    found = []
+    with client.stream("GET", f"/v1/sweeps/{sweep_id}/events", timeout=600) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                found.append(json.loads(line[len("data: "):]))
+    return found
+
+
 def ended(sweep: dict[str, Any]) -> bool:
     """The sweep ended and every trial's end was told to its study (a trial without an objective has a note)."""
     return sweep["status"] != "running" and all(t["objective"] is not None or t["note"] for t in sweep["trials"])
@@ -162,8 +173,16 @@ def test_a_median_pruner_stops_a_clearly_worse_trial_at_the_end_of_an_epoch_keep
         "objective": {"metric": "loss", "direction": "minimize"},
         "budget": {"max_trials": 3, "max_concurrent": 1},
         "early_stopping": {"rule": "median", "startup_trials": 2}})
-    done = wait_for_sweep(client, sweep["id"], until=ended)
+    # Followed live: the sweep's event stream from its start to its end.
+    streamed = sweep_events(client, sweep["id"])
+    done = client.get(f"/v1/sweeps/{sweep['id']}").json()
     assert done["status"] == "completed"
+    assert streamed[-1]["type"] == "sweep" and streamed[-1]["data"]["best"] == done["best"]
+    trial_events = [event["data"] for event in streamed if event["type"] == "trial"]
+    for trial in done["trials"]:
+        states = [event["status"] for event in trial_events if event["number"] == trial["number"]]
+        assert states[-1] == trial["status"] and "running" in states, states
+        assert [e for e in trial_events if e["number"] == trial["number"]][-1] == trial
     pruned = [t for t in done["trials"] if t["status"] == "pruned"]
     assert [t["params"]["compile.optimizer.config.learning_rate"] for t in pruned] == [1e-7], done["trials"]
     [trial] = pruned

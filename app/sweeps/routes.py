@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
 from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from app.core import events
 from app.core.control import CANCEL, control_channel
-from app.core.database import get_session
+from app.core.database import get_session, get_sessionmaker
 from app.core.settings import Settings
 from app.core.sweep_steps import dispatch
 from app.http.auth import Caller, current_caller
@@ -77,3 +85,66 @@ def cancel_sweep(sweep_id: str, request: Request, session: Session = Depends(get
         else:
             redis_client.publish(control_channel(job_id), CANCEL)
     return service.sweep_answer(session, tenant_id=caller.tenant_id, sweep_id=sweep_id)
+
+
+def _answer(tenant_id: str, sweep_id: str) -> SweepOut:
+    with get_sessionmaker()() as session:
+        return service.sweep_answer(session, tenant_id=tenant_id, sweep_id=sweep_id)
+
+
+def _message(event_type: str, sweep_id: str, data: dict[str, Any]) -> bytes:
+    body = {"type": event_type, "sweep_id": sweep_id, "ts": events.iso_utc(), "data": data}
+    return f"event: {event_type}\ndata: {json.dumps(body, default=str)}\n\n".encode()
+
+
+def _ended(sweep: SweepOut) -> bool:
+    return sweep.status != "running" and all(t.objective is not None or t.note for t in sweep.trials)
+
+
+async def _sweep_stream(request: Request, first: SweepOut, tenant_id: str, config: Settings) -> AsyncIterator[bytes]:
+    opened = last_sent = time.monotonic()
+    seen: dict[int, tuple[str, float | None]] = {}
+    sweep = first
+    yield f"retry: {config.sse_retry_ms}\n: events of sweep {sweep.id}\n\n".encode()
+    while True:
+        for trial in sweep.trials:
+            state = (trial.status, trial.objective)
+            if seen.get(trial.number) != state:
+                seen[trial.number] = state
+                last_sent = time.monotonic()
+                yield _message("trial", sweep.id, trial.model_dump(mode="json"))
+        if _ended(sweep):
+            yield _message("sweep", sweep.id, {"status": sweep.status, "counts": sweep.counts,
+                                               "best": sweep.best.model_dump(mode="json") if sweep.best else None})
+            return
+        now = time.monotonic()
+        if now - opened >= config.sse_max_connection_s:
+            yield f"retry: {config.sse_retry_ms}\n: connection lifetime reached: reconnect\n\n".encode()
+            return
+        if now - last_sent >= config.sse_heartbeat_s:
+            last_sent = now
+            yield b": heartbeat\n\n"
+        await asyncio.sleep(SWEEP_POLL_S)
+        if await request.is_disconnected():
+            return
+        sweep = await run_in_threadpool(_answer, tenant_id, sweep.id)
+
+
+# A sweep's trials change at the pace of epochs, not batches: its stream reads the sweep from SQL this often.
+SWEEP_POLL_S = 1.0
+
+
+@router.get("/{sweep_id}/events", response_class=StreamingResponse,
+            summary="A sweep's trials as they are queued, run and end, as Server-Sent Events",
+            description="First every trial as it stands, then a `trial` event whenever a trial's status or "
+                        "objective changes (its `data` is the trial as `GET /v1/sweeps/{id}` shows it), and a last "
+                        "`sweep` event (`status`, `counts`, `best`) when the sweep has ended and every trial is "
+                        "counted; then the stream ends. A client that reconnects gets the trials as they stand "
+                        "again, so it misses nothing (the events carry no ids to resume from).",
+            responses={200: {"description": "The event stream", "content": {"text/event-stream": {
+                "schema": {"type": "string"}}}}})
+async def get_sweep_events(sweep_id: str, request: Request, config: Settings = Depends(settings),
+                           caller: Caller = Depends(current_caller)) -> StreamingResponse:
+    first = await run_in_threadpool(_answer, caller.tenant_id, sweep_id)
+    return StreamingResponse(_sweep_stream(request, first, caller.tenant_id, config), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
