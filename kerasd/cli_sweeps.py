@@ -3,6 +3,7 @@
     kerasd sweeps create FILE [--wait]   a sweep as YAML or JSON (the body of POST /v1/sweeps)
     kerasd sweeps get ID                 its trials (values, status, objective) and the best so far
     kerasd sweeps list [--limit N]
+    kerasd sweeps watch ID               each trial as it is queued, runs and ends, until the sweep ends
     kerasd sweeps cancel ID
 
 A table on the terminal; --json prints the API's answers.
@@ -71,6 +72,26 @@ def _list(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _watch(client: Client, args: argparse.Namespace) -> int:
+    """Exit 0 when the sweep completed, 1 when it was cancelled."""
+    ended: dict[str, Any] = {}
+    for event in client.sweeps.events(_id(client, args.id)):
+        if args.json:
+            print(json.dumps(event, default=str), flush=True)
+        data = event["data"]
+        if event["type"] == "sweep":
+            ended = data
+            if not args.json:
+                best = data.get("best")
+                said = f", best: trial {best['number']} = {_value(best['objective'])}" if best else ""
+                print(f"sweep {data['status']}{said}")
+        elif not args.json:
+            values = ", ".join(f"{path}={_value(value)}" for path, value in data["params"].items())
+            objective = f"  objective {_value(data['objective'])}" if data["objective"] is not None else ""
+            print(f"trial {data['number']} {data['status']}{objective}  ({values})", flush=True)
+    return 0 if ended.get("status") == "completed" else 1
+
+
 def _cancel(client: Client, args: argparse.Namespace) -> int:
     _show(args, client.sweeps.cancel(_id(client, args.id)))
     return 0
@@ -91,4 +112,6 @@ def add_commands(group: Callable[[str, str], Any], command: Callable[..., Any],
             with_id="sweep")
     listing = command(sweeps, "list", run(_list), "newest first")
     listing.add_argument("--limit", type=int, default=50)
+    command(sweeps, "watch", run(_watch), "each trial as it is queued, runs and ends, until the sweep ends",
+            with_id="sweep")
     command(sweeps, "cancel", run(_cancel), "stop a sweep and its trials", with_id="sweep")

@@ -10,6 +10,10 @@ from kerasd._base import Call, Operation, Sleep
 from kerasd.resources import Resource, _get_json, _get_page
 
 
+def sweep_events_path(sweep_id: str) -> str:
+    return f"/v1/sweeps/{sweep_id}/events"
+
+
 class Sweeps(Resource):
     """`POST/GET /v1/sweeps`: a base job, a space of paths into it, an objective, an algorithm, a budget."""
 
@@ -36,6 +40,12 @@ class Sweeps(Resource):
     def cancel(self, sweep_id: str) -> Any:
         """No new trials; its queued trials are cancelled and its running ones stop at their next batch."""
         return self._run(self._post(f"/v1/sweeps/{sweep_id}/cancel", None))
+
+    def events(self, sweep_id: str) -> Any:
+        """The sweep's events as dicts (`type` `trial`: `data` is a trial as `get` shows it; the last, `sweep`:
+        `status`, `counts`, `best`): first every trial as it stands, then each change, until the sweep has ended.
+        An iterator (an async iterator on `AsyncClient`)."""
+        return self._client._sweep_events(sweep_id)
 
     def best(self, sweep_id: str) -> Any:
         """The trial with the best objective so far (None before any trial succeeded)."""

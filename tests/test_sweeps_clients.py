@@ -44,8 +44,20 @@ def test_the_sdk_creates_waits_for_and_reads_a_sweep_with_both_clients(api_url, 
         async with kerasd.AsyncClient(api_url) as aclient:
             return await aclient.sweeps.get(sweep["id"]), await aclient.sweeps.list(limit=1)
 
+    async def stream() -> list[dict]:
+        async with kerasd.AsyncClient(api_url) as aclient:
+            return [event async for event in aclient.sweeps.events(sweep["id"])]
+
     got, first_page = asyncio.run(read())
     assert got["trials"] == done["trials"] and len(first_page) == 1
+    # An ended sweep's stream: every trial as it ended, then the sweep's end.
+    streamed = list(client.sweeps.events(sweep["id"]))
+    assert [event["data"] for event in streamed[:-1]] == done["trials"]
+    assert streamed[-1]["type"] == "sweep" and streamed[-1]["data"]["best"] == done["best"]
+    def untimed(events: list[dict]) -> list[dict]:
+        return [{key: value for key, value in event.items() if key != "ts"} for event in events]
+
+    assert untimed(asyncio.run(stream())) == untimed(streamed)
     with pytest.raises(kerasd.errors.APIError) as refused:
         client.sweeps.cancel(sweep["id"])
     assert refused.value.status_code == 409
@@ -67,6 +79,11 @@ def test_the_cli_creates_a_sweep_from_a_file_and_shows_its_trials(api_url, ids, 
     assert shown.returncode == 0, shown.stderr
     assert "compile.optimizer.config.learning_rate" in shown.stdout
     assert f"best: trial {sweep['best']['number']} (job {sweep['best']['job_id']})" in shown.stdout
+    watched = cli("watch", sweep["id"])
+    assert watched.returncode == 0, watched.stderr
+    lines = watched.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("trial 0 succeeded  objective ")
+    assert lines[-1].startswith(f"sweep completed, best: trial {sweep['best']['number']} = ")
     listed = cli("list")
     assert sweep["id"] in listed.stdout and "from-cli" in listed.stdout
     again = cli("cancel", sweep["id"])
