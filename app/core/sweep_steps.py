@@ -73,7 +73,12 @@ def trial_request(plan: dict[str, Any], params: dict[str, Any], link: dict[str, 
             set_at(keras_config, dimension["at"], stored)
         else:
             set_at(request, dimension["at"], stored)
-            set_at(submitted, dimension["user_at"], value)
+            try:
+                set_at(submitted, dimension["user_at"], value)
+            except (KeyError, IndexError, TypeError):
+                # A value the user left to its default is not in their request as sent: the trial's value is in
+                # its contract and its params, which is what runs and what lists show.
+                pass
     request.update(version=2, trial=link, keras_config=keras_config, submitted=submitted)
     # The same check the worker makes when it reads the job: a trial the contract refuses is never queued.
     return JobRequest.model_validate(request).model_dump(mode="json")
