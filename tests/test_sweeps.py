@@ -250,6 +250,17 @@ def test_cancel_stops_a_sweeps_queued_and_running_trials_and_makes_no_more(clien
     assert delivered["status"] == "cancelled" and delivered["best"] is None
 
 
+def test_no_trial_starts_after_the_time_limit_and_the_sweep_completes_with_those_it_ran(client, ids):
+    # One second: a trial (a worker's claim, building the model, three epochs) takes longer than that, so when the
+    # first ends the limit has passed and no second one is made.
+    sweep = create(client, {
+        "job": base_job(ids, epochs=3), "algorithm": "random",
+        "space": {"compile.optimizer.config.learning_rate": {"uniform": [0.001, 0.01]}},
+        "objective": {"metric": "val_loss"}, "budget": {"max_trials": 10, "max_concurrent": 1, "time_limit_s": 1}})
+    done = wait_for_sweep(client, sweep["id"], until=ended)
+    assert done["status"] == "completed" and done["trials_created"] == 1 and done["counts"] == {"succeeded": 1}
+
+
 @pytest.mark.parametrize(("space", "field"), [
     ({"fit.batch_sise": {"choice": [32, 64]}}, "space.fit.batch_sise"),
     ({"compile.optimizer.config.learning_rat": {"uniform": [0.1, 0.2]}}, "space.compile.optimizer.config.learning_rat"),
