@@ -12,7 +12,7 @@ from kerasd.cli_client import add_client_commands, run_client_command
 from kerasd.cli_experiments import sort_values_joined
 
 log = logging.getLogger("kerasd.cli")
-CLIENT_COMMANDS = ("models", "datasets", "jobs", "artifacts")
+CLIENT_COMMANDS = ("models", "datasets", "jobs", "artifacts", "sweeps")
 SERVER_COMMANDS = {
     "up": "run the whole service on this machine: SQLite, Redis, API, one worker",
     "api": "run the HTTP API (uvicorn)",

@@ -7,6 +7,7 @@
     kerasd jobs list | get ID | cancel ID | retry ID | delete ID
     kerasd jobs tag | update | compare | tensorboard      runs as experiments (kerasd/cli_experiments.py)
     kerasd artifacts list ID | get ID NAME -o PATH
+    kerasd sweeps create FILE [--wait] | list | get ID | cancel ID    (kerasd/cli_sweeps.py)
 
 The server and key come from --url / --api-key or KERASD_URL / KERASD_API_KEY; --json prints the API's
 answers for scripts. An ID may be given whole or as a unique prefix (the dashboard shows its first 8 characters).
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kerasd import cli_experiments, cli_text
+from kerasd import cli_experiments, cli_sweeps, cli_text
 from kerasd.client import Client
 from kerasd.errors import KerasdError
 from kerasd.progress import FitDisplay, QueueNotice
@@ -239,6 +240,8 @@ def add_client_commands(commands: Any) -> None:
     jobs_list.add_argument("--status", default=None, choices=JOB_STATUSES)
     jobs_list.add_argument("--model-id", default=None, help="a model's id, or a unique prefix of it")
     cli_experiments.add_commands(jobs, jobs_list, command, _client)
+
+    cli_sweeps.add_commands(group, command, _client, _load_document)
 
     artifacts = group("artifacts", "what jobs produced")
     command(artifacts, "list", _artifacts_list, "a job's files: names and sizes", with_id="job")

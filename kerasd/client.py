@@ -16,6 +16,7 @@ Event streams are read with httpx-sse and resumed with tenacity; what both clien
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -37,6 +38,7 @@ from kerasd.errors import APIError
 from kerasd.events import Event, EventStream, carries_events
 from kerasd.progress import TransferBar
 from kerasd.resources import TERMINAL_STATUSES, Datasets, Jobs, Models, Plugins, System, Weights
+from kerasd.sweeps import Sweeps, sweep_events_path
 
 # An event stream is idle between events; the server sends heartbeats, so silence this long means a dead link.
 SSE_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=90.0)
@@ -47,6 +49,7 @@ class _Resources:
         self.models = Models(self)
         self.datasets = Datasets(self)
         self.jobs = Jobs(self)
+        self.sweeps = Sweeps(self)
         self.weights = Weights(self)
         self.plugins = Plugins(self)
         self._system = System(self)
@@ -172,6 +175,22 @@ class Client(BaseClient, _Resources):
             raise self._stream_broken(stream, exc) from exc
 
 
+    def _sweep_events(self, sweep_id: str) -> Iterator[dict[str, Any]]:
+        """A sweep's events until its last, `sweep`; a connection closed before it (the server's lifetime cap) is
+        opened again, and starts with the trials as they stand."""
+        while True:
+            with connect_sse(self._http, "GET", sweep_events_path(sweep_id), timeout=SSE_TIMEOUT) as source:
+                if source.response.status_code >= 400:
+                    source.response.read()
+                    raise self._api_error(source.response)
+                for sse in source.iter_sse():
+                    if sse.data:
+                        event = json.loads(sse.data)
+                        yield event
+                        if event["type"] == "sweep":
+                            return
+
+
 class AsyncClient(BaseClient, _Resources):
     """The asyncio client: the same resources as `Client`, whose methods are awaited; `jobs.events(id)`
     is an async iterator."""
@@ -276,6 +295,21 @@ class AsyncClient(BaseClient, _Resources):
                     raise StreamEnded
         except STREAM_BREAKS as exc:
             raise self._stream_broken(stream, exc) from exc
+
+
+    async def _sweep_events(self, sweep_id: str) -> AsyncIterator[dict[str, Any]]:
+        """As `Client`'s, as an async iterator."""
+        while True:
+            async with aconnect_sse(self._http, "GET", sweep_events_path(sweep_id), timeout=SSE_TIMEOUT) as source:
+                if source.response.status_code >= 400:
+                    await source.response.aread()
+                    raise self._api_error(source.response)
+                async for sse in source.aiter_sse():
+                    if sse.data:
+                        event = json.loads(sse.data)
+                        yield event
+                        if event["type"] == "sweep":
+                            return
 
 
 async def _nothing() -> AsyncIterator[Any]:

@@ -198,10 +198,10 @@ def test_requests_stored_before_the_contract_read_through_it(tenant_and_model) -
 def test_a_request_the_contract_does_not_hold_is_refused_by_what_is_wrong() -> None:
     from pydantic import ValidationError
 
-    from app.core.contract import JobRequest
+    from app.core.contract import CONTRACT_VERSION, JobRequest
 
     cases = {
-        "upgrade the worker": {**EVALUATE, "version": 2, "added_later": {}},
+        "upgrade the worker": {**EVALUATE, "version": CONTRACT_VERSION + 1, "added_later": {}},
         "arguments of a predict job": {**PREDICT_FROM_AN_UPLOADED_MODEL, "arguments": FIT_ARGUMENTS},
         "evaluate jobs need a compile document": {**EVALUATE, "compile": None},
         "Extra inputs are not permitted": {**EVALUATE, "arguments": {"batch_size": 32, "step": 1}},
@@ -262,6 +262,7 @@ def test_a_job_stored_before_the_contract_runs_as_it_did(client, ids) -> None:
 
 
 def test_a_request_newer_than_the_worker_fails_saying_so(client, ids) -> None:
+    from app.core.contract import CONTRACT_VERSION
     from app.core.database import session_scope
     from app.core.tables import Job
 
@@ -269,13 +270,15 @@ def test_a_request_newer_than_the_worker_fails_saying_so(client, ids) -> None:
     assert wait_for_job(client, created["id"])["status"] == "succeeded"
     with session_scope() as session:
         job = session.get(Job, created["id"])
-        newer = {**copy.deepcopy(job.request), "version": 2, "added_later": {"what": "a worker cannot know"}}
+        newer = {**copy.deepcopy(job.request), "version": CONTRACT_VERSION + 1,
+                 "added_later": {"what": "a worker cannot know"}}
         tenant_id, queue = job.tenant_id, job.queue
     job_id = _store(newer, tenant_id=tenant_id, model_id=ids["model"], status="queued")
     _enqueue(job_id, queue)
     failed = wait_for_job(client, job_id)
     assert failed["status"] == "failed"
-    assert "version 2" in failed["error"]["message"] and "upgrade the worker" in failed["error"]["message"]
+    message = failed["error"]["message"]
+    assert f"version {CONTRACT_VERSION + 1}" in message and "upgrade the worker" in message
 
 
 def test_every_status_of_the_map_is_listed_and_pruned_is_an_end(client, ids) -> None:

@@ -1,4 +1,5 @@
-"""The reaper (DESIGN.md §7): jobs whose worker stopped renewing the lease go back to the queue.
+"""The reaper (DESIGN.md §7): jobs whose worker stopped renewing the lease go back to the queue (and, each round, the
+sweeps move on: workers/sweeps.py).
 
 Every worker runs one in a thread; any of them may find an expired lease, and the guarded UPDATE lets
 exactly one of them act on it. A job that has used up its attempts ends `failed` instead: a job that
@@ -57,9 +58,11 @@ class Reaper:
     """Reaps expired leases every `interval_s`; every `gc_interval_s` (0: never) also collects unreferenced blobs."""
 
     def __init__(self, *, interval_s: float, requeue: Callable[[Any], None], gc_interval_s: float = 0.0,
-                 gc_grace_s: float = 3600.0) -> None:
+                 gc_grace_s: float = 3600.0, each_round: Callable[[], None] | None = None) -> None:
         self._interval_s = interval_s
         self._requeue = requeue
+        # Run after the reaping of each round (the sweeps' scheduler step: a trial it failed moves its sweep on).
+        self._each_round = each_round
         self._gc_interval_s = gc_interval_s
         self._gc_grace_s = gc_grace_s
         self._stop = threading.Event()
@@ -76,6 +79,11 @@ class Reaper:
                 reap_expired(requeue=self._requeue)
             except Exception:  # the database may be away for a moment; the next round tries again
                 log.exception("reaper round failed")
+            if self._each_round is not None:
+                try:
+                    self._each_round()
+                except Exception:
+                    log.exception("reaper round's step failed")
             if self._gc_interval_s > 0 and time.monotonic() >= next_gc:
                 next_gc = time.monotonic() + self._gc_interval_s
                 try:

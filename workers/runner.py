@@ -17,7 +17,7 @@ import redis
 from app.core.contract import FitArguments, JobRequest
 from app.core.settings import Settings
 from app.core.statuses import TERMINAL_EVENT_OF_STATUS
-from workers import exports, jobstate, scheduling, training
+from workers import exports, jobstate, scheduling, sweeps, training
 from workers.array_cache import ArrayCache
 from workers.callbacks import DeclaredCallbacks
 from workers.cancellation import CancelCallback, CancelFlag
@@ -136,6 +136,8 @@ class JobRun:
         job, keras_config = jobstate.load_job(job_id=self.job_id)
         # The one read of the job contract (app/core/contract.py); the typed request goes on from here.
         request = JobRequest.model_validate(job.request)
+        # A sweep's trial may train its model with the sweep's values in it (app/core/sweep_steps.py).
+        keras_config = request.keras_config or keras_config
         # The job's own limit, within the server's (KERASD_MAX_JOB_TIME_S): no job holds a worker forever.
         limits = [s for s in (request.time_limit_s, self.settings.max_job_time_s or None) if s is not None]
         self._time_limit_s = min(limits) if limits else None
@@ -220,8 +222,11 @@ class JobRun:
                 every=self.settings.checkpoint_every_epochs, workdir=workdir,
                 store=lambda epoch, path, rng: jobstate.save_checkpoint(
                     epoch=epoch, path=path, rng=rng, chunk_bytes=self.settings.chunk_bytes, **self.fenced)))
+        # A sweep's trial reports each epoch's objective to its study, after the epoch is recorded and checkpointed.
+        reports = sweeps.TrialReports(request.trial) if request.trial is not None else None
         # The checkpoint is stored before the epoch is recorded: a recorded epoch is never lost to a crash.
-        callbacks = [stop, *declared.callbacks, *checkpoints, progress, CheckpointEvents(self.publisher, workdir)]
+        callbacks = [stop, *declared.callbacks, *checkpoints, progress, CheckpointEvents(self.publisher, workdir),
+                     *([reports] if reports is not None else [])]
         if initial_epoch < given.epochs:
             # Progress goes after the declared callbacks, so the epoch logs it records carry what they add
             # (learning_rate from ReduceLROnPlateau, ...).
@@ -235,6 +240,10 @@ class JobRun:
         # A callback's own file (CSVLogger's history.csv) replaces the one made from the history.
         by_name = {name: (name, path, media) for name, path, media in files + declared.artifacts()}
         error = declared.nan_error()
+        if error is None and reports is not None and reports.pruned_at is not None:
+            # Stopped by the sweep's pruner: its epochs and weights are kept, as a cancelled job's are.
+            result["pruned"] = reports.pruned_at
+            return Outcome("pruned", result, None, list(by_name.values()))
         return Outcome("failed" if error else "succeeded", result, error, list(by_name.values()))
 
 
@@ -275,6 +284,7 @@ def run_job(job_id: str, *, settings: Settings, redis_client: redis.Redis, cache
         run.publisher.publish(TERMINAL_EVENT_OF_STATUS[outcome.status], {
             "status": outcome.status, "result": outcome.result, "error": outcome.error,
             "artifacts": [name for name, _, _ in outcome.artifacts]})
+        sweeps.after_job(job_id, redis_client)
         return outcome.status
     except jobstate.StaleAttempt:
         log.warning("job %s attempt %d was fenced off; its results are dropped", job_id, attempt)

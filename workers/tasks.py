@@ -14,7 +14,7 @@ from app.core.queue import enqueue_job, queues_served
 from app.core.settings import get_settings
 from app.core.workers_registry import ANNOUNCE_EVERY_S, announce, withdraw
 from app.specchecker.building import versions
-from workers import log_setup, runner  # noqa: F401  (log_setup: Celery's logging signal)
+from workers import log_setup, runner, sweeps  # noqa: F401  (log_setup: Celery's logging signal)
 from workers.array_cache import ArrayCache
 from workers.celery_app import celery
 from workers.reaper import Reaper
@@ -55,7 +55,8 @@ def _requeue(job) -> None:
 
 
 _reaper = Reaper(interval_s=get_settings().reaper_interval_s, requeue=_requeue,
-                 gc_interval_s=get_settings().blob_gc_interval_s, gc_grace_s=get_settings().blob_gc_grace_s)
+                 gc_interval_s=get_settings().blob_gc_interval_s, gc_grace_s=get_settings().blob_gc_grace_s,
+                 each_round=lambda: sweeps.step_all(_redis()))
 _turns = TurnKeeper(interval_s=get_settings().reaper_interval_s, broker_url=get_settings().resolved_broker_url)
 _webhooks = WebhookSender(settings=get_settings(), owner=WORKER_NAME)
 

@@ -4,7 +4,8 @@ The API builds one `JobRequest` from a checked submission and stores `model_dump
 it back once with `JobRequest.model_validate(job.request)` and passes the typed object on. Every model forbids
 keys it does not know, so a misspelt key fails at submit rather than being dropped on the way to Keras.
 
-Versions: `version` is 1, and a stored request without one (written before it existed) is version 1. A change
+Versions: a stored request without `version` (written before it existed) is version 1. Version 2 added a sweep
+trial's `trial` and `keras_config`, which a worker must not ignore: only trials are written as version 2. A change
 to this contract that a worker must not ignore raises `CONTRACT_VERSION` and teaches `JobRequest` to read the
 older versions; a worker refuses a request newer than it knows (workers are upgraded before the API).
 """
@@ -24,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 
 JobKind = Literal["fit", "evaluate", "predict"]
 MixedPrecision = Literal["mixed_float16", "mixed_bfloat16"]
@@ -209,6 +210,19 @@ class TuningRequest(_Contract):
     user_set: list[Literal["steps_per_execution", "jit_compile"]] = Field(default_factory=list)
 
 
+class TrialLink(_Contract):
+    """The sweep trial a job is (version 2): the worker reports each epoch's objective to the study and stops the
+    job, `pruned`, when the study's pruner says so (workers/sweep_reports.py)."""
+
+    sweep_id: str
+    number: int
+    study: str
+    optuna_trial_id: int
+    metric: str
+    direction: Literal["minimize", "maximize"]
+    prune: bool = False
+
+
 class JobRequest(_Contract):
     """Everything a worker needs to run a job, resolved and checked by the API."""
 
@@ -230,6 +244,10 @@ class JobRequest(_Contract):
     tuning: TuningRequest | None = None
     # The user's request as they sent it, which GET /v1/jobs/{id} answers as `request`.
     submitted: dict[str, Any] = Field(default_factory=dict)
+    # Version 2: the sweep trial this job is, and the Keras config it trains when the sweep's values changed the
+    # model's (else its model's own).
+    trial: TrialLink | None = None
+    keras_config: dict[str, Any] | None = None
 
     @model_validator(mode="before")
     @classmethod

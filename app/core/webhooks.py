@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from app.core import run_metrics
-from app.core.repositories import jobs, webhooks
+from app.core.repositories import jobs, sweeps, webhooks
 from app.core.sql import ask
 from app.core.tables import new_id, utcnow
 
@@ -94,6 +94,38 @@ def record_job_end(executor: Session, *, job_id: str, status: str, public_url: s
                                 metrics=metrics),
             status="pending", attempt_count=0, attempts=[], next_attempt_at=now, claimed_by=None, created_at=now,
             finished_at=None)
+    return len(hooks)
+
+
+def record_sweep_end(executor: Session, *, sweep_id: str, public_url: str) -> int:
+    """Store a `sweep.finished` delivery for each of the sweep's tenant's hooks that take it, in the caller's
+    transaction (after the UPDATE that ended the sweep, completed or cancelled); how many."""
+    sweep = ask(executor, sweeps.sweep_for_event(sweep_id=sweep_id))
+    if sweep is None:
+        return 0
+    hooks = ask(executor, webhooks.subscribers(tenant_id=sweep.tenant_id, event="sweep.finished"))
+    if not hooks:
+        return 0
+    direction = sweep.plan["direction"]
+    best = ask(executor, sweeps.best_trial(sweep_id=sweep_id, direction=direction))
+    now = utcnow()
+    base = public_url.rstrip("/")
+    for webhook_id in hooks:
+        delivery_id = new_id()
+        document = {
+            "id": delivery_id, "event": "sweep.finished", "created_at": _iso(now),
+            "sweep": {"id": sweep.id, "name": sweep.name, "status": sweep.status,
+                      "objective": {"metric": sweep.plan["metric"], "direction": direction},
+                      "trials_created": sweep.trials_created,
+                      "best": None if best is None else {"number": best.number, "job_id": best.job_id,
+                                                         "params": best.params, "objective": best.objective},
+                      "created_at": _iso(sweep.created_at), "finished_at": _iso(sweep.finished_at),
+                      "links": {"self": f"{base}/v1/sweeps/{sweep.id}",
+                                "trials": f"{base}/v1/jobs?sweep_id={sweep.id}"}}}
+        webhooks.add_delivery(
+            executor, id=delivery_id, webhook_id=webhook_id, event="sweep.finished", subject_id=sweep_id,
+            body=json.dumps(document, separators=(",", ":"), default=str), status="pending", attempt_count=0,
+            attempts=[], next_attempt_at=now, claimed_by=None, created_at=now, finished_at=None)
     return len(hooks)
 
 

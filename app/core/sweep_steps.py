@@ -1,0 +1,193 @@
+"""A sweep's scheduler step: tell the study how ended trials ended, then keep up to `max_concurrent` trials queued
+or running until `max_trials` (or the grid, or the time limit) is spent, then end the sweep `completed`.
+
+It runs wherever a sweep must move on without its client: in the API right after the sweep is created, in the
+worker after each trial's end, and in every worker's reaper round for every running sweep (so a sweep goes on
+after a worker dies mid-trial or a message is lost). Two steps of one sweep never overlap: each holds the sweep's
+row lock (PostgreSQL) from its first read to its commit. Optuna's writes (ask, tell) go through its own
+connections (app/core/studies.py), outside that transaction: a trial asked for in a step that then fails is told
+failed by the next step's look at the study, never given a job twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.core import events, studies
+from app.core.contract import JobRequest
+from app.core.queue import enqueue_job
+from app.core.quotas import lock_tenant, tenant_limits
+from app.core.repositories import jobs as job_rows
+from app.core.repositories import sweeps as rows
+from app.core.settings import get_settings
+from app.core.sql import ask
+from app.core.tables import new_id, utcnow
+from app.core.webhooks import record_sweep_end
+
+log = logging.getLogger("kerasd.sweeps")
+ACTIVE_STATUSES = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class NewTrial:
+    """A trial job made by a step, to be queued after the step's commit."""
+
+    job_id: str
+    queue: str
+    priority: int
+
+
+def set_at(document: Any, at: list[str | int], value: Any) -> None:
+    """Put `value` at a path of keys and list indexes (the path was checked to exist when the sweep was made)."""
+    for key in at[:-1]:
+        document = document[key]
+    document[at[-1]] = value
+
+
+def objective_of(epochs: list[tuple[int, dict[str, Any]]], metric: str, direction: str) -> float | None:
+    """The trial's objective: the best value its epochs logged for the metric (as KerasTuner takes a trial's)."""
+    values = [float(logs[metric]) for _epoch, logs in epochs
+              if isinstance(logs.get(metric), int | float) and math.isfinite(float(logs[metric]))]
+    if not values:
+        return None
+    return min(values) if direction == "minimize" else max(values)
+
+
+def trial_request(plan: dict[str, Any], params: dict[str, Any], link: dict[str, Any]) -> dict[str, Any]:
+    """The trial's job contract: the base job's, with the trial's values where the space puts them (`submitted`,
+    the user's request as the trial's job answers it, gets them at the paths the user named)."""
+    request = copy.deepcopy(plan["template"])
+    submitted = copy.deepcopy(request["submitted"])
+    keras_config = copy.deepcopy(plan["model_template"]) if plan.get("model_template") is not None else None
+    for dimension in plan["space"]:
+        value = params[dimension["path"]]
+        stored = dimension.get("translate", {}).get(str(value), value) if dimension.get("translate") else value
+        if dimension["target"] == "model":
+            set_at(keras_config, dimension["at"], stored)
+        else:
+            set_at(request, dimension["at"], stored)
+            try:
+                set_at(submitted, dimension["user_at"], value)
+            except (KeyError, IndexError, TypeError):
+                # A value the user left to its default is not in their request as sent: the trial's value is in
+                # its contract and its params, which is what runs and what lists show.
+                pass
+    request.update(version=2, trial=link, keras_config=keras_config, submitted=submitted)
+    # The same check the worker makes when it reads the job: a trial the contract refuses is never queued.
+    return JobRequest.model_validate(request).model_dump(mode="json")
+
+
+def _param_rows(params: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for name, value in params.items():
+        number = float(value) if isinstance(value, bool | int | float) else None
+        found.append({"name": name, "number": number, "text": None if number is not None else str(value)[:200]})
+    return found
+
+
+def _tell_ended(session: Session, sweep: Any) -> None:
+    plan = sweep.plan
+    for trial in rows.untold_trials(session, sweep_id=sweep.id):
+        epochs = ask(session, job_rows.recorded_epochs(job_id=trial.job_id))
+        value = objective_of(epochs, plan["metric"], plan["direction"])
+        note = None
+        if trial.status == "succeeded" and value is None:
+            logged = sorted({name for _epoch, logs in epochs for name in logs})
+            note = (f"the trial's epochs logged no {plan['metric']!r} (they logged {logged}): set the sweep's "
+                    "objective metric to one of those")
+        elif trial.status not in ("succeeded", "pruned"):
+            note = f"the trial's job ended {trial.status}"
+        studies.tell(plan, sweep.study_name, number=trial.number, status=trial.status, value=value)
+        kept = value if trial.status in ("succeeded", "pruned") else None
+        rows.mark_told(session, sweep_id=sweep.id, number=trial.number, objective=kept, note=note, now=utcnow())
+
+
+def _queue_room(session: Session, tenant_id: str) -> int:
+    """How many more jobs the tenant may queue now (its queued-jobs quota, as a submission checks it)."""
+    quota = tenant_limits(session, tenant_id).queued_jobs
+    if quota <= 0:
+        return 1 << 30
+    return max(0, quota - ask(session, job_rows.queued_of_tenant(tenant_id=tenant_id)))
+
+
+def _new_trial(session: Session, sweep: Any, study: Any) -> NewTrial:
+    plan = sweep.plan
+    trial = studies.ask(study, plan)
+    # The study's trial number is the sweep's: a trial asked for by a step that failed keeps its number, told failed.
+    # Optuna names a trial's row in its storage only as `_trial_id`; workers rebuild the trial from it to report.
+    number, trial_id = trial.number, trial._trial_id
+    try:
+        link = {"sweep_id": sweep.id, "number": number, "study": sweep.study_name, "optuna_trial_id": trial_id,
+                "metric": plan["metric"], "direction": plan["direction"],
+                "prune": plan["early_stopping"]["rule"] != "none"}
+        request = trial_request(plan, trial.params, link)
+        params = {**plan["params"], **{name: trial.params[d["path"]] for d in plan["space"]
+                                       for name in d.get("params", [])}, **trial.params}
+        job_id = new_id()
+        name = f"{sweep.name or 'sweep ' + sweep.id[:8]} trial {number}"
+        job = {"id": job_id, "tenant_id": sweep.tenant_id, "kind": "fit", "status": "queued",
+               "model_id": plan["model_id"], "request": request, "attempt": 0, "max_attempts": plan["max_attempts"],
+               "queue": request["queue"], "priority": request["priority"], "name": name[:200],
+               "tags": plan["tags"], "params": params, "sweep_id": sweep.id, "created_at": utcnow()}
+        rows.insert_trial(session, job=job, trial={"sweep_id": sweep.id, "number": number, "job_id": job_id,
+                                                   "optuna_trial_id": trial_id, "params": trial.params},
+                          rows=_param_rows(params))
+        return NewTrial(job_id, request["queue"], request["priority"])
+    except Exception:
+        studies.tell(plan, sweep.study_name, number=number, status="failed", value=None)
+        raise
+
+
+def advance(session: Session, *, sweep_id: str) -> list[NewTrial]:
+    """One step of the sweep in the caller's transaction (the caller commits, then queues the new trials)."""
+    sweep = rows.lock_sweep(session, sweep_id=sweep_id)
+    if sweep is None:
+        return []
+    _tell_ended(session, sweep)
+    if sweep.status != "running":
+        return []
+    plan = sweep.plan
+    now = utcnow()
+    budget = plan["max_trials"] if plan["algorithm"] != "grid" else min(plan["max_trials"], studies.grid_size(plan))
+    created_at = sweep.created_at if sweep.created_at.tzinfo else sweep.created_at.replace(tzinfo=now.tzinfo)
+    expired = plan.get("time_limit_s") is not None and now >= created_at + timedelta(seconds=plan["time_limit_s"])
+    left = 0 if expired else budget - sweep.trials_created
+    active = rows.active_trials(session, sweep_id=sweep_id)
+    if left <= 0:
+        if active == 0 and rows.end_sweep(session, sweep_id=sweep_id, status="completed", now=now):
+            record_sweep_end(session, sweep_id=sweep_id, public_url=get_settings().public_url)
+        return []
+    wanted = min(plan["max_concurrent"] - active, left)
+    if wanted <= 0:
+        return []
+    lock_tenant(session, sweep.tenant_id)
+    wanted = min(wanted, _queue_room(session, sweep.tenant_id))
+    if wanted <= 0:
+        log.info("sweep %s waits: its tenant's queued-jobs quota is full", sweep_id)
+        return []
+    study = studies.load(plan, sweep.study_name, asked_before=sweep.trials_created)
+    made = [_new_trial(session, sweep, study) for _ in range(wanted)]
+    rows.count_created(session, sweep_id=sweep_id, created=sweep.trials_created + len(made))
+    return made
+
+
+def dispatch(made: list[NewTrial], *, redis_client: Any, ttl_s: int | None = None) -> None:
+    """After the step's commit: each new trial's `queued` event, then its turn on its queue. Neither failing loses
+    the trial: its row is queued in SQL, and the workers' turn keeper (workers/scheduling.py) gives a queued job
+    whose message was lost a turn of its own."""
+    for trial in made:
+        try:
+            events.publish(redis_client, trial.job_id, "queued", {"kind": "fit"}, ttl_s=ttl_s)
+        except Exception:  # progress is best effort
+            log.exception("could not publish the queued event of trial job %s", trial.job_id)
+        try:
+            enqueue_job(trial.job_id, queue=trial.queue, priority=trial.priority)
+        except Exception:
+            log.exception("could not queue trial job %s; the turn keeper will", trial.job_id)

@@ -1,0 +1,1 @@
+"""Sweeps: hyperparameter searches whose trials are jobs (DESIGN.md §15)."""

@@ -1,0 +1,179 @@
+"""A sweep as the user submits it (`SweepCreate`: a base job, a space of paths into it, an objective, an algorithm,
+a budget, an early-stopping rule) and as the API answers it (`SweepOut`: status, trials with their values and
+objectives, the best so far)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+from app.experiments.schemas import JobName
+from app.jobs.schemas import EXAMPLE_FIT_JOB, JobCreate
+
+Number = StrictInt | float
+ChoiceValue = str | StrictInt | float | bool | None
+MAX_DIMENSIONS = 20
+MAX_CHOICES = 1000
+KINDS = ("uniform", "log_uniform", "int_uniform", "choice")
+
+
+class Dimension(BaseModel):
+    """One dimension of the space: exactly one of `uniform`, `log_uniform` ([low, high], floats), `int_uniform`
+    ([low, high], whole numbers; `step` optional) or `choice` (a list of values)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uniform: list[Number] | None = Field(default=None, min_length=2, max_length=2)
+    log_uniform: list[Number] | None = Field(default=None, min_length=2, max_length=2)
+    int_uniform: list[StrictInt] | None = Field(default=None, min_length=2, max_length=2)
+    choice: list[ChoiceValue] | None = Field(default=None, min_length=1, max_length=MAX_CHOICES)
+    step: Number | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Dimension:
+        kinds = [name for name in KINDS if getattr(self, name) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of uniform, log_uniform, int_uniform ([low, high]) or choice ([...])")
+        kind = kinds[0]
+        if kind != "choice":
+            low, high = getattr(self, kind)
+            if not low < high:
+                raise ValueError(f"{kind}: low ({low}) must be below high ({high})")
+            if kind == "log_uniform" and low <= 0:
+                raise ValueError(f"log_uniform: low ({low}) must be above 0")
+        elif len({repr(value) for value in self.choice}) != len(self.choice):
+            raise ValueError("choice: each value once")
+        if self.step is not None and kind not in ("uniform", "int_uniform"):
+            raise ValueError("step applies to uniform and int_uniform only")
+        if self.step is not None and kind == "int_uniform" and not float(self.step).is_integer():
+            raise ValueError("int_uniform: step must be a whole number")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in KINDS if getattr(self, name) is not None)
+
+
+class Objective(BaseModel):
+    """What a trial is judged by: a metric its epochs log (`val_loss`, `val_accuracy`, ...) and whether lower or
+    higher is better. A trial's objective is the best value of its epochs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-/]+$", examples=["val_loss"])
+    direction: Literal["minimize", "maximize"] = "minimize"
+
+
+class Budget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_trials: int = Field(ge=1, le=10_000, description="Trials in all (a grid sweep stops sooner at its grid's size)")
+    max_concurrent: int = Field(default=2, ge=1, le=1000, description="Trials queued or running at once")
+    time_limit_s: int | None = Field(default=None, ge=1, le=30 * 86_400,
+                                     description="No new trial starts this long after the sweep was created; "
+                                                 "trials already running finish")
+
+
+EarlyStoppingRule = Literal["none", "median", "successive_halving", "hyperband"]
+
+
+class EarlyStopping(BaseModel):
+    """Optuna's pruner that stops unpromising trials at the end of an epoch (they end `pruned`, weights kept):
+    `median` (MedianPruner), `successive_halving` (SuccessiveHalvingPruner, ASHA), `hyperband` (HyperbandPruner).
+    Given as the rule's name alone, or with its settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule: EarlyStoppingRule = "none"
+    startup_trials: int = Field(default=5, ge=0, le=10_000,
+                                description="median: trials that finish before any is pruned")
+    warmup_epochs: int = Field(default=0, ge=0, le=100_000, description="median: epochs a trial runs before it "
+                               "can be pruned")
+    min_epochs: int = Field(default=1, ge=1, le=100_000, description="successive_halving, hyperband: the epochs "
+                            "of the first rung")
+    reduction_factor: int = Field(default=3, ge=2, le=100, description="successive_halving, hyperband: 1 of this "
+                                  "many trials goes on at each rung")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        return {"rule": value} if isinstance(value, str) else value
+
+
+EXAMPLE_SWEEP = {
+    "name": "lr-search",
+    "job": EXAMPLE_FIT_JOB,
+    "space": {"compile.optimizer.config.learning_rate": {"log_uniform": [1e-4, 1e-1]},
+              "fit.batch_size": {"choice": [32, 64, 128]}},
+    "objective": {"metric": "val_loss", "direction": "minimize"},
+    "algorithm": "tpe",
+    "budget": {"max_trials": 20, "max_concurrent": 4},
+    "early_stopping": "median",
+}
+
+
+class SweepCreate(BaseModel):
+    """A hyperparameter search whose trials are fit jobs: the base `job` (as POST /v1/jobs takes it) with the
+    values the search chooses put at the `space`'s paths: `compile.…` and `fit.…` into the job,
+    `model.layers[i].…` into its model's (sequential) spec."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_SWEEP]})
+
+    name: JobName = None
+    job: JobCreate
+    space: dict[str, Dimension] = Field(min_length=1, max_length=MAX_DIMENSIONS)
+    objective: Objective
+    algorithm: Literal["random", "grid", "tpe"] = "random"
+    budget: Budget
+    early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1,
+                             description="The sampler's seed: the same sweep draws the same values")
+
+
+SweepStatus = Literal["running", "completed", "cancelled"]
+
+
+class TrialOut(BaseModel):
+    number: int
+    job_id: str
+    status: str = Field(description="The trial's job's status")
+    params: dict[str, Any] = Field(description="The values the search chose, by path")
+    objective: float | None = Field(description="The best value of the objective's metric over its epochs; null "
+                                                "until it ended (and for a failed trial)")
+    note: str | None = None
+
+
+class SweepOut(BaseModel):
+    id: str
+    name: str | None
+    status: SweepStatus
+    algorithm: str
+    objective: Objective
+    budget: Budget
+    early_stopping: EarlyStopping
+    trials_created: int
+    counts: dict[str, int] = Field(description="The trials by their jobs' status")
+    best: TrialOut | None = Field(description="The trial with the best objective so far")
+    trials: list[TrialOut]
+    created_at: datetime
+    finished_at: datetime | None
+    request: dict[str, Any] = Field(description="The sweep as it was submitted")
+
+
+class SweepSummary(BaseModel):
+    id: str
+    name: str | None
+    status: SweepStatus
+    algorithm: str
+    objective: Objective
+    trials_created: int
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class SweepPage(BaseModel):
+    items: list[SweepSummary]
+    limit: int
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")

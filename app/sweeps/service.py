@@ -1,0 +1,170 @@
+"""Sweeps: a search checked at submit like a job and stored with its plan and Optuna study; read with its trials and
+best so far; cancelled with its trials. The search itself moves on in app/core/sweep_steps.py."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.core import studies
+from app.core.errors import Problem, not_found
+from app.core.settings import get_settings
+from app.core.sweep_steps import NewTrial, advance
+from app.core.tables import new_id
+from app.core.webhooks import record_sweep_end
+from app.experiments import service as experiments
+from app.jobs import service as jobs
+from app.jobs.schemas import JobCreate
+from app.models import service as models
+from app.models.repository import get_model as model_row
+from app.models.specs import parse_model_spec
+from app.specchecker.pool import SpecChecker
+from app.sweeps import repository, spaces
+from app.sweeps.schemas import SweepCreate, SweepOut, TrialOut
+
+
+def _as_sweep_error(exc: Problem, point: dict[str, Any]) -> Problem:
+    field = exc.extra.get("field")
+    return Problem(422, "Invalid Sweep Point", f"With {point} the sweep's trial would be refused: {exc.title}: "
+                   f"{exc.detail}", field=f"job.{field}" if field else "space", point=point)
+
+
+def _checked_point(session: Session, body: SweepCreate, plan_model: dict[str, Any] | None, point: dict[str, Any], *,
+                   tenant_id: str, checker: SpecChecker, max_params: int, max_attempts: int, queue_base: str) -> Any:
+    """The base job with this point's values, through every check a job and (for model paths) a model passes, in a
+    savepoint rolled back at once; the job row as it would be stored."""
+    job = body.job.model_dump(mode="json", exclude_unset=True)
+    model_spec = copy.deepcopy(plan_model) if plan_model is not None else None
+    for path, value in point.items():
+        keys = spaces.parse(path)
+        if keys[0] == "model":
+            spaces.set_at(model_spec, keys[1:], value)
+        else:
+            spaces.set_at(job, keys, value)
+    savepoint = session.begin_nested()
+    try:
+        if model_spec is not None:
+            job["model_id"] = models.create_model(
+                session, tenant_id=tenant_id, spec=_model_spec(model_spec, point), checker=checker,
+                max_params=max_params).id
+            job.pop("source_job_id", None)
+        try:
+            request = JobCreate.model_validate(job)
+        except ValueError as exc:
+            raise Problem(422, "Invalid Sweep Point", f"With {point} the base job is not valid: {exc}",
+                          field="space", point=point) from None
+        row = jobs.create_job(session, tenant_id=tenant_id, request=request, checker=checker,
+                              max_attempts=max_attempts, queue_base=queue_base)
+        return {"request": copy.deepcopy(row.request), "params": dict(row.params or {}), "tags": list(row.tags or []),
+                "model_id": row.model_id, "max_attempts": row.max_attempts}
+    except Problem as exc:
+        raise exc if exc.title == "Invalid Sweep Point" else _as_sweep_error(exc, point) from None
+    finally:
+        savepoint.rollback()
+
+
+def _model_spec(spec: dict[str, Any], point: dict[str, Any]) -> Any:
+    try:
+        return parse_model_spec(spec)
+    except ValueError as exc:
+        raise Problem(422, "Invalid Sweep Point", f"With {point} the model spec is not valid: {exc}", field="space",
+                      point=point) from None
+
+
+def _mirrored_params(template: dict[str, Any], dimension: dict[str, Any], summary: Any) -> list[str]:
+    """The names of the job's params (app/experiments/params.py) that show this dimension's value."""
+    if dimension["target"] != "contract":
+        return []
+    probes = []
+    for value in (dimension.get("low"), dimension.get("high")) if "low" in dimension else dimension["choices"][:2]:
+        changed = copy.deepcopy(template)
+        spaces.set_at(changed, dimension["at"], value)
+        probes.append(experiments.submission_params(changed, summary))
+    if len(probes) < 2:
+        return []
+    return sorted(name for name in probes[0] if probes[0].get(name) != probes[1].get(name))
+
+
+def create_sweep(session: Session, *, tenant_id: str, body: SweepCreate, checker: SpecChecker, max_params: int,
+                 max_attempts: int, queue_base: str) -> tuple[str, list[NewTrial]]:
+    """Check the sweep, store it with its study, and make its first trials (the caller commits, then queues them)."""
+    if body.job.kind != "fit":
+        raise Problem(422, "Invalid Sweep", f"job.kind is {body.job.kind!r}: a sweep's trials are fit jobs.",
+                      field="job.kind")
+    if body.algorithm == "grid":
+        ranged = [path for path, dimension in body.space.items() if dimension.kind != "choice"]
+        if ranged:
+            raise Problem(422, "Invalid Space", f"space: a grid sweep takes choices only; {ranged[0]!r} is a range. "
+                          "List its values with `choice`, or use the random or tpe algorithm.",
+                          field=f"space.{ranged[0]}")
+    options = {"tenant_id": tenant_id, "checker": checker, "max_params": max_params, "max_attempts": max_attempts,
+               "queue_base": queue_base}
+    has_model_paths = any(path.startswith("model.") for path in body.space)
+    base = _checked_point(session, body, None, {}, **options)
+    model = model_row(session, tenant_id=tenant_id, model_id=base["model_id"])
+    model_spec = model.spec if model.weights_sha256 is None else None
+    with_defaults = body.job.model_dump(mode="json")
+    dimensions, model_template = spaces.resolve(body.space, job=with_defaults, template=base["request"],
+                                                model_spec=model_spec, catalog=models.catalog_of(checker))
+    for point in spaces.corners(body.space):
+        _checked_point(session, body, model_spec if has_model_paths else None, point, **options)
+    for dimension in dimensions:
+        dimension["params"] = _mirrored_params(base["request"], dimension, model.summary)
+    epochs = body.job.fit.epochs
+    plan = {"space": dimensions, "model_template": model_template, "template": base["request"],
+            "params": base["params"], "tags": base["tags"], "model_id": base["model_id"],
+            "max_attempts": base["max_attempts"], "metric": body.objective.metric,
+            "direction": body.objective.direction, "algorithm": body.algorithm, "seed": body.seed,
+            "early_stopping": body.early_stopping.model_dump(mode="json"), "max_trials": body.budget.max_trials,
+            "max_concurrent": body.budget.max_concurrent, "time_limit_s": body.budget.time_limit_s,
+            "max_epochs": max([epochs, *(d.get("high", 0) for d in dimensions if d["path"] == "fit.epochs")])}
+    sweep_id = new_id()
+    study_name = f"kerasd-sweep-{sweep_id}"
+    studies.create_study(name=study_name, direction=body.objective.direction)
+    repository.insert_sweep(session, sweep_id=sweep_id, tenant_id=tenant_id, name=body.name, study_name=study_name,
+                            request=body.model_dump(mode="json", exclude_unset=True), plan=plan)
+    session.flush()
+    return sweep_id, advance(session, sweep_id=sweep_id)
+
+
+def _trial(row: Any) -> TrialOut:
+    return TrialOut(number=row.number, job_id=row.job_id, status=row.status, params=row.params or {},
+                    objective=row.objective, note=row.note)
+
+
+def sweep_answer(session: Session, *, tenant_id: str, sweep_id: str) -> SweepOut:
+    row = repository.get_sweep(session, tenant_id=tenant_id, sweep_id=sweep_id)
+    if row is None:
+        raise not_found("sweep", sweep_id)
+    trials = [_trial(t) for t in repository.trials_of(session, sweep_id=sweep_id)]
+    request, plan = row.request, row.plan
+    scored = [t for t in trials if t.objective is not None and t.status == "succeeded"]
+    pick = min if plan["direction"] == "minimize" else max
+    best = pick(scored, key=lambda t: t.objective) if scored else None
+    counts: dict[str, int] = {}
+    for trial in trials:
+        counts[trial.status] = counts.get(trial.status, 0) + 1
+    return SweepOut(id=row.id, name=row.name, status=row.status, algorithm=plan["algorithm"],
+                    objective={"metric": plan["metric"], "direction": plan["direction"]},
+                    budget={"max_trials": plan["max_trials"], "max_concurrent": plan["max_concurrent"],
+                            "time_limit_s": plan["time_limit_s"]},
+                    early_stopping=plan["early_stopping"], trials_created=row.trials_created, counts=counts,
+                    best=best, trials=trials, created_at=row.created_at, finished_at=row.finished_at,
+                    request=request)
+
+
+def cancel_sweep(session: Session, *, tenant_id: str, sweep_id: str) -> list[tuple[str, str]]:
+    """End the sweep `cancelled` and cancel its queued and running trials; (job id, 'cancelled' or 'requested')
+    for each trial cancelled, for the caller to announce after its commit."""
+    row = repository.get_sweep(session, tenant_id=tenant_id, sweep_id=sweep_id)
+    if row is None:
+        raise not_found("sweep", sweep_id)
+    if row.status != "running":
+        raise Problem(409, "Sweep Finished", f"Sweep {sweep_id} already ended {row.status}; there is nothing to "
+                      "cancel.")
+    repository.end_sweep(session, sweep_id=sweep_id, status="cancelled")
+    record_sweep_end(session, sweep_id=sweep_id, public_url=get_settings().public_url)
+    return [(job_id, jobs.cancel_job(session, tenant_id=tenant_id, job_id=job_id))
+            for job_id in repository.active_trial_jobs(session, sweep_id=sweep_id)]

@@ -1,0 +1,292 @@
+"""Sweeps through the real API and worker: a random sweep runs its trials as jobs up to max_trials, never more than
+max_concurrent at once, and names the best (in its `sweep.finished` webhook too); a grid sweep covers its grid (a
+model path included); a median pruner stops a clearly worse trial at the end of an epoch (`pruned`, epochs and
+weights kept); cancel stops a sweep's queued and running trials; a space path that is not in the base job is a 422
+naming it, and nothing is stored."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.seed import npz_bytes, ref, upload
+from tests.test_webhooks import Receiver, wait_until
+
+# A task a tiny model learns within an epoch or two: the class is the largest of the first four inputs.
+MODEL = {"type": "sequential", "name": "sweep_mlp", "input_shape": [8],
+         "layers": [{"class_name": "Dense", "units": 8, "activation": "relu"},
+                    {"class_name": "Dense", "units": 4, "activation": "softmax"}]}
+
+
+def learnable_arrays() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(5)
+    x = rng.random((500, 8), dtype="float32")
+    y = np.eye(4, dtype="float32")[np.argmax(x[:, :4], axis=1)]
+    return {"train_x": x[:400], "train_y": y[:400], "val_x": x[400:], "val_y": y[400:]}
+
+
+@pytest.fixture(scope="module")
+def ids(api_url: str) -> dict[str, str]:
+    with httpx.Client(base_url=api_url, timeout=120) as http:
+        dataset = upload(http, "sweep.npz", npz_bytes(**learnable_arrays()))
+        model = http.post("/v1/models", json=MODEL)
+        assert dataset.status_code == 201 and model.status_code == 201, (dataset.text, model.text)
+        return {"dataset": dataset.json()["id"], "model": model.json()["id"]}
+
+
+def base_job(ids: dict[str, str], *, epochs: int = 2, learning_rate: float = 0.01) -> dict[str, Any]:
+    dataset = ids["dataset"]
+    return {"kind": "fit", "model_id": ids["model"], "seed": 3, "artifacts": ["weights.h5", "architecture.json"],
+            "compile": {"optimizer": {"class_name": "Adam", "config": {"learning_rate": learning_rate}},
+                        "loss": "categorical_crossentropy", "metrics": ["categorical_accuracy"]},
+            "fit": {"x": ref(dataset, "train_x"), "y": ref(dataset, "train_y"), "epochs": epochs, "batch_size": 50,
+                    "shuffle": False, "validation_data": {"x": ref(dataset, "val_x"), "y": ref(dataset, "val_y")}}}
+
+
+def create(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    created = client.post("/v1/sweeps", json=body)
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def wait_for_sweep(client: httpx.Client, sweep_id: str, *, until: Any, timeout_s: float = 600) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        sweep = client.get(f"/v1/sweeps/{sweep_id}").json()
+        if until(sweep):
+            return sweep
+        time.sleep(0.5)
+    raise AssertionError(f"sweep {sweep_id} did not get there in {timeout_s} s: {json.dumps(sweep)[:3000]}")
+
+
+def sweep_events(client: httpx.Client, sweep_id: str) -> list[dict[str, Any]]:
+    """Every event of the sweep's stream until the server ends it."""
+    found = []
+    with client.stream("GET", f"/v1/sweeps/{sweep_id}/events", timeout=600) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                found.append(json.loads(line[len("data: "):]))
+    return found
+
+
+def ended(sweep: dict[str, Any]) -> bool:
+    """The sweep ended and every trial's end was told to its study (a trial without an objective has a note)."""
+    return sweep["status"] != "running" and all(t["objective"] is not None or t["note"] for t in sweep["trials"])
+
+
+@pytest.fixture()
+def receiver(client: httpx.Client) -> Any:
+    """A receiver of the default tenant's `sweep.finished` deliveries, its hook deleted afterwards."""
+    made = Receiver()
+    hook = client.post("/v1/webhooks", json={"url": made.url, "events": ["sweep.finished"]})
+    assert hook.status_code == 201, hook.text
+    yield made
+    client.delete(f"/v1/webhooks/{hook.json()['id']}")
+    made.close()
+
+
+def sweep_delivery(receiver: Any, sweep_id: str) -> dict[str, Any]:
+    """The one `sweep.finished` body the receiver got about the sweep."""
+    def about() -> list[dict[str, Any]]:
+        with receiver.lock:
+            bodies = [json.loads(request["body"]) for request in receiver.requests]
+        return [body for body in bodies if body["sweep"]["id"] == sweep_id]
+
+    [body] = wait_until(about, what=f"sweep {sweep_id}'s sweep.finished delivery")
+    assert body["event"] == "sweep.finished"
+    return body["sweep"]
+
+
+def test_a_random_sweep_runs_max_trials_as_jobs_at_most_max_concurrent_at_once_and_names_the_best(
+        client, ids, receiver):
+    sweep = create(client, {
+        "name": "lr", "job": base_job(ids), "algorithm": "random", "seed": 11,
+        "space": {"compile.optimizer.config.learning_rate": {"log_uniform": [1e-4, 1e-1]}},
+        "objective": {"metric": "val_loss", "direction": "minimize"},
+        "budget": {"max_trials": 4, "max_concurrent": 2}})
+    assert sweep["status"] == "running" and sweep["trials_created"] == 2
+    done = wait_for_sweep(client, sweep["id"], until=ended)
+    assert done["status"] == "completed" and done["trials_created"] == 4
+    assert [t["number"] for t in done["trials"]] == [0, 1, 2, 3]
+    assert done["counts"] == {"succeeded": 4}
+    jobs = {}
+    for trial in done["trials"]:
+        rate = trial["params"]["compile.optimizer.config.learning_rate"]
+        assert 1e-4 <= rate <= 1e-1
+        job = client.get(f"/v1/jobs/{trial['job_id']}").json()
+        jobs[trial["number"]] = job
+        # An ordinary job, trained with the trial's value, whose objective is the best val_loss of its epochs.
+        assert job["status"] == "succeeded" and job["sweep_id"] == sweep["id"]
+        assert job["request"]["compile"]["optimizer"]["config"]["learning_rate"] == rate
+        assert trial["objective"] == pytest.approx(min(job["history"]["val_loss"]))
+    assert len({t["params"]["compile.optimizer.config.learning_rate"] for t in done["trials"]}) == 4
+    best = min(done["trials"], key=lambda t: t["objective"])
+    assert done["best"] == best
+    # Never more than two trials queued or running at once: when each was created, at most one other had not ended.
+    for number, job in jobs.items():
+        alive = [other for n, other in jobs.items() if n != number
+                 and other["created_at"] <= job["created_at"] < other["finished_at"]]
+        assert len(alive) <= 1, (number, [j["id"] for j in alive])
+    listed = client.get("/v1/jobs", params={"sweep_id": sweep["id"]}).json()["items"]
+    assert sorted(j["id"] for j in listed) == sorted(t["job_id"] for t in done["trials"])
+    assert sweep["id"] in [s["id"] for s in client.get("/v1/sweeps").json()["items"]]
+    delivered = sweep_delivery(receiver, sweep["id"])
+    assert delivered["status"] == "completed" and delivered["trials_created"] == 4
+    assert delivered["best"] == {key: best[key] for key in ("number", "job_id", "params", "objective")}
+
+
+def test_a_grid_sweep_covers_its_grid_once_with_model_paths_in_the_trained_architecture(client, ids):
+    sweep = create(client, {
+        "job": base_job(ids, epochs=1), "algorithm": "grid", "seed": 1,
+        "space": {"fit.batch_size": {"choice": [25, 100]}, "model.layers[0].units": {"choice": [4, 16]}},
+        "objective": {"metric": "val_categorical_accuracy", "direction": "maximize"},
+        "budget": {"max_trials": 10, "max_concurrent": 2}})
+    done = wait_for_sweep(client, sweep["id"], until=ended)
+    assert done["status"] == "completed" and done["trials_created"] == 4
+    points = {(t["params"]["fit.batch_size"], t["params"]["model.layers[0].units"]) for t in done["trials"]}
+    assert points == set(itertools.product([25, 100], [4, 16]))
+    for trial in done["trials"]:
+        architecture = client.get(f"/v1/jobs/{trial['job_id']}/artifacts/architecture.json").json()
+        dense = [layer for layer in architecture["config"]["layers"] if layer["class_name"] == "Dense"]
+        assert dense[0]["config"]["units"] == trial["params"]["model.layers[0].units"]
+        job = client.get(f"/v1/jobs/{trial['job_id']}").json()
+        assert job["request"]["fit"]["batch_size"] == trial["params"]["fit.batch_size"]
+    assert done["best"]["objective"] == max(t["objective"] for t in done["trials"])
+
+
+def test_a_median_pruner_stops_a_clearly_worse_trial_at_the_end_of_an_epoch_keeping_its_epochs_and_weights(
+        client, ids):
+    # One trial at a time; a learning rate of 1e-7 learns nothing, so its loss at every epoch is clearly above that
+    # of a trial that learns. Optuna's grid sampler gives trial n the n-th point of the grid shuffled by its seed:
+    # with seed 4 the two that learn come first, finish (the pruner waits for two), and the third is judged.
+    epochs = 4
+    sweep = create(client, {
+        "job": base_job(ids, epochs=epochs), "algorithm": "grid", "seed": 4,
+        "space": {"compile.optimizer.config.learning_rate": {"choice": [0.05, 0.03, 1e-7]}},
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "budget": {"max_trials": 3, "max_concurrent": 1},
+        "early_stopping": {"rule": "median", "startup_trials": 2}})
+    # Followed live: the sweep's event stream from its start to its end.
+    streamed = sweep_events(client, sweep["id"])
+    done = client.get(f"/v1/sweeps/{sweep['id']}").json()
+    assert done["status"] == "completed"
+    assert streamed[-1]["type"] == "sweep" and streamed[-1]["data"]["best"] == done["best"]
+    trial_events = [event["data"] for event in streamed if event["type"] == "trial"]
+    for trial in done["trials"]:
+        states = [event["status"] for event in trial_events if event["number"] == trial["number"]]
+        # Each trial is seen before it ends (a trial takes seconds; the stream looks every second), then as it ended.
+        assert states[0] in ("queued", "running") and states[-1] == trial["status"], states
+        assert [e for e in trial_events if e["number"] == trial["number"]][-1] == trial
+    pruned = [t for t in done["trials"] if t["status"] == "pruned"]
+    assert [t["params"]["compile.optimizer.config.learning_rate"] for t in pruned] == [1e-7], done["trials"]
+    [trial] = pruned
+    job = client.get(f"/v1/jobs/{trial['job_id']}").json()
+    assert job["status"] == "pruned"
+    stopped = job["result"]["pruned"]["epoch"]
+    # Stopped at the end of the epoch the pruner judged, before the fit's last epoch; those epochs are kept.
+    assert 1 <= stopped < epochs and len(job["history"]["loss"]) == stopped
+    assert trial["objective"] == pytest.approx(job["history"]["loss"][-1])
+    artifacts = {a["name"] for a in client.get(f"/v1/jobs/{trial['job_id']}/artifacts").json()}
+    assert "weights.h5" in artifacts
+    assert done["best"]["params"]["compile.optimizer.config.learning_rate"] != 1e-7
+
+
+@pytest.mark.parametrize(("algorithm", "rule"), [("tpe", "hyperband"), ("random", "successive_halving")])
+def test_every_epoch_of_every_trial_is_reported_to_the_study_under_each_sampler_and_pruner(client, ids, algorithm,
+                                                                                            rule, server_env):
+    from app.core import studies
+    from app.core.database import session_scope
+    from app.core.tables import Sweep
+
+    sweep = create(client, {
+        "job": base_job(ids, epochs=2), "algorithm": algorithm, "seed": 5,
+        "space": {"compile.optimizer.config.learning_rate": {"log_uniform": [1e-3, 1e-1]},
+                  "fit.batch_size": {"int_uniform": [20, 100], "step": 20}},
+        "objective": {"metric": "val_categorical_accuracy", "direction": "maximize"},
+        "budget": {"max_trials": 2, "max_concurrent": 2}, "early_stopping": {"rule": rule, "min_epochs": 1}})
+    done = wait_for_sweep(client, sweep["id"], until=ended)
+    assert done["status"] == "completed" and sum(done["counts"].values()) == 2
+    assert set(done["counts"]) <= {"succeeded", "pruned"}
+    with session_scope() as session:
+        row = session.get(Sweep, sweep["id"])
+        plan, name = row.plan, row.study_name
+    study = studies.load(plan, name, asking=False)
+    assert type(study.pruner).__name__ == {"hyperband": "HyperbandPruner",
+                                           "successive_halving": "SuccessiveHalvingPruner"}[rule]
+    by_number = {trial.number: trial for trial in study.get_trials()}
+    for trial in done["trials"]:
+        job = client.get(f"/v1/jobs/{trial['job_id']}").json()
+        told = by_number[trial["number"]]
+        # Optuna's record of the trial: each epoch the job ran, its values, and how it ended.
+        assert told.intermediate_values == dict(enumerate(job["history"]["val_categorical_accuracy"]))
+        assert told.state.name == {"succeeded": "COMPLETE", "pruned": "PRUNED"}[job["status"]]
+        assert told.params == trial["params"] and trial["params"]["fit.batch_size"] in (20, 40, 60, 80, 100)
+
+
+def test_cancel_stops_a_sweeps_queued_and_running_trials_and_makes_no_more(client, ids, receiver):
+    sweep = create(client, {
+        "job": base_job(ids, epochs=2000), "algorithm": "random",
+        "space": {"compile.optimizer.config.learning_rate": {"uniform": [0.001, 0.01]}},
+        "objective": {"metric": "val_loss"}, "budget": {"max_trials": 6, "max_concurrent": 2}})
+    wait_for_sweep(client, sweep["id"], until=lambda s: s["counts"].get("running") == 1)
+    cancelled = client.post(f"/v1/sweeps/{sweep['id']}/cancel")
+    assert cancelled.status_code == 202, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    done = wait_for_sweep(client, sweep["id"], until=ended)
+    assert done["trials_created"] == 2 and done["counts"] == {"cancelled": 2}
+    for trial in done["trials"]:
+        assert client.get(f"/v1/jobs/{trial['job_id']}").json()["status"] == "cancelled"
+        assert trial["note"] == "the trial's job ended cancelled"
+    again = client.post(f"/v1/sweeps/{sweep['id']}/cancel")
+    assert again.status_code == 409
+    delivered = sweep_delivery(receiver, sweep["id"])
+    assert delivered["status"] == "cancelled" and delivered["best"] is None
+
+
+def test_no_trial_starts_after_the_time_limit_and_the_sweep_completes_with_those_it_ran(client, ids):
+    # One second: a trial (a worker's claim, building the model, three epochs) takes longer than that, so when the
+    # first ends the limit has passed and no second one is made.
+    sweep = create(client, {
+        "job": base_job(ids, epochs=3), "algorithm": "random",
+        "space": {"compile.optimizer.config.learning_rate": {"uniform": [0.001, 0.01]}},
+        "objective": {"metric": "val_loss"}, "budget": {"max_trials": 10, "max_concurrent": 1, "time_limit_s": 1}})
+    done = wait_for_sweep(client, sweep["id"], until=ended)
+    assert done["status"] == "completed" and done["trials_created"] == 1 and done["counts"] == {"succeeded": 1}
+
+
+@pytest.mark.parametrize(("space", "field"), [
+    ({"fit.batch_sise": {"choice": [32, 64]}}, "space.fit.batch_sise"),
+    ({"compile.optimizer.config.learning_rat": {"uniform": [0.1, 0.2]}}, "space.compile.optimizer.config.learning_rat"),
+    ({"model.layers[5].units": {"choice": [4, 8]}}, "space.model.layers[5].units"),
+    ({"fit.x": {"choice": [1, 2]}}, "space.fit.x"),
+    ({"optimizer.learning_rate": {"uniform": [0.1, 0.2]}}, "space.optimizer.learning_rate"),
+])
+def test_a_space_path_the_base_job_lacks_is_a_422_naming_it_and_stores_nothing(client, ids, space, field):
+    before = client.get("/v1/sweeps").json()["items"]
+    refused = client.post("/v1/sweeps", json={"job": base_job(ids), "space": space, "objective": {"metric": "loss"},
+                                              "budget": {"max_trials": 2}})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == field
+    assert next(iter(space)) in refused.json()["detail"]
+    assert client.get("/v1/sweeps").json()["items"] == before
+
+
+def test_a_space_whose_values_a_job_would_refuse_is_a_422_naming_the_point(client, ids):
+    refused = client.post("/v1/sweeps", json={
+        "job": base_job(ids), "space": {"fit.batch_size": {"int_uniform": [0, 64]}},
+        "objective": {"metric": "loss"}, "budget": {"max_trials": 2}})
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["title"] == "Invalid Sweep Point" and problem["point"] == {"fit.batch_size": 0}
+    assert "batch_size" in problem["detail"]
+    grid = client.post("/v1/sweeps", json={
+        "job": base_job(ids), "algorithm": "grid", "space": {"fit.batch_size": {"int_uniform": [1, 64]}},
+        "objective": {"metric": "loss"}, "budget": {"max_trials": 2}})
+    assert grid.status_code == 422 and grid.json()["field"] == "space.fit.batch_size"

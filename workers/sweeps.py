@@ -1,0 +1,79 @@
+"""The worker's part in sweeps: report each epoch's objective to the trial's study and stop a pruned trial at the
+end of that epoch; after a trial's end, and in every reaper round, run the sweeps' scheduler step
+(app/core/sweep_steps.py)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import keras
+import redis
+
+from app.core import studies
+from app.core.contract import TrialLink
+from app.core.database import session_scope
+from app.core.repositories import sweeps as rows
+from app.core.sql import ask
+from app.core.sweep_steps import advance, dispatch
+
+log = logging.getLogger("kerasd.sweeps")
+
+
+class TrialReports(keras.callbacks.Callback):
+    """Tells the study each epoch's objective; when the sweep's pruner says so, stops training at the end of this
+    epoch (Keras checks `stop_training` after every callback's on_epoch_end, so the epoch is recorded and
+    checkpointed first)."""
+
+    def __init__(self, link: TrialLink) -> None:
+        super().__init__()
+        self.link = link
+        with session_scope() as session:
+            self.plan = ask(session, rows.plan_of(sweep_id=link.sweep_id))
+        self.pruned_at: dict[str, Any] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        value = (logs or {}).get(self.link.metric)
+        if value is None or self.plan is None or not math.isfinite(float(value)):
+            return
+        try:
+            prune = studies.report(self.plan, self.link.study, trial_id=self.link.optuna_trial_id, epoch=epoch,
+                                   value=float(value))
+        except Exception:  # the study is away for a moment: this epoch goes unreported, training goes on
+            log.exception("could not report epoch %d of sweep %s trial %d", epoch, self.link.sweep_id,
+                          self.link.number)
+            return
+        if prune and self.link.prune:
+            self.pruned_at = {"epoch": epoch + 1, self.link.metric: float(value)}
+            self.model.stop_training = True
+
+
+def step(sweep_id: str, redis_client: redis.Redis) -> int:
+    """One scheduler step of the sweep, its new trials queued after the commit; how many it made."""
+    with session_scope() as session:
+        made = advance(session, sweep_id=sweep_id)
+    dispatch(made, redis_client=redis_client)
+    return len(made)
+
+
+def after_job(job_id: str, redis_client: redis.Redis) -> None:
+    """After a job's end: if it was a trial, its sweep moves on now rather than at the next reaper round."""
+    try:
+        with session_scope() as session:
+            sweep_id = ask(session, rows.sweep_of_job(job_id=job_id))
+        if sweep_id is not None:
+            step(sweep_id, redis_client)
+    except Exception:  # the reaper's round takes the sweep on
+        log.exception("the sweep step after job %s failed", job_id)
+
+
+def step_all(redis_client: redis.Redis) -> None:
+    """A step of every running sweep (the reaper's round): trials lost with their worker are told and replaced."""
+    with session_scope() as session:
+        sweep_ids = ask(session, rows.running_sweeps())
+    for sweep_id in sweep_ids:
+        try:
+            step(sweep_id, redis_client)
+        except Exception:
+            log.exception("the sweep step of sweep %s failed", sweep_id)
