@@ -17,7 +17,7 @@ import redis
 from app.core.contract import FitArguments, JobRequest
 from app.core.settings import Settings
 from app.core.statuses import TERMINAL_EVENT_OF_STATUS
-from workers import exports, jobstate, scheduling, training
+from workers import exports, jobstate, provenance, scheduling, training
 from workers.array_cache import ArrayCache
 from workers.callbacks import DeclaredCallbacks
 from workers.cancellation import CancelCallback, CancelFlag
@@ -158,6 +158,8 @@ class JobRun:
                                                    callbacks=[stop])
                     files, inline = exports.export_predictions(predictions, training.output_names(model), workdir)
                     outcome = Outcome("succeeded", {"predictions": inline}, artifacts=files)
+        # What ran it, for the job's lineage (a registered model version copies it).
+        outcome.result["trained_with"] = provenance.trained_with(self.owner)
         if self.timed_out.is_set():
             outcome.status = "failed"
             at = stop.stopped_at

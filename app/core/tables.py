@@ -1,5 +1,6 @@
 """SQL tables: tenants and API keys, model specs, blobs (datasets and artifacts as chunks), datasets, jobs,
-epochs, artifacts, what makes jobs experiments (tags, params, metrics), webhooks and their deliveries.
+epochs, artifacts, what makes jobs experiments (tags, params, metrics), webhooks and their deliveries, and (in
+app/core/registry_tables.py, loaded with these) the model registry.
 Every resource row belongs to one tenant; blobs are shared, content-addressed storage that a tenant reaches
 only through its own rows."""
 
@@ -367,3 +368,7 @@ class WebhookDelivery(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+# The registry's tables, in a module of their own, are part of this metadata wherever the tables are loaded.
+from app.core.registry_tables import ModelAlias, ModelVersion, ModelVersionArtifact, RegisteredModel  # noqa: E402, F401
