@@ -260,3 +260,30 @@ def test_bad_references_and_registrations_say_what_is_wrong(owner, seed, two_ver
     assert_problem(owner.get(f"/v1/registry/{name}/versions/99"), 404, "has no version 99")
     assert_problem(owner.get(f"/v1/registry/{name}/versions/1/artifacts/secret.txt"), 404, "weights.h5")
     assert_problem(owner.delete(f"/v1/registry/{name}/aliases/nobody"), 404, "no alias")
+
+
+def test_a_registered_model_is_not_deleted_under_a_job_that_starts_from_it(owner, seed, two_versions):
+    name = two_versions["name"]
+    long = {**fit_request(seed["model"], seed["dataset"]["id"], epochs=10_000, batch_size=50),
+            "initial_weights": {"model_version": f"{name}/1"}}
+    created = owner.post("/v1/jobs", json=long)
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    assert created.json()["status"] in ("queued", "running")
+    assert_problem(owner.delete(f"/v1/registry/{name}"), 409, job_id)
+    owner.post(f"/v1/jobs/{job_id}/cancel")
+    assert wait_for_job(owner, job_id)["status"] == "cancelled"
+    assert owner.get(f"/v1/registry/{name}").status_code == 200
+
+
+def test_concurrent_registrations_take_distinct_numbers(owner, two_versions):
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = registered(owner)
+    job_id = two_versions["jobs"][0]["id"]
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda _: owner.post(f"/v1/registry/{name}/versions", json={"job_id": job_id}),
+                             range(8)))
+    assert [response.status_code for response in made] == [201] * 8
+    assert sorted(response.json()["version"] for response in made) == list(range(1, 9))
+    assert owner.get(f"/v1/registry/{name}").json()["latest_version"] == 8

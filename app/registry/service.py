@@ -67,6 +67,15 @@ def delete_model(session: Session, *, tenant_id: str, name: str) -> None:
     """The model, its versions, their artifact references and its aliases; the bytes go at the next blob
     collection if nothing else holds them. Jobs that started from a version keep their own copies."""
     model = get_model_named(session, tenant_id=tenant_id, name=name, lock=True)
+    # A queued job names a version's blobs in its contract, not the version: they must stay until it has run. Its
+    # weights tell (a version's architecture may be the same bytes as any job's of that model).
+    held = {row.blob_sha256 for row in ask(session, repository.artifacts_of_model(model_id=model.id))
+            if row.name == "weights.h5"}
+    users = [job.id for job in ask(session, jobs.active_requests(tenant_id=tenant_id))
+             if (job.request.get("weights") or {}).get("sha256") in held]
+    if users:
+        raise Problem(409, "Registered Model In Use", f"Job(s) {', '.join(users)} are queued or running from a "
+                      f"version of {name!r}; wait for them to finish or cancel them, then delete it.")
     repository.delete_model(session, model_id=model.id)
 
 
