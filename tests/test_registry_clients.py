@@ -143,3 +143,22 @@ def test_the_cli_registers_lists_shows_lineage_moves_aliases_and_downloads(api, 
     assert removed.returncode == 0, removed.stderr
     missing = cli(api, key, "registry", "get", f"{name}@staging")
     assert missing.returncode == 1 and "no alias 'staging'" in missing.stderr
+
+
+def test_a_model_fitted_through_the_bridge_is_registered_from_itself(api, trained):
+    import keras
+
+    rng = np.random.default_rng(9)
+    x, y = rng.random((64, 8), dtype="float32"), np.eye(2, dtype="float32")[rng.integers(0, 2, 64)]
+    name = f"bridge-{uuid.uuid4().hex[:6]}"
+    with kerasd.Client(api, api_key=trained["key"], verbose=0) as client:
+        model = client.remote(keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, activation="softmax")]),
+                              seed=4)
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        with pytest.raises(ValueError, match="not been fitted"):
+            client.registry.register(model, name)
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        version = client.registry.register(model, name)
+        assert version.lineage["job"]["id"] == model.trained_job_id == model.last_job["id"]
+        assert version.lineage["seed"] == 4
+        np.testing.assert_allclose(version.pull().predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
