@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kerasd._base import Call, Download, Operation
-from kerasd.errors import KerasdError
+from kerasd.errors import JobFailed, KerasdError
 from kerasd.resources import Resource
 
 REFERENCE = re.compile(r"^(?P<name>[^/@]+)(?:/(?P<version>[0-9]+)|@(?P<alias>[^/@]+))$")
@@ -56,6 +56,10 @@ class ModelVersion(dict):
     def set_alias(self, alias: str) -> Any:
         """Point `alias` at this version."""
         return self._registry.set_alias(self["name"], alias, self["version"])
+
+    def export(self, format: str = "tf_saved_model", *, sample: Any, timeout: float | None = None) -> Any:
+        """Export this version and wait for its verification (see `Registry.export`)."""
+        return self._registry.export(self.reference, format, sample=sample, timeout=timeout)
 
 
 def split_reference(reference: str) -> tuple[str, str]:
@@ -197,6 +201,30 @@ class Registry(Resource):
         finally:
             partial.unlink(missing_ok=True)
         return target
+
+    def export(self, reference: str, format: str = "tf_saved_model", *, sample: Any,
+               timeout: float | None = None) -> Any:
+        """Export a version in `format` (`tf_saved_model`) and wait for the export job: the export's document, whose
+        `verification` is the parity report (`status` `verified` or `mismatch`, `max_abs_diff` per output between
+        the exported file run by its own runtime and Keras's predict, `tolerance`, `rows`) and whose `file` is the
+        zip to download. `sample`: rows to verify on, a numpy array (uploaded once per content) or `{"dataset_id",
+        "array"}`. A failed export job raises `JobFailed` with its error."""
+        return self._run(self._export(reference, format, sample, timeout))
+
+    def _export(self, reference: str, format: str, sample: Any, timeout: float | None) -> Operation:
+        name, version = split_reference(reference)
+        if not isinstance(sample, dict):
+            dataset = yield from self._client.datasets._upload(sample, None, "sample.npy",
+                                                               {"x_columns": None, "y_columns": None}, 0)
+            sample = {"dataset_id": dataset["id"]}
+        response = yield Call("POST", _path(name, "versions", version, "exports"),
+                              json={"format": format, "sample": sample})
+        started = response.json()
+        job = yield from self._client.jobs._wait(started["job_id"], timeout, 0.25)
+        if job["status"] != "succeeded":
+            raise JobFailed(job)
+        listed = yield from self._get(_path(name, "versions", version, "exports"))
+        return next(item for item in listed if item["job_id"] == started["job_id"])
 
     def pull(self, reference: str) -> Any:
         """The version as a local Keras model: its `.keras` file loaded by Keras (compiled as it was trained), or

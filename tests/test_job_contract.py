@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from app.core.contract import CONTRACT_VERSION
 from tests.seed import fit_request, read_events, seed_arrays, upload_seed, wait_for_job
 
 SHA = "5" * 64
@@ -200,7 +201,7 @@ def test_a_request_the_contract_does_not_hold_is_refused_by_what_is_wrong() -> N
     from app.core.contract import JobRequest
 
     cases = {
-        "upgrade the worker": {**EVALUATE, "version": 2, "added_later": {}},
+        "upgrade the worker": {**EVALUATE, "version": CONTRACT_VERSION + 1, "added_later": {}},
         "arguments of a predict job": {**PREDICT_FROM_AN_UPLOADED_MODEL, "arguments": FIT_ARGUMENTS},
         "evaluate jobs need a compile document": {**EVALUATE, "compile": None},
         "Extra inputs are not permitted": {**EVALUATE, "arguments": {"batch_size": 32, "step": 1}},
@@ -268,13 +269,15 @@ def test_a_request_newer_than_the_worker_fails_saying_so(client, ids) -> None:
     assert wait_for_job(client, created["id"])["status"] == "succeeded"
     with session_scope() as session:
         job = session.get(Job, created["id"])
-        newer = {**copy.deepcopy(job.request), "version": 2, "added_later": {"what": "a worker cannot know"}}
+        newer = {**copy.deepcopy(job.request), "version": CONTRACT_VERSION + 1,
+                 "added_later": {"what": "a worker cannot know"}}
         tenant_id, queue = job.tenant_id, job.queue
     job_id = _store(newer, tenant_id=tenant_id, model_id=ids["model"], status="queued")
     _enqueue(job_id, queue)
     failed = wait_for_job(client, job_id)
     assert failed["status"] == "failed"
-    assert "version 2" in failed["error"]["message"] and "upgrade the worker" in failed["error"]["message"]
+    assert f"version {CONTRACT_VERSION + 1}" in failed["error"]["message"]
+    assert "upgrade the worker" in failed["error"]["message"]
 
 
 def test_every_status_of_the_map_is_listed_and_pruned_is_an_end(client, ids) -> None:

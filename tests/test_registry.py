@@ -287,3 +287,46 @@ def test_concurrent_registrations_take_distinct_numbers(owner, two_versions):
     assert [response.status_code for response in made] == [201] * 8
     assert sorted(response.json()["version"] for response in made) == list(range(1, 9))
     assert owner.get(f"/v1/registry/{name}").json()["latest_version"] == 8
+
+
+def test_an_export_is_verified_by_tensorflows_own_loader_and_its_file_predicts_as_keras(tenants, seed, two_versions,
+                                                                                       tmp_path):
+    import zipfile
+
+    import tensorflow as tf
+
+    owner, other = tenants["owner"], tenants["other"]
+    name, dataset = two_versions["name"], seed["dataset"]["id"]
+    body = {"format": "tf_saved_model", "sample": ref(dataset, "val_x")}
+    made = owner.post(f"/v1/registry/{name}/versions/1/exports", json=body)
+    assert made.status_code == 201, made.text
+    export = made.json()
+    assert export["reference"] == f"{name}/1" and export["status"] in ("queued", "running", "succeeded")
+    job = wait_for_job(owner, export["job_id"])
+    assert job["status"] == "succeeded" and job["kind"] == "export", job["error"]
+
+    [listed] = owner.get(f"/v1/registry/{name}/versions/1/exports").json()
+    verification = listed["verification"]
+    assert listed["job_id"] == export["job_id"] and listed["status"] == "succeeded"
+    assert verification["status"] == "verified" and verification["tolerance"] == 1e-5
+    assert verification["rows"] == 40 and verification["directory"] == f"{name}/1"
+    assert all(0 <= diff <= 1e-5 for diff in verification["max_abs_diff"].values()), verification
+
+    # The file, checked here too: TensorFlow Serving's layout, loaded by TensorFlow, predicting what Keras predicts.
+    download = owner.get(listed["file"]["url"])
+    assert hashlib.sha256(download.content).hexdigest() == listed["file"]["sha256"]
+    archive = tmp_path / "export.zip"
+    archive.write_bytes(download.content)
+    zipfile.ZipFile(archive).extractall(tmp_path / "serving")
+    assert (tmp_path / "serving" / name / "1" / "saved_model.pb").exists()
+    loaded = tf.saved_model.load(str(tmp_path / "serving" / name / "1"))
+    val_x = np.load(__import__("io").BytesIO(owner.get(f"/v1/datasets/{dataset}/content").content))["val_x"]
+    served = loaded.serve(val_x).numpy()
+    np.testing.assert_allclose(served, np.asarray(predicted(owner, seed, model_version=f"{name}/1")), atol=1e-5)
+
+    assert_problem(owner.post(f"/v1/registry/{name}/versions/1/exports", json={**body, "format": "onnx"}), 422)
+    assert_problem(owner.post(f"/v1/registry/{name}/versions/1/exports",
+                              json={**body, "sample": ref(dataset, "train_y")}), 422, "sample")
+    assert_problem(owner.post(f"/v1/registry/{name}/versions/9/exports", json=body), 404, "no version 9")
+    assert_problem(other.post(f"/v1/registry/{name}/versions/1/exports", json=body), 404)
+    assert_problem(other.get(f"/v1/registry/{name}/versions/1/exports"), 404)

@@ -162,3 +162,18 @@ def test_a_model_fitted_through_the_bridge_is_registered_from_itself(api, traine
         assert version.lineage["job"]["id"] == model.trained_job_id == model.last_job["id"]
         assert version.lineage["seed"] == 4
         np.testing.assert_allclose(version.pull().predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_the_sdk_exports_a_version_and_returns_its_parity_report(api, trained):
+    name = f"export-{uuid.uuid4().hex[:6]}"
+    with kerasd.Client(api, api_key=trained["key"], verbose=0) as client:
+        version = client.registry.register(trained["job"], name)
+        report = version.export("tf_saved_model", sample=trained["val_x"][:7], timeout=300)
+        assert report["status"] == "succeeded" and report["reference"] == f"{name}/1"
+        verification = report["verification"]
+        assert verification["status"] == "verified" and verification["rows"] == 7
+        assert max(verification["max_abs_diff"].values()) <= verification["tolerance"] == 1e-5
+        data = client.jobs.artifact(report["job_id"], "savedmodel.zip")
+        assert hashlib.sha256(data).hexdigest() == report["file"]["sha256"]
+        with pytest.raises(kerasd.ValidationError):
+            client.registry.export(f"{name}/1", "onnx", sample=trained["val_x"][:7])

@@ -78,3 +78,17 @@ class ModelAlias(Base):
     alias: Mapped[str] = mapped_column(String(64), primary_key=True)
     version_id: Mapped[str] = mapped_column(String(32), index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelVersionExport(Base):
+    """An export of a version (a job of kind `export`, app/core/contract.py): the job runs it and holds its file and
+    verification in its artifacts and result; this row ties it to the version. No foreign key to the job: deleting
+    the job leaves the row, which then says the export is gone."""
+
+    __tablename__ = "model_version_exports"
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version_id: Mapped[str] = mapped_column(String(32), ForeignKey("model_versions.id", ondelete="CASCADE"),
+                                            index=True)
+    format: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -371,4 +371,10 @@ class WebhookDelivery(Base):
 
 
 # The registry's tables, in a module of their own, are part of this metadata wherever the tables are loaded.
-from app.core.registry_tables import ModelAlias, ModelVersion, ModelVersionArtifact, RegisteredModel  # noqa: E402, F401
+from app.core.registry_tables import (  # noqa: E402, F401
+    ModelAlias,
+    ModelVersion,
+    ModelVersionArtifact,
+    ModelVersionExport,
+    RegisteredModel,
+)

@@ -68,9 +68,14 @@ def starting_weights(session: Session, *, tenant_id: str, text: str, field: str)
     row: its model_id and the compile document in its lineage) for a reference a job gives in `field`."""
     reference = parse(text, field=field)
     model, version = find_version(session, tenant_id=tenant_id, reference=reference, status=422, field=field)
+    return weights_of(session, model=model, version=version, reference=reference), version
+
+
+def weights_of(session: Session, *, model: Any, version: Any, reference: Reference | None = None) -> dict[str, Any]:
+    """The job contract's WeightsSource fields of a version: its own weights and trained architecture."""
     blobs = {row.name: row.blob_sha256 for row in ask(session, repository.artifacts_of(version_id=version.id))}
     resolved = f"{model.name}/{version.version}"
-    shown = resolved if str(reference) == resolved else f"{resolved} ({reference})"
+    shown = resolved if reference is None or str(reference) == resolved else f"{resolved} ({reference})"
     return {"sha256": blobs["weights.h5"], "format": "weights.h5",
             "from": f"registered model version {shown}, trained by job {version.job_id}",
-            "architecture_sha256": blobs.get("architecture.json")}, version
+            "architecture_sha256": blobs.get("architecture.json")}

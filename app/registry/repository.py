@@ -7,15 +7,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.core.sql import Question, Statement, ask, one, scalar
-from app.core.tables import ModelAlias, ModelVersion, ModelVersionArtifact, RegisteredModel, utcnow
+from app.core.tables import (
+    Artifact,
+    Job,
+    ModelAlias,
+    ModelVersion,
+    ModelVersionArtifact,
+    ModelVersionExport,
+    RegisteredModel,
+    utcnow,
+)
 
-MODELS, VERSIONS, ARTIFACTS, ALIASES = (RegisteredModel.__table__, ModelVersion.__table__,
-                                        ModelVersionArtifact.__table__, ModelAlias.__table__)
+MODELS, VERSIONS, ARTIFACTS, ALIASES, EXPORTS = (RegisteredModel.__table__, ModelVersion.__table__,
+                                                 ModelVersionArtifact.__table__, ModelAlias.__table__,
+                                                 ModelVersionExport.__table__)
+JOBS, JOB_ARTIFACTS = Job.__table__, Artifact.__table__
 
 _BY_NAME = select(MODELS).where(MODELS.c.tenant_id == bindparam("tenant_id"), MODELS.c.name == bindparam("name"))
 _MODEL = Statement(_BY_NAME)
@@ -61,11 +72,21 @@ def _set_alias() -> Statement:
 _SET_ALIAS = _set_alias()
 _DELETE_ALIAS = Statement(delete(ALIASES).where(ALIASES.c.registered_model_id == bindparam("model_id"),
                                                 ALIASES.c.alias == bindparam("alias")).returning(ALIASES.c.alias))
+_INSERT_EXPORT = Statement(insert(EXPORTS))
+# A version's exports with their jobs' state and file (none once the job is deleted), oldest first.
+_EXPORTS_OF = Statement(
+    select(EXPORTS.c.job_id, EXPORTS.c.format, EXPORTS.c.created_at, JOBS.c.status, JOBS.c.result, JOBS.c.error,
+           JOB_ARTIFACTS.c.blob_sha256, JOB_ARTIFACTS.c.size_bytes)
+    .select_from(EXPORTS.outerjoin(JOBS, JOBS.c.id == EXPORTS.c.job_id)
+                 .outerjoin(JOB_ARTIFACTS, and_(JOB_ARTIFACTS.c.job_id == EXPORTS.c.job_id,
+                                                JOB_ARTIFACTS.c.name == "savedmodel.zip")))
+    .where(EXPORTS.c.version_id == bindparam("version_id")).order_by(EXPORTS.c.created_at, EXPORTS.c.job_id))
+_OF_VERSIONS = select(VERSIONS.c.id).where(VERSIONS.c.registered_model_id == bindparam("model_id"))
 # A model and everything of it, children first (the foreign keys cascade too; this does not rely on it).
 _DELETE_MODEL = (
     Statement(delete(ALIASES).where(ALIASES.c.registered_model_id == bindparam("model_id"))),
-    Statement(delete(ARTIFACTS).where(ARTIFACTS.c.version_id.in_(
-        select(VERSIONS.c.id).where(VERSIONS.c.registered_model_id == bindparam("model_id"))))),
+    Statement(delete(EXPORTS).where(EXPORTS.c.version_id.in_(_OF_VERSIONS))),
+    Statement(delete(ARTIFACTS).where(ARTIFACTS.c.version_id.in_(_OF_VERSIONS))),
     Statement(delete(VERSIONS).where(VERSIONS.c.registered_model_id == bindparam("model_id"))),
     Statement(delete(MODELS).where(MODELS.c.id == bindparam("model_id"))),
 )
@@ -153,3 +174,14 @@ def delete_alias(session: Session, *, model_id: str, alias: str) -> bool:
 def delete_model(session: Session, *, model_id: str) -> None:
     for statement in _DELETE_MODEL:
         ask(session, Question(statement, {"model_id": model_id}))
+
+
+def insert_export(session: Session, *, job_id: str, version_id: str, format: str) -> None:
+    ask(session, Question(_INSERT_EXPORT, {"job_id": job_id, "version_id": version_id, "format": format,
+                                           "created_at": utcnow()}))
+
+
+def exports_of(*, version_id: str) -> Question[list[Any]]:
+    """(job_id, format, created_at, the job's status, result and error, its savedmodel.zip's blob_sha256 and
+    size_bytes) of each export of the version, oldest first; the job's columns are None once it is deleted."""
+    return Question(_EXPORTS_OF, {"version_id": version_id})

@@ -6,19 +6,24 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from app.core.blobs import stream_blob
 from app.core.database import get_session
+from app.core.settings import Settings
 from app.http.auth import Caller, current_caller
+from app.http.deps import settings
 from app.http.openapi import file_response
 from app.http.sessions import SessionReleasingRoute
-from app.registry import service
+from app.registry import exports, service
+from app.registry.queueing import send_job
 from app.registry.schemas import (
     AliasOut,
     AliasSet,
+    ExportCreate,
+    ExportOut,
     RegisteredModelCreate,
     RegisteredModelDetail,
     RegisteredModelOut,
@@ -174,3 +179,41 @@ def delete_model_alias(name: str, alias: str, session: Session = Depends(get_ses
     service.delete_alias(session, tenant_id=caller.tenant_id, name=name, alias=alias)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _export_out(name: str, number: int, row: Any) -> ExportOut:
+    result = row.result if isinstance(row.result, dict) else {}
+    file = None
+    if row.blob_sha256 is not None:
+        file = VersionArtifactOut(name="savedmodel.zip", size_bytes=row.size_bytes, media_type="application/zip",
+                                  sha256=row.blob_sha256, url=f"/v1/jobs/{row.job_id}/artifacts/savedmodel.zip")
+    return ExportOut(job_id=row.job_id, reference=f"{name}/{number}", format=row.format,
+                     status=row.status or "deleted", verification=result.get("export"), error=row.error, file=file,
+                     created_at=row.created_at, links={"job": f"/v1/jobs/{row.job_id}",
+                                                       "events": f"/v1/jobs/{row.job_id}/events"})
+
+
+@router.post("/{name}/versions/{version}/exports", response_model=ExportOut, status_code=status.HTTP_201_CREATED,
+             summary="Export a version (an export job) and verify the exported file against Keras's predictions",
+             description="Keras's own `model.export` writes the format; the format's own runtime (TensorFlow's "
+                         "SavedModel loader) then predicts the sample's first 1,000 rows, and the largest absolute "
+                         "difference from Keras's `predict` per output is recorded: `verified` within the tolerance "
+                         "(float32: 1e-5), `mismatch` otherwise. Follow it as a job; the zip is the job's "
+                         "`savedmodel.zip` artifact, laid out as `<name>/<version>/` for TensorFlow Serving.")
+def export_model_version(name: str, version: str, body: ExportCreate, request: Request,
+                         session: Session = Depends(get_session), config: Settings = Depends(settings),
+                         caller: Caller = Depends(current_caller)) -> ExportOut:
+    job = exports.create_export(session, tenant_id=caller.tenant_id, name=name, version=version, format=body.format,
+                                sample=body.sample, max_attempts=config.max_attempts, queue_base=config.queue)
+    session.commit()
+    send_job(request, session, job, config)
+    found, rows = exports.exports_of(session, tenant_id=caller.tenant_id, name=name, version=version)
+    return _export_out(name, found.version, next(row for row in rows if row.job_id == job.id))
+
+
+@router.get("/{name}/versions/{version}/exports", response_model=list[ExportOut],
+            summary="A version's exports: each job's status, verification and file")
+def list_model_version_exports(name: str, version: str, session: Session = Depends(get_session),
+                               caller: Caller = Depends(current_caller)) -> list[ExportOut]:
+    found, rows = exports.exports_of(session, tenant_id=caller.tenant_id, name=name, version=version)
+    return [_export_out(name, found.version, row) for row in rows]

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.experiments.schemas import MetricSummary, Param
+from app.jobs.data import ArrayRef
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 ALIAS_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,63}"
@@ -126,3 +127,27 @@ class AliasOut(BaseModel):
     version: int
     previous_version: int | None = Field(description="the version it pointed at before this move; null if new")
     updated_at: datetime
+
+
+class ExportCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["tf_saved_model"] = Field(description="`tf_saved_model`: a SavedModel laid out for TensorFlow "
+                                                          "Serving (`<name>/<version>/saved_model.pb`), zipped")
+    sample: ArrayRef = Field(description="rows of yours the export is verified on (the first 1,000): predicted by "
+                                         "Keras and by the exported file in the format's own runtime")
+
+
+class ExportOut(BaseModel):
+    job_id: str = Field(description="the export job (GET /v1/jobs/{id} follows it; its events too)")
+    reference: str
+    format: str
+    status: str = Field(description="the job's status; `deleted` once the job is deleted")
+    verification: dict[str, Any] | None = Field(
+        description="once the job succeeded: `status` (`verified` when every output's largest absolute difference "
+                    "from Keras's predictions is within `tolerance`, else `mismatch`), `max_abs_diff` per output, "
+                    "`tolerance`, `rows`, `directory`, `runtime`")
+    error: dict[str, Any] | None
+    file: VersionArtifactOut | None = Field(description="the exported file once written, with its sha256")
+    created_at: datetime
+    links: dict[str, str]

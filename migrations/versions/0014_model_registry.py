@@ -1,10 +1,11 @@
-"""the model registry: registered models, their immutable versions with their own artifact references, aliases
+"""the model registry: registered models, their immutable versions with their own artifact references, aliases,
+exports
 
 Revision ID: 0014
 Revises: 0010
 Create Date: 2026-12-05
 
-Four new tables, nothing existing changes: on PostgreSQL the indexes of empty new tables are built in the
+Five new tables, nothing existing changes: on PostgreSQL the indexes of empty new tables are built in the
 transaction (there is nothing to read, so nothing waits).
 """
 import sqlalchemy as sa
@@ -67,9 +68,20 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('registered_model_id', 'alias')
     )
     op.create_index('ix_model_aliases_version_id', 'model_aliases', ['version_id'])
+    op.create_table('model_version_exports',
+    sa.Column('job_id', sa.String(length=32), nullable=False),
+    sa.Column('version_id', sa.String(length=32), nullable=False),
+    sa.Column('format', sa.String(length=32), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['version_id'], ['model_versions.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('job_id')
+    )
+    op.create_index('ix_model_version_exports_version_id', 'model_version_exports', ['version_id'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_model_version_exports_version_id', table_name='model_version_exports')
+    op.drop_table('model_version_exports')
     op.drop_index('ix_model_aliases_version_id', table_name='model_aliases')
     op.drop_table('model_aliases')
     op.drop_index('ix_model_version_artifacts_blob_sha256', table_name='model_version_artifacts')
