@@ -324,6 +324,17 @@ def test_an_export_is_verified_by_tensorflows_own_loader_and_its_file_predicts_a
     served = loaded.serve(val_x).numpy()
     np.testing.assert_allclose(served, np.asarray(predicted(owner, seed, model_version=f"{name}/1")), atol=1e-5)
 
+    # A verified export is the version's file too: it outlives its job and the blob collection.
+    from app.core.blob_gc import collect_blobs
+
+    kept = {a["name"]: a for a in owner.get(f"/v1/registry/{name}/versions/1").json()["artifacts"]}
+    assert kept["tf_saved_model.zip"]["sha256"] == listed["file"]["sha256"]
+    assert owner.delete(f"/v1/jobs/{export['job_id']}").status_code == 204
+    collect_blobs(grace_s=0)
+    [gone] = owner.get(f"/v1/registry/{name}/versions/1/exports").json()
+    assert gone["status"] == "deleted" and gone["file"] is None
+    assert owner.get(kept["tf_saved_model.zip"]["url"]).content == download.content
+
     assert_problem(owner.post(f"/v1/registry/{name}/versions/1/exports", json={**body, "format": "onnx"}), 422)
     assert_problem(owner.post(f"/v1/registry/{name}/versions/1/exports",
                               json={**body, "sample": ref(dataset, "train_y")}), 422, "sample")
