@@ -7,7 +7,7 @@
     kerasd jobs list | get ID | cancel ID | retry ID | delete ID
     kerasd jobs tag | update | compare | tensorboard      runs as experiments (kerasd/cli_experiments.py)
     kerasd artifacts list ID | get ID NAME -o PATH
-    kerasd registry list | get REF | register JOB NAME | alias NAME/3 ALIAS | download REF [FILE]
+    kerasd registry list | get REF | register JOB NAME | alias NAME/3 ALIAS | download REF [FILE] | export REF
                                        registered models and their versions (kerasd/cli_registry.py)
 
 The server and key come from --url / --api-key or KERASD_URL / KERASD_API_KEY; --json prints the API's

@@ -5,6 +5,7 @@
     kerasd registry register JOB NAME [--description TEXT]    a version of NAME from a succeeded fit job
     kerasd registry alias NAME/3 ALIAS               point ALIAS at version 3 (--delete: remove ALIAS of NAME)
     kerasd registry download NAME/3 [FILE] [-o PATH] model.keras (default), weights.h5, architecture.json, ...
+    kerasd registry export NAME/3 --sample DATASET[:ARRAY]   a SavedModel, verified against Keras on those rows
 
 A table or summary on the terminal; --json prints the API's answers.
 """
@@ -101,6 +102,18 @@ def _download(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(client: Client, args: argparse.Namespace) -> int:
+    dataset, _, array = args.sample.partition(":")
+    sample = {"dataset_id": dataset, **({"array": array} if array else {})}
+    report = client.registry.export(args.reference, args.format, sample=sample, timeout=args.timeout)
+    check = report["verification"] or {}
+    worst = max((check.get("max_abs_diff") or {}).values(), default=None)
+    _print(args, report, f"{report['reference']} {report['format']}: {check.get('status')} (largest difference "
+                         f"{worst:.1e} over {check.get('rows')} rows, tolerance {check.get('tolerance')}); file "
+                         f"{(report['file'] or {}).get('url')}")
+    return 0 if check.get("status") == "verified" else 1
+
+
 def add_commands(registry: Any, command: Callable[..., Any], client: Callable[[argparse.Namespace], Client]) -> None:
     """The commands above under `kerasd registry` (`command` as kerasd/cli_client.py makes them)."""
     def run(action: Callable[[Client, argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -124,3 +137,9 @@ def add_commands(registry: Any, command: Callable[..., Any], client: Callable[[a
     download.add_argument("file", nargs="?", default="model.keras",
                           help="model.keras (default), weights.h5, architecture.json, model.h5, ...")
     download.add_argument("-o", "--output", default=None, help="a file, or a directory (default: here)")
+    export = command(registry, "export", run(_export), "export a version and verify the file against Keras's "
+                                                       "predictions (exit 1 on a mismatch)")
+    export.add_argument("reference", help="NAME/3 or NAME@ALIAS")
+    export.add_argument("--sample", required=True, help="DATASET_ID or DATASET_ID:ARRAY: the rows to verify on")
+    export.add_argument("--format", default="tf_saved_model", choices=["tf_saved_model"])
+    export.add_argument("--timeout", type=float, default=600, help="seconds to wait for the export job")

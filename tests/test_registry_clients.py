@@ -139,6 +139,10 @@ def test_the_cli_registers_lists_shows_lineage_moves_aliases_and_downloads(api, 
     assert file.exists() and hashlib.sha256(file.read_bytes()).hexdigest() == next(
         a["sha256"] for a in as_json["artifacts"] if a["name"] == "model.keras")
 
+    exported = cli(api, key, "registry", "export", f"{name}@staging", "--sample", f"{trained['dataset']['id']}:val_x")
+    assert exported.returncode == 0, exported.stderr
+    assert f"{name}/1 tf_saved_model: verified" in exported.stdout and "over 20 rows" in exported.stdout
+
     removed = cli(api, key, "registry", "alias", name, "staging", "--delete")
     assert removed.returncode == 0, removed.stderr
     missing = cli(api, key, "registry", "get", f"{name}@staging")
