@@ -4,6 +4,7 @@ Keras's `predict`, output by output (DESIGN.md §16)."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,11 @@ def export_and_verify(model: keras.Model, x: Any, arguments: ExportArguments, wo
                       output_names: list[str]) -> tuple[dict[str, Any], list[tuple[str, Path, str]]]:
     """(the job's result: `export` with the format, `verified` or `mismatch`, the largest absolute difference per
     output and the tolerance; the artifact: the export zipped as `<name>/<version>/...`)."""
+    if importlib.util.find_spec("tensorflow") is None:
+        # Keras writes a SavedModel through TensorFlow on any backend, and only TensorFlow's loader can prove it.
+        raise RuntimeError(f"a {arguments.format} export needs TensorFlow on the worker, and this one runs Keras on "
+                           f"{keras.backend.backend()} without it: run exports on a worker with TensorFlow "
+                           "installed (kerasd[cpu] or kerasd[gpu])")
     sample = _rows(x, arguments.max_rows)
     expected = _by_output(model.predict(sample, verbose=0), output_names)
     root = workdir / "export"
