@@ -252,7 +252,8 @@ def test_bad_references_and_registrations_say_what_is_wrong(owner, seed, two_ver
     evaluated = owner.post("/v1/jobs", json={"kind": "evaluate", "source_job_id": job["id"], "evaluate": {
         "x": ref(seed["dataset"]["id"], "val_x"), "y": ref(seed["dataset"]["id"], "val_y")}}).json()
     assert wait_for_job(owner, evaluated["id"])["status"] == "succeeded"
-    assert_problem(owner.post(f"/v1/registry/{name}/versions", json={"job_id": evaluated["id"]}), 409, "fit job")
+    assert_problem(owner.post(f"/v1/registry/{name}/versions", json={"job_id": evaluated["id"]}), 409,
+                   "is an evaluate job: a version is made from a fit job")
 
     assert_problem(owner.put(f"/v1/registry/{name}/aliases/latest", json={"version": 1}), 422, "newest")
     assert_problem(owner.put(f"/v1/registry/{name}/aliases/best", json={"version": 99}), 422, "no version 99")

@@ -89,7 +89,8 @@ def register_version(session: Session, *, tenant_id: str, name: str, job_id: str
     if job is None:
         raise Problem(422, "Unknown Job", f"job_id: you have no job with id {job_id!r}.", field="job_id")
     if job.kind != "fit" or job.status != "succeeded":
-        what = f"a {job.kind} job" if job.kind != "fit" else f"{job.status}"
+        what = f"an {job.kind} job" if job.kind in ("evaluate", "export") else (
+            f"a {job.kind} job" if job.kind != "fit" else job.status)
         raise Problem(409, "Job Not Registrable", f"Job {job_id} is {what}: a version is made from a fit job that "
                       "succeeded (its trained weights are final). Wait for it to end, or register another.",
                       field="job_id")
