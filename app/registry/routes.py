@@ -74,7 +74,8 @@ def create_registered_model(body: RegisteredModelCreate, session: Session = Depe
     return RegisteredModelOut(**_model_out(model, {}))
 
 
-@router.get("", response_model=list[RegisteredModelOut], summary="Your registered models, by name")
+@router.get("", response_model=list[RegisteredModelOut], summary="Your registered models, by name",
+            description="Each with its newest version's number and its aliases; another tenant's are not listed.")
 def list_registered_models(session: Session = Depends(get_session),
                            caller: Caller = Depends(current_caller)) -> list[RegisteredModelOut]:
     models, aliases = service.list_models(session, tenant_id=caller.tenant_id)
@@ -82,7 +83,8 @@ def list_registered_models(session: Session = Depends(get_session),
 
 
 @router.get("/{name}", response_model=RegisteredModelDetail,
-            summary="A registered model: its versions (with lineage and artifacts) and aliases")
+            summary="A registered model: its versions (with lineage and artifacts) and aliases",
+            description="Another tenant's registered model, like one that does not exist, is a 404.")
 def get_registered_model(name: str, session: Session = Depends(get_session),
                          caller: Caller = Depends(current_caller)) -> RegisteredModelDetail:
     model, versions, aliases, artifacts = service.model_detail(session, tenant_id=caller.tenant_id, name=name)
@@ -122,14 +124,19 @@ def register_model_version(name: str, body: VersionCreate, session: Session = De
     return answer
 
 
-@router.get("/{name}/versions", response_model=list[VersionOut], summary="A registered model's versions, oldest first")
+@router.get("/{name}/versions", response_model=list[VersionOut], summary="A registered model's versions, oldest first",
+            description="Each with its lineage, aliases and files, as `GET /v1/registry/{name}/versions/{version}`.")
 def list_model_versions(name: str, session: Session = Depends(get_session),
                         caller: Caller = Depends(current_caller)) -> list[VersionOut]:
     return get_registered_model(name, session, caller).versions
 
 
 @router.get("/{name}/versions/{version}", response_model=VersionOut,
-            summary="One version with its lineage: by number (`3`), or by alias (`champion`, `latest`)")
+            summary="One version with its lineage: by number (`3`), or by alias (`champion`, `latest`)",
+            description="Lineage: the job (and its attempts, sweep), the model spec, every dataset by sha256 with "
+                        "its arrays' shapes, the seed, params, final and best metrics, the compile document, the "
+                        "weights it started from, and the versions of kerasd, Keras and the backend that trained "
+                        "it, copied when the version was registered.")
 def get_model_version(name: str, version: str, session: Session = Depends(get_session),
                       caller: Caller = Depends(current_caller)) -> VersionOut:
     _model, found = service.version_by_path(session, tenant_id=caller.tenant_id, name=name, version=version)
@@ -137,7 +144,9 @@ def get_model_version(name: str, version: str, session: Session = Depends(get_se
 
 
 @router.get("/{name}/versions/{version}/artifacts", response_model=list[VersionArtifactOut],
-            summary="A version's files: names, sizes and sha256")
+            summary="A version's files: names, sizes and sha256",
+            description="The job's trained files the version keeps (`weights.h5`, `model.keras`, "
+                        "`architecture.json`, ...) and its verified exports (`tf_saved_model.zip`).")
 def list_version_artifacts(name: str, version: str, session: Session = Depends(get_session),
                                  caller: Caller = Depends(current_caller)) -> list[VersionArtifactOut]:
     return get_model_version(name, version, session, caller).artifacts
@@ -173,7 +182,8 @@ def set_model_alias(name: str, alias: str, body: AliasSet, session: Session = De
                     updated_at=row.updated_at)
 
 
-@router.delete("/{name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an alias")
+@router.delete("/{name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an alias",
+               description="The version stays; references to `name@alias` stop resolving (a 422 for a new job).")
 def delete_model_alias(name: str, alias: str, session: Session = Depends(get_session),
                        caller: Caller = Depends(current_caller)) -> Response:
     service.delete_alias(session, tenant_id=caller.tenant_id, name=name, alias=alias)
@@ -212,7 +222,9 @@ def export_model_version(name: str, version: str, body: ExportCreate, request: R
 
 
 @router.get("/{name}/versions/{version}/exports", response_model=list[ExportOut],
-            summary="A version's exports: each job's status, verification and file")
+            summary="A version's exports: each job's status, verification and file",
+            description="Oldest first; `status` is `deleted` (and `file` null) once an export's job is deleted. A "
+                        "verified export's file stays with the version as `<format>.zip`.")
 def list_model_version_exports(name: str, version: str, session: Session = Depends(get_session),
                                caller: Caller = Depends(current_caller)) -> list[ExportOut]:
     found, rows = exports.exports_of(session, tenant_id=caller.tenant_id, name=name, version=version)
