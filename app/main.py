@@ -26,6 +26,7 @@ from app.http.ratelimit import RateLimiter, limiter_client
 from app.jobs import routes as jobs
 from app.jobs.schema_docs import OPENAPI_NAMES
 from app.models import routes as models
+from app.registry import routes as registry
 from app.specchecker.pool import SpecChecker
 from app.sweeps import routes as sweeps
 from app.system import dashboard
@@ -104,7 +105,7 @@ def create_app() -> FastAPI:
     # Every /v1 route resolves its caller's tenant first (and within its request rate).
     # experiments first: its /v1/jobs/compare must be matched before the jobs router's /v1/jobs/{job_id}.
     for router in (models.router, datasets.router, experiments.router, jobs.router, events.router, weights.router,
-                   models.plugins_router, tenants.router, webhooks.router, sweeps.router):
+                   models.plugins_router, tenants.router, webhooks.router, sweeps.router, registry.router):
         application.include_router(router, dependencies=[Depends(current_caller)], responses=V1_ERRORS)
     dashboard.install(application)
     described = application.openapi

@@ -1,5 +1,5 @@
-"""`kerasd` command line: the client commands (models, datasets, jobs, artifacts: kerasd/cli_client.py), and the
-server's commands (up, api, worker, migrate, admin) where the server is installed."""
+"""`kerasd` command line: the client commands (models, datasets, jobs, artifacts, registry: kerasd/cli_client.py),
+and the server's commands (up, api, worker, migrate, admin) where the server is installed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from kerasd.cli_client import add_client_commands, run_client_command
 from kerasd.cli_experiments import sort_values_joined
 
 log = logging.getLogger("kerasd.cli")
-CLIENT_COMMANDS = ("models", "datasets", "jobs", "artifacts", "sweeps")
+CLIENT_COMMANDS = ("models", "datasets", "jobs", "artifacts", "sweeps", "registry")
 SERVER_COMMANDS = {
     "up": "run the whole service on this machine: SQLite, Redis, API, one worker",
     "api": "run the HTTP API (uvicorn)",

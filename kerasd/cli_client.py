@@ -8,6 +8,8 @@
     kerasd jobs tag | update | compare | tensorboard      runs as experiments (kerasd/cli_experiments.py)
     kerasd artifacts list ID | get ID NAME -o PATH
     kerasd sweeps create FILE [--wait] | list | get ID | cancel ID    (kerasd/cli_sweeps.py)
+    kerasd registry list | get REF | register JOB NAME | alias NAME/3 ALIAS | download REF [FILE] | export REF
+                                       registered models and their versions (kerasd/cli_registry.py)
 
 The server and key come from --url / --api-key or KERASD_URL / KERASD_API_KEY; --json prints the API's
 answers for scripts. An ID may be given whole or as a unique prefix (the dashboard shows its first 8 characters).
@@ -21,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kerasd import cli_experiments, cli_sweeps, cli_text
+from kerasd import cli_experiments, cli_registry, cli_sweeps, cli_text
 from kerasd.client import Client
 from kerasd.errors import KerasdError
 from kerasd.progress import FitDisplay, QueueNotice
@@ -248,6 +250,8 @@ def add_client_commands(commands: Any) -> None:
     get = command(artifacts, "get", _artifacts_get, "weights.h5, model.keras, architecture.json, ...", with_id="job")
     get.add_argument("name")
     get.add_argument("-o", "--output", default=None, help="a file, or a directory (default: here)")
+
+    cli_registry.add_commands(group("registry", "registered models, their versions and aliases"), command, _client)
 
 
 def run_client_command(args: argparse.Namespace) -> int:

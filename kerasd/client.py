@@ -37,6 +37,7 @@ from kerasd._base import (
 from kerasd.errors import APIError
 from kerasd.events import Event, EventStream, carries_events
 from kerasd.progress import TransferBar
+from kerasd.registry import Registry
 from kerasd.resources import TERMINAL_STATUSES, Datasets, Jobs, Models, Plugins, System, Weights
 from kerasd.sweeps import Sweeps, sweep_events_path
 
@@ -52,6 +53,7 @@ class _Resources:
         self.sweeps = Sweeps(self)
         self.weights = Weights(self)
         self.plugins = Plugins(self)
+        self.registry = Registry(self)
         self._system = System(self)
 
     def version(self) -> Any:
@@ -63,7 +65,7 @@ class _Resources:
 
 
 class Client(BaseClient, _Resources):
-    """A blocking client. Resources: `models`, `datasets`, `jobs`, `weights`, `plugins`; and
+    """A blocking client. Resources: `models`, `datasets`, `jobs`, `weights`, `plugins`, `registry`; and
     `remote(keras_model)`, a Keras model that trains on the server."""
 
     def __init__(self, base_url: str | None = None, *, api_key: str | None = None,

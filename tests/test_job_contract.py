@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from app.core.contract import CONTRACT_VERSION
 from tests.seed import fit_request, read_events, seed_arrays, upload_seed, wait_for_job
 
 SHA = "5" * 64
@@ -198,7 +199,7 @@ def test_requests_stored_before_the_contract_read_through_it(tenant_and_model) -
 def test_a_request_the_contract_does_not_hold_is_refused_by_what_is_wrong() -> None:
     from pydantic import ValidationError
 
-    from app.core.contract import CONTRACT_VERSION, JobRequest
+    from app.core.contract import JobRequest
 
     cases = {
         "upgrade the worker": {**EVALUATE, "version": CONTRACT_VERSION + 1, "added_later": {}},
@@ -262,7 +263,6 @@ def test_a_job_stored_before_the_contract_runs_as_it_did(client, ids) -> None:
 
 
 def test_a_request_newer_than_the_worker_fails_saying_so(client, ids) -> None:
-    from app.core.contract import CONTRACT_VERSION
     from app.core.database import session_scope
     from app.core.tables import Job
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The modules that hold SQL by design: the repositories, the executors and the tables they run on.
-SQL_HOMES = {"app/core/sql.py", "app/core/database.py", "app/core/tables.py", "app/core/scope.py",
-             "app/core/read_pool.py", "app/core/migrate.py"}
+SQL_HOMES = {"app/core/sql.py", "app/core/database.py", "app/core/tables.py", "app/core/registry_tables.py",
+             "app/core/sweep_tables.py",
+             "app/core/scope.py", "app/core/read_pool.py", "app/core/migrate.py"}
 # What a module outside them may take from SQLAlchemy: the Session type, its errors, and its events.
 ALLOWED_IMPORTS = {"sqlalchemy.orm": {"Session", "SessionTransaction"}, "sqlalchemy.exc": None,
                    "sqlalchemy": {"event"}}

@@ -1,5 +1,6 @@
 """The bare `kerasd` distribution (httpx, httpx-sse, tenacity, numpy; no TensorFlow, no Keras) in a fresh virtual
-environment: it installs, imports, and runs a job through the plain resources against the real API and worker."""
+environment: it installs, imports, runs a job through the plain resources against the real API and worker, and
+registers it."""
 
 from __future__ import annotations
 
@@ -45,9 +46,18 @@ try:
     remote_error = None
 except ImportError as exc:
     remote_error = str(exc)
+version = client.registry.register(job["id"], "bare-" + job["id"][:8])
+registry_weights = client.registry.download(version.reference, "weights.h5")
+try:
+    version.pull()
+    pull_error = None
+except ImportError as exc:
+    pull_error = str(exc)
 print(json.dumps({"epochs": epochs, "status": done["status"], "error": done["error"],
                   "history": sorted(done["history"]), "hdf5": weights[:8] == b"\x89HDF\r\n\x1a\n",
-                  "remote_error": remote_error, "dataset_arrays": [a["name"] for a in dataset["arrays"]],
+                  "remote_error": remote_error, "pull_error": pull_error, "version": version.reference,
+                  "registry_weights": registry_weights == weights,
+                  "dataset_arrays": [a["name"] for a in dataset["arrays"]],
                   "heavy_modules": sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))}))
 '''
 
@@ -102,3 +112,6 @@ def test_the_bare_sdk_runs_a_job_without_tensorflow(api_url: str, tmp_path: Path
     assert result["hdf5"] and result["dataset_arrays"] == ["x", "y"]
     assert result["heavy_modules"] == []
     assert result["remote_error"] and "needs Keras" in result["remote_error"]
+    # The registry works without Keras too, but for pull(), which says what it needs.
+    assert result["version"].endswith("/1") and result["registry_weights"]
+    assert result["pull_error"] and "needs Keras" in result["pull_error"]

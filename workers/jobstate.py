@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.core.blobs import store_file
 from app.core.database import session_scope
-from app.core.repositories import jobs
+from app.core.repositories import exports, jobs
 from app.core.settings import get_settings
 from app.core.sql import ask
 from app.core.tables import utcnow
@@ -139,4 +139,6 @@ def end(*, job_id: str, attempt: int, status: str, lease_s: int, chunk_bytes: in
             jobs.store_artifact(session, job_id=job_id, name=name, blob_sha256=blob.sha256,
                                 size_bytes=blob.size_bytes, media_type=media_type)
         jobs.end_job(session, job_id=job_id, status=status, result=result, error=error)
+        if status == "succeeded" and ((result or {}).get("export") or {}).get("status") == "verified":
+            exports.keep_verified_export(session, job_id=job_id)
         return record_job_end(session, job_id=job_id, status=status, public_url=public_url)

@@ -14,10 +14,10 @@ from typing import Any
 
 import redis
 
-from app.core.contract import FitArguments, JobRequest
+from app.core.contract import ExportArguments, FitArguments, JobRequest
 from app.core.settings import Settings
 from app.core.statuses import TERMINAL_EVENT_OF_STATUS
-from workers import exports, jobstate, scheduling, sweeps, training
+from workers import exports, jobstate, model_exports, provenance, scheduling, sweeps, training
 from workers.array_cache import ArrayCache
 from workers.callbacks import DeclaredCallbacks
 from workers.cancellation import CancelCallback, CancelFlag
@@ -156,7 +156,11 @@ class JobRun:
                 outcome = self._fit(config, request, data, stop, workdir)
             else:
                 model = training.load_model(config, self._weights_file(request, workdir))
-                if request.kind == "evaluate":
+                if isinstance(request.arguments, ExportArguments):
+                    result, files = model_exports.export_and_verify(model, data["x"], request.arguments, workdir,
+                                                                    training.output_names(model))
+                    outcome = Outcome("succeeded", result, artifacts=files)
+                elif request.kind == "evaluate":
                     metrics = training.evaluate(model, compile_document=request.compile.model_dump(mode="json"),
                                                 data=data, arguments=request.arguments.keyword_arguments(),
                                                 callbacks=[stop])
@@ -166,6 +170,8 @@ class JobRun:
                                                    callbacks=[stop])
                     files, inline = exports.export_predictions(predictions, training.output_names(model), workdir)
                     outcome = Outcome("succeeded", {"predictions": inline}, artifacts=files)
+        # What ran it, for the job's lineage (a registered model version copies it).
+        outcome.result["trained_with"] = provenance.trained_with(self.owner)
         if self.timed_out.is_set():
             outcome.status = "failed"
             at = stop.stopped_at

@@ -2,7 +2,8 @@
 
 Blobs are shared and content-addressed, so deleting a dataset, a job or a model never deletes its bytes
 itself: another row may hold the same ones. This collection finds blobs no row refers to (datasets,
-artifacts, uploaded weights, checkpoints, whole-model uploads) and deletes each in its own transaction:
+artifacts, uploaded weights, checkpoints, whole-model uploads, the registry's versions) and deletes each in its
+own transaction:
 
 - a grace period spares blobs younger than it, so bytes a worker has stored but not yet recorded (an
   artifact written before its row) are never taken;

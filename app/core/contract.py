@@ -5,8 +5,9 @@ it back once with `JobRequest.model_validate(job.request)` and passes the typed 
 keys it does not know, so a misspelt key fails at submit rather than being dropped on the way to Keras.
 
 Versions: a stored request without `version` (written before it existed) is version 1. Version 2 added a sweep
-trial's `trial` and `keras_config`, which a worker must not ignore: only trials are written as version 2. A change
-to this contract that a worker must not ignore raises `CONTRACT_VERSION` and teaches `JobRequest` to read the
+trial's `trial` and `keras_config`, and export jobs (`kind: "export"`), which a worker must not ignore: only trials
+and exports are written as version 2; the other kinds are still written as version 1, which every worker reads. A
+change to this contract that a worker must not ignore raises `CONTRACT_VERSION` and teaches `JobRequest` to read the
 older versions; a worker refuses a request newer than it knows (workers are upgraded before the API).
 """
 
@@ -28,6 +29,10 @@ from pydantic import (
 CONTRACT_VERSION = 2
 
 JobKind = Literal["fit", "evaluate", "predict"]
+# What a worker runs: the kinds users submit, and the registry's exports of a model version (contract version 2).
+RequestKind = Literal["fit", "evaluate", "predict", "export"]
+EXPORT_VERSION = 2
+ExportFormat = Literal["tf_saved_model"]
 MixedPrecision = Literal["mixed_float16", "mixed_bfloat16"]
 Distribution = Literal["mirrored"]
 # What a worker can export (workers/exports.py); a fit job asks for some of them, by default all but the legacy
@@ -195,6 +200,17 @@ class InferenceArguments(_Contract):
         return self.model_dump(exclude_unset=True)
 
 
+class ExportArguments(_Contract):
+    """Export the model in `format` under `directory` (`<name>/<version>`, as TensorFlow Serving lays models out),
+    then load what was written with the format's own runtime and compare its predictions of the job's `x` (the
+    sample) with Keras's: the largest absolute difference per output, within `tolerance` or not."""
+
+    format: ExportFormat
+    directory: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/[0-9]{1,9}$")
+    tolerance: float = Field(default=1e-5, gt=0)
+    max_rows: int = Field(default=1000, ge=1, le=1000)
+
+
 class DeclaredCallback(_Contract):
     """A Keras callback by class and arguments, checked at submit; the worker chooses file paths."""
 
@@ -227,11 +243,11 @@ class JobRequest(_Contract):
     """Everything a worker needs to run a job, resolved and checked by the API."""
 
     version: Annotated[int, Field(ge=1)] = 1
-    kind: JobKind
+    kind: RequestKind
     weights: WeightsSource | None = None
     compile: CompileDocument | None = None
     data: JobData
-    arguments: FitArguments | InferenceArguments
+    arguments: FitArguments | InferenceArguments | ExportArguments
     callbacks: list[DeclaredCallback] = Field(default_factory=list)
     seed: int | None = None
     artifacts: list[ArtifactName] = Field(default_factory=list)
@@ -262,7 +278,7 @@ class JobRequest(_Contract):
         if isinstance(value.get("arguments"), dict):
             # The kind decides which arguments these are: evaluate's and predict's would also pass for a fit's
             # (every fit argument has a default).
-            model = FitArguments if value.get("kind") == "fit" else InferenceArguments
+            model = ARGUMENTS_OF.get(value.get("kind"), InferenceArguments)
             try:
                 value = {**value, "arguments": model.model_validate(value["arguments"])}
             except ValidationError as exc:
@@ -271,14 +287,16 @@ class JobRequest(_Contract):
 
     @model_validator(mode="after")
     def _consistent(self) -> JobRequest:
-        if isinstance(self.arguments, FitArguments) != (self.kind == "fit"):
+        if type(self.arguments) is not ARGUMENTS_OF.get(self.kind, InferenceArguments):
             raise ValueError(f"a {self.kind} job's arguments are {type(self.arguments).__name__}")
+        if self.kind == "export" and (self.weights is None or self.version < EXPORT_VERSION):
+            raise ValueError(f"an export job needs the trained weights and contract version {EXPORT_VERSION}")
         if self.kind in ("fit", "evaluate") and self.compile is None:
             raise ValueError(f"{self.kind} jobs need a compile document")
         return self
 
     @field_serializer("arguments")
-    def _arguments_as_given(self, arguments: FitArguments | InferenceArguments,
+    def _arguments_as_given(self, arguments: FitArguments | InferenceArguments | ExportArguments,
                             info: SerializationInfo) -> dict[str, Any]:
         return arguments.model_dump(mode=info.mode, exclude_unset=True)
 
@@ -286,3 +304,7 @@ class JobRequest(_Contract):
     def epochs(self) -> int | None:
         """The epoch a fit ends at (None for evaluate and predict)."""
         return self.arguments.epochs if isinstance(self.arguments, FitArguments) else None
+
+
+ARGUMENTS_OF: dict[str, type[BaseModel]] = {"fit": FitArguments, "evaluate": InferenceArguments,
+                                            "predict": InferenceArguments, "export": ExportArguments}

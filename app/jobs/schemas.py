@@ -18,6 +18,7 @@ from app.core.contract import DEFAULT_ARTIFACTS, ArtifactName, Distribution, Job
 from app.experiments.schemas import JobName, MetricSummary, Notes, Param, Tags
 from app.jobs.callbacks import CallbackSpec
 from app.jobs.data import ArrayInput, ArrayRef, IdField, Pipeline, ValidationData
+from app.registry.schemas import VersionReference
 
 # Arguments the tutorial documents that Keras 3 removed, and what to use instead (checklist §3.1, §6).
 REMOVED_COMPILE_ARGUMENTS = {
@@ -125,17 +126,19 @@ class PredictSpec(BaseModel):
 
 
 class WarmStart(BaseModel):
-    """Start from trained weights: an earlier job's, or an uploaded `.weights.h5`."""
+    """Start from trained weights: an earlier job's, a registered model version's, or an uploaded `.weights.h5`."""
 
     model_config = ConfigDict(extra="forbid")
 
     job_id: IdField | None = None
+    model_version: VersionReference | None = None
     weights_id: IdField | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> WarmStart:
-        if (self.job_id is None) == (self.weights_id is None):
-            raise ValueError("give exactly one of job_id (an earlier job's weights) or weights_id (an upload)")
+        if sum(value is not None for value in (self.job_id, self.model_version, self.weights_id)) != 1:
+            raise ValueError("give exactly one of job_id (an earlier job's weights), model_version (a registered "
+                             "model's version: 'name/3' or 'name@alias') or weights_id (an upload)")
         return self
 
 
@@ -182,9 +185,10 @@ class Resources(BaseModel):
 class JobCreate(BaseModel):
     """A fit, evaluate or predict job.
 
-    fit: `model_id` (or `source_job_id`, to go on from that job's trained model), `compile` and `fit`.
-    evaluate / predict: the trained model of `source_job_id` (or `model_id` with its initial weights), and
-    `evaluate` / `predict`; an evaluate job compiles as the source job did unless it gives `compile`.
+    fit: `model_id` (or `source_job_id` / `model_version`, to go on from that job's or version's trained model),
+    `compile` and `fit`. evaluate / predict: the trained model of `source_job_id` or `model_version` (or
+    `model_id` with its initial weights), and `evaluate` / `predict`; an evaluate job compiles as the source job
+    (or the version's job) did unless it gives `compile`.
     """
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
@@ -197,6 +201,8 @@ class JobCreate(BaseModel):
     notes: Notes = None
     model_id: IdField | None = None
     source_job_id: IdField | None = None
+    # A registered model's version (`name/3`, `name@champion`): its model and trained weights, like source_job_id.
+    model_version: VersionReference | None = None
     initial_weights: WarmStart | None = None
     compile: CompileSpec | None = None
     fit: FitSpec | None = None
@@ -243,8 +249,11 @@ class JobCreate(BaseModel):
 
     @model_validator(mode="after")
     def _arguments_for_kind(self) -> JobCreate:
-        if self.model_id is None and self.source_job_id is None:
-            raise ValueError("name the model: model_id, or source_job_id for an earlier job's trained model")
+        if self.model_id is None and self.source_job_id is None and self.model_version is None:
+            raise ValueError("name the model: model_id, or source_job_id for an earlier job's trained model, or "
+                             "model_version for a registered model's version ('name/3' or 'name@alias')")
+        if self.source_job_id is not None and self.model_version is not None:
+            raise ValueError("give source_job_id or model_version, not both: each names the trained model to use")
         given = {name for name in ("fit", "evaluate", "predict") if getattr(self, name) is not None}
         if given != {self.kind}:
             raise ValueError(f"a {self.kind} job takes the '{self.kind}' arguments (and no others); got "

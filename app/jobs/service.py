@@ -24,6 +24,7 @@ from app.jobs.inputs import check_same_rows, resolve_input
 from app.jobs.schemas import CompileSpec, JobCreate
 from app.jobs.shapes import check_data_shapes
 from app.models.service import catalog_of, get_model
+from app.registry.references import starting_weights
 from app.specchecker.keras_names import keras_object
 from app.specchecker.pool import SpecChecker
 from app.weights.service import owned_weights
@@ -85,10 +86,10 @@ def weights_artifact(session: Session, job_id: str, field: str, *, tenant_id: st
 
 
 def model_source(session: Session, request: JobCreate, *,
-                 tenant_id: str) -> tuple[str, dict[str, Any] | None, Job | None]:
-    """The model id, the weights to start from (or None for a fresh initialization), the source job; each only
-    from the tenant's own rows."""
-    source_job = None
+                 tenant_id: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+    """The model id, the weights to start from (or None for a fresh initialization), and the compile document of
+    the source job or version (an evaluate job reuses it); each only from the tenant's own rows."""
+    reused_compile = None
     weights = None
     model_id = request.model_id
     if request.source_job_id is not None:
@@ -101,11 +102,25 @@ def model_source(session: Session, request: JobCreate, *,
                           f"{source_job.id} ({source_job.model_id}); give one or the other.", field="model_id")
         model_id = source_job.model_id
         weights = weights_artifact(session, source_job.id, "source_job_id", tenant_id=tenant_id)
+        reused = JobRequest.model_validate(source_job.request).compile if request.kind == "evaluate" else None
+        reused_compile = reused.model_dump(mode="json") if reused is not None else None
+    if request.model_version is not None:
+        # Resolved here, once: the job's contract names the version's own blobs, whatever its alias does next.
+        weights, version = starting_weights(session, tenant_id=tenant_id, text=request.model_version,
+                                            field="model_version")
+        if model_id is not None and model_id != version.model_id:
+            raise Problem(422, "Conflicting Model", f"model_id {model_id} is not the model of {request.model_version} "
+                          f"({version.model_id}); give one or the other.", field="model_id")
+        model_id = version.model_id
+        reused_compile = version.lineage.get("compile")
     model = get_model(session, tenant_id=tenant_id, model_id=model_id)
     if request.initial_weights is not None:
         if request.initial_weights.job_id is not None:
             weights = weights_artifact(session, request.initial_weights.job_id, "initial_weights.job_id",
                                        tenant_id=tenant_id)
+        elif request.initial_weights.model_version is not None:
+            weights, _version = starting_weights(session, tenant_id=tenant_id, field="initial_weights.model_version",
+                                                 text=request.initial_weights.model_version)
         else:
             upload = owned_weights(session, tenant_id=tenant_id, weights_id=request.initial_weights.weights_id)
             if upload is None:
@@ -116,7 +131,7 @@ def model_source(session: Session, request: JobCreate, *,
     if weights is None and model.weights_sha256 is not None:
         # A model created from an uploaded .keras/.h5 starts from the weights that file carried.
         weights = {"sha256": model.weights_sha256, "format": model.weights_format, "from": "the model's upload"}
-    return model_id, weights, source_job
+    return model_id, weights, reused_compile
 
 
 # --- create ----------------------------------------------------------------------------------------
@@ -159,18 +174,17 @@ def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker:
                            live_workers=live_workers)
     if request.callbacks:
         feasibility.check_callbacks(request, catalog_of(checker))
-    model_id, weights, source_job = model_source(session, request, tenant_id=tenant_id)
+    model_id, weights, reused_compile = model_source(session, request, tenant_id=tenant_id)
     data, arguments = _data_and_arguments(session, request, tenant_id=tenant_id)
     compile_args = None
     if request.compile is not None:
         compile_args = compile_document(request.compile)
         check_compile(checker, compile_args, tenant_id=tenant_id)
     elif request.kind == "evaluate":
-        reused = JobRequest.model_validate(source_job.request).compile if source_job is not None else None
-        compile_args = reused.model_dump(mode="json") if reused is not None else None
+        compile_args = reused_compile
         if compile_args is None:
-            raise Problem(422, "Missing Compile", "evaluate needs a loss: give 'compile', or a source_job_id of "
-                          "a fit job whose compile arguments it reuses.", field="compile")
+            raise Problem(422, "Missing Compile", "evaluate needs a loss: give 'compile', or a source_job_id (or "
+                          "model_version) of a fit job whose compile arguments it reuses.", field="compile")
     summary = get_model(session, tenant_id=tenant_id, model_id=model_id).summary
     check_data_shapes(summary, data, compile_args, field=request.kind)
     artifacts = list(request.artifacts or DEFAULT_ARTIFACTS) if request.kind == "fit" else []

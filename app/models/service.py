@@ -24,6 +24,7 @@ from app.models import repository
 from app.models.keras_documents import SpecError, model_document, model_name
 from app.models.param_budget import estimate_params
 from app.models.specs import FunctionalSpec, SequentialSpec
+from app.registry import repository as registry
 from app.specchecker.pool import CheckerBusy, CheckerFailed, CheckerRejected, SpecChecker
 from app.specchecker.safety import Catalog, UnsafeSpec, check_config
 from app.system.metrics import UPLOAD_BYTES
@@ -206,5 +207,10 @@ def delete_model(session: Session, *, tenant_id: str, model_id: str) -> None:
     if made:
         raise Problem(409, "Model In Use", f"{made} job(s) were made from model {model_id}; delete them "
                       "first (DELETE /v1/jobs/{id}) or keep the model.")
+    registered = ask(session, registry.versions_made_from(spec_id=model_id))
+    if registered:
+        raise Problem(409, "Model In Use", f"Registered model versions were made from model {model_id} "
+                      f"({', '.join(registered)}); jobs that start from them need it. Delete those registered "
+                      "models first (DELETE /v1/registry/{name}) or keep the model.")
     # An uploaded file's blob stays: a dataset or artifact may hold the same bytes.
     repository.delete_model(session, row=row)

@@ -38,6 +38,10 @@ TAGS = [
     {"name": "webhooks", "description": "Be told when your jobs end: kerasd's workers POST signed JSON "
                                         "(`X-Kerasd-Signature`, HMAC-SHA256 of the body with the hook's secret) to "
                                         "your URL, retry failures with growing waits, and record every attempt."},
+    {"name": "registry", "description": "Named models and their immutable versions, each made from a succeeded fit "
+                                        "job with its lineage and its own files; aliases (`champion`) that move in "
+                                        "one statement; exports proven to predict what Keras predicts. Jobs take a "
+                                        "version as `model_version: \"name/3\"` or `\"name@champion\"`."},
 ]
 
 DESCRIPTIONS = {

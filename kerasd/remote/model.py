@@ -57,6 +57,12 @@ class RemoteModel:
     def __repr__(self) -> str:
         return f"<kerasd.RemoteModel {self.name!r} model_id={self.model_id} on {self._client.base_url}>"
 
+    @property
+    def trained_job_id(self) -> str | None:
+        """The fit job whose weights this model holds (None before a fit): `client.registry.register(model, ...)`
+        makes a version of it."""
+        return self._trained_job
+
     # --- what Keras users read off a model -----------------------------------------------------------
 
     @property

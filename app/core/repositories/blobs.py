@@ -11,7 +11,17 @@ from sqlalchemy import Connection, bindparam, delete, exists, insert, select, up
 from sqlalchemy.orm import Session
 
 from app.core.sql import Question, Statement, ask, one, scalar
-from app.core.tables import Artifact, Blob, BlobChunk, Dataset, JobCheckpoint, ModelSpec, WeightsFile, utcnow
+from app.core.tables import (
+    Artifact,
+    Blob,
+    BlobChunk,
+    Dataset,
+    JobCheckpoint,
+    ModelSpec,
+    ModelVersionArtifact,
+    WeightsFile,
+    utcnow,
+)
 
 Executor = Session | Connection
 BLOBS, CHUNKS = Blob.__table__, BlobChunk.__table__
@@ -20,7 +30,7 @@ BLOBS, CHUNKS = Blob.__table__, BlobChunk.__table__
 # tests/test_blob_gc.py checks this list against the tables' foreign keys.
 BLOB_REFERENCES = (Dataset.__table__.c.blob_sha256, Artifact.__table__.c.blob_sha256,
                    WeightsFile.__table__.c.blob_sha256, JobCheckpoint.__table__.c.blob_sha256,
-                   ModelSpec.__table__.c.weights_sha256)
+                   ModelSpec.__table__.c.weights_sha256, ModelVersionArtifact.__table__.c.blob_sha256)
 _UNREFERENCED = [~exists().where(column == BLOBS.c.sha256) for column in BLOB_REFERENCES]
 
 # The blob of these bytes, locked against deletion (FOR KEY SHARE on PostgreSQL; SQLite has one writer) until
