@@ -125,7 +125,6 @@ def create_sweep(session: Session, *, tenant_id: str, body: SweepCreate, checker
     studies.create_study(name=study_name, direction=body.objective.direction)
     repository.insert_sweep(session, sweep_id=sweep_id, tenant_id=tenant_id, name=body.name, study_name=study_name,
                             request=body.model_dump(mode="json", exclude_unset=True), plan=plan)
-    session.flush()
     return sweep_id, advance(session, sweep_id=sweep_id)
 
 
