@@ -26,6 +26,7 @@ from app.http.ratelimit import RateLimiter, limiter_client
 from app.jobs import routes as jobs
 from app.jobs.schema_docs import OPENAPI_NAMES
 from app.models import routes as models
+from app.models import yaml_parser
 from app.specchecker.pool import SpecChecker
 from app.system import dashboard
 from app.system import routes as system
@@ -66,7 +67,10 @@ async def lifespan(application: FastAPI):
                           timeout_s=settings.spec_checker_timeout_s)
     application.state.spec_checker = checker
     application.state.redis_sync = redis.Redis.from_url(settings.redis_url)
-    application.state.redis_async = aioredis.Redis.from_url(settings.redis_url)
+    # Sized above KERASD_MAX_STREAMS_PER_PROCESS (each live stream blocks on one connection at a time); a burst past
+    # it waits for a connection instead of failing a stream already answered 200.
+    application.state.redis_async = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_async_connections, timeout=10))
     application.state.key_cache = KeyCache(settings.api_key_cache_s)
     application.state.rate_limiter = RateLimiter(limiter_client(settings.redis_url))
     # TensorFlow takes seconds to import: do it in the sandboxes now, not in the first user's request.
@@ -80,6 +84,7 @@ async def lifespan(application: FastAPI):
     finally:
         await close_read_pool()
         checker.close()
+        yaml_parser.close()
         application.state.redis_sync.close()
         await application.state.redis_async.aclose()
         await application.state.rate_limiter.client.aclose()
