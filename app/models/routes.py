@@ -4,6 +4,7 @@ canonical architecture; delete."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,15 +60,16 @@ def _validation_error(exc: ValidationError, *, tagged: bool) -> RequestValidatio
     return RequestValidationError(errors)
 
 
-async def _body(request: Request, limit: int) -> bytes:
+async def _body(request: Request, limit: int, too_large: Callable[[int, int], Problem] | None = None) -> bytes:
+    too_large = too_large or _too_large
     declared = int(request.headers.get("content-length") or 0)
     if declared > limit:
-        raise _too_large(declared, limit)
+        raise too_large(declared, limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(size, limit)
+            raise too_large(size, limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -77,13 +79,17 @@ async def _read_yaml(spec: YamlSpec) -> YamlSpec:
     settings = get_settings()
     size = len(spec.yaml.encode("utf-8", "surrogatepass"))
     if size > settings.max_yaml_bytes:
-        raise Problem(413, "Request Too Large", f"The YAML is {size:,} bytes; the limit is {settings.max_yaml_bytes:,} "
-                      "(KERASD_MAX_YAML_BYTES). Send the architecture as JSON (what model.to_json() writes).")
+        raise _yaml_too_large(size, settings.max_yaml_bytes)
     ok, value = await yaml_parser.parse_isolated(spec.yaml, settings.spec_checker_timeout_s)
     if not ok:
         raise Problem(422, "Invalid Spec", f"The model spec is not valid: yaml: {value}", field="yaml")
     spec.set_parsed(value)
     return spec
+
+
+def _yaml_too_large(size: int, limit: int) -> Problem:
+    return Problem(413, "Request Too Large", f"The YAML is {size:,} bytes or more; the limit is {limit:,} "
+                   "(KERASD_MAX_YAML_BYTES). Send the architecture as JSON (what model.to_json() writes).")
 
 
 def _too_large(size: int, limit: int) -> Problem:
@@ -107,7 +113,7 @@ async def model_request(request: Request) -> ModelRequest:
         name = form.get("name")
         return ModelRequest(upload=upload, name=name if isinstance(name, str) and name else None)
     if media in YAML_TYPES:
-        body = await _body(request, get_settings().max_yaml_bytes)
+        body = await _body(request, get_settings().max_yaml_bytes, _yaml_too_large)
         try:
             spec = YamlSpec(type="yaml", yaml=body.decode("utf-8"), name=request.query_params.get("name"))
         except UnicodeDecodeError:
