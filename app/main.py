@@ -37,7 +37,7 @@ from app.weights import routes as weights
 
 log = logging.getLogger("kerasd.api")
 # Every /v1 route may answer these (besides its own successes); each is a problem document.
-V1_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 414, 415, 422, 429, 503)
+V1_ERRORS = problem_responses(400, 401, 403, 404, 408, 409, 413, 414, 415, 422, 429, 503)
 
 DESCRIPTION = """
 kerasd runs Keras `compile` / `fit` on GPU workers for you: create a model from a spec, upload numpy

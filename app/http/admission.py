@@ -28,11 +28,25 @@ MAX_ADDRESSES = 100_000
 
 class AuthFailures:
     """A token bucket of failed authentications per client address: each 401 for a presented key takes one;
-    an address with none left is answered 429 before its next unknown key is looked up in SQL."""
+    an address with none left is answered 429 before its next unknown key is looked up in SQL.
+
+    A key this process has accepted before (by its sha256) is looked up whatever its address's bucket holds: users
+    behind the same address as an attacker (a NAT, a proxy) keep working; an attacker cannot present such a digest
+    without holding a valid key, and SQL still decides whether it is valid now."""
 
     def __init__(self, rate_per_s: float, burst: int) -> None:
         self.rate_per_s, self.burst = rate_per_s, max(1, burst)
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._accepted: OrderedDict[str, None] = OrderedDict()
+
+    def accepted(self, digest: str) -> None:
+        self._accepted[digest] = None
+        self._accepted.move_to_end(digest)
+        while len(self._accepted) > MAX_ADDRESSES:
+            self._accepted.popitem(last=False)
+
+    def was_accepted(self, digest: str) -> bool:
+        return digest in self._accepted
 
     def _tokens(self, address: str, now: float) -> float:
         tokens, at = self._buckets.get(address, (float(self.burst), now))

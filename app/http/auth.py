@@ -190,13 +190,15 @@ async def lookup_key(state: object, key: str, client_host: str | None) -> KeyLoo
         caller = hit[0]
         return KeyLookup(key, digest, caller, await _limits(caller.tenant_id), hit, seen)
     failures = auth_failures(state)
-    failures.check(client_host)
+    if not failures.was_accepted(digest):
+        failures.check(client_host)
     try:
         caller, limits = await run_sql(_caller_and_limits, key)
     except Problem as problem:
         if problem.status == 401:
             failures.failed(client_host)
         raise
+    failures.accepted(digest)
     return KeyLookup(key, digest, caller, limits, None, seen)
 
 
