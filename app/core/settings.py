@@ -118,9 +118,9 @@ class Settings(BaseSettings):
     # whole process, below the async Redis pool's size (redis_async_connections), so a stream is refused with
     # 503 and Retry-After before its 200 instead of being cut after it.
     max_uploads_per_tenant: int = 4
-    max_streams_per_tenant: int = 20
-    max_streams_per_process: int = 90
-    redis_async_connections: int = 120
+    max_streams_per_tenant: int = 100
+    max_streams_per_process: int = 200
+    redis_async_connections: int = 256
     # A request body must arrive at min_body_bytes_per_s or faster once body_grace_s have passed, with no pause over
     # body_idle_timeout_s, or it is answered 408 and its connection closed (0 turns each off).
     min_body_bytes_per_s: int = 16 * 1024
