@@ -128,6 +128,7 @@ def slow_upload(url: str, key: str) -> Callable[[threading.Event], str]:
             while not stop.is_set():
                 try:
                     data = sock.recv(65536)
+                    stop.wait(0.2)  # refused at once (429): a moment before the next slow upload
                     return raw_status(data) if data else "closed"
                 except TimeoutError:
                     sock.sendall(b"x")
