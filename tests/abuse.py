@@ -25,6 +25,8 @@ ABUSE_SETTINGS = {
     "KERASD_BODY_GRACE_S": "2",
     "KERASD_BODY_IDLE_TIMEOUT_S": "4",
     "KERASD_MAX_UPLOADS_PER_TENANT": "2",
+    # Storage chunks of 16 KiB: a slow upload's first 40 KB make two, stored while it still sends.
+    "KERASD_CHUNK_BYTES": "16384",
     "KERASD_MAX_STREAMS_PER_TENANT": "3",
     "KERASD_MAX_STREAMS_PER_PROCESS": "5",
     "KERASD_AUTH_FAILURE_BURST": "5",

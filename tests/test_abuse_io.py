@@ -68,7 +68,8 @@ def test_a_slow_upload_is_cut_with_408_and_holds_no_transaction_while_it_lasts(a
     other = with_model_and_data(tenant(abuse_api, "calm"))
     attacker = tenant(abuse_api, "slow")
     headers, start = multipart_head("slow.npy")
-    # 40 KB at once, then a byte a second: at 2,000 bytes a second after a 2 s grace it is cut ~22 s in.
+    # 40 KB at once (two storage chunks, each stored in a transaction of its own), then a byte a second: at 2,000
+    # bytes a second after a 2 s grace it is cut ~22 s in.
     slow = SlowRequest(abuse_api, "POST", "/v1/datasets", {"Authorization": f"Bearer {attacker.key}", **headers},
                        declared=10_000_000, prefix=start + b"\x93NUMPY" + b"x" * 40_000, drip=1, every_s=1)
     slow.start()
@@ -87,8 +88,10 @@ def test_a_slow_upload_is_cut_with_408_and_holds_no_transaction_while_it_lasts(a
     assert b"KERASD_MIN_BODY_BYTES_PER_S" in answer.body
     assert answer.headers.get("connection") == "close"
     assert finished(other, job_id)["status"] == "succeeded"
-    # Nothing of the refused upload was recorded.
+    # Nothing of the refused upload was recorded, and the chunks it stored while it lasted are gone.
     assert attacker.client.get("/v1/datasets").json()["total"] == 0
+    with psycopg.connect(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM blobs WHERE sha256 LIKE 'partial-%%'").fetchone()[0] == 0
 
 
 def test_a_tenant_past_its_concurrent_uploads_gets_429_and_others_still_upload(abuse_api):

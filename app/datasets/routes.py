@@ -60,9 +60,10 @@ UPLOAD_FORM = {"requestBody": {"required": True, "content": {"multipart/form-dat
                          "be numeric.")
 async def create_dataset(request: Request, config: Settings = Depends(settings),
                          caller: Caller = Depends(current_caller)) -> DatasetOut:
-    # An async route that reads the body itself into a temporary file (app/datasets/upload_receiver.py), and only
-    # then checks and stores it in a worker thread, in one transaction: no connection is held while the client
-    # sends. At most KERASD_MAX_UPLOADS_PER_TENANT of a tenant's uploads at once, refused before any body byte.
+    # An async route that reads the body itself (app/datasets/upload_receiver.py): each storage chunk is stored in a
+    # short transaction of its own as it completes, and the dataset recorded in one once the body is complete: no
+    # connection or transaction is held while the client sends. At most KERASD_MAX_UPLOADS_PER_TENANT of a tenant's
+    # uploads at once, refused before any body byte.
     declared = int(request.headers.get("content-length") or 0)
     if declared > config.max_upload_bytes + MULTIPART_OVERHEAD:
         raise _too_large(declared, config.max_upload_bytes)
@@ -76,8 +77,9 @@ async def create_dataset(request: Request, config: Settings = Depends(settings),
                 max_file_bytes=config.max_upload_bytes,
                 too_large=lambda size: _too_large(size, config.max_upload_bytes))
             row = await run_in_threadpool(upload.finish, form)
-        finally:
-            upload.abort()
+        except BaseException:
+            await run_in_threadpool(upload.abort)  # joins the writer's thread, deletes what it stored
+            raise
     return dataset_out(row)
 
 
