@@ -97,9 +97,11 @@ class TenantSlots:
 
     def take(self, tenant_id: str) -> None:
         if self.limit > 0 and self.held.get(tenant_id, 0) >= self.limit:
+            # Connection: close, so that an upload's unread body is not drained by the server.
             raise Problem(429, "Too Many Requests", f"Your tenant already has {self.limit} {self.kind} open on this "
                           f"API process, its limit ({self.setting}); wait for one to end, or retry after "
-                          f"{self.retry_after_s} s.", headers={"Retry-After": str(self.retry_after_s)},
+                          f"{self.retry_after_s} s.", headers={"Retry-After": str(self.retry_after_s),
+                                                               "Connection": "close"},
                           retry_after_s=self.retry_after_s)
         if self.process_limit > 0 and self.total >= self.process_limit:
             raise Problem(503, "Service Unavailable", f"This API process serves {self.process_limit} {self.kind} "

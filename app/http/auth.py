@@ -281,6 +281,11 @@ async def sees_internals(request: Request, credentials: HTTPAuthorizationCredent
         return False
 
 
+def _sends_body(scope: Scope) -> bool:
+    headers = Headers(scope=scope)
+    return headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
+
+
 class RequireCredentials:
     """ASGI middleware, before anything reads a body: a /v1 request with no key where one is needed is a 401
     at once, and a presented key is resolved (key cache, else SQL) before the app sees the request, so neither an
@@ -308,8 +313,13 @@ class RequireCredentials:
             try:
                 found = await lookup_key(scope["app"].state, key, host)
             except Problem as problem:
+                headers = dict(problem.headers or {})
+                if _sends_body(scope):
+                    # The body stays unread: closing the connection spares the server draining it (uvicorn would
+                    # read and drop every byte to keep the connection alive: 16 MB of event-loop callbacks).
+                    headers["Connection"] = "close"
                 await problem_response(problem.status, problem.title, problem.detail, scope["path"],
-                                       headers=problem.headers, **problem.extra)(scope, receive, send)
+                                       headers=headers, **problem.extra)(scope, receive, send)
                 return
             scope.setdefault("state", {})[LOOKUP_STATE] = found
         await self.app(scope, receive, send)
