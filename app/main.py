@@ -26,6 +26,7 @@ from app.http.ratelimit import RateLimiter, limiter_client
 from app.jobs import routes as jobs
 from app.jobs.schema_docs import OPENAPI_NAMES
 from app.models import routes as models
+from app.models import yaml_parser
 from app.registry import routes as registry
 from app.specchecker.pool import SpecChecker
 from app.sweeps import routes as sweeps
@@ -38,7 +39,7 @@ from app.weights import routes as weights
 
 log = logging.getLogger("kerasd.api")
 # Every /v1 route may answer these (besides its own successes); each is a problem document.
-V1_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 414, 415, 422, 429, 503)
+V1_ERRORS = problem_responses(400, 401, 403, 404, 408, 409, 413, 414, 415, 422, 429, 503)
 
 DESCRIPTION = """
 kerasd runs Keras `compile` / `fit` on GPU workers for you: create a model from a spec, upload numpy
@@ -71,7 +72,10 @@ async def lifespan(application: FastAPI):
                           max_waiting=settings.spec_checker_max_waiting, wait_s=settings.spec_checker_wait_s)
     application.state.spec_checker = checker
     application.state.redis_sync = redis.Redis.from_url(settings.redis_url)
-    application.state.redis_async = aioredis.Redis.from_url(settings.redis_url)
+    # Sized above KERASD_MAX_STREAMS_PER_PROCESS (each live stream blocks on one connection at a time); a burst past
+    # it waits for a connection instead of failing a stream already answered 200.
+    application.state.redis_async = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_async_connections, timeout=10))
     application.state.key_cache = KeyCache(settings.api_key_cache_s)
     application.state.rate_limiter = RateLimiter(limiter_client(settings.redis_url))
     # TensorFlow takes seconds to import: do it in the sandboxes now, not in the first user's request.
@@ -85,6 +89,7 @@ async def lifespan(application: FastAPI):
     finally:
         await close_read_pool()
         checker.close()
+        yaml_parser.close()
         application.state.redis_sync.close()
         await application.state.redis_async.aclose()
         await application.state.rate_limiter.client.aclose()

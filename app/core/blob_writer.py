@@ -18,8 +18,9 @@ import threading
 import uuid
 from typing import IO, Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from app.core.blobs import existing_blob
 from app.core.repositories import blobs
@@ -27,6 +28,7 @@ from app.core.repositories import blobs
 # Chunks waiting for the database at most; the rest of the upload waits in the client's socket.
 QUEUE_CHUNKS = 8
 _END = None
+SYNC_OFF = text("SET LOCAL synchronous_commit TO OFF")
 
 
 class BlobWriter:
@@ -88,11 +90,14 @@ class BlobWriter:
             self.spool.write(chunk)
         if not self.store:
             return
+        self._store_chunk(chunk)
+        self.chunks += 1
+
+    def _store_chunk(self, chunk: bytes | bytearray) -> None:
         if self._savepoint is None:
             self._savepoint = self.session.begin_nested()
             blobs.insert_blob(self.session, sha256=self._key, size_bytes=0)
         blobs.insert_chunk(self.session.connection(), sha256=self._key, seq=self.chunks, data=chunk)
-        self.chunks += 1
 
     # -- the end -----------------------------------------------------------------------------------------
 
@@ -131,3 +136,65 @@ class BlobWriter:
                 raise
             return existing
         return blobs.get(self.session, sha256=sha256)
+
+
+class CommittingBlobWriter(BlobWriter):
+    """A BlobWriter for bytes a client is still sending: each chunk is stored in a transaction of its own (a session
+    of its own, its connection back in the pool at once) under the provisional key, so nothing is held while the
+    next chunk is awaited: no connection, no transaction, no SQLite write lock. `finish(session)` renames the chunks
+    in the caller's transaction; `abort` deletes them, and a partial blob left by a process that died is
+    unreferenced, so the blob collector deletes it (app/core/blob_gc.py)."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, store: bool = True, spool: IO[bytes] | None = None,
+                 check_first: object = None) -> None:
+        self.sessions = sessions
+        self._started = False
+        super().__init__(None, store=store, spool=spool, check_first=check_first)  # type: ignore[arg-type]
+
+    def _store_chunk(self, chunk: bytes | bytearray) -> None:
+        with self.sessions() as session, session.begin():
+            if session.get_bind().dialect.name == "postgresql":
+                # No wait for the WAL flush: a crash can lose only chunks of an upload that then fails anyway; the
+                # transaction that names the blob and records the dataset is flushed as any other.
+                session.execute(SYNC_OFF)
+            if not self._started:
+                blobs.insert_blob(session, sha256=self._key, size_bytes=0)
+            blobs.insert_chunk(session.connection(), sha256=self._key, seq=self.chunks, data=chunk)
+        self._started = True
+
+    def _drop(self) -> None:
+        if self._started:
+            with self.sessions() as session, session.begin():
+                blobs.delete_blob(session, sha256=self._key)
+            self._started = False
+
+    def abort(self) -> None:
+        if self._thread.is_alive():
+            self.error = self.error or RuntimeError("aborted")
+            self.close()
+        self._drop()
+
+    def finish(self, session: Session | None = None) -> Any:
+        """The Blob of the bytes received, in `session`'s transaction (which the caller commits)."""
+        assert session is not None
+        sha256 = self.sha256
+        existing = existing_blob(session, sha256)
+        if existing is None:
+            savepoint = session.begin_nested()
+            try:
+                blobs.insert_blob(session, sha256=sha256, size_bytes=self.size, chunk_count=self.chunks)
+                if self._started:
+                    blobs.rename_chunks(session, old=self._key, new=sha256)
+                    blobs.delete_blob(session, sha256=self._key)
+                savepoint.commit()
+                # The partial blob's delete commits with the caller; should the caller roll back instead, abort()
+                # deletes it again.
+                return blobs.get(session, sha256=sha256)
+            except IntegrityError:
+                # The same bytes, stored by a concurrent upload that committed first.
+                savepoint.rollback()
+                existing = existing_blob(session, sha256)
+                if existing is None:
+                    raise
+        self._drop()
+        return existing

@@ -130,6 +130,25 @@ class Settings(BaseSettings):
     max_json_items: int = 100_000
     max_json_string_chars: int = 1024 * 1024
 
+    # Bounded work per request (app/http/admission.py), each per API process. Failed authentications per client
+    # address: a bucket of this many, refilled at this rate; past it, a 429 before the key is looked up.
+    auth_failures_per_s_per_address: float = 1.0
+    auth_failure_burst: int = 20
+    # Dataset uploads one tenant may send at once, and its live event streams (0: no limit); event streams in the
+    # whole process, below the async Redis pool's size (redis_async_connections), so a stream is refused with
+    # 503 and Retry-After before its 200 instead of being cut after it.
+    max_uploads_per_tenant: int = 4
+    max_streams_per_tenant: int = 100
+    max_streams_per_process: int = 200
+    redis_async_connections: int = 256
+    # A request body must arrive at min_body_bytes_per_s or faster once body_grace_s have passed, with no pause over
+    # body_idle_timeout_s, or it is answered 408 and its connection closed (0 turns each off).
+    min_body_bytes_per_s: int = 16 * 1024
+    body_grace_s: float = 10.0
+    body_idle_timeout_s: float = 30.0
+    # YAML model bodies are parsed by libyaml, one at a time per process, and at most this many bytes.
+    max_yaml_bytes: int = 1024 * 1024
+
     # Webhooks (app/core/webhooks.py; sent by workers/webhooks.py). A hook's URL must resolve to public addresses only
     # unless this is true: a tenant's URL is fetched from inside the network (SSRF: cloud metadata at 169.254.169.254,
     # databases, admin ports). `kerasd up` bound to a loopback address sets it, so hooks on the same machine work.

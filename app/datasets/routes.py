@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.core.blobs import stream_blob
-from app.core.database import get_session
+from app.core.database import get_read_sessionmaker, get_session, run_sql
 from app.core.errors import Problem
 from app.core.quotas import check_storage
 from app.core.settings import Settings
@@ -17,8 +17,10 @@ from app.datasets import service
 from app.datasets.schemas import DatasetOut, DatasetPage
 from app.datasets.upload_receiver import receive_multipart
 from app.datasets.uploads import FIELD_LIMITS, DatasetUpload
+from app.http.admission import upload_slots
 from app.http.auth import Caller, current_caller
 from app.http.deps import Page, Paging, settings
+from app.http.downloads import content_disposition
 from app.http.limits import MULTIPART_OVERHEAD
 from app.http.openapi import file_response
 from app.http.sessions import SessionReleasingRoute
@@ -56,28 +58,34 @@ UPLOAD_FORM = {"requestBody": {"required": True, "content": {"multipart/form-dat
                          "refused leaves nothing stored; the same bytes are stored once. A CSV becomes an .npz "
                          "of float32 arrays `x` (and `y` when `y_columns` are named); every chosen column must "
                          "be numeric.")
-async def create_dataset(request: Request, session: Session = Depends(get_session),
-                         config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> DatasetOut:
-    # An async route that reads the body itself: the file goes to SQL as it arrives, with no spooling to
-    # disk and reading back (app/datasets/upload_receiver.py); database work runs in threads.
+async def create_dataset(request: Request, config: Settings = Depends(settings),
+                         caller: Caller = Depends(current_caller)) -> DatasetOut:
+    # An async route that reads the body itself (app/datasets/upload_receiver.py): each storage chunk is stored in a
+    # short transaction of its own as it completes, and the dataset recorded in one once the body is complete: no
+    # connection or transaction is held while the client sends. At most KERASD_MAX_UPLOADS_PER_TENANT of a tenant's
+    # uploads at once, refused before any body byte.
     declared = int(request.headers.get("content-length") or 0)
     if declared > config.max_upload_bytes + MULTIPART_OVERHEAD:
         raise _too_large(declared, config.max_upload_bytes)
-    upload = DatasetUpload(session, tenant_id=caller.tenant_id, settings=config)
-    try:
+    with upload_slots(request.app.state).slot(caller.tenant_id):
         # Refuse a large file over the tenant's quota before receiving it (the form's overhead is below 64 KiB).
-        await run_in_threadpool(check_storage, session, caller.tenant_id, max(0, declared - MULTIPART_OVERHEAD))
-        form = await receive_multipart(
-            request, open_file=upload.open, chunk_bytes=config.chunk_bytes, max_file_bytes=config.max_upload_bytes,
-            too_large=lambda size: _too_large(size, config.max_upload_bytes))
-        row = await run_in_threadpool(upload.finish, form)
-        await run_in_threadpool(session.commit)
-    except BaseException:
-        await run_in_threadpool(upload.abort)
-        raise
-    finally:
-        await run_in_threadpool(session.close)
+        await run_sql(_check_storage, caller.tenant_id, max(0, declared - MULTIPART_OVERHEAD))
+        upload = DatasetUpload(tenant_id=caller.tenant_id, settings=config)
+        try:
+            form = await receive_multipart(
+                request, open_file=upload.open, chunk_bytes=config.chunk_bytes,
+                max_file_bytes=config.max_upload_bytes,
+                too_large=lambda size: _too_large(size, config.max_upload_bytes))
+            row = await run_in_threadpool(upload.finish, form)
+        except BaseException:
+            await run_in_threadpool(upload.abort)  # joins the writer's thread, deletes what it stored
+            raise
     return dataset_out(row)
+
+
+def _check_storage(tenant_id: str, size: int) -> None:
+    with get_read_sessionmaker()() as session:
+        check_storage(session, tenant_id, size)
 
 
 @router.get("", response_model=DatasetPage, summary="List datasets, newest first")
@@ -104,7 +112,8 @@ def get_dataset_content(dataset_id: str, session: Session = Depends(get_session)
     filename = f"{row.name.rsplit('.', 1)[0]}.{row.format}"
     return StreamingResponse(stream_blob(row.blob_sha256), media_type="application/octet-stream",
                              headers={"Content-Length": str(row.size_bytes),
-                                      "Content-Disposition": f'attachment; filename="{filename}"'})
+                                      "Content-Disposition": content_disposition(filename)})
+
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT,

@@ -3,6 +3,7 @@ in: dataset_uploads.py)."""
 
 from __future__ import annotations
 
+import csv
 import re
 import tempfile
 from pathlib import Path
@@ -59,6 +60,13 @@ def csv_dataset(session: Session, *, tenant_id: str, fileobj: BinaryIO, settings
                                       x_columns=x_columns, y_columns=y_columns, before_writing=fits_quota)
         except ArrayFileError as exc:
             raise invalid_file(exc) from None
+        except UnicodeDecodeError as exc:
+            raise Problem(422, "Invalid CSV", f"The CSV file is not UTF-8 text (byte {exc.start:,} of a line cannot "
+                          "be read as UTF-8); save it as UTF-8 and upload it again. Nothing was stored.") from None
+        except csv.Error as exc:
+            # The csv module's own refusals: a field over its 128 KiB limit, a NUL byte, a quote left open.
+            raise Problem(422, "Invalid CSV", f"The CSV file cannot be read: {exc}. A field holds one number; "
+                          "nothing was stored.") from None
         with path.open("rb") as stored:
             return store_file(session, fileobj=stored, chunk_bytes=settings.chunk_bytes), arrays
 

@@ -3,23 +3,31 @@
 Starlette's `request.form()` spools the whole file to a temporary file first (one thread hop per 64 KiB
 written), and the file was then read twice more (hash, store): a third of the upload's time went to that
 (README, Performance). Here the body is parsed as it streams in (python-multipart's parser, the one Starlette
-uses) and the file's bytes are cut into storage chunks and handed to a `BlobWriter` as they come.
+uses) and the file's bytes are cut into storage chunks and handed to a `ChunkSink` as they come.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from app.core.blob_writer import BlobWriter
 from app.core.errors import Problem
 
 MAX_FIELD_CHARS = 100_000
+
+
+class ChunkSink(Protocol):
+    """Where the file's bytes go (app/datasets/uploads.py's DatasetUpload spools them)."""
+
+    def put_nowait(self, block: bytes | bytearray) -> bool: ...
+
+    def put(self, block: bytes | bytearray) -> None: ...
 
 
 @dataclass
@@ -32,12 +40,12 @@ class ReceivedForm:
 class _Parts:
     """python-multipart's callbacks: which part is being read, its headers, and where its bytes go."""
 
-    def __init__(self, open_file: Callable[[str], BlobWriter], chunk_bytes: int, max_file_bytes: int,
+    def __init__(self, open_file: Callable[[str], ChunkSink], chunk_bytes: int, max_file_bytes: int,
                  too_large: Callable[[int], Problem]) -> None:
         self.open_file, self.chunk_bytes = open_file, chunk_bytes
         self.max_file_bytes, self.too_large = max_file_bytes, too_large
         self.form = ReceivedForm()
-        self.writer: BlobWriter | None = None
+        self.writer: ChunkSink | None = None
         self.ready: list[bytearray] = []  # whole chunks for the writer, handed over between parser writes
         self._block = bytearray()
         self._headers: dict[bytes, bytes] = {}
@@ -110,7 +118,7 @@ async def _hand_over(parts: _Parts) -> None:
             await run_in_threadpool(parts.writer.put, block)
 
 
-async def receive_multipart(request: Request, *, open_file: Callable[[str], BlobWriter], chunk_bytes: int,
+async def receive_multipart(request: Request, *, open_file: Callable[[str], ChunkSink], chunk_bytes: int,
                             max_file_bytes: int, too_large: Callable[[int], Problem]) -> ReceivedForm:
     """The form's fields; every byte of its `file` part has gone to the writer `open_file(filename)` made
     (not yet closed). Should this raise, the caller aborts the writer it made."""

@@ -1,12 +1,16 @@
 """One dataset upload as it streams in: how the file's bytes are kept, by format, and the checks at the end.
 
+Nothing holds a database connection or transaction while the client sends: each storage chunk is stored in a
+transaction of its own as it completes (app/core/blob_writer.py's CommittingBlobWriter), so a slow or stalled
+client holds a file descriptor and its upload slot (KERASD_MAX_UPLOADS_PER_TENANT), never a connection, an open
+transaction or (SQLite) the write lock.
 - .npy: stored as it arrives; its header is checked from the first chunk (a pickled or object array stops
   being stored at once), its length against the header at the end.
 - .npz: stored and spooled to an anonymous temporary file as it arrives; checked from the spool at the end
   (a zip names its members in a directory at its end).
 - CSV: spooled only, then converted to an .npz of float32 `x` and `y`, which is what is stored.
-
-Whatever is refused leaves nothing stored: the chunks go in under a savepoint (app/core/blob_writer.py).
+Once the body is complete the blob is named and the dataset recorded in one short transaction, in a worker
+thread. Whatever is refused leaves nothing stored.
 """
 
 from __future__ import annotations
@@ -15,9 +19,8 @@ import functools
 import io
 import tempfile
 
-from sqlalchemy.orm import Session
-
-from app.core.blob_writer import BlobWriter
+from app.core.blob_writer import CommittingBlobWriter
+from app.core.database import get_sessionmaker
 from app.core.errors import Problem
 from app.core.quotas import check_storage
 from app.core.settings import Settings
@@ -30,20 +33,21 @@ FIELD_LIMITS = {"name": 200, "x_columns": 100_000, "y_columns": 100_000}
 
 
 class DatasetUpload:
-    def __init__(self, session: Session, *, tenant_id: str, settings: Settings) -> None:
-        self.session, self.tenant_id, self.settings = session, tenant_id, settings
+    def __init__(self, *, tenant_id: str, settings: Settings) -> None:
+        self.tenant_id, self.settings = tenant_id, settings
         self.limits = limits_of(settings)
-        self.writer: BlobWriter | None = None
+        self.writer: CommittingBlobWriter | None = None
         self.fmt = self.filename = ""
         self.spool: io.BufferedRandom | None = None
 
-    def open(self, filename: str) -> BlobWriter:
+    def open(self, filename: str) -> CommittingBlobWriter:
         """The writer for the file's bytes (called as its part begins, on the event loop: no database work)."""
         self.fmt, self.filename = format_of(filename), filename
         if self.fmt != "npy":
             self.spool = tempfile.TemporaryFile(prefix="kerasd-upload-")
         check = functools.partial(check_npy_header, limits=self.limits) if self.fmt == "npy" else None
-        self.writer = BlobWriter(self.session, store=self.fmt != "csv", spool=self.spool, check_first=check)
+        self.writer = CommittingBlobWriter(get_sessionmaker(), store=self.fmt != "csv", spool=self.spool,
+                                           check_first=check)
         return self.writer
 
     def abort(self) -> None:
@@ -53,7 +57,7 @@ class DatasetUpload:
             self.spool.close()
 
     def finish(self, form: ReceivedForm) -> Dataset:
-        """Check the received file and record the dataset (in a thread: this is database work)."""
+        """Check the received file, name its blob and record the dataset, committed (in a thread)."""
         assert self.writer is not None
         writer = self.writer
         writer.close()
@@ -71,19 +75,24 @@ class DatasetUpload:
                     self.spool.flush()
                     # What the members claim to expand to must fit the quota before any of them is expanded
                     # (checked again, as stored, under the tenant's lock).
-                    check_storage(self.session, self.tenant_id, npz_declared_bytes(self.spool, self.limits))
+                    declared = npz_declared_bytes(self.spool, self.limits)
+                    with get_sessionmaker()() as session:
+                        check_storage(session, self.tenant_id, declared)
                     arrays = inspect_npz(self.spool, self.limits)
             except ArrayFileError as exc:
                 raise invalid_file(exc) from None
-            if self.fmt == "csv":
-                blob, arrays = csv_dataset(self.session, tenant_id=self.tenant_id, fileobj=self.spool,
-                                           settings=self.settings, x_columns=fields.get("x_columns"),
-                                           y_columns=fields.get("y_columns"))
-            else:
-                blob = writer.finish()
-            return record_dataset(self.session, tenant_id=self.tenant_id, blob=blob,
-                                  fmt="npz" if self.fmt == "csv" else self.fmt, arrays=arrays,
-                                  filename=self.filename, name=fields.get("name"))
+            with get_sessionmaker()() as session:
+                if self.fmt == "csv":
+                    blob, arrays = csv_dataset(session, tenant_id=self.tenant_id, fileobj=self.spool,
+                                               settings=self.settings, x_columns=fields.get("x_columns"),
+                                               y_columns=fields.get("y_columns"))
+                else:
+                    blob = writer.finish(session)
+                row = record_dataset(session, tenant_id=self.tenant_id, blob=blob,
+                                     fmt="npz" if self.fmt == "csv" else self.fmt, arrays=arrays,
+                                     filename=self.filename, name=fields.get("name"))
+                session.commit()
+                return row
         except BaseException:
             self.abort()
             raise

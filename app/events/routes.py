@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from app.core import events
 from app.core.contract import JobRequest
@@ -20,6 +21,7 @@ from app.core.settings import Settings
 from app.core.sql import ask
 from app.core.statuses import TERMINAL_STATUSES
 from app.events.schemas import JobEvent
+from app.http.admission import stream_slots
 from app.http.auth import Caller, current_caller
 from app.http.deps import settings
 from app.http.openapi import COMPONENT
@@ -194,6 +196,24 @@ async def get_job_events(request: Request, job_id: str,
             # The stream is gone or never got its end: what SQL knows, so the client still sees the end.
             full = await run_in_threadpool(_job_state, job_id, with_history=True)
             prelude = _replay_from_sql(job_id, full, with_epochs=last is None and resume == "0-0")
-    return StreamingResponse(_event_stream(request, job_id, resume, config, prelude),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    # At most KERASD_MAX_STREAMS_PER_TENANT of the tenant's streams and KERASD_MAX_STREAMS_PER_PROCESS in all: one
+    # more is a 429 or 503 with Retry-After here, before its 200, never a stream cut after it.
+    slots = stream_slots(request.app.state)
+    slots.take(caller.tenant_id)
+    return SlotStreamingResponse(_event_stream(request, job_id, resume, config, prelude),
+                                 release=lambda: slots.give_back(caller.tenant_id), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+class SlotStreamingResponse(StreamingResponse):
+    """A stream that gives its slot back when it ends, however it ends (a generator never started would not)."""
+
+    def __init__(self, content: AsyncIterator[bytes], *, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()

@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -30,6 +31,7 @@ from app.core.settings import Settings, get_settings
 from app.core.sql import ask
 from app.core.tables import DEFAULT_TENANT_ID
 from app.http import ratelimit
+from app.http.admission import auth_failures
 from app.http.problems import problem_response
 from app.http.ratelimit import RateLimiter
 from app.tenants import repository
@@ -40,6 +42,8 @@ log = logging.getLogger("kerasd.auth")
 
 # EventSource cannot send headers: the events route alone also takes the key as ?api_key=.
 EVENTS_PATH = re.compile(r"^/v1/jobs/[^/]+/events$")
+# Where RequireCredentials leaves its KeyLookup for current_caller (the ASGI scope's state).
+LOOKUP_STATE = "kerasd.key_lookup"
 
 # Declared so that /docs has an Authorize button and the OpenAPI document names both ways to send a key.
 bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`")
@@ -152,11 +156,7 @@ async def _limits(tenant_id: str) -> Limits:
 
 
 def _key_cache(request: Request) -> KeyCache[Caller]:
-    state = request.app.state
-    cache = getattr(state, "key_cache", None)
-    if cache is None:
-        cache = state.key_cache = KeyCache(get_settings().api_key_cache_s)
-    return cache
+    return _cache_of(request.app.state)
 
 
 def _rate_limiter(request: Request) -> RateLimiter:
@@ -167,6 +167,48 @@ def _rate_limiter(request: Request) -> RateLimiter:
     return limiter
 
 
+@dataclass
+class KeyLookup:
+    """What a presented key resolved to before the rate limit is taken (app/http/auth.py's two halves)."""
+
+    key: str
+    digest: str
+    caller: Caller
+    limits: Limits
+    hit: tuple[Caller, str] | None
+    seen: str | None
+
+
+async def lookup_key(state: object, key: str, client_host: str | None) -> KeyLookup:
+    """The caller a presented key stands for: from the key cache, else from SQL in a worker thread. A client
+    address whose recent keys failed too often is a 429 before SQL is asked (app/http/admission.py)."""
+    cache = _cache_of(state)
+    digest = key_sha256(key)
+    hit = cache.get(digest)
+    seen = cache.generation  # read before SQL is asked: a revocation after it changes the generation
+    if hit is not None:
+        caller = hit[0]
+        return KeyLookup(key, digest, caller, await _limits(caller.tenant_id), hit, seen)
+    failures = auth_failures(state)
+    if not failures.was_accepted(digest):
+        failures.check(client_host)
+    try:
+        caller, limits = await run_sql(_caller_and_limits, key)
+    except Problem as problem:
+        if problem.status == 401:
+            failures.failed(client_host)
+        raise
+    failures.accepted(digest)
+    return KeyLookup(key, digest, caller, limits, None, seen)
+
+
+def _cache_of(state: object) -> KeyCache[Caller]:
+    cache = getattr(state, "key_cache", None)
+    if cache is None:
+        cache = state.key_cache = KeyCache(get_settings().api_key_cache_s)  # type: ignore[attr-defined]
+    return cache
+
+
 async def current_caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
                          header_key: str | None = Depends(api_key_header)) -> Caller:
     """The dependency of every /v1 route: who calls, within their tenant's request rate.
@@ -174,6 +216,7 @@ async def current_caller(request: Request, credentials: HTTPAuthorizationCredent
     Async, and without a session of its own: a key found in the key cache (app/tenants/key_cache.py) with its tenant's
     limits cached costs one Redis round trip (rate limit and revocation generation together) and no thread.
     Otherwise SQL is asked in one worker thread, with a session of its own that is closed before the route runs.
+    The key was usually looked up already by RequireCredentials, before any body byte was read.
     """
     key = _presented_key(request, credentials, header_key)
     cache = _key_cache(request)
@@ -182,14 +225,10 @@ async def current_caller(request: Request, credentials: HTTPAuthorizationCredent
         caller = resolve_caller(request, None, None)  # keyless: 'default' in localhost-open mode, else a 401
         limits = await _limits(caller.tenant_id)
     else:
-        digest = key_sha256(key)
-        hit = cache.get(digest)
-        seen = cache.generation  # read before SQL is asked: a revocation after it changes the generation
-        if hit is not None:
-            caller = hit[0]
-            limits = await _limits(caller.tenant_id)
-        else:
-            caller, limits = await run_sql(_caller_and_limits, key)
+        found = request.scope.get("state", {}).get(LOOKUP_STATE)
+        if found is None or found.key != key:
+            found = await lookup_key(request.app.state, key, request.client.host if request.client else None)
+        digest, caller, limits, hit, seen = found.digest, found.caller, found.limits, found.hit, found.seen
     taken = await _rate_limiter(request).take(caller.tenant_id, rate_per_s=limits.requests_per_s,
                                               burst=limits.request_burst)
     if key is not None:
@@ -227,29 +266,77 @@ def metrics_reader(request: Request, credentials: HTTPAuthorizationCredentials |
         raise Problem(403, "Forbidden", "/metrics covers every tenant: it needs an admin key.")
 
 
+async def sees_internals(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+                         header_key: str | None = Depends(api_key_header)) -> bool:
+    """Whether the caller may see what names the servers (workers' host names and pids on /version): an admin key,
+    or (localhost-open mode) a request from this machine without a key. Anyone else, a bad key included, is
+    answered without them, not refused."""
+    key = _presented_key(request, credentials, header_key)
+    host = request.client.host if request.client else None
+    if key is None:
+        return auth_mode(get_settings()) == "localhost-open" and is_loopback(host)
+    try:
+        return (await lookup_key(request.app.state, key, host)).caller.is_admin
+    except Problem:
+        return False
+
+
+def _sends_body(scope: Scope) -> bool:
+    headers = Headers(scope=scope)
+    return headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
+
+
 class RequireCredentials:
     """ASGI middleware, before anything reads a body: a /v1 request with no key where one is needed is a 401
-    at once, so an anonymous client cannot make the API spool an upload before the route refuses it."""
+    at once, and a presented key is resolved (key cache, else SQL) before the app sees the request, so neither an
+    anonymous client nor one with a bogus key can make the API read, parse or spool a body."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path", "").startswith("/v1/") and not self._has_key(scope):
-            client = scope.get("client")
-            if not (auth_mode(get_settings()) == "localhost-open" and is_loopback(client[0] if client else None)):
+        if scope["type"] != "http" or not scope.get("path", "").startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        key = self._key(scope)
+        client = scope.get("client")
+        host = client[0] if client else None
+        if key is None:
+            if not (auth_mode(get_settings()) == "localhost-open" and is_loopback(host)):
                 problem = _unauthorized("This API needs a key: send `Authorization: Bearer <key>` or "
                                         "`X-API-Key: <key>`. An administrator makes one with "
                                         "`kerasd admin create-key TENANT`.")
                 await problem_response(401, problem.title, problem.detail, scope["path"],
                                        headers=problem.headers)(scope, receive, send)
                 return
+        else:
+            try:
+                found = await lookup_key(scope["app"].state, key, host)
+            except Problem as problem:
+                headers = dict(problem.headers or {})
+                if _sends_body(scope):
+                    # The body stays unread: closing the connection spares the server draining it (uvicorn would
+                    # read and drop every byte to keep the connection alive: 16 MB of event-loop callbacks).
+                    headers["Connection"] = "close"
+                await problem_response(problem.status, problem.title, problem.detail, scope["path"],
+                                       headers=headers, **problem.extra)(scope, receive, send)
+                return
+            scope.setdefault("state", {})[LOOKUP_STATE] = found
         await self.app(scope, receive, send)
 
     @staticmethod
-    def _has_key(scope: Scope) -> bool:
+    def _key(scope: Scope) -> str | None:
+        """The key as current_caller will read it: the Authorization header's (Bearer) credentials, else
+        X-API-Key, else (the events route) ?api_key=."""
         headers = Headers(scope=scope)
-        if headers.get("authorization") or headers.get("x-api-key"):
-            return True
-        return (scope.get("method") == "GET" and bool(EVENTS_PATH.match(scope.get("path", "")))
-                and b"api_key=" in scope.get("query_string", b""))
+        authorization = headers.get("authorization")
+        if authorization:
+            scheme, _, credentials = authorization.partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                return credentials.strip()
+        if headers.get("x-api-key"):
+            return headers["x-api-key"].strip()
+        if scope.get("method") == "GET" and EVENTS_PATH.match(scope.get("path", "")):
+            values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("api_key")
+            return values[0] if values and values[0] else None
+        return None

@@ -7,19 +7,27 @@ An ASGI middleware, so it covers every route, including those that read the body
   KERASD_MAX_JSON_ITEMS entries, a string longer than KERASD_MAX_JSON_STRING_CHARS, or a NUL character
   in a string (no database column takes one) is a 422 that names where;
 - a query string longer than MAX_QUERY_CHARS is a 414 (LONG_QUERIES: longer on the routes that name many
-  ids in it).
+  ids in it);
+- a body that arrives slower than KERASD_MIN_BODY_BYTES_PER_S (after KERASD_BODY_GRACE_S) or pauses longer than
+  KERASD_BODY_IDLE_TIMEOUT_S is a 408 (app/http/admission.py).
+
+A JSON body larger than INLINE_JSON_BYTES is parsed and walked in a worker thread, not on the event loop: a
+16 MB document takes the loop ~0.3 s to parse and walk, during which no other request is answered.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.settings import Settings, get_settings
+from app.http.admission import BodyTimeout, deadline_receive
 from app.http.problems import problem_response
 
 MAX_QUERY_CHARS = 8192
@@ -28,6 +36,9 @@ LONG_QUERIES = {"/v1/jobs/compare": 20_480}
 # A multipart form carries its boundaries and field headers besides the file.
 MULTIPART_OVERHEAD = 64 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Bodies up to this size are checked on the event loop (a thread hop costs more than parsing them).
+INLINE_JSON_BYTES = 64 * 1024
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -95,7 +106,22 @@ def _string_error(text: str, path: str, settings: Settings) -> str | None:
                 "(Content-Type: application/yaml), not inside JSON")
     if "\x00" in text:
         return f"the string at {path} holds a NUL character (\\u0000), which cannot be stored; remove it"
+    if SURROGATE.search(text):
+        return (f"the string at {path} holds a lone UTF-16 surrogate (\\ud800 to \\udfff), which is not a "
+                "character and cannot be stored; send the character itself, or both halves of its pair")
     return None
+
+
+def json_body_error(body: bytes, settings: Settings) -> str | None:
+    """What is wrong with a JSON body's shape, or None (also for a body that is not JSON at all: the route says
+    so in its own words)."""
+    try:
+        return json_shape_error(json.loads(body), settings)
+    except RecursionError:
+        return (f"the JSON is nested too deeply to read; the limit is {settings.max_json_depth} levels "
+                "(KERASD_MAX_JSON_DEPTH)")
+    except ValueError:
+        return None
 
 
 class RequestLimits:
@@ -125,7 +151,11 @@ class RequestLimits:
             await problem_response(413, "Content Too Large", _too_large_detail(declared, limit, hint),
                                    path, headers={"Connection": "close"})(scope, receive, send)
             return
-        if scope["method"] in BODY_METHODS and is_json(media):
+        if scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        receive = deadline_receive(receive, settings)
+        if is_json(media):
             await self._json(scope, receive, send, settings, limit, hint)
             return
         await self.app(scope, self._counting(receive, limit, hint), send)
@@ -150,7 +180,12 @@ class RequestLimits:
         """Read the whole (bounded) body, check its shape, then hand the same bytes to the app."""
         chunks, size = [], 0
         while True:
-            message = await receive()
+            try:
+                message = await receive()
+            except BodyTimeout as exc:
+                await problem_response(408, exc.title, exc.detail, scope.get("path", ""),
+                                       headers=exc.headers)(scope, receive, send)
+                return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
@@ -164,14 +199,10 @@ class RequestLimits:
                 break
         body = b"".join(chunks)
         problem = None
-        if body:
-            try:
-                problem = json_shape_error(json.loads(body), settings)
-            except RecursionError:
-                problem = (f"the JSON is nested too deeply to read; the limit is {settings.max_json_depth} levels "
-                           "(KERASD_MAX_JSON_DEPTH)")
-            except ValueError:
-                problem = None  # not JSON at all: the route says so in its own words
+        if len(body) > INLINE_JSON_BYTES:
+            problem = await anyio.to_thread.run_sync(json_body_error, body, settings)
+        elif body:
+            problem = json_body_error(body, settings)
         if problem:
             await problem_response(422, "Unprocessable Content", f"The JSON body is refused: {problem}.",
                                    scope.get("path", ""))(scope, receive, send)

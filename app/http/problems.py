@@ -50,10 +50,11 @@ PROBLEM_REF: dict[str, Any] = {"$ref": PROBLEM,
                                "$defs": {"Problem": PROBLEM_SCHEMA, "ProblemFieldError": FIELD_ERROR_SCHEMA}}
 ERROR_DESCRIPTIONS = {
     400: "Bad request", 401: "No valid API key", 403: "The key's role does not allow this",
+    408: "The body arrived too slowly (KERASD_MIN_BODY_BYTES_PER_S): send it again",
     404: "No such resource (or not yours)", 409: "Conflicts with the resource's state, or a quota",
     413: "Body over its size limit, or over the stored-bytes quota", 414: "Query string too long",
     415: "Unsupported media type", 422: "Invalid request: the detail and `errors` say what",
-    429: "Over the request rate: retry after Retry-After seconds",
+    429: "Over the request rate, or a cap on uploads or streams at once: retry after Retry-After seconds",
     503: "A dependency (SQL, Redis, the spec checker) is unavailable: retry",
 }
 

@@ -36,6 +36,7 @@ from app.http.deps import (
     settings,
     spec_checker,
 )
+from app.http.downloads import content_disposition
 from app.http.openapi import file_response
 from app.http.paths import JOB
 from app.http.reads import answer
@@ -298,4 +299,4 @@ def get_artifact(job_id: str, name: str, session: Session = Depends(get_session)
     filename = DOWNLOAD_NAMES.get(artifact.name, artifact.name)
     return StreamingResponse(stream_blob(artifact.blob_sha256), media_type=artifact.media_type,
                              headers={"Content-Length": str(artifact.size_bytes),
-                                      "Content-Disposition": f'attachment; filename="{filename}"'})
+                                      "Content-Disposition": content_disposition(filename)})

@@ -10,9 +10,8 @@ import json
 import re
 from typing import Any
 
-import yaml
-
 from app.models.specs import FunctionalSpec, KerasJsonSpec, LayerSpec, PluginModelSpec, SequentialSpec, YamlSpec
+from app.models.yaml_parser import parse
 from app.specchecker.keras_names import function_name
 from app.specchecker.safety import Catalog, check_config, did_you_mean
 
@@ -232,14 +231,11 @@ def _architecture(text: str, field: str) -> Any:
 
 
 def load_yaml(text: str) -> Any:
-    """YAML text as plain data: no tags that construct Python objects (safe_load refuses them)."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError("yaml", f"the YAML cannot be read as plain data ({str(exc).splitlines()[0]}); send "
-                        "what GET /v1/models/{id}/architecture?format=yaml returns") from None
-    except RecursionError:
-        raise SpecError("yaml", "the YAML nests too deeply") from None
+    """YAML text as plain data: no tags that construct Python objects, no aliases (app/models/yaml_parser.py)."""
+    ok, value = parse(text)
+    if not ok:
+        raise SpecError("yaml", value)
+    return value
 
 
 def _named(document: Any, name: str | None, field: str, catalog: Catalog | None) -> dict[str, Any]:
@@ -270,7 +266,10 @@ def model_document(spec: Any, catalog: Catalog | None = None) -> dict[str, Any]:
             architecture = _architecture(architecture, "architecture")
         return _named(architecture, spec.name, "architecture", catalog)
     if isinstance(spec, YamlSpec):
-        return _named(load_yaml(spec.yaml), spec.name, "yaml", catalog)
+        parsed = spec.parsed()
+        if parsed is None:
+            parsed = load_yaml(spec.yaml)
+        return _named(parsed, spec.name, "yaml", catalog)
     raise TypeError(f"not a model spec: {type(spec).__name__}")
 
 

@@ -4,6 +4,7 @@ canonical architecture; delete."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from app.http.deps import Page, Paging, settings, spec_checker
 from app.http.field_names import with_suggestions
 from app.http.openapi import COMPONENT
 from app.http.sessions import SessionReleasingRoute
-from app.models import service
+from app.models import service, yaml_parser
 from app.models.schemas import ModelOut, ModelPage, Plugins
 from app.models.specs import (
     MAX_ARCHITECTURE_BYTES,
@@ -37,6 +38,8 @@ from app.specchecker.pool import CheckerBusy, CheckerFailed, CheckerRejected, Sp
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=SessionReleasingRoute)
 
+# libyaml's dumper where PyYAML has it: several times faster than the pure-Python one.
+YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 
 
@@ -69,17 +72,36 @@ def _validation_error(exc: ValidationError, *, tagged: bool) -> RequestValidatio
     return RequestValidationError(errors)
 
 
-async def _body(request: Request, limit: int) -> bytes:
+async def _body(request: Request, limit: int, too_large: Callable[[int, int], Problem] | None = None) -> bytes:
+    too_large = too_large or _too_large
     declared = int(request.headers.get("content-length") or 0)
     if declared > limit:
-        raise _too_large(declared, limit)
+        raise too_large(declared, limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(size, limit)
+            raise too_large(size, limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _read_yaml(spec: YamlSpec) -> YamlSpec:
+    """The spec with its YAML read in the YAML process (app/models/yaml_parser.py), not in this one."""
+    settings = get_settings()
+    size = len(spec.yaml.encode("utf-8", "surrogatepass"))
+    if size > settings.max_yaml_bytes:
+        raise _yaml_too_large(size, settings.max_yaml_bytes)
+    ok, value = await yaml_parser.parse_isolated(spec.yaml, settings.spec_checker_timeout_s)
+    if not ok:
+        raise Problem(422, "Invalid Spec", f"The model spec is not valid: yaml: {value}", field="yaml")
+    spec.set_parsed(value)
+    return spec
+
+
+def _yaml_too_large(size: int, limit: int) -> Problem:
+    return Problem(413, "Request Too Large", f"The YAML is {size:,} bytes or more; the limit is {limit:,} "
+                   "(KERASD_MAX_YAML_BYTES). Send the architecture as JSON (what model.to_json() writes).")
 
 
 def _too_large(size: int, limit: int) -> Problem:
@@ -102,24 +124,28 @@ async def model_request(request: Request) -> ModelRequest:
                           "(curl -F file=@model.keras).", field="file")
         name = form.get("name")
         return ModelRequest(upload=upload, name=name if isinstance(name, str) and name else None)
-    body = await _body(request, MAX_ARCHITECTURE_BYTES)
     if media in YAML_TYPES:
+        body = await _body(request, get_settings().max_yaml_bytes, _yaml_too_large)
         try:
-            return ModelRequest(spec=YamlSpec(type="yaml", yaml=body.decode("utf-8"),
-                                              name=request.query_params.get("name")))
+            spec = YamlSpec(type="yaml", yaml=body.decode("utf-8"), name=request.query_params.get("name"))
         except UnicodeDecodeError:
             raise Problem(422, "Malformed YAML", "The YAML body is not UTF-8 text.") from None
         except ValidationError as exc:
             raise _validation_error(exc, tagged=False) from None
+        return ModelRequest(spec=await _read_yaml(spec))
+    body = await _body(request, MAX_ARCHITECTURE_BYTES)
     if media in ("", "application/json") or media.endswith("+json"):
         try:
             document = json.loads(body)
         except (ValueError, RecursionError) as exc:
             raise Problem(422, "Malformed JSON", f"The body is not valid JSON: {exc}") from None
         try:
-            return ModelRequest(spec=parse_model_spec(document))
+            spec = parse_model_spec(document)
         except ValidationError as exc:
             raise _validation_error(exc, tagged=True) from None
+        if isinstance(spec, YamlSpec):
+            spec = await _read_yaml(spec)
+        return ModelRequest(spec=spec)
     raise Problem(415, "Unsupported Media Type", f"Content-Type {media!r} is not a model: send JSON (a spec or "
                   "the config model.to_json() writes), YAML (Content-Type: application/yaml) or a multipart "
                   "upload of a .keras / .h5 file in the field 'file'.")
@@ -201,7 +227,7 @@ def get_model_architecture(model_id: str, format: str = Query("json", pattern="^
                      session: Session = Depends(get_session), caller: Caller = Depends(current_caller)) -> Response:
     row = service.get_model(session, tenant_id=caller.tenant_id, model_id=model_id)
     if format == "yaml":
-        return Response(yaml.safe_dump(row.keras_config, sort_keys=False), media_type="application/yaml")
+        return Response(yaml.dump(row.keras_config, Dumper=YAML_DUMPER, sort_keys=False), media_type="application/yaml")
     return Response(json.dumps(row.keras_config), media_type="application/json")
 
 

@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    StrictInt,
+    Tag,
+    TypeAdapter,
+    model_validator,
+)
 
 NAME = r"^[A-Za-z0-9_.-]{1,200}$"
 DTYPE = r"^[a-z0-9_]{1,20}$"
@@ -177,6 +187,14 @@ class YamlSpec(BaseModel):
     type: Literal["yaml"]
     yaml: str = Field(max_length=MAX_ARCHITECTURE_BYTES)
     name: str | None = Field(default=None, pattern=NAME)
+    # The document, once read out of the API process (app/models/yaml_parser.py); None: not read yet.
+    _document: Any = PrivateAttr(default=None)
+
+    def parsed(self) -> Any:
+        return self._document
+
+    def set_parsed(self, document: Any) -> None:
+        self._document = document
 
 
 def _form_of(value: Any) -> str | None:

@@ -13,7 +13,7 @@ import app as kerasd_app
 from app.core.database import get_session
 from app.core.sql import ask
 from app.core.workers_registry import live_workers
-from app.http.auth import metrics_reader
+from app.http.auth import metrics_reader, sees_internals
 from app.http.deps import spec_checker
 from app.http.sessions import SessionReleasingRoute
 from app.specchecker.pool import SpecChecker
@@ -22,6 +22,8 @@ from app.system.metrics import durations
 from app.system.schemas import Health, Readiness, Versions
 
 router = APIRouter(tags=["system"], route_class=SessionReleasingRoute)
+# What a worker's entry says about the machine and process it runs as.
+SERVER_IDENTITY = frozenset({"name", "pid", "hostname", "host"})
 
 
 @router.get("/health", response_model=Health, summary="Liveness: the API process answers")
@@ -31,9 +33,13 @@ def get_health() -> dict[str, str]:
 
 @router.get("/version", response_model=Versions,
             summary="Versions of kerasd, TensorFlow and Keras, the backend, and the workers seen")
-def get_version(request: Request, checker: SpecChecker = Depends(spec_checker)) -> dict:
+def get_version(request: Request, checker: SpecChecker = Depends(spec_checker),
+                internals: bool = Depends(sees_internals)) -> dict:
     keras_side = checker.cached("versions")
     workers = live_workers(request.app.state.redis_sync)
+    if not internals:
+        # Host names and pids say where to aim: admins (and this machine, in localhost-open mode) only.
+        workers = [{k: v for k, v in w.items() if k not in SERVER_IDENTITY} for w in workers]
     return {"kerasd": kerasd_app.__version__, "tensorflow": keras_side.get("tensorflow"),
             "keras": keras_side["keras"], "backend": keras_side["backend"], "workers": workers}
 

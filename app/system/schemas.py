@@ -21,4 +21,5 @@ class Versions(BaseModel):
     tensorflow: str | None = Field(description="null where the spec checker runs Keras on another backend")
     keras: str
     backend: str
-    workers: list[dict[str, Any]] = Field(description="each live worker: its name, queue, versions and devices")
+    workers: list[dict[str, Any]] = Field(description="each live worker: its queue, versions and devices; its name "
+                                          "and pid only to an admin key (or, in localhost-open mode, to this machine)")

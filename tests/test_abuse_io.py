@@ -1,0 +1,154 @@
+"""One client cannot stall the others through the request side: a bogus key is refused before its body is read,
+a slow body is cut with a 408 and never holds a transaction, uploads are capped per tenant, failed
+authentications are rate-limited per address, and /version names no server to a caller without an admin key.
+Each test asserts the attacker's answer and the other tenant's (its requests answered, its job finished)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import httpx
+import psycopg
+import pytest
+
+from tests.abuse import (
+    SlowRequest,
+    abuse_api_process,
+    finished,
+    multipart_head,
+    submit_fit,
+    tenant,
+    with_model_and_data,
+)
+from tests.seed import npz_bytes, seed_arrays, upload
+from tests.services import PG_ADMIN_URL
+
+
+@pytest.fixture(scope="module")
+def abuse_api(keyed_env, keyed_worker, logs_dir):
+    with abuse_api_process(keyed_env, logs_dir) as url:
+        yield url
+
+
+def bogus_key() -> str:
+    """A key of the right shape (so SQL would be asked) that no tenant has."""
+    return f"kd_{secrets.token_hex(4)}_{secrets.token_urlsafe(32)[:43]}"
+
+
+def test_a_huge_body_with_a_bogus_key_is_refused_before_it_is_read(abuse_api):
+    other = with_model_and_data(tenant(abuse_api, "calm"))
+    job_id = submit_fit(other, epochs=3)
+    # 16 MB of JSON declared, 64 KiB sent, the rest never: an API that read the body first would wait for it (and
+    # answer 408 when it fell behind the minimum rate); one that checks the key first answers at once.
+    attacks = [SlowRequest(abuse_api, "POST", "/v1/jobs", {"Authorization": f"Bearer {bogus_key()}",
+                                                          "Content-Type": "application/json"},
+                           declared=16_000_000, prefix=b'{"kind": "' + b"a" * 65536, drip=0, every_s=5)
+               for _ in range(4)]
+    for attack in attacks:
+        attack.start()
+    assert other.client.get(f"/v1/jobs/{job_id}").status_code == 200
+    for attack in attacks:
+        answer = attack.result()
+        # 401, or 429 once this address has presented too many bad keys: refused either way, body unread.
+        assert answer.status in (401, 429), answer
+        assert answer.sent == 65536 + len(b'{"kind": "')
+    assert finished(other, job_id)["status"] == "succeeded"
+
+
+def idle_transactions(database: str) -> list[tuple]:
+    """Connections to the session's database sitting in an open transaction for over a second."""
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        return conn.execute("SELECT pid, state, left(query, 80) FROM pg_stat_activity WHERE datname = %s AND "
+                            "state LIKE 'idle in transaction%%' AND xact_start < now() - interval '1 second'",
+                            (database,)).fetchall()
+
+
+def test_a_slow_upload_is_cut_with_408_and_holds_no_transaction_while_it_lasts(abuse_api, keyed_env):
+    other = with_model_and_data(tenant(abuse_api, "calm"))
+    attacker = tenant(abuse_api, "slow")
+    headers, start = multipart_head("slow.npy")
+    # 40 KB at once (two storage chunks, each stored in a transaction of its own), then a byte a second: at 2,000
+    # bytes a second after a 2 s grace it is cut ~22 s in.
+    slow = SlowRequest(abuse_api, "POST", "/v1/datasets", {"Authorization": f"Bearer {attacker.key}", **headers},
+                       declared=10_000_000, prefix=start + b"\x93NUMPY" + b"x" * 40_000, drip=1, every_s=1)
+    slow.start()
+    database = keyed_env["KERASD_DATABASE_URL"].rsplit("/", 1)[1]
+    held = []
+    # Meanwhile the other tenant uploads, trains and reads, and no connection waits in an open transaction.
+    job_id = submit_fit(other, epochs=2)
+    assert upload(other.client, "more.npz", npz_bytes(**seed_arrays(1))).status_code == 201
+    while slow.is_alive() and not held:
+        held = idle_transactions(database)
+        assert other.client.get(f"/v1/jobs/{job_id}").status_code == 200
+        time.sleep(0.5)
+    assert held == []
+    answer = slow.result()
+    assert answer.status == 408, answer
+    assert b"KERASD_MIN_BODY_BYTES_PER_S" in answer.body
+    assert answer.headers.get("connection") == "close"
+    assert finished(other, job_id)["status"] == "succeeded"
+    # Nothing of the refused upload was recorded, and the chunks it stored while it lasted are gone.
+    assert attacker.client.get("/v1/datasets").json()["total"] == 0
+    with psycopg.connect(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM blobs WHERE sha256 LIKE 'partial-%%'").fetchone()[0] == 0
+
+
+def test_a_tenant_past_its_concurrent_uploads_gets_429_and_others_still_upload(abuse_api):
+    other = tenant(abuse_api, "calm")
+    attacker = tenant(abuse_api, "many")
+    headers, start = multipart_head("slow.npz")
+    slow = [SlowRequest(abuse_api, "POST", "/v1/datasets", {"Authorization": f"Bearer {attacker.key}", **headers},
+                        declared=10_000_000, prefix=start + b"PK" + b"x" * 40_000, drip=1, every_s=1)
+            for _ in range(2)]
+    for request in slow:
+        request.start()
+    # Two of its uploads are open (KERASD_MAX_UPLOADS_PER_TENANT=2): its next one is refused before its body.
+    refused = None
+    while refused is None and all(request.is_alive() for request in slow):
+        answer = upload(attacker.client, "small.npz", npz_bytes(**seed_arrays()))
+        if answer.status_code == 429:
+            refused = answer
+    assert refused is not None, "no upload was refused while two were open"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert "KERASD_MAX_UPLOADS_PER_TENANT" in refused.json()["detail"]
+    assert upload(other.client, "calm.npz", npz_bytes(**seed_arrays())).status_code == 201
+    assert [request.result().status for request in slow] == [408, 408]
+    # Their slots came back with their 408s.
+    assert upload(attacker.client, "after.npz", npz_bytes(**seed_arrays())).status_code == 201
+
+
+def test_version_names_workers_hosts_and_pids_only_to_admins(abuse_api, keyed_worker):
+    user = tenant(abuse_api, "user")
+    admin = tenant(abuse_api, "admin", role="admin")
+    with httpx.Client(base_url=abuse_api, timeout=60) as anonymous:
+        anonymous_view = anonymous.get("/version")
+    assert anonymous_view.status_code == 200
+    for view in (anonymous_view, user.client.get("/version")):
+        assert view.status_code == 200
+        workers = view.json()["workers"]
+        assert workers and all("pid" not in w and "name" not in w for w in workers), workers
+        assert all("queues" in w for w in workers)
+    workers = admin.client.get("/version").json()["workers"]
+    assert workers and all(w["pid"] and w["name"] for w in workers), workers
+
+
+def test_failed_authentications_from_one_address_are_429_after_a_burst(abuse_api):
+    """Last in this module: it leaves 127.0.0.1 refused for keys this API process has not seen yet."""
+    other = tenant(abuse_api, "calm")
+    # Its key is accepted once before the flood, from the same address as the flood.
+    assert other.client.get("/v1/jobs").status_code == 200
+    statuses, retry_after = [], None
+    with httpx.Client(base_url=abuse_api, timeout=60) as anonymous:
+        for _ in range(12):
+            answer = anonymous.get("/v1/jobs", headers={"Authorization": f"Bearer {bogus_key()}"})
+            statuses.append(answer.status_code)
+            if answer.status_code == 429:
+                retry_after = answer.headers["Retry-After"]
+                assert "not valid" in answer.json()["detail"]
+    # KERASD_AUTH_FAILURE_BURST=5: at most five 401s, then 429s, with no SQL asked for those.
+    assert set(statuses) <= {401, 429} and statuses.count(401) <= 5, statuses
+    assert statuses[-1] == 429 and int(retry_after) >= 1, statuses
+    assert statuses == sorted(statuses), statuses  # once refused, refused until the bucket refills
+    # Looked up again (no key cache here), and not refused with the address's bad keys.
+    assert other.client.get("/v1/jobs").status_code == 200
