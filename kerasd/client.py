@@ -36,9 +36,10 @@ from kerasd._base import (
 )
 from kerasd.errors import APIError
 from kerasd.events import Event, EventStream, carries_events
+from kerasd.jobs import Jobs
 from kerasd.progress import TransferBar
 from kerasd.registry import Registry
-from kerasd.resources import TERMINAL_STATUSES, Datasets, Jobs, Models, Plugins, System, Weights
+from kerasd.resources import TERMINAL_STATUSES, Datasets, Models, Plugins, System, Weights
 from kerasd.sweeps import Sweeps, sweep_events_path
 
 # An event stream is idle between events; the server sends heartbeats, so silence this long means a dead link.
