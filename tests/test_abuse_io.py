@@ -99,8 +99,10 @@ def test_a_tenant_past_its_concurrent_uploads_gets_429_and_others_still_upload(a
     attacker = tenant(abuse_api, "many")
     headers, start = multipart_head("slow.npz")
     slow = [SlowRequest(abuse_api, "POST", "/v1/datasets", {"Authorization": f"Bearer {attacker.key}", **headers},
-                        declared=10_000_000, prefix=start + b"PK" + b"x" * 40_000, drip=1, every_s=1)
+                        declared=10_000_000, prefix=start + b"PK" + b"x" * 120_000, drip=1, every_s=1)
             for _ in range(2)]
+    # 120 kB ahead of a byte a second stays above KERASD_MIN_BODY_BYTES_PER_S=2000 for about a minute: time for the
+    # attempts below on a loaded machine (with 40 kB, 20 s, one CI run saw both refused before any attempt ended).
     for request in slow:
         request.start()
     # Two of its uploads are open (KERASD_MAX_UPLOADS_PER_TENANT=2): its next one is refused before its body.

@@ -16,11 +16,11 @@ import hashlib
 import queue
 import threading
 import uuid
+from collections.abc import Callable
 from typing import IO, Any
 
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.core.blobs import existing_blob
 from app.core.repositories import blobs
@@ -28,7 +28,6 @@ from app.core.repositories import blobs
 # Chunks waiting for the database at most; the rest of the upload waits in the client's socket.
 QUEUE_CHUNKS = 8
 _END = None
-SYNC_OFF = text("SET LOCAL synchronous_commit TO OFF")
 
 
 class BlobWriter:
@@ -145,7 +144,7 @@ class CommittingBlobWriter(BlobWriter):
     in the caller's transaction; `abort` deletes them, and a partial blob left by a process that died is
     unreferenced, so the blob collector deletes it (app/core/blob_gc.py)."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, store: bool = True, spool: IO[bytes] | None = None,
+    def __init__(self, sessions: Callable[[], Session], *, store: bool = True, spool: IO[bytes] | None = None,
                  check_first: object = None) -> None:
         self.sessions = sessions
         self._started = False
@@ -153,10 +152,7 @@ class CommittingBlobWriter(BlobWriter):
 
     def _store_chunk(self, chunk: bytes | bytearray) -> None:
         with self.sessions() as session, session.begin():
-            if session.get_bind().dialect.name == "postgresql":
-                # No wait for the WAL flush: a crash can lose only chunks of an upload that then fails anyway; the
-                # transaction that names the blob and records the dataset is flushed as any other.
-                session.execute(SYNC_OFF)
+            blobs.commit_without_wal_flush(session)
             if not self._started:
                 blobs.insert_blob(session, sha256=self._key, size_bytes=0)
             blobs.insert_chunk(session.connection(), sha256=self._key, seq=self.chunks, data=chunk)

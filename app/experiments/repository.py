@@ -17,25 +17,14 @@ from typing import Any
 from sqlalchemy import bindparam, text, update
 from sqlalchemy.orm import Session
 
+from app.core.repositories.job_labels import INSERT_PARAMS, INSERT_TAGS
 from app.core.sql import Question, Statement, ask, one
 from app.core.tables import Job
 from app.experiments.params import Scalar, param_row
 
 JOBS = Job.__table__
 
-_TAGS_ROWS = {"postgresql": "json_array_elements_text(CAST(:tags AS json)) AS r(tag)",
-              "sqlite": "(SELECT value AS tag FROM json_each(:tags)) AS r"}
-_INSERT_TAGS = Statement(**{dialect: text(
-    f"INSERT INTO job_tags (job_id, tenant_id, tag) SELECT :job_id, :tenant_id, r.tag FROM {rows} WHERE true")
-    for dialect, rows in _TAGS_ROWS.items()})
 _DELETE_TAGS = Statement(text("DELETE FROM job_tags WHERE job_id = :job_id"))
-_INSERT_PARAMS = Statement(
-    postgresql=text("INSERT INTO job_params (job_id, tenant_id, name, number, text) SELECT :job_id, :tenant_id, "
-                    "r.name, r.number, r.text FROM json_to_recordset(CAST(:params AS json)) AS r(name text, "
-                    "number double precision, text text)"),
-    sqlite=text("INSERT INTO job_params (job_id, tenant_id, name, number, text) SELECT :job_id, :tenant_id, "
-                "json_extract(r.value, '$.name'), json_extract(r.value, '$.number'), json_extract(r.value, '$.text') "
-                "FROM json_each(:params) AS r WHERE true"))
 # The tenant's job's tags, its row locked until the transaction ends: two PATCHes that add tags lose neither.
 _TAGS_OF = Statement(postgresql=text("SELECT tags FROM jobs WHERE id = :job_id AND tenant_id = :tenant_id FOR UPDATE"),
                      sqlite=text("SELECT tags FROM jobs WHERE id = :job_id AND tenant_id = :tenant_id"))
@@ -52,11 +41,11 @@ def record_submission(session: Session, *, job_id: str, tenant_id: str, tags: Se
                       params: dict[str, Scalar]) -> None:
     """A new job's tags and params as indexed rows (the job row holds its own copies)."""
     if tags:
-        ask(session, Question(_INSERT_TAGS, {"job_id": job_id, "tenant_id": tenant_id, "tags": _json(list(tags))}))
+        ask(session, Question(INSERT_TAGS, {"job_id": job_id, "tenant_id": tenant_id, "tags": _json(list(tags))}))
     if params:
         rows = [{"name": name, "number": number, "text": value_text}
                 for name, (number, value_text) in ((name, param_row(value)) for name, value in params.items())]
-        ask(session, Question(_INSERT_PARAMS, {"job_id": job_id, "tenant_id": tenant_id, "params": _json(rows)}))
+        ask(session, Question(INSERT_PARAMS, {"job_id": job_id, "tenant_id": tenant_id, "params": _json(rows)}))
 
 
 def lock_job(session: Session, *, job_id: str, tenant_id: str) -> list[str] | None:
@@ -73,7 +62,7 @@ def set_tags(session: Session, *, job_id: str, tenant_id: str, tags: Sequence[st
     ask(session, Question(_SET["tags"], {"job_id": job_id, "value": list(tags)}))
     ask(session, Question(_DELETE_TAGS, {"job_id": job_id}))
     if tags:
-        ask(session, Question(_INSERT_TAGS, {"job_id": job_id, "tenant_id": tenant_id, "tags": _json(list(tags))}))
+        ask(session, Question(INSERT_TAGS, {"job_id": job_id, "tenant_id": tenant_id, "tags": _json(list(tags))}))
 
 
 def set_field(session: Session, *, job_id: str, field: str, value: str | None) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, exists, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app.core.sql import Question, Statement, ask, one, scalar
@@ -60,6 +60,17 @@ def existing(executor: Executor, *, sha256: str) -> Any:
 
 def get(executor: Executor, *, sha256: str) -> Any:
     return ask(executor, Question(_BLOB, {"sha256": sha256}, one))
+
+
+# For chunks of an upload still arriving: a crash can lose only chunks of an upload that then fails anyway; the
+# transaction that names the blob and records the dataset waits for the WAL flush as any other.
+_SYNC_OFF = Statement(postgresql=text("SET LOCAL synchronous_commit TO OFF"))
+
+
+def commit_without_wal_flush(session: Session) -> None:
+    """This transaction's commit does not wait for the WAL flush (PostgreSQL; SQLite has no such setting)."""
+    if session.get_bind().dialect.name == "postgresql":
+        ask(session, Question(_SYNC_OFF, {}))
 
 
 def insert_blob(executor: Executor, *, sha256: str, size_bytes: int, chunk_count: int = 0) -> None:

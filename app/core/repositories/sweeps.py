@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 
+from app.core.repositories.job_labels import INSERT_PARAMS, INSERT_TAGS
 from app.core.repositories.jobs import Executor
 from app.core.sql import Question, Statement, ask, one, scalar
 from app.core.statuses import TERMINAL_STATUSES
@@ -42,19 +43,6 @@ _END = Statement(update(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id"), SWEE
                  .values(status=bindparam("end_status"), finished_at=bindparam("now")).returning(SWEEPS.c.id))
 _RUNNING = Statement(text("SELECT id FROM sweeps WHERE status = 'running' ORDER BY id"))
 _SWEEP_OF_JOB = Statement(select(JOBS.c.sweep_id).where(JOBS.c.id == bindparam("job_id")))
-# A trial's tags and params as the lists' indexed rows, as app/experiments/repository.py writes a submitted job's.
-_TAGS_ROWS = {"postgresql": "json_array_elements_text(CAST(:tags AS json)) AS r(tag)",
-              "sqlite": "(SELECT value AS tag FROM json_each(:tags)) AS r"}
-_INSERT_TAGS = Statement(**{dialect: text(
-    f"INSERT INTO job_tags (job_id, tenant_id, tag) SELECT :job_id, :tenant_id, r.tag FROM {rows} WHERE true")
-    for dialect, rows in _TAGS_ROWS.items()})
-_INSERT_PARAMS = Statement(
-    postgresql=text("INSERT INTO job_params (job_id, tenant_id, name, number, text) SELECT :job_id, :tenant_id, "
-                    "r.name, r.number, r.text FROM json_to_recordset(CAST(:params AS json)) AS r(name text, "
-                    "number double precision, text text)"),
-    sqlite=text("INSERT INTO job_params (job_id, tenant_id, name, number, text) SELECT :job_id, :tenant_id, "
-                "json_extract(r.value, '$.name'), json_extract(r.value, '$.number'), json_extract(r.value, '$.text') "
-                "FROM json_each(:params) AS r WHERE true"))
 
 
 def lock_sweep(executor: Executor, *, sweep_id: str) -> Any:
@@ -84,9 +72,9 @@ def insert_trial(executor: Executor, *, job: dict[str, Any], trial: dict[str, An
     ask(executor, Question(_INSERT_JOB, job))
     owner = {"job_id": job["id"], "tenant_id": job["tenant_id"]}
     if job["tags"]:
-        ask(executor, Question(_INSERT_TAGS, {**owner, "tags": json.dumps(job["tags"])}))
+        ask(executor, Question(INSERT_TAGS, {**owner, "tags": json.dumps(job["tags"])}))
     if rows:
-        ask(executor, Question(_INSERT_PARAMS, {**owner, "params": json.dumps(list(rows))}))
+        ask(executor, Question(INSERT_PARAMS, {**owner, "params": json.dumps(list(rows))}))
     ask(executor, Question(_INSERT_TRIAL, trial))
 
 
