@@ -328,10 +328,10 @@ def test_logs_are_json_lines_with_request_and_job_ids(url, tenant_a, keyed_api, 
     with keyed_client(url, tenant_a["key"]) as client:
         response = client.get(f"/v1/jobs/{tenant_a['job']['id']}", headers={"X-Request-ID": "trace-me-42"})
     assert response.headers["x-request-id"] == "trace-me-42"
-    time.sleep(0.5)
-    api_lines = json_lines(keyed_api[1].log_text())
-    access = [line for line in api_lines if line.get("request_id") == "trace-me-42"]
-    assert access and access[-1]["route"] == "/v1/jobs/{job_id}" and access[-1]["status"] == 200
+    # The access line is written once the response has gone out.
+    access = wait_until(lambda: [line for line in json_lines(keyed_api[1].log_text())
+                                 if line.get("request_id") == "trace-me-42"], timeout_s=60, what="the access line")
+    assert access[-1]["route"] == "/v1/jobs/{job_id}" and access[-1]["status"] == 200
     assert access[-1]["tenant_id"] and "api_key" not in json.dumps(access)
     worker_lines = json_lines(keyed_worker.log_text())
     assert any(line.get("job_id") == tenant_a["job"]["id"] for line in worker_lines)
