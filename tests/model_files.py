@@ -70,6 +70,13 @@ def external_link(secret: Path) -> Callable[[Any], None]:
     return change
 
 
+def soft_link(h5: Any) -> None:
+    """A name that HDF5 resolves to another path when read; Keras files use no links."""
+    import h5py
+
+    h5["layers/alias"] = h5py.SoftLink("/layers")
+
+
 def virtual_dataset(source: Path) -> Callable[[Any], None]:
     def change(h5: Any) -> None:
         import h5py

@@ -14,7 +14,7 @@ import pytest
 
 import kerasd
 from tests.sdk_scripts import seed_ids
-from tests.seed import SEED_MODEL, fit_request, wait_for_job
+from tests.seed import SEED_MODEL, fit_request, npz_bytes, seed_arrays, upload, wait_for_job
 from tests.services import kerasd_command
 
 CSV = "f1,f2,f3,label\n" + "".join(f"{i * 0.5},{i % 3},{1 - i * 0.1:.1f},{i % 2}\n" for i in range(10))
@@ -101,3 +101,24 @@ def test_jobs_get_is_readable_text_and_json_for_machines(api_url: str, client: h
     assert "{" not in text and "'epoch'" not in text
     document = json.loads(cli(api_url, "jobs", "get", job_id, "--json").stdout)
     assert document["id"] == job_id and document["error"]["type"] == "timeout"
+
+
+def test_jobs_retry_requeues_a_cancelled_job_and_refuses_a_queued_one(api_url: str) -> None:
+    with httpx.Client(base_url=api_url, timeout=120) as client:
+        dataset = upload(client, "seed.npz", npz_bytes(**seed_arrays())).json()["id"]
+        model = client.post("/v1/models", json=SEED_MODEL).json()["id"]
+        # No worker serves the one-GPU queue here: the job stays where the commands put it.
+        job_id = client.post("/v1/jobs", json=fit_request(model, dataset, epochs=1)
+                             | {"resources": {"gpus": 1}}).json()["id"]
+        refused = cli(api_url, "jobs", "retry", job_id[:8])
+        assert refused.returncode != 0 and "queued" in refused.stderr, refused.stdout + refused.stderr
+        assert client.post(f"/v1/jobs/{job_id}/cancel").json()["status"] == "cancelled"
+        retried = cli(api_url, "jobs", "retry", job_id[:8])
+        assert retried.returncode == 0, retried.stderr
+        assert re.fullmatch(rf"{job_id}  queued \(attempt \d+\)\n", retried.stdout), retried.stdout
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+        cancelled = cli(api_url, "jobs", "cancel", job_id, "--json")
+        assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["status"] == "cancelled", cancelled.stderr
+        again = json.loads(cli(api_url, "jobs", "retry", job_id, "--json").stdout)
+        assert again["id"] == job_id and again["status"] == "queued"
+        assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 202

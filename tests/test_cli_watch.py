@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
 
 import httpx
 import pytest
 
+from tests.holds import wait_until
 from tests.seed import SEED_MODEL, fit_request, npz_bytes, seed_arrays, upload, wait_for_job
 from tests.services import kerasd_command
 
@@ -33,18 +35,39 @@ def submit(client: httpx.Client, request: dict) -> str:
     return created.json()["id"]
 
 
+def collect(stream) -> list[str]:
+    """The lines of `stream`, appended as they arrive by a thread of their own."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in stream:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
 def test_watch_follows_a_running_job_to_its_end_then_replays_it(api_url, client, ids) -> None:
     epochs = 30
+    # The worker trains another job until it is cancelled: the watched job waits in the queue meanwhile, so
+    # the command is following it before it starts, however fast this machine trains.
+    blocker = submit(client, fit_request(ids["model"], ids["dataset"], epochs=100_000, batch_size=10)
+                     | {"tuning": False})
+    wait_until(lambda: client.get(f"/v1/jobs/{blocker}").json()["status"] == "running", what="the blocker running")
     job_id = submit(client, fit_request(ids["model"], ids["dataset"], epochs=epochs, batch_size=10))
     process = subprocess.Popen([*kerasd_command("jobs", "watch", job_id, "--url", api_url)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stderr = collect(process.stderr)
     try:
+        notice = wait_until(lambda: [line for line in stderr if "is queued" in line], what="the queue notice")
+        assert f"job {job_id} is queued: position 1 in the queue" in notice[0], notice
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+        assert client.post(f"/v1/jobs/{blocker}/cancel").status_code == 202
         first = process.stdout.readline()
-        # The first epoch line is out while the job still trains: the command follows it live.
-        assert first == f"Epoch 1/{epochs}\n", first + process.stderr.read()
-        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
-        assert process.poll() is None
-        rest, errors = process.communicate(timeout=300)
+        assert first == f"Epoch 1/{epochs}\n", first + "".join(stderr)
+        rest = process.stdout.read()
+        process.wait(timeout=300)
+        errors = "".join(stderr)
     finally:
         if process.poll() is None:
             process.kill()

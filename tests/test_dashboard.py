@@ -178,6 +178,21 @@ def test_every_route_is_tagged_and_described_and_the_docs_page_is_local(client: 
     assert client.get("/redoc").status_code == 404  # ReDoc would need a CDN
 
 
+def test_dashboard_with_a_slash_and_the_docs_oauth2_redirect(client: httpx.Client) -> None:
+    """/dashboard/ sends the browser to /dashboard by a relative address (right behind a path prefix too), and
+    Swagger UI's OAuth2 pop-up page is served where /docs tells Swagger UI it is."""
+    slash = client.get("/dashboard/", follow_redirects=False)
+    assert slash.status_code == 307 and slash.headers["location"] == "../dashboard"
+    followed = client.get("/dashboard/", follow_redirects=True)
+    page = client.get("/dashboard")
+    assert followed.url.path == "/dashboard" and followed.status_code == 200
+    assert followed.headers["content-type"].startswith("text/html") and followed.text == page.text
+    assert "oauth2RedirectUrl: window.location.origin + '/docs/oauth2-redirect'" in client.get("/docs").text
+    redirect = client.get("/docs/oauth2-redirect")
+    assert redirect.status_code == 200 and redirect.headers["content-type"].startswith("text/html")
+    assert "window.opener.swaggerUIRedirectOauth2" in redirect.text
+
+
 def test_the_tutorial_examples_in_the_docs_run(client: httpx.Client) -> None:
     """Every request example of POST /v1/models and POST /v1/jobs, sent as it is to the running API."""
     from app.system.api_docs import _ID

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from tests.keras_local import assert_history_equal, assert_weights_equal, local_model, seeded, trained_model
 from tests.seed import SEED_MODEL, fit_request, npy_bytes, npz_bytes, seed_arrays, upload, wait_for_job
 from tests.services import Process, free_port, kerasd_command
 from tests.test_bad_input import assert_problem, counts
+from tests.test_training_jobs import compile_locally
 
 
 def test_csv_columns_become_x_and_y(client):
@@ -121,8 +123,18 @@ def test_over_the_upload_limit_is_413(server_env, logs_dir):
 
 
 @pytest.mark.parametrize("shuffle", [False, "batch"])
-def test_shuffle_modes_run(client, shuffle):
-    dataset = upload(client, "seed.npz", npz_bytes(**seed_arrays())).json()
+def test_shuffle_modes_follow_keras(client, shuffle, tmp_path):
+    """shuffle=False and shuffle="batch" train as model.fit does with the same seed and arguments."""
+    arrays = seed_arrays()
+    dataset = upload(client, "seed.npz", npz_bytes(**arrays)).json()
     model = client.post("/v1/models", json=SEED_MODEL).json()
-    job = client.post("/v1/jobs", json=fit_request(model["id"], dataset["id"], epochs=1, shuffle=shuffle)).json()
-    assert wait_for_job(client, job["id"])["status"] == "succeeded"
+    job = wait_for_job(client, client.post("/v1/jobs", json=fit_request(model["id"], dataset["id"], epochs=2,
+                                                                       shuffle=shuffle)).json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    with seeded(7):
+        local = local_model(client, model["id"])
+        compile_locally(local)
+        history = local.fit(arrays["train_x"], arrays["train_y"], epochs=2, batch_size=100, verbose=0, shuffle=shuffle,
+                            validation_data=(arrays["val_x"], arrays["val_y"])).history
+    assert_history_equal(job["history"], history)
+    assert_weights_equal(trained_model(client, job["id"], tmp_path).get_weights(), local.get_weights())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import time
 
@@ -98,8 +99,13 @@ def test_terminate_on_nan_fails_the_job_with_the_reason(client):
     job = wait_for_job(client, submit(client, request))
     assert job["status"] == "failed"
     assert job["error"]["type"] == "TerminateOnNaN"
-    assert "epoch 1" in job["error"]["message"] or "epoch" in job["error"]["message"]
-    assert len(job["history"].get("loss", [])) < 20
+    where = re.fullmatch(r"TerminateOnNaN stopped training: the loss became (nan|inf|-inf) at epoch (\d+), batch "
+                         r"(\d+)\. Lower the learning rate or check the data\.", job["error"]["message"])
+    assert where, job["error"]["message"]
+    epochs_recorded = len(job["history"].get("loss", []))
+    # The epoch it names is the one that stopped (1-based), counted in the history or cut short before it.
+    assert epochs_recorded < 20 and int(where.group(2)) in (epochs_recorded, epochs_recorded + 1), (where, job)
+    assert 1 <= int(where.group(3)) <= 256 // 16
 
 
 def test_cancel_running_and_queued_jobs_then_retry(client, ids):

@@ -10,6 +10,7 @@ import uuid
 import httpx
 import pytest
 
+from tests.holds import wait_until
 from tests.outage_services import PrivatePostgres, PrivateRedis
 from tests.seed import fit_request, read_events, wait_for_job
 from tests.test_fault_tolerance import Stack, seed_ids, wait_for
@@ -89,3 +90,43 @@ def test_postgres_restart_answers_503_then_recovers(private_stack):
         assert job["status"] == "succeeded", job["error"]
         assert [e["epoch"] for e in job["epochs"]] == list(range(12))
         assert client.get("/v1/jobs").status_code == 200
+
+
+def test_ready_is_503_naming_what_is_away_sql_redis_or_every_worker(private_stack):
+    stack, postgres, redis_server = private_stack
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        def readiness() -> tuple[int, dict]:
+            response = client.get("/ready")
+            assert response.headers["content-type"].startswith("application/json"), response.text
+            return response.status_code, response.json()
+
+        status, body = readiness()
+        assert status == 503 and body["status"] == "not ready", body
+        assert body["checks"] == {"sql": "ok", "redis": "ok",
+                                  "workers": "none alive: start one with `kerasd worker`"}
+        worker = stack.worker()
+        status, body = wait_until(lambda: (found := readiness())[0] == 200 and found, what="ready with a worker")
+        assert body == {"status": "ready", "checks": {"sql": "ok", "redis": "ok", "workers": "1 alive"}}
+
+        redis_server.stop()
+        try:
+            status, body = readiness()
+            assert status == 503 and body["status"] == "not ready", body
+            assert body["checks"]["sql"] == "ok" and body["checks"]["redis"].startswith("unavailable: "), body
+        finally:
+            redis_server.start()
+        wait_until(lambda: readiness()[0] == 200, what="ready again once Redis is back")
+
+        postgres.stop()
+        try:
+            status, body = readiness()
+            assert status == 503 and body["status"] == "not ready", body
+            assert body["checks"]["sql"].startswith("unavailable: ") and body["checks"]["redis"] == "ok", body
+        finally:
+            postgres.start()
+        wait_until(lambda: readiness()[0] == 200, what="ready again once PostgreSQL is back")
+
+        worker.stop()  # a worker that stops withdraws its announcement
+        status, body = wait_until(lambda: (found := readiness())[0] == 503 and found, what="no worker left")
+        assert body["checks"] == {"sql": "ok", "redis": "ok",
+                                  "workers": "none alive: start one with `kerasd worker`"}

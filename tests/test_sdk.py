@@ -199,6 +199,39 @@ def test_fit_resumes_its_progress_after_a_dropped_connection(api_url: str, capsy
     assert [f"{v:.4f}" for v in history.history["val_loss"]] == finals
 
 
+def test_health_and_one_dataset_or_weights_file_by_id(sdk: kerasd.Client, seed_data: dict, tmp_path) -> None:
+    assert sdk.health() == {"status": "ok"}
+    shown = sdk.datasets.get(seed_data["dataset"]["id"])
+    assert shown == seed_data["dataset"]
+    own = sdk.datasets.upload(np.arange(12, dtype="float32").reshape(4, 3), filename="to-delete.npy")
+    assert sdk.datasets.get(own["id"])["arrays"] == [{"name": "to-delete", "shape": [4, 3], "dtype": "float32"}]
+    assert sdk.datasets.delete(own["id"]) is None
+    with pytest.raises(kerasd.NotFound) as missing:
+        sdk.datasets.get(own["id"])
+    assert own["id"] in missing.value.detail
+    with pytest.raises(kerasd.NotFound):
+        sdk.datasets.delete(own["id"])
+
+    from tests.model_files import small_model
+
+    path = tmp_path / "small.weights.h5"
+    small_model().save_weights(path)
+    uploaded = sdk.weights.upload(path)
+    assert uploaded["size_bytes"] == path.stat().st_size
+    assert sdk.weights.get(uploaded["id"]) == uploaded
+    with pytest.raises(kerasd.NotFound):
+        sdk.weights.get("0" * 32)
+
+
+def test_export_says_which_artifact_a_worker_makes_instead(sdk: kerasd.Client, tmp_path) -> None:
+    import keras
+
+    remote = sdk.remote(keras.Sequential([keras.Input((72,)), keras.layers.Dense(10, activation="softmax")]))
+    with pytest.raises(NotImplementedError, match=r"client\.jobs\.artifact\(job_id, 'savedmodel\.zip', path\)"):
+        remote.export(tmp_path / "exported")
+    assert not (tmp_path / "exported").exists()
+
+
 # --- the Keras bridge's arguments ----------------------------------------------------------------
 
 def test_keras_objects_become_configs_and_callbacks_declared_specs(sdk: kerasd.Client, tmp_path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import marshal
-import os
 import select
 import subprocess
 import sys
@@ -61,10 +60,16 @@ def probe(server_env, tmp_path_factory):
     probe.close()
 
 
-def assert_harmless(report: dict[str, Any], *, reads: tuple[str, ...] = (), api_refuses: bool = True) -> None:
-    assert report["sandbox"]["refused"], report
+def assert_harmless(report: dict[str, Any], refusal: str, needles: tuple[str, ...], *, reads: tuple[str, ...] = (),
+                    api_refuses: bool = True) -> None:
+    """Each layer refused it with the checker's own refusal (`refusal`, naming `needles`), not by crashing on
+    it, and nothing was imported, written, read, run or connected to meanwhile."""
+    sandbox = report["sandbox"]
+    assert sandbox["refused"] and sandbox["error_type"] == refusal, report
+    assert all(needle in sandbox["error"] for needle in needles), (needles, report)
     if api_refuses:
-        assert report["api"]["refused"], report
+        assert report["api"]["refused"] and report["api"]["error"].startswith(f"{refusal}: "), report
+        assert all(needle in report["api"]["error"] for needle in needles), (needles, report)
     assert report["new_modules"] == [], report
     assert report["new_files"] == [], report
     assert [e for e in report["events"] if not (e["event"] == "open" and not e["writing"] and e["path"] in reads)] \
@@ -75,18 +80,20 @@ def refused_spec(client, probe, body: dict[str, Any], *needles: str) -> dict[str
     before = counts()
     problem = assert_problem(client.post("/v1/models", json=body), 422, *needles)
     assert counts() == before
-    assert_harmless(probe.run(kind="spec", body=body))
+    assert_harmless(probe.run(kind="spec", body=body), "UnsafeSpec", needles)
     return problem
 
 
-def refused_file(client, probe, path: Path, *needles: str) -> dict[str, Any]:
+def refused_file(client, probe, path: Path, *needles: str, refusal: str = "UnsafeFile") -> dict[str, Any]:
+    """A file refused by the API's sandbox, and by the checker's code (UnsafeFile for the file itself, UnsafeSpec
+    for the config inside it) in the probe."""
     before = counts()
     problem = assert_problem(client.post("/v1/models", files={"file": (path.name, path.read_bytes())}), 422,
                              *needles)
     assert counts() == before
     file_format = "keras" if path.suffix == ".keras" else "h5"
-    assert_harmless(probe.run(kind="file", path=str(path), format=file_format), reads=(str(path),),
-                    api_refuses=False)
+    assert_harmless(probe.run(kind="file", path=str(path), format=file_format), refusal, needles,
+                    reads=(str(path),), api_refuses=False)
     return problem
 
 
@@ -142,7 +149,7 @@ def test_cve_2025_1550_config_names_an_arbitrary_module(client, probe, archive, 
     # `this` prints on import: a module Keras must never be made to import.
     hostile = with_config(archive, tmp_path, {"module": "this", "class_name": "Zen", "config": {},
                                               "registered_name": None})
-    refused_file(client, probe, hostile, "'this'")
+    refused_file(client, probe, hostile, "'this'", refusal="UnsafeSpec")
     refused_spec(client, probe, sequential({"module": "builtins", "class_name": "function", "config": "exec",
                                             "registered_name": "function"}), "exec")
 
@@ -160,7 +167,7 @@ def test_cve_2025_9906_enable_unsafe_deserialization_then_lambda(client, probe, 
     unlock = {"module": "keras.config", "class_name": "function", "config": "enable_unsafe_deserialization",
               "registered_name": "function"}
     hostile = with_config(archive, tmp_path, dense(activation=unlock), lambda_layer())
-    refused_file(client, probe, hostile, "enable_unsafe_deserialization")
+    refused_file(client, probe, hostile, "enable_unsafe_deserialization", refusal="UnsafeSpec")
     refused_spec(client, probe, sequential(dense(activation=unlock), lambda_layer()), "CVE-2025-9906")
 
 
@@ -253,10 +260,18 @@ def _api_process(api_url: str):
     raise AssertionError(f"no API process on port {port}")
 
 
+def _sandboxes(api) -> set[int]:
+    """The pids of the API's spec checker sandboxes, children it started with their own command line."""
+    return {child.pid for child in api.children(recursive=True)
+            if "app.specchecker.sandbox" in " ".join(child.cmdline())}
+
+
 def test_a_spec_that_exhausts_the_checker_memory_is_422_and_the_api_stays_up(client, api_url):
     api = _api_process(api_url)
     client.post("/v1/models", json={"input_shape": [4], "layers": [{"class_name": "Dense", "units": 2}]})
     before = api.memory_info().rss
+    sandboxes_before = _sandboxes(api)
+    assert sandboxes_before and api.pid not in sandboxes_before
     # Normalization broadcasts its mean to the input shape: 4 GB for one sample, no parameters to count.
     bomb = {"input_shape": [1_000_000_000], "layers": [{"class_name": "Normalization", "mean": 0.5,
                                                         "variance": 2.0}]}
@@ -268,7 +283,11 @@ def test_a_spec_that_exhausts_the_checker_memory_is_422_and_the_api_stays_up(cli
     # A fresh sandbox took the exhausted one's place.
     again = client.post("/v1/models", json={"input_shape": [4], "layers": [{"class_name": "Dense", "units": 2}]})
     assert again.status_code == 201, again.text
-    assert os.getpid() != api.pid and api.is_running()
+    # The bomb went off in a sandbox of its own, which was retired and replaced; the API process lives on.
+    sandboxes_after = _sandboxes(api)
+    assert sandboxes_before - sandboxes_after and sandboxes_after - sandboxes_before, (sandboxes_before,
+                                                                                      sandboxes_after)
+    assert api.pid not in sandboxes_after and api.is_running()
 
 
 def test_the_modules_of_keras_applications_layers_admit_only_those_layers(client, probe):
