@@ -93,11 +93,16 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout_s: float = 300) -> d
     raise AssertionError(f"job {job_id} did not finish in {timeout_s} s")
 
 
-def run(client: httpx.Client, request: dict[str, Any]) -> dict[str, Any]:
-    """Submit a job and wait for it; the job must succeed."""
+def submit(client: httpx.Client, request: dict[str, Any]) -> str:
+    """Submit a job, which the API must accept: its id."""
     created = client.post("/v1/jobs", json=request)
     assert created.status_code == 201, created.text
-    job = wait_for_job(client, created.json()["id"])
+    return created.json()["id"]
+
+
+def run(client: httpx.Client, request: dict[str, Any]) -> dict[str, Any]:
+    """Submit a job and wait for it; the job must succeed."""
+    job = wait_for_job(client, submit(client, request))
     assert job["status"] == "succeeded", job["error"]
     return job
 

@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from tests.seed import SEED_MODEL, fit_request, npy_bytes, npz_bytes, read_events, seed_arrays, upload, wait_for_job
+from tests.seed import (
+    SEED_MODEL,
+    fit_request,
+    npy_bytes,
+    npz_bytes,
+    read_events,
+    seed_arrays,
+    upload,
+    upload_seed,
+    wait_for_job,
+)
 
 UNKNOWN = "0" * 32
 
@@ -33,12 +43,7 @@ def assert_problem(response, status: int, *needles: str) -> dict:
 
 @pytest.fixture(scope="module")
 def seed_ids(api_url):
-    import httpx
-
-    with httpx.Client(base_url=api_url, timeout=120) as http:
-        dataset = upload(http, "seed.npz", npz_bytes(**seed_arrays())).json()
-        model = http.post("/v1/models", json=SEED_MODEL).json()
-    return {"dataset": dataset["id"], "model": model["id"]}
+    return upload_seed(api_url, seed_arrays())
 
 
 @pytest.mark.parametrize("path", [

@@ -12,16 +12,13 @@ import httpx
 import pytest
 
 from tests.holds import wait_until
-from tests.seed import SEED_MODEL, fit_request, npz_bytes, seed_arrays, upload, wait_for_job
+from tests.seed import fit_request, seed_arrays, upload_seed, wait_for_job
 from tests.services import kerasd_command
 
 
 @pytest.fixture(scope="module")
 def ids(api_url: str) -> dict[str, str]:
-    with httpx.Client(base_url=api_url, timeout=120) as http:
-        dataset = upload(http, "seed.npz", npz_bytes(**seed_arrays())).json()
-        model = http.post("/v1/models", json=SEED_MODEL).json()
-    return {"dataset": dataset["id"], "model": model["id"]}
+    return upload_seed(api_url, seed_arrays())
 
 
 def watch(api_url: str, job_id: str, *extra: str) -> subprocess.CompletedProcess:

@@ -10,23 +10,12 @@ import time
 import numpy as np
 import pytest
 
-from tests.seed import SEED_MODEL, fit_request, npz_bytes, ref, seed_arrays, upload, wait_for_job
+from tests.seed import SEED_MODEL, fit_request, npz_bytes, ref, seed_arrays, submit, upload, upload_seed, wait_for_job
 
 
 @pytest.fixture(scope="module")
 def ids(api_url):
-    import httpx
-
-    with httpx.Client(base_url=api_url, timeout=120) as http:
-        dataset = upload(http, "seed.npz", npz_bytes(**seed_arrays())).json()
-        model = http.post("/v1/models", json=SEED_MODEL).json()
-    return {"dataset": dataset["id"], "model": model["id"]}
-
-
-def submit(client, request) -> str:
-    created = client.post("/v1/jobs", json=request)
-    assert created.status_code == 201, created.text
-    return created.json()["id"]
+    return upload_seed(api_url, seed_arrays())
 
 
 def wait_until(predicate, timeout_s: float = 120, every_s: float = 0.1):

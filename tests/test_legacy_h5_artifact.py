@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.seed import SEED_MODEL, fit_request, npz_bytes, run, seed_arrays, upload
+from tests.seed import fit_request, run, seed_arrays, upload_seed
 
 # What Keras logs each time it writes a whole model as HDF5 (keras/src/saving/saving_api.py).
 LEGACY_WARNING = "This file format is considered legacy"
@@ -12,12 +12,7 @@ LEGACY_WARNING = "This file format is considered legacy"
 
 @pytest.fixture(scope="module")
 def ids(api_url):
-    import httpx
-
-    with httpx.Client(base_url=api_url, timeout=120) as http:
-        dataset = upload(http, "seed.npz", npz_bytes(**seed_arrays())).json()
-        model = http.post("/v1/models", json=SEED_MODEL).json()
-    return {"dataset": dataset["id"], "model": model["id"]}
+    return upload_seed(api_url, seed_arrays())
 
 
 def run_logged(client, worker, request) -> tuple[dict, set[str], str]:

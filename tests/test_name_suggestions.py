@@ -6,18 +6,13 @@ import copy
 
 import pytest
 
-from tests.seed import SEED_MODEL, fit_request, npz_bytes, seed_arrays, upload
+from tests.seed import SEED_MODEL, fit_request, seed_arrays, upload_seed
 from tests.test_bad_input import assert_problem, counts
 
 
 @pytest.fixture(scope="module")
 def seed_ids(api_url):
-    import httpx
-
-    with httpx.Client(base_url=api_url, timeout=120) as http:
-        dataset = upload(http, "seed.npz", npz_bytes(**seed_arrays())).json()
-        model = http.post("/v1/models", json=SEED_MODEL).json()
-    return {"dataset": dataset["id"], "model": model["id"]}
+    return upload_seed(api_url, seed_arrays())
 
 
 def submitted(client, seed_ids, change) -> dict:

@@ -10,7 +10,17 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.seed import SEED_MODEL, fit_request, npz_bytes, read_events, ref, seed_arrays, upload, wait_for_job
+from tests.seed import (
+    fit_request,
+    npz_bytes,
+    read_events,
+    ref,
+    seed_arrays,
+    submit,
+    upload,
+    upload_seed,
+    wait_for_job,
+)
 from tests.test_fault_tolerance import Stack, seed_ids, wait_for
 
 NO_TENSORFLOW = str(Path(__file__).parent / "no_tensorflow")
@@ -18,16 +28,7 @@ NO_TENSORFLOW = str(Path(__file__).parent / "no_tensorflow")
 
 @pytest.fixture(scope="module")
 def ids(api_url):
-    with httpx.Client(base_url=api_url, timeout=120) as http:
-        dataset = upload(http, "seed.npz", npz_bytes(**seed_arrays())).json()
-        model = http.post("/v1/models", json=SEED_MODEL).json()
-    return {"dataset": dataset["id"], "model": model["id"]}
-
-
-def submit(client, request) -> str:
-    created = client.post("/v1/jobs", json=request)
-    assert created.status_code == 201, created.text
-    return created.json()["id"]
+    return upload_seed(api_url, seed_arrays())
 
 
 def test_time_limit_stops_keeps_the_checkpoint_and_fails(client, ids):
