@@ -17,14 +17,11 @@ from starlette.concurrency import run_in_threadpool
 
 from app.core import events
 from app.core.blobs import stream_blob
-from app.core.control import CANCEL, control_channel
 from app.core.database import get_session, get_sessionmaker
 from app.core.errors import Problem, not_found
-from app.core.queue import enqueue_job
 from app.core.read_pool import read_pool
 from app.core.settings import Settings
 from app.core.statuses import STATUS_PATTERN
-from app.core.tables import Job
 from app.core.workers_registry import live_workers
 from app.experiments.schemas import CONTROL
 from app.http.auth import Caller, current_caller
@@ -41,7 +38,7 @@ from app.http.openapi import file_response
 from app.http.paths import JOB
 from app.http.reads import answer
 from app.http.sessions import SessionReleasingRoute
-from app.jobs import listing, repository, service
+from app.jobs import dispatch, listing, repository, service
 from app.jobs.schemas import ArtifactOut, JobCreate, JobOut, JobPage
 from app.specchecker.pool import SpecChecker
 
@@ -84,30 +81,8 @@ def _create_job(body: JobCreate, request: Request, checker: SpecChecker, config:
         # there, not in a transaction of its own (BEGIN, query, ROLLBACK) after the commit.
         answer = service.job_answer(session, tenant_id=tenant_id, job_id=job.id).model_dump_json().encode()
         session.commit()
-        _publish_queued(request, job, config)
-        _enqueue_or_fail(session, job)
+        dispatch.send_job(request.app.state.redis_sync, session, job, config)
         return answer
-
-
-def _publish_queued(request: Request, job: Job, config: Settings, **data: object) -> None:
-    # Before the message is sent: a worker may take the job at once, and its `started` must come after.
-    try:
-        events.publish(request.app.state.redis_sync, job.id, "queued", {"kind": job.kind, **data},
-                       maxlen=config.event_stream_maxlen)
-    except RedisError:  # progress is best effort; enqueueing below says whether Redis is really gone
-        log.exception("could not publish the queued event of job %s", job.id)
-
-
-def _enqueue_or_fail(session: Session, job: Job) -> None:
-    try:
-        # The job's own columns, which the fair scheduler reads too (the request holds the same).
-        enqueue_job(job.id, queue=job.queue, priority=job.priority)
-    except Exception as exc:
-        log.exception("could not enqueue job %s", job.id)
-        service.fail_unqueued(session, job=job, reason=f"the job queue is unavailable: {exc}")
-        session.commit()
-        raise Problem(503, "Queue Unavailable", "The job was stored but could not be queued (Redis is "
-                      "unreachable); it is marked failed. Try again shortly.", job_id=job.id) from None
 
 
 # The two reads users poll hardest are async. On PostgreSQL their one statement runs on the event loop, on a
@@ -251,14 +226,7 @@ def cancel_job(job_id: str, request: Request, session: Session = Depends(get_ses
                config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> JobOut:
     outcome = service.cancel_job(session, tenant_id=caller.tenant_id, job_id=job_id)
     session.commit()
-    redis_client = request.app.state.redis_sync
-    if outcome == "cancelled":
-        events.publish(redis_client, job_id, "cancelled", {"status": "cancelled", "while": "queued"},
-                       maxlen=config.event_stream_maxlen, ttl_s=config.event_stream_ttl_s)
-    else:
-        # The worker listens on this channel and stops within a batch; it also sees the SQL flag when it
-        # renews its lease, should this message be lost.
-        redis_client.publish(control_channel(job_id), CANCEL)
+    dispatch.announce_cancel(request.app.state.redis_sync, job_id, outcome, config)
     return service.job_answer(session, tenant_id=caller.tenant_id, job_id=job_id)
 
 
@@ -269,8 +237,7 @@ def retry_job(job_id: str, request: Request, session: Session = Depends(get_sess
               config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> JobOut:
     job = service.retry_job(session, tenant_id=caller.tenant_id, job_id=job_id, max_attempts=config.max_attempts)
     session.commit()
-    _publish_queued(request, job, config, retry=True)
-    _enqueue_or_fail(session, job)
+    dispatch.send_job(request.app.state.redis_sync, session, job, config, retry=True)
     return service.job_answer(session, tenant_id=caller.tenant_id, job_id=job_id)
 
 

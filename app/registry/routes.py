@@ -17,8 +17,8 @@ from app.http.auth import Caller, current_caller
 from app.http.deps import settings
 from app.http.openapi import file_response
 from app.http.sessions import SessionReleasingRoute
+from app.jobs.dispatch import send_job
 from app.registry import exports, service
-from app.registry.queueing import send_job
 from app.registry.schemas import (
     AliasOut,
     AliasSet,
@@ -216,7 +216,7 @@ def export_model_version(name: str, version: str, body: ExportCreate, request: R
     job = exports.create_export(session, tenant_id=caller.tenant_id, name=name, version=version, format=body.format,
                                 sample=body.sample, max_attempts=config.max_attempts, queue_base=config.queue)
     session.commit()
-    send_job(request, session, job, config)
+    send_job(request.app.state.redis_sync, session, job, config, what="export job")
     found, rows = exports.exports_of(session, tenant_id=caller.tenant_id, name=name, version=version)
     return _export_out(name, found.version, next(row for row in rows if row.job_id == job.id))
 

@@ -14,13 +14,13 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from app.core import events
-from app.core.control import CANCEL, control_channel
 from app.core.database import get_session, get_sessionmaker
 from app.core.settings import Settings
 from app.core.sweep_steps import dispatch
 from app.http.auth import Caller, current_caller
 from app.http.deps import decode_cursor, encode_cursor, settings, spec_checker
 from app.http.sessions import SessionReleasingRoute
+from app.jobs.dispatch import announce_cancel
 from app.specchecker.pool import SpecChecker
 from app.sweeps import repository, service
 from app.sweeps.schemas import SweepCreate, SweepOut, SweepPage, SweepSummary
@@ -77,13 +77,8 @@ def cancel_sweep(sweep_id: str, request: Request, session: Session = Depends(get
                  config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> SweepOut:
     outcomes = service.cancel_sweep(session, tenant_id=caller.tenant_id, sweep_id=sweep_id)
     session.commit()
-    redis_client = request.app.state.redis_sync
     for job_id, outcome in outcomes:
-        if outcome == "cancelled":
-            events.publish(redis_client, job_id, "cancelled", {"status": "cancelled", "while": "queued"},
-                           maxlen=config.event_stream_maxlen, ttl_s=config.event_stream_ttl_s)
-        else:
-            redis_client.publish(control_channel(job_id), CANCEL)
+        announce_cancel(request.app.state.redis_sync, job_id, outcome, config)
     return service.sweep_answer(session, tenant_id=caller.tenant_id, sweep_id=sweep_id)
 
 
