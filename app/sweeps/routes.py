@@ -47,7 +47,9 @@ def create_sweep(body: SweepCreate, request: Request, session: Session = Depends
     return service.sweep_answer(session, tenant_id=caller.tenant_id, sweep_id=sweep_id)
 
 
-@router.get("", response_model=SweepPage, summary="List sweeps, newest first, a page at a time")
+@router.get("", response_model=SweepPage, summary="List sweeps, newest first, a page at a time",
+            description="Each sweep's status, objective, counts of trials by status and best trial so far; pass "
+                        "`next_cursor` as `cursor` for the next page (null on the last).")
 def list_sweeps(limit: int = Query(50, ge=1, le=500),
                 cursor: str | None = Query(None, max_length=600, description="`next_cursor` of the page before"),
                 session: Session = Depends(get_session), caller: Caller = Depends(current_caller)) -> SweepPage:
@@ -63,7 +65,8 @@ def list_sweeps(limit: int = Query(50, ge=1, le=500),
 
 
 @router.get("/{sweep_id}", response_model=SweepOut, summary="A sweep: its trials, their values and objectives, the "
-            "best so far")
+            "best so far", description="Every trial with its job id, status, the values it was given and the objective "
+            "it reached; another tenant's sweep is a 404.")
 def get_sweep(sweep_id: str, session: Session = Depends(get_session),
               caller: Caller = Depends(current_caller)) -> SweepOut:
     return service.sweep_answer(session, tenant_id=caller.tenant_id, sweep_id=sweep_id)

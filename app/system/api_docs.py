@@ -38,6 +38,10 @@ TAGS = [
     {"name": "webhooks", "description": "Be told when your jobs end: kerasd's workers POST signed JSON "
                                         "(`X-Kerasd-Signature`, HMAC-SHA256 of the body with the hook's secret) to "
                                         "your URL, retry failures with growing waits, and record every attempt."},
+    {"name": "sweeps", "description": "Hyperparameter searches whose trials are ordinary jobs: a base job, a space of "
+                                      "paths into it (`compile.optimizer.config.learning_rate`, `fit.batch_size`, "
+                                      "`model.layers[0].units`), an objective, Optuna's samplers and pruners; a pruned "
+                                      "trial stops at an epoch's end and ends `pruned`."},
     {"name": "registry", "description": "Named models and their immutable versions, each made from a succeeded fit "
                                         "job with its lineage and its own files; aliases (`champion`) that move in "
                                         "one statement; exports proven to predict what Keras predicts. Jobs take a "
