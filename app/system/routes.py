@@ -32,7 +32,10 @@ def get_health() -> dict[str, str]:
 
 
 @router.get("/version", response_model=Versions,
-            summary="Versions of kerasd, TensorFlow and Keras, the backend, and the workers seen")
+            summary="Versions of kerasd, TensorFlow and Keras, the backend, and the workers seen",
+            # FastAPI lists the optional key schemes; `{}` adds "or none": anyone gets the versions, an admin key the
+            # workers' names and pids too.
+            openapi_extra={"security": [{}]})
 def get_version(request: Request, checker: SpecChecker = Depends(spec_checker),
                 internals: bool = Depends(sees_internals)) -> dict:
     keras_side = checker.cached("versions")
