@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -103,3 +105,32 @@ def running_api(env: dict[str, str], log_path: Path, *args: str) -> Iterator[tup
         yield url, process
     finally:
         process.stop()
+
+
+@dataclass
+class EmbeddedStack:
+    """A running `scripts/up` (the README's run command): its API's URL, its Redis port, its data directory."""
+
+    url: str
+    redis_port: int
+    data_dir: Path
+    process: Process
+
+
+@contextmanager
+def embedded_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
+    """`scripts/up` on free ports with nothing of the test session's servers (it must bring its own), from this
+    virtualenv; stopped with SIGTERM, as Ctrl-C stops it."""
+    port, redis_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KERASD_")}
+    env["KERASD_VENV"] = sys.prefix
+    data_dir = tmp_path / "data"
+    root = Path(__file__).resolve().parent.parent
+    up = Process([str(root / "scripts" / "up"), "--port", str(port), "--redis-port", str(redis_port),
+                  "--data-dir", str(data_dir)], env, tmp_path / "up.log")
+    try:
+        up.wait_for_log("kerasd is up", timeout_s=300)
+        yield EmbeddedStack(f"http://127.0.0.1:{port}", redis_port, data_dir, up)
+    finally:
+        up.popen.send_signal(signal.SIGTERM)
+        up.popen.wait(timeout=60)

@@ -9,9 +9,6 @@ tenant's request answered or job finished.
 from __future__ import annotations
 
 import copy
-import os
-import signal
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -21,14 +18,13 @@ import numpy as np
 import pytest
 
 from tests.seed import SEED_MODEL, fit_request, npz_bytes, read_events, ref, seed_arrays, upload, wait_for_job
-from tests.services import Process, free_port, kerasd_command, running_api
+from tests.services import Process, embedded_stack, kerasd_command, running_api
 from tests.tenancy import keyed_client, make_tenant
 from tests.test_bad_input import assert_problem, counts
 
 # The server's maximum job time here: longer than the seed's one-epoch fit takes on a loaded machine, far shorter
 # than the attack's 100,000 epochs.
 MAX_JOB_TIME_S = 40
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -196,19 +192,14 @@ def test_a_failed_jobs_error_has_no_traceback_and_no_server_paths(url, stack, by
 def test_kerasd_up_starts_a_dead_worker_again_and_the_api_keeps_answering(tmp_path):
     import psutil
 
-    port, redis_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KERASD_")}
-    env["KERASD_VENV"] = sys.prefix
-    up = Process([str(ROOT / "scripts" / "up"), "--port", str(port), "--redis-port", str(redis_port),
-                  "--data-dir", str(tmp_path / "data")], env, tmp_path / "up.log")
-    try:
-        up.wait_for_log("kerasd is up", timeout_s=300)
+    with embedded_stack(tmp_path) as stack:
+        up = stack.process
         workers = [child for child in psutil.Process(up.popen.pid).children(recursive=True)
                    if "worker" in child.cmdline()]
         assert len(workers) == 1, [child.cmdline() for child in workers]
         workers[0].kill()  # SIGKILL: no chance to clean up, as the OOM killer does it
         up.wait_for_log("exited with -9; starting it again", timeout_s=60)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+        with httpx.Client(base_url=stack.url, timeout=120) as client:
             assert client.get("/health").status_code == 200  # the API was not taken down with it
             up.wait_for_log("the worker started again", timeout_s=60)
             dataset = upload(client, "seed.npz", npz_bytes(**seed_arrays())).json()["id"]
@@ -217,6 +208,3 @@ def test_kerasd_up_starts_a_dead_worker_again_and_the_api_keeps_answering(tmp_pa
             assert job.status_code == 201, job.text
             assert wait_for_job(client, job.json()["id"], timeout_s=600)["status"] == "succeeded"
         assert up.alive()
-    finally:
-        up.popen.send_signal(signal.SIGTERM)
-        up.popen.wait(timeout=60)
