@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import functools
+import logging
+from typing import Any
 
 from celery import Celery
 
+from app.core import events
 from app.core.settings import Settings, get_settings
+
+log = logging.getLogger("kerasd.queue")
 
 RUN_JOB_TASK = "kerasd.run_job"
 
@@ -50,3 +55,14 @@ def enqueue_job(job_id: str, *, queue: str | None = None, priority: int = 5) -> 
     # Kombu's Redis transport serves lower numbers first; kerasd's priority 9 is the most urgent.
     producer().send_task(RUN_JOB_TASK, args=[job_id], queue=queue or settings.queue, priority=9 - priority,
                          ignore_result=True, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2})
+
+
+def announce_and_enqueue(redis_client: Any, job_id: str, *, kind: str, queue: str, priority: int,
+                         maxlen: int | None = None, ttl_s: int | None = None, **data: object) -> None:
+    """After the commit that stored a job: its `queued` event first (a worker may take it at once, and its
+    `started` must come after), best effort, then its queue message, whose failure is the caller's to handle."""
+    try:
+        events.publish(redis_client, job_id, "queued", {"kind": kind, **data}, maxlen=maxlen, ttl_s=ttl_s)
+    except Exception:  # progress is best effort; enqueueing below says whether Redis is really gone
+        log.exception("could not publish the queued event of job %s", job_id)
+    enqueue_job(job_id, queue=queue, priority=priority)

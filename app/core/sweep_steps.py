@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.core import events, studies
+from app.core import studies
 from app.core.contract import JobRequest
-from app.core.queue import enqueue_job
+from app.core.queue import announce_and_enqueue
 from app.core.quotas import lock_tenant, tenant_limits
 from app.core.repositories import jobs as job_rows
 from app.core.repositories import sweeps as rows
@@ -184,10 +184,7 @@ def dispatch(made: list[NewTrial], *, redis_client: Any, ttl_s: int | None = Non
     whose message was lost a turn of its own."""
     for trial in made:
         try:
-            events.publish(redis_client, trial.job_id, "queued", {"kind": "fit"}, ttl_s=ttl_s)
-        except Exception:  # progress is best effort
-            log.exception("could not publish the queued event of trial job %s", trial.job_id)
-        try:
-            enqueue_job(trial.job_id, queue=trial.queue, priority=trial.priority)
+            announce_and_enqueue(redis_client, trial.job_id, kind="fit", queue=trial.queue, priority=trial.priority,
+                                 ttl_s=ttl_s)
         except Exception:
             log.exception("could not queue trial job %s; the turn keeper will", trial.job_id)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import logging
 
-from redis import Redis, RedisError
+from redis import Redis
 from sqlalchemy.orm import Session
 
 from app.core import events
 from app.core.control import CANCEL, control_channel
 from app.core.errors import Problem
-from app.core.queue import enqueue_job
+from app.core.queue import announce_and_enqueue
 from app.core.settings import Settings
 from app.core.tables import Job
 from app.jobs import service
@@ -24,12 +24,9 @@ def send_job(redis_client: Redis, session: Session, job: Job, config: Settings, 
              **data: object) -> None:
     """Publish the job's `queued` event and queue it; a 503 (the job marked failed) when the queue is away."""
     try:
-        events.publish(redis_client, job.id, "queued", {"kind": job.kind, **data}, maxlen=config.event_stream_maxlen)
-    except RedisError:  # progress is best effort; enqueueing below says whether Redis is really gone
-        log.exception("could not publish the queued event of job %s", job.id)
-    try:
         # The job's own columns, which the fair scheduler reads too (the request holds the same).
-        enqueue_job(job.id, queue=job.queue, priority=job.priority)
+        announce_and_enqueue(redis_client, job.id, kind=job.kind, queue=job.queue, priority=job.priority,
+                             maxlen=config.event_stream_maxlen, **data)
     except Exception as exc:
         log.exception("could not enqueue job %s", job.id)
         service.fail_unqueued(session, job=job, reason=f"the job queue is unavailable: {exc}")
