@@ -140,3 +140,37 @@ def test_list_filters_and_delete(client, ids):
     assert client.get(f"/v1/jobs/{job_id}").status_code == 404
     assert client.get(f"/v1/jobs/{job_id}/artifacts/weights.h5").status_code == 404
     assert client.delete(f"/v1/models/{other_model}").status_code == 204
+
+
+def test_a_cancel_asked_before_the_worker_listens_still_stops_the_job(client, ids, server_env, tmp_path):
+    """A cancel that reaches a claimed job before its worker subscribes to the job's control channel is published
+    to nobody; the worker reads the request from the row once it listens, and stops in its first epoch."""
+    import redis
+
+    from app.core.settings import get_settings
+    from workers import jobstate
+    from workers.array_cache import ArrayCache
+    from workers.runner import JobRun
+    from workers.scheduling import claim_next
+
+    # The one-GPU queue has no worker here: this test claims the job itself, as a worker's turn would.
+    job_id = submit(client, fit_request(ids["model"], ids["dataset"], epochs=300, batch_size=10)
+                    | {"resources": {"gpus": 1}})
+    settings = get_settings()
+    claimed = claim_next(hint_job_id=job_id, queue=f"{server_env['KERASD_QUEUE']}.gpu", owner="test-claimer",
+                         settings=settings)
+    assert claimed == (job_id, 1)
+    asked = client.post(f"/v1/jobs/{job_id}/cancel")
+    assert asked.status_code == 202 and asked.json()["status"] == "running" and asked.json()["cancel_requested_at"]
+
+    run = JobRun(job_id, 1, settings=settings, redis_client=redis.Redis.from_url(settings.redis_url),
+                 cache=ArrayCache(tmp_path / "cache", max_bytes=1 << 30), owner="test-claimer")
+    try:
+        outcome = run.execute(tmp_path)
+    finally:
+        run.close()
+    assert outcome.status == "cancelled"
+    # Stopped in its first epoch of 300 (at the end of the first step the tuner runs, which may span the epoch).
+    assert outcome.result["cancelled"]["epoch"] == 1 and outcome.result["epochs_run"] <= 1
+    jobstate.end(status=outcome.status, result=outcome.result, chunk_bytes=settings.chunk_bytes, **run.fenced)
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"

@@ -134,6 +134,10 @@ class JobRun:
 
     def execute(self, workdir: Path) -> Outcome:
         job, keras_config = jobstate.load_job(job_id=self.job_id)
+        # A cancel asked between the claim and the listener's subscription went to nobody on Redis; the row
+        # keeps it (read after the subscription, so no cancel falls between the two).
+        if job.cancel_requested_at is not None:
+            self.cancel.requested.set()
         # The one read of the job contract (app/core/contract.py); the typed request goes on from here.
         request = JobRequest.model_validate(job.request)
         # A sweep's trial may train its model with the sweep's values in it (app/core/sweep_steps.py).
