@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.contract import ExportFormat
 from app.experiments.schemas import MetricSummary, Param
 from app.jobs.data import ArrayRef
 
@@ -132,10 +133,16 @@ class AliasOut(BaseModel):
 class ExportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    format: Literal["tf_saved_model"] = Field(description="`tf_saved_model`: a SavedModel laid out for TensorFlow "
-                                                          "Serving (`<name>/<version>/saved_model.pb`), zipped")
-    sample: ArrayRef = Field(description="rows of yours the export is verified on (the first 1,000): predicted by "
-                                         "Keras and by the exported file in the format's own runtime")
+    format: ExportFormat = Field(
+        description="`tf_saved_model`: a SavedModel laid out for TensorFlow Serving (`<name>/<version>/"
+                    "saved_model.pb`); `onnx`: `<name>/<version>/model.onnx` (Triton's layout), verified with "
+                    "onnxruntime; `litert`: `<name>/<version>/model.tflite`, verified with the LiteRT interpreter. "
+                    "Each zipped")
+    sample: ArrayRef | None = Field(
+        default=None, description="rows of yours the export is verified on (the first 1,000): predicted by Keras and "
+                                  "by the exported file in the format's own runtime. Left out: 100 rows generated "
+                                  "from the model's input shapes and dtypes (seed 0; integers below the smallest "
+                                  "Embedding's input_dim)")
 
 
 class ExportOut(BaseModel):
