@@ -6,6 +6,7 @@ interpreter), and its predictions of the sample are compared with Keras's `predi
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,7 +63,8 @@ def _as_list(model: keras.Model, x: Any) -> list[np.ndarray]:
         arrays = list(x)
     else:
         arrays = [x]
-    return [np.asarray(array).astype(tensor.dtype, copy=False) for array, tensor in zip(arrays, inputs, strict=True)]
+    return [np.asarray(array) if tensor.dtype == "string" else np.asarray(array).astype(tensor.dtype, copy=False)
+            for array, tensor in zip(arrays, inputs, strict=True)]
 
 
 def _structured(model: keras.Model, arrays: list[np.ndarray]) -> Any:
@@ -147,10 +149,19 @@ def _litert(model: keras.Model, sample: list[np.ndarray], target: Path) -> Writt
             raise
         path.unlink()
         _keras_export(model, path, "litert", input_signature=_one_row_signature(model))
-        runner = Interpreter(model_path=str(path)).get_signature_runner()
-        names = list(runner.get_input_details())
-        rows = [runner(**_feed(names, model, [array[row:row + 1] for array in sample]))
-                for row in range(len(sample[0]))]
+        try:
+            runner = Interpreter(model_path=str(path)).get_signature_runner()
+            names = list(runner.get_input_details())
+            rows = [runner(**_feed(names, model, [array[row:row + 1] for array in sample]))
+                    for row in range(len(sample[0]))]
+        except RuntimeError as again:
+            if "Select TensorFlow op" not in str(again):
+                raise
+            ops = sorted(set(re.findall(r"\((Flex\w+)\)", f"{exc} {again}"))) or ["unnamed"]
+            raise ExportUnsupported(
+                f"Keras's LiteRT file of this model needs TensorFlow Select ops ({', '.join(ops)}), even for a batch "
+                "of one row, and the LiteRT interpreter runs LiteRT's own ops only (Select ops need the Flex "
+                f"delegate, which is not verified here): {SUGGESTIONS['litert']}") from again
         found = {name: np.concatenate([row[name] for row in rows]) for name in rows[0]}
         details = {"batch": 1, "note": "Keras's file for any batch size needs TensorFlow Select ops (the Flex "
                                        "delegate), which the LiteRT interpreter does not run; this file takes one "
