@@ -171,3 +171,24 @@ def test_a_difference_past_the_tolerance_is_a_mismatch_with_its_figures(tmp_path
     monkeypatch.setitem(model_exports.EXPORTERS, "onnx", moved)
     report, _files = _export(model, sample, "onnx", tmp_path)
     assert report["status"] == "mismatch" and report["max_abs_diff"]["output_0"] == pytest.approx(1e-3, rel=1e-2)
+
+
+def test_keras_reference_predictions_are_exact_float32_not_tf32(tmp_path: Path, monkeypatch):
+    import tensorflow as tf
+
+    from workers import model_exports
+
+    # On an Ampere or newer GPU TensorFlow multiplies float32 in TF32 by default (differences near 1e-3), which the
+    # CPU runtimes do not: the export job turns it off while Keras predicts and the runtime runs, and restores it.
+    model, sample = _sequential()
+    seen = []
+    real = model_exports.EXPORTERS["onnx"]
+
+    def watched(*args: Any) -> Any:
+        seen.append(tf.config.experimental.tensor_float_32_execution_enabled())
+        return real(*args)
+
+    monkeypatch.setitem(model_exports.EXPORTERS, "onnx", watched)
+    assert tf.config.experimental.tensor_float_32_execution_enabled()
+    _export(model, sample, "onnx", tmp_path)
+    assert seen == [False] and tf.config.experimental.tensor_float_32_execution_enabled()

@@ -5,10 +5,11 @@ interpreter), and its predictions of the sample are compared with Keras's `predi
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,25 @@ def _needs(format: str) -> None:
                                 f"{backend}) lacks it: {where}")
 
 
+@contextlib.contextmanager
+def exact_float32() -> Iterator[None]:
+    """TensorFlow's TensorFloat-32 off for the export job, restored after it. On Ampere and newer GPUs TensorFlow
+    multiplies float32 matrices in TF32 by default (a 10-bit mantissa, differences near 1e-3), while onnxruntime and
+    LiteRT here run float32 on the CPU: Keras's reference predictions must be float32's to be compared within 1e-5.
+    No effect on a CPU, and none on a JAX worker (whose exports run in TensorFlow only for SavedModel)."""
+    if keras.backend.backend() != "tensorflow":
+        yield
+        return
+    import tensorflow as tf
+
+    was = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    try:
+        yield
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(was)
+
+
 EXPORTERS: dict[str, Callable[[keras.Model, list[np.ndarray], Path], Written]] = {
     "tf_saved_model": _saved_model, "onnx": _onnx, "litert": _litert}
 
@@ -235,9 +255,10 @@ def export_and_verify(model: keras.Model, x: Any, arguments: ExportArguments, wo
     generated = x is None
     arrays = generated_sample(model) if generated else _as_list(model, x)
     sample = [array[:arguments.max_rows] for array in arrays]
-    expected = _by_output(model.predict(_structured(model, sample), verbose=0), output_names)
     root = workdir / "export"
-    written = exporter(model, sample, root / arguments.directory)
+    with exact_float32():
+        expected = _by_output(model.predict(_structured(model, sample), verbose=0), output_names)
+        written = exporter(model, sample, root / arguments.directory)
     got = _by_output(written.predictions, output_names)
     differences = {name: float(np.max(np.abs(got[name].astype("float64") - expected[name].astype("float64"))))
                    for name in expected}
