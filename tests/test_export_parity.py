@@ -34,6 +34,14 @@ def _two_inputs_two_outputs() -> tuple[Any, Any]:
     return model, [RNG.random((30, 8), dtype="float32"), RNG.random((30, 4), dtype="float32")]
 
 
+def _dict_inputs() -> tuple[Any, Any]:
+    import keras
+
+    a, b = keras.Input((8,), name="a"), keras.Input((4,), name="b")
+    model = keras.Model({"a": a, "b": b}, keras.layers.Dense(3)(keras.layers.concatenate([a, b])))
+    return model, {"a": RNG.random((30, 8), dtype="float32"), "b": RNG.random((30, 4), dtype="float32")}
+
+
 def _plugin_layer_and_model() -> tuple[Any, Any]:
     import keras
 
@@ -69,7 +77,7 @@ def _embedding() -> tuple[Any, Any]:
 
 TOLERANCES = {"tf_saved_model": 1e-5, "onnx": 1e-5, "litert": 1e-4}
 FILES = {"tf_saved_model": "saved_model.pb", "onnx": "model.onnx", "litert": "model.tflite"}
-KINDS = [_sequential, _two_inputs_two_outputs, _plugin_layer_and_model, _cnn, _lstm, _embedding]
+KINDS = [_sequential, _two_inputs_two_outputs, _dict_inputs, _plugin_layer_and_model, _cnn, _lstm, _embedding]
 
 
 def _export(model: Any, sample: Any, format: str, workdir: Path) -> tuple[dict[str, Any], Any]:

@@ -24,7 +24,6 @@ GENERATED_ROWS = 100
 GENERATED_SEED = 0
 # A sequence length for an input whose steps are not fixed (`Input((None, 8))`) when rows are generated.
 GENERATED_STEPS = 8
-OTHER_FORMATS = "tf_saved_model, onnx or litert"
 
 
 class ExportUnsupported(RuntimeError):
@@ -69,6 +68,14 @@ def _as_list(model: keras.Model, x: Any) -> list[np.ndarray]:
 
 
 def _structured(model: keras.Model, arrays: list[np.ndarray]) -> Any:
+    """The arrays in the structure the model was built with (a functional model on a dict of inputs takes a dict)."""
+    try:
+        structure = model.input
+    except AttributeError:  # a Sequential model has no `input` of its own until called ("never been called")
+        structure = None
+    if isinstance(structure, dict):
+        position = {id(tensor): index for index, tensor in enumerate(_inputs(model))}
+        return {key: arrays[position[id(tensor)]] for key, tensor in structure.items()}
     return arrays[0] if len(arrays) == 1 else arrays
 
 
