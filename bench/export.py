@@ -1,8 +1,10 @@
-"""What a registry export costs and what the exported model serves: per model kind, the export job's work (Keras's
-`model.export` to a SavedModel, TensorFlow's loader, the parity check on 1,000 rows: workers/model_exports.py) in
-seconds, and predictions per second of the loaded SavedModel's `serve` against Keras's `predict` on the same rows,
-the same batches and the same machine. The two predictors are timed in alternation (A B B A ...), so load that
-changes on a shared machine hits both alike; the report gives medians and each run's paired ratio.
+"""What a registry export costs and what the exported model serves: per model kind and format (SavedModel, ONNX,
+LiteRT), the export job's work (Keras's `model.export`, the format's runtime loading the file, the parity check on
+1,000 rows: workers/model_exports.py) in seconds, and predictions per second of each exported file in its own
+runtime (TensorFlow's SavedModel `serve`, onnxruntime, the LiteRT interpreter) against Keras's `predict` on the same
+rows, the same batches and the same machine. All predictors of a model are timed in alternation (A B C D, then
+D C B A, ...), so load that changes on a shared machine hits them alike; the report gives medians and each run's
+paired ratio to Keras.
 
     .venv/bin/python bench/export.py [--rows 20000] [--batch 256] [--runs 5]
 """
@@ -76,6 +78,40 @@ def _serve(loaded: Any, batches: list[Any]) -> None:
         tf.nest.map_structure(lambda tensor: tensor.numpy(), loaded.serve(part))
 
 
+def _parts(part: Any) -> list[Any]:
+    return part if isinstance(part, list) else [part]
+
+
+def _onnx(path: Path, batches: list[Any]) -> Callable[[], None]:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [spec.name for spec in session.get_inputs()]
+
+    def run() -> None:
+        for part in batches:
+            session.run(None, dict(zip(names, _parts(part), strict=True)))
+    return run
+
+
+def _litert(path: Path, batches: list[Any], one_row: bool) -> Callable[[], None]:
+    """The LiteRT signature runner over the batches; a file made for one row (`batch` 1) is run row by row."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(path)).get_signature_runner()
+    names = list(runner.get_input_details())
+
+    def run() -> None:
+        for part in batches:
+            arrays = _parts(part)
+            if one_row:
+                for row in range(len(arrays[0])):
+                    runner(**dict(zip(names, [array[row:row + 1] for array in arrays], strict=True)))
+            else:
+                runner(**dict(zip(names, arrays, strict=True)))
+    return run
+
+
 def _alternate(arms: dict[str, Callable[[], Any]], runs: int) -> dict[str, list[float]]:
     """Seconds of each arm per run, the arms in turn (A B, then B A, ...) after one untimed call of each (tracing)."""
     for arm in arms.values():
@@ -90,6 +126,9 @@ def _alternate(arms: dict[str, Callable[[], Any]], runs: int) -> dict[str, list[
     return timings
 
 
+FORMATS = {"tf_saved_model": ("SavedModel serve", 1e-5), "onnx": ("onnxruntime", 1e-5), "litert": ("LiteRT", 1e-4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=20_000)
@@ -97,30 +136,47 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    print(f"keras {keras.__version__}, tensorflow {tf.__version__}, {os.cpu_count()} CPUs, load average "
+    import ai_edge_litert
+    import onnxruntime
+
+    print(f"keras {keras.__version__}, tensorflow {tf.__version__}, onnxruntime {onnxruntime.__version__}, "
+          f"ai_edge_litert {ai_edge_litert.__version__}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}; {args.rows:,} rows in batches of {args.batch}, {args.runs} runs")
-    print("| model | export + load + parity (s) | Keras predict (rows/s) | SavedModel serve (rows/s) | serve / predict "
-          "(medians; paired) | largest difference |")
-    print("|---|---|---|---|---|---|")
+    print("| model | format | export + load + parity (s) | Keras predict (rows/s) | runtime (rows/s) | runtime / "
+          "predict (medians; paired) | largest difference |")
+    print("|---|---|---|---|---|---|---|")
     for label, build in _kinds(rng, args.rows).items():
         model, x = build()
+        batches = _batches(x, args.batch)
+        arms: dict[str, Callable[[], Any]] = {
+            "keras": functools.partial(model.predict, x, batch_size=args.batch, verbose=0)}
+        exported: dict[str, tuple[float, dict[str, Any]]] = {}
         with tempfile.TemporaryDirectory() as workdir:
-            started = time.perf_counter()
-            result, _files = export_and_verify(model, x, ExportArguments(format="tf_saved_model", directory="m/1"),
-                                               Path(workdir), output_names(model))
-            export_s = time.perf_counter() - started
-            loaded = tf.saved_model.load(str(Path(workdir) / "export" / "m" / "1"))
-            batches = _batches(x, args.batch)
-
-            arms = {"keras": functools.partial(model.predict, x, batch_size=args.batch, verbose=0),
-                    "serve": functools.partial(_serve, loaded, batches)}
+            for format, (_runtime, tolerance) in FORMATS.items():
+                root = Path(workdir) / format
+                root.mkdir()
+                started = time.perf_counter()
+                result, _files = export_and_verify(
+                    model, x, ExportArguments(format=format, directory="m/1", tolerance=tolerance), root,
+                    output_names(model))
+                exported[format] = (time.perf_counter() - started, result["export"])
+                directory = root / "export" / "m" / "1"
+                if format == "tf_saved_model":
+                    arms[format] = functools.partial(_serve, tf.saved_model.load(str(directory)), batches)
+                elif format == "onnx":
+                    arms[format] = _onnx(directory / "model.onnx", batches)
+                else:
+                    arms[format] = _litert(directory / "model.tflite", batches, result["export"]["batch"] == 1)
             timings = _alternate(arms, args.runs)
         keras_rate = args.rows / statistics.median(timings["keras"])
-        serve_rate = args.rows / statistics.median(timings["serve"])
-        paired = statistics.median(k / s for k, s in zip(timings["keras"], timings["serve"], strict=True))
-        report = result["export"]
-        print(f"| {label} | {export_s:.1f} | {keras_rate:,.0f} | {serve_rate:,.0f} | {serve_rate / keras_rate:.2f}; "
-              f"{paired:.2f} | {max(report['max_abs_diff'].values()):.1e} ({report['status']}) |")
+        for format, (runtime, _tolerance) in FORMATS.items():
+            export_s, report = exported[format]
+            rate = args.rows / statistics.median(timings[format])
+            paired = statistics.median(k / s for k, s in zip(timings["keras"], timings[format], strict=True))
+            batch = " (one row at a time)" if report.get("batch") == 1 else ""
+            print(f"| {label} | {runtime}{batch} | {export_s:.1f} | {keras_rate:,.0f} | {rate:,.0f} | "
+                  f"{rate / keras_rate:.2f}; {paired:.2f} | {max(report['max_abs_diff'].values()):.1e} "
+                  f"({report['status']}) |", flush=True)
 
 
 if __name__ == "__main__":

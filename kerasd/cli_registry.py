@@ -103,13 +103,17 @@ def _download(client: Client, args: argparse.Namespace) -> int:
 
 
 def _export(client: Client, args: argparse.Namespace) -> int:
-    dataset, _, array = args.sample.partition(":")
-    sample = {"dataset_id": dataset, **({"array": array} if array else {})}
+    sample = None
+    if args.sample:
+        dataset, _, array = args.sample.partition(":")
+        sample = {"dataset_id": dataset, **({"array": array} if array else {})}
     report = client.registry.export(args.reference, args.format, sample=sample, timeout=args.timeout)
     check = report["verification"] or {}
     worst = max((check.get("max_abs_diff") or {}).values(), default=None)
     _print(args, report, f"{report['reference']} {report['format']}: {check.get('status')} (largest difference "
-                         f"{worst:.1e} over {check.get('rows')} rows, tolerance {check.get('tolerance')}); file "
+                         f"{worst:.1e} over {check.get('rows')} "
+                         f"{'generated ' if (check.get('sample') or {}).get('generated') else ''}rows, tolerance "
+                         f"{check.get('tolerance')}); file "
                          f"{(report['file'] or {}).get('url')}")
     return 0 if check.get("status") == "verified" else 1
 
@@ -140,6 +144,8 @@ def add_commands(registry: Any, command: Callable[..., Any], client: Callable[[a
     export = command(registry, "export", run(_export), "export a version and verify the file against Keras's "
                                                        "predictions (exit 1 on a mismatch)")
     export.add_argument("reference", help="NAME/3 or NAME@ALIAS")
-    export.add_argument("--sample", required=True, help="DATASET_ID or DATASET_ID:ARRAY: the rows to verify on")
-    export.add_argument("--format", default="tf_saved_model", choices=["tf_saved_model"])
+    export.add_argument("--sample", default=None, help="DATASET_ID or DATASET_ID:ARRAY: the rows to verify on "
+                                                       "(default: 100 rows generated from the model's inputs)")
+    export.add_argument("--format", default="tf_saved_model", choices=["tf_saved_model", "onnx", "litert"],
+                        help="tf_saved_model (TensorFlow Serving), onnx (onnxruntime, Triton) or litert (.tflite)")
     export.add_argument("--timeout", type=float, default=600, help="seconds to wait for the export job")

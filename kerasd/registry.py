@@ -57,7 +57,7 @@ class ModelVersion(dict):
         """Point `alias` at this version."""
         return self._registry.set_alias(self["name"], alias, self["version"])
 
-    def export(self, format: str = "tf_saved_model", *, sample: Any, timeout: float | None = None) -> Any:
+    def export(self, format: str = "tf_saved_model", *, sample: Any = None, timeout: float | None = None) -> Any:
         """Export this version and wait for its verification (see `Registry.export`)."""
         return self._registry.export(self.reference, format, sample=sample, timeout=timeout)
 
@@ -202,23 +202,25 @@ class Registry(Resource):
             partial.unlink(missing_ok=True)
         return target
 
-    def export(self, reference: str, format: str = "tf_saved_model", *, sample: Any,
+    def export(self, reference: str, format: str = "tf_saved_model", *, sample: Any = None,
                timeout: float | None = None) -> Any:
-        """Export a version in `format` (`tf_saved_model`) and wait for the export job: the export's document, whose
-        `verification` is the parity report (`status` `verified` or `mismatch`, `max_abs_diff` per output between
-        the exported file run by its own runtime and Keras's predict, `tolerance`, `rows`) and whose `file` is the
-        zip to download. `sample`: rows to verify on, a numpy array (uploaded once per content) or `{"dataset_id",
-        "array"}`. A failed export job raises `JobFailed` with its error."""
+        """Export a version in `format` (`tf_saved_model`, `onnx` or `litert`) and wait for the export job: the
+        export's document, whose `verification` is the parity report (`status` `verified` or `mismatch`,
+        `max_abs_diff` per output between the exported file run by its own runtime and Keras's predict,
+        `tolerance`, `rows`) and whose `file` is the zip to download. `sample`: rows to verify on, a numpy array
+        (uploaded once per content) or `{"dataset_id", "array"}`; None: rows the worker generates from the model's
+        inputs. A failed export job (a model Keras cannot export in the format) raises `JobFailed` with its
+        error."""
         return self._run(self._export(reference, format, sample, timeout))
 
     def _export(self, reference: str, format: str, sample: Any, timeout: float | None) -> Operation:
         name, version = split_reference(reference)
-        if not isinstance(sample, dict):
+        if sample is not None and not isinstance(sample, dict):
             dataset = yield from self._client.datasets._upload(sample, None, "sample.npy",
                                                                {"x_columns": None, "y_columns": None}, 0)
             sample = {"dataset_id": dataset["id"]}
-        response = yield Call("POST", _path(name, "versions", version, "exports"),
-                              json={"format": format, "sample": sample})
+        body = {"format": format, **({"sample": sample} if sample is not None else {})}
+        response = yield Call("POST", _path(name, "versions", version, "exports"), json=body)
         started = response.json()
         job = yield from self._client.jobs._wait(started["job_id"], timeout, 0.25)
         if job["status"] != "succeeded":

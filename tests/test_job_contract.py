@@ -206,6 +206,8 @@ def test_a_request_the_contract_does_not_hold_is_refused_by_what_is_wrong() -> N
         "arguments of a predict job": {**PREDICT_FROM_AN_UPLOADED_MODEL, "arguments": FIT_ARGUMENTS},
         "evaluate jobs need a compile document": {**EVALUATE, "compile": None},
         "Extra inputs are not permitted": {**EVALUATE, "arguments": {"batch_size": 32, "step": 1}},
+        # Only an export job may come without x (its worker generates rows from the model's inputs).
+        "a predict job needs its x": {**PREDICT_FROM_AN_UPLOADED_MODEL, "data": {}},
     }
     for expected, request in cases.items():
         with pytest.raises(ValidationError, match=expected):

@@ -338,7 +338,7 @@ def test_an_export_is_verified_by_tensorflows_own_loader_and_its_file_predicts_a
     assert gone["status"] == "deleted" and gone["file"] is None
     assert owner.get(kept["tf_saved_model.zip"]["url"]).content == download.content
 
-    assert_problem(owner.post(f"/v1/registry/{name}/versions/1/exports", json={**body, "format": "onnx"}), 422)
+    assert_problem(owner.post(f"/v1/registry/{name}/versions/1/exports", json={**body, "format": "openvino"}), 422)
     assert_problem(owner.post(f"/v1/registry/{name}/versions/1/exports",
                               json={**body, "sample": ref(dataset, "train_y")}), 422, "sample")
     assert_problem(owner.post(f"/v1/registry/{name}/versions/9/exports", json=body), 404, "no version 9")

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import subprocess
 import uuid
+import zipfile
 
 import numpy as np
 import pytest
@@ -179,5 +181,26 @@ def test_the_sdk_exports_a_version_and_returns_its_parity_report(api, trained):
         assert max(verification["max_abs_diff"].values()) <= verification["tolerance"] == 1e-5
         data = client.jobs.artifact(report["job_id"], "savedmodel.zip")
         assert hashlib.sha256(data).hexdigest() == report["file"]["sha256"]
+
+        # ONNX, checked here too: the downloaded file in onnxruntime predicts what the version's Keras model does.
+        import onnxruntime
+
+        report = client.registry.export(f"{name}/1", "onnx", sample=trained["val_x"][:7], timeout=300)
+        verification = report["verification"]
+        assert verification["status"] == "verified" and verification["runtime"].startswith("onnxruntime")
+        assert max(verification["max_abs_diff"].values()) <= verification["tolerance"] == 1e-5
+        assert report["file"]["name"] == "onnx.zip"
+        archive = zipfile.ZipFile(io.BytesIO(client.jobs.artifact(report["job_id"], "onnx.zip")))
+        session = onnxruntime.InferenceSession(archive.read(f"{name}/1/model.onnx"))
+        served = session.run(None, {session.get_inputs()[0].name: trained["val_x"][:7].astype("float32")})[0]
+        np.testing.assert_allclose(served, version.pull().predict(trained["val_x"][:7], verbose=0), atol=1e-5)
+
+        # LiteRT without a sample: rows generated from the model's inputs; the version keeps each verified file.
+        report = version.export("litert", timeout=300)
+        verification = report["verification"]
+        assert verification["status"] == "verified" and verification["tolerance"] == 1e-4
+        assert verification["rows"] == 100 and verification["sample"] == {"generated": True, "seed": 0}
+        kept = {a["name"] for a in client.registry.get(f"{name}/1")["artifacts"]}
+        assert {"tf_saved_model.zip", "onnx.zip", "litert.zip"} <= kept
         with pytest.raises(kerasd.ValidationError):
-            client.registry.export(f"{name}/1", "onnx", sample=trained["val_x"][:7])
+            client.registry.export(f"{name}/1", "openvino", sample=trained["val_x"][:7])

@@ -161,7 +161,7 @@ class JobRun:
             else:
                 model = training.load_model(config, self._weights_file(request, workdir))
                 if isinstance(request.arguments, ExportArguments):
-                    result, files = model_exports.export_and_verify(model, data["x"], request.arguments, workdir,
+                    result, files = model_exports.export_and_verify(model, data.get("x"), request.arguments, workdir,
                                                                     training.output_names(model))
                     outcome = Outcome("succeeded", result, artifacts=files)
                 elif request.kind == "evaluate":

@@ -32,7 +32,9 @@ JobKind = Literal["fit", "evaluate", "predict"]
 # What a worker runs: the kinds users submit, and the registry's exports of a model version (contract version 2).
 RequestKind = Literal["fit", "evaluate", "predict", "export"]
 EXPORT_VERSION = 2
-ExportFormat = Literal["tf_saved_model"]
+ExportFormat = Literal["tf_saved_model", "onnx", "litert"]
+# The zip an export job writes, by format (its only artifact; the version keeps it as `<format>.zip`).
+EXPORT_FILES = {"tf_saved_model": "savedmodel.zip", "onnx": "onnx.zip", "litert": "litert.zip"}
 MixedPrecision = Literal["mixed_float16", "mixed_bfloat16"]
 Distribution = Literal["mirrored"]
 # What a worker can export (workers/exports.py); a fit job asks for some of them, by default all but the legacy
@@ -118,7 +120,8 @@ class ValidationArrays(_Contract):
 class JobData(_Contract):
     """The data arguments of fit, evaluate or predict, under Keras's names."""
 
-    x: Arrays | PipelineData
+    # None only in an export job without a sample: the worker then generates rows (workers/model_exports.py).
+    x: Arrays | PipelineData | None = None
     y: Arrays | None = None
     sample_weight: StoredArray | None = None
     validation_data: ValidationArrays | PipelineData | None = None
@@ -203,7 +206,8 @@ class InferenceArguments(_Contract):
 class ExportArguments(_Contract):
     """Export the model in `format` under `directory` (`<name>/<version>`, as TensorFlow Serving lays models out),
     then load what was written with the format's own runtime and compare its predictions of the job's `x` (the
-    sample) with Keras's: the largest absolute difference per output, within `tolerance` or not."""
+    sample; rows generated from the model's inputs when the job has none) with Keras's: the largest absolute
+    difference per output, within `tolerance` or not."""
 
     format: ExportFormat
     directory: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/[0-9]{1,9}$")
@@ -289,6 +293,8 @@ class JobRequest(_Contract):
     def _consistent(self) -> JobRequest:
         if type(self.arguments) is not ARGUMENTS_OF.get(self.kind, InferenceArguments):
             raise ValueError(f"a {self.kind} job's arguments are {type(self.arguments).__name__}")
+        if self.kind != "export" and self.data.x is None:
+            raise ValueError(f"a {self.kind} job needs its x")
         if self.kind == "export" and (self.weights is None or self.version < EXPORT_VERSION):
             raise ValueError(f"an export job needs the trained weights and contract version {EXPORT_VERSION}")
         if self.kind in ("fit", "evaluate") and self.compile is None:

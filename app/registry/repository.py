@@ -11,6 +11,7 @@ from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.core.contract import EXPORT_FILES
 from app.core.sql import Question, Statement, ask, one, scalar
 from app.core.tables import (
     Artifact,
@@ -76,10 +77,10 @@ _INSERT_EXPORT = Statement(insert(EXPORTS))
 # A version's exports with their jobs' state and file (none once the job is deleted), oldest first.
 _EXPORTS_OF = Statement(
     select(EXPORTS.c.job_id, EXPORTS.c.format, EXPORTS.c.created_at, JOBS.c.status, JOBS.c.result, JOBS.c.error,
-           JOB_ARTIFACTS.c.blob_sha256, JOB_ARTIFACTS.c.size_bytes)
+           JOB_ARTIFACTS.c.name.label("file_name"), JOB_ARTIFACTS.c.blob_sha256, JOB_ARTIFACTS.c.size_bytes)
     .select_from(EXPORTS.outerjoin(JOBS, JOBS.c.id == EXPORTS.c.job_id)
                  .outerjoin(JOB_ARTIFACTS, and_(JOB_ARTIFACTS.c.job_id == EXPORTS.c.job_id,
-                                                JOB_ARTIFACTS.c.name == "savedmodel.zip")))
+                                                JOB_ARTIFACTS.c.name.in_(list(EXPORT_FILES.values())))))
     .where(EXPORTS.c.version_id == bindparam("version_id")).order_by(EXPORTS.c.created_at, EXPORTS.c.job_id))
 _OF_VERSIONS = select(VERSIONS.c.id).where(VERSIONS.c.registered_model_id == bindparam("model_id"))
 # A model and everything of it, children first (the foreign keys cascade too; this does not rely on it).
@@ -182,6 +183,6 @@ def insert_export(session: Session, *, job_id: str, version_id: str, format: str
 
 
 def exports_of(*, version_id: str) -> Question[list[Any]]:
-    """(job_id, format, created_at, the job's status, result and error, its savedmodel.zip's blob_sha256 and
+    """(job_id, format, created_at, the job's status, result and error, its file's name, blob_sha256 and
     size_bytes) of each export of the version, oldest first; the job's columns are None once it is deleted."""
     return Question(_EXPORTS_OF, {"version_id": version_id})

@@ -146,7 +146,8 @@ def get_model_version(name: str, version: str, session: Session = Depends(get_se
 @router.get("/{name}/versions/{version}/artifacts", response_model=list[VersionArtifactOut],
             summary="A version's files: names, sizes and sha256",
             description="The job's trained files the version keeps (`weights.h5`, `model.keras`, "
-                        "`architecture.json`, ...) and its verified exports (`tf_saved_model.zip`).")
+                        "`architecture.json`, ...) and its verified exports (`tf_saved_model.zip`, `onnx.zip`, "
+                        "`litert.zip`).")
 def list_version_artifacts(name: str, version: str, session: Session = Depends(get_session),
                                  caller: Caller = Depends(current_caller)) -> list[VersionArtifactOut]:
     return get_model_version(name, version, session, caller).artifacts
@@ -195,8 +196,8 @@ def _export_out(name: str, number: int, row: Any) -> ExportOut:
     result = row.result if isinstance(row.result, dict) else {}
     file = None
     if row.blob_sha256 is not None:
-        file = VersionArtifactOut(name="savedmodel.zip", size_bytes=row.size_bytes, media_type="application/zip",
-                                  sha256=row.blob_sha256, url=f"/v1/jobs/{row.job_id}/artifacts/savedmodel.zip")
+        file = VersionArtifactOut(name=row.file_name, size_bytes=row.size_bytes, media_type="application/zip",
+                                  sha256=row.blob_sha256, url=f"/v1/jobs/{row.job_id}/artifacts/{row.file_name}")
     return ExportOut(job_id=row.job_id, reference=f"{name}/{number}", format=row.format,
                      status=row.status or "deleted", verification=result.get("export"), error=row.error, file=file,
                      created_at=row.created_at, links={"job": f"/v1/jobs/{row.job_id}",
@@ -206,10 +207,13 @@ def _export_out(name: str, number: int, row: Any) -> ExportOut:
 @router.post("/{name}/versions/{version}/exports", response_model=ExportOut, status_code=status.HTTP_201_CREATED,
              summary="Export a version (an export job) and verify the exported file against Keras's predictions",
              description="Keras's own `model.export` writes the format; the format's own runtime (TensorFlow's "
-                         "SavedModel loader) then predicts the sample's first 1,000 rows, and the largest absolute "
-                         "difference from Keras's `predict` per output is recorded: `verified` within the tolerance "
-                         "(float32: 1e-5), `mismatch` otherwise. Follow it as a job; the zip is the job's "
-                         "`savedmodel.zip` artifact, laid out as `<name>/<version>/` for TensorFlow Serving.")
+                         "SavedModel loader, onnxruntime, the LiteRT interpreter) then predicts the sample's first "
+                         "1,000 rows (or 100 generated rows), and the largest absolute difference from Keras's "
+                         "`predict` per output is recorded: `verified` within the tolerance (float32: 1e-5; LiteRT "
+                         "1e-4), `mismatch` otherwise. A model Keras cannot export in the format fails the job with "
+                         "Keras's message. Follow it as a job; the zip (`savedmodel.zip`, `onnx.zip`, `litert.zip`) "
+                         "is laid out as `<name>/<version>/`, as TensorFlow Serving and Triton read models. "
+                         "ONNX and LiteRT exports run on workers with Keras's TensorFlow backend.")
 def export_model_version(name: str, version: str, body: ExportCreate, request: Request,
                          session: Session = Depends(get_session), config: Settings = Depends(settings),
                          caller: Caller = Depends(current_caller)) -> ExportOut:

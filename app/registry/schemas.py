@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.contract import ExportFormat
 from app.experiments.schemas import MetricSummary, Param
 from app.jobs.data import ArrayRef
 
@@ -132,10 +133,18 @@ class AliasOut(BaseModel):
 class ExportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    format: Literal["tf_saved_model"] = Field(description="`tf_saved_model`: a SavedModel laid out for TensorFlow "
-                                                          "Serving (`<name>/<version>/saved_model.pb`), zipped")
-    sample: ArrayRef = Field(description="rows of yours the export is verified on (the first 1,000): predicted by "
-                                         "Keras and by the exported file in the format's own runtime")
+    format: ExportFormat = Field(
+        description="`tf_saved_model`: a SavedModel laid out for TensorFlow Serving (`<name>/<version>/"
+                    "saved_model.pb`); `onnx`: `<name>/<version>/model.onnx` (Triton's layout), verified with "
+                    "onnxruntime; `litert`: `<name>/<version>/model.tflite`, verified with the LiteRT interpreter. "
+                    "Each zipped")
+    # Typed ArrayRef with a None default (not `ArrayRef | None`): the document keeps `sample` an ArrayRef, as clients
+    # generated from it read it, and leaving it out is the new case; an explicit null is refused.
+    sample: ArrayRef = Field(  # type: ignore[assignment]
+        default=None, description="rows of yours the export is verified on (the first 1,000): predicted by Keras and "
+                                  "by the exported file in the format's own runtime. Left out: 100 rows generated "
+                                  "from the model's input shapes and dtypes (seed 0; integers below the smallest "
+                                  "Embedding's input_dim)")
 
 
 class ExportOut(BaseModel):
@@ -146,7 +155,9 @@ class ExportOut(BaseModel):
     verification: dict[str, Any] | None = Field(
         description="once the job succeeded: `status` (`verified` when every output's largest absolute difference "
                     "from Keras's predictions is within `tolerance`, else `mismatch`), `max_abs_diff` per output, "
-                    "`tolerance`, `rows`, `directory`, `runtime`")
+                    "`tolerance`, `rows`, `directory`, `runtime` (the runtime and its version), `sample` "
+                    "(`generated` true when the rows were made from the model's inputs), and for LiteRT `batch` "
+                    "(`any`, or 1 for a file that takes one row at a time, with a `note` saying why)")
     error: dict[str, Any] | None
     file: VersionArtifactOut | None = Field(description="the exported file once written, with its sha256")
     created_at: datetime

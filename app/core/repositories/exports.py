@@ -10,12 +10,14 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
+from app.core.contract import EXPORT_FILES
 from app.core.sql import Question, Statement, ask
 from app.core.tables import utcnow
 
 _COLUMNS = "(version_id, name, blob_sha256, size_bytes, media_type, created_at)"
+_FILES = ", ".join(f"'{name}'" for name in EXPORT_FILES.values())
 _SELECT = ("SELECT e.version_id, e.format || '.zip', a.blob_sha256, a.size_bytes, a.media_type, :now "
-           "FROM model_version_exports AS e JOIN artifacts AS a ON a.job_id = e.job_id AND a.name = 'savedmodel.zip' "
+           f"FROM model_version_exports AS e JOIN artifacts AS a ON a.job_id = e.job_id AND a.name IN ({_FILES}) "
            "WHERE e.job_id = :job_id")
 _SET = ("ON CONFLICT (version_id, name) DO UPDATE SET blob_sha256 = excluded.blob_sha256, "
         "size_bytes = excluded.size_bytes, media_type = excluded.media_type, created_at = excluded.created_at")
