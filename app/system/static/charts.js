@@ -28,10 +28,11 @@ function seriesOption(s) {
   const option = { label: s.label, stroke: s.color, width: s.width ?? 1.5, spanGaps: true, class: s.cls };
   if (s.dash) option.dash = s.dash;
   if (s.dots !== undefined) option.points = { show: s.dots, size: 5, fill: s.color };
+  if (s.line === false) option.paths = () => null;  // its points only
   return option;
 }
 
-// A line chart of `series` ([{label, color, points: [[x, y], ...], dots?, width?, dash?, cls?}]), or of `data` already
+// A line chart of `series` ([{label, color, points: [[x, y], ...], dots?, line?, width?, dash?, cls?}]), or of `data` already
 // in uPlot's shape ([xs, ys of each series]) with `series` giving only their looks. `xRange` fixes the
 // x axis (an epoch axis from 0 to the epochs asked, so one epoch is a point at 1 on 0..1, not a dot in the middle of
 // a range uPlot pads around a single value); it grows if the data go past it.

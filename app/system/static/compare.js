@@ -63,10 +63,11 @@ function epochPoints(run, metric) {
 
 const metricValue = (run, metric, stat) => run.metrics?.[metric]?.[stat] ?? null;
 
-export function compareView(view, ids) {
+// `embedded`: inside another view (a sweep's), without the way back to the job list.
+export function compareView(view, ids, { embedded = false } = {}) {
   view.innerHTML = `
     <section class="compare" data-rendered="false">
-      <p><a href="#/">← all jobs</a></p>
+      ${embedded ? "" : '<p><a href="#/">← all jobs</a></p>'}
       <div class="title-row"><h1>Compare <span id="run-count">${ids.length}</span> runs</h1>
         <label><input type="checkbox" id="batch-curves"> batch curves
           <span class="muted">(first ${BATCH_RUNS_MAX} finished runs, while their event streams are kept)</span></label></div>
