@@ -28,13 +28,15 @@ function seriesOption(s) {
   const option = { label: s.label, stroke: s.color, width: s.width ?? 1.5, spanGaps: true, class: s.cls };
   if (s.dash) option.dash = s.dash;
   if (s.dots !== undefined) option.points = { show: s.dots, size: 5, fill: s.color };
+  if (s.line === false) option.paths = () => null;  // its points only
   return option;
 }
 
-// A line chart of `series` ([{label, color, points: [[x, y], ...], dots?, width?, dash?, cls?}]). `xRange` fixes the
+// A line chart of `series` ([{label, color, points: [[x, y], ...], dots?, line?, width?, dash?, cls?}]), or of `data` already
+// in uPlot's shape ([xs, ys of each series]) with `series` giving only their looks. `xRange` fixes the
 // x axis (an epoch axis from 0 to the epochs asked, so one epoch is a point at 1 on 0..1, not a dot in the middle of
 // a range uPlot pads around a single value); it grows if the data go past it.
-export function lineChart(container, { series, xLabel = "epoch", xRange = null, width = 460, height = 240,
+export function lineChart(container, { series, data = null, xLabel = "epoch", xRange = null, width = 460, height = 240,
                                         legend = true }) {
   const options = {
     width, height,
@@ -50,7 +52,7 @@ export function lineChart(container, { series, xLabel = "epoch", xRange = null, 
     // Read by the x range above: set before the first scaling, and again before each setData.
     hooks: { init: [(u) => { u.xRange = xRange; }] },
   };
-  const chart = new uPlot(options, align(series.map((s) => s.points)), container);
+  const chart = new uPlot(options, data ?? align(series.map((s) => s.points)), container);
   chart.keys = series.map((s) => s.label).join("\u0000");
   return chart;
 }

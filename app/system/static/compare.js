@@ -5,8 +5,9 @@
 import { lineChart, runColor, scatterChart } from "./charts.js";
 import { $, apiKey, BASE, call, esc, fmt, runLabel, shortId, showError } from "./common.js";
 
-// Ids per compare request: 200 ids and their commas are about 6,600 characters, inside the API's 8,192-character
-// query strings (app/http/limits.py); a larger selection is asked for in parts.
+// Ids per compare request. The compare route takes up to 500 at once, but parts of 200 asked together came sooner:
+// the browser reads and parses one part while the next arrives (500 runs in Chromium, bench/compare_dashboard.py:
+// the answers' arrival 1.93 s against 2.29 s as one request, medians of 5 alternated rounds, loaded machine).
 const IDS_PER_REQUEST = 200;
 // Batch curves come from one event stream per run: read at most this many.
 const BATCH_RUNS_MAX = 20;
@@ -62,10 +63,11 @@ function epochPoints(run, metric) {
 
 const metricValue = (run, metric, stat) => run.metrics?.[metric]?.[stat] ?? null;
 
-export function compareView(view, ids) {
+// `embedded`: inside another view (a sweep's), without the way back to the job list.
+export function compareView(view, ids, { embedded = false } = {}) {
   view.innerHTML = `
     <section class="compare" data-rendered="false">
-      <p><a href="#/">← all jobs</a></p>
+      ${embedded ? "" : '<p><a href="#/">← all jobs</a></p>'}
       <div class="title-row"><h1>Compare <span id="run-count">${ids.length}</span> runs</h1>
         <label><input type="checkbox" id="batch-curves"> batch curves
           <span class="muted">(first ${BATCH_RUNS_MAX} finished runs, while their event streams are kept)</span></label></div>
@@ -88,6 +90,7 @@ export function compareView(view, ids) {
     state.charts = [];
   }
 
+  // A chart per metric, a curve per run.
   function drawCharts() {
     destroyCharts();
     const { runs, metric_names: metrics } = state.data;
@@ -96,29 +99,40 @@ export function compareView(view, ids) {
     // Many curves at once: whole-pixel lines and no dots draw about twice as fast (measured: 500 runs of 100
     // epochs, 25-40 ms a chart at width 1 against 60-130 ms at 1.5, in headless Chromium).
     const thin = runs.length > 30 ? { width: 1, dots: false } : {};
+    // Every run's history is indexed by epoch (the compare route's alignment), so without batch curves the
+    // charts' x values are the epochs 1..lastEpoch and each run's y values are its history as it came: no pairs
+    // built and aligned again (for 500 runs x 20 metrics x 100 epochs that was 1M arrays and most of the time
+    // before uPlot began).
+    const epochs = Array.from({ length: lastEpoch }, (_, i) => i + 1);
+    const padded = (values) => (!values ? epochs.map(() => null)
+      : values.length === lastEpoch ? values : epochs.map((_, i) => values[i] ?? null));
     const box = $("#compare-charts", view);
-    box.innerHTML = "";
-    for (const metric of metrics) {
-      const figure = document.createElement("figure");
-      figure.className = "compare-chart";
-      figure.dataset.metric = metric;
-      figure.innerHTML = `<figcaption>${esc(metric)}</figcaption>`;
-      box.append(figure);
-      const series = runs.map((run, i) => ({ label: runLabel(run), color: runColor(i), points: epochPoints(run, metric),
-                                              ...thin }));
+    box.innerHTML = metrics.map((metric) => `<figure class="compare-chart" data-metric="${esc(metric)}">
+      <figcaption>${esc(metric)}</figcaption><div class="plot" style="width:440px;height:220px"></div></figure>`).join("");
+    const figures = [...box.querySelectorAll("figure.compare-chart")];
+
+    function draw(figure) {
+      const metric = figure.dataset.metric;
+      const series = runs.map((run, i) => ({ label: runLabel(run), color: runColor(i), ...thin }));
+      let data = null;
       if (showBatches) {
+        series.forEach((s, i) => { s.points = epochPoints(runs[i], metric); });
         runs.forEach((run, i) => {
           const points = state.batches.get(run.id)?.[metric];
           if (points?.length) series.push({ label: `${runLabel(run)} (batches)`, color: runColor(i, 0.35), width: 1, points });
         });
+      } else {
+        data = [epochs, ...runs.map((run) => padded(run.history?.[metric]))];
       }
       // Epochs from 1, or from 0 under batch curves (which start there); a one-epoch comparison on 0..1.
       const xRange = [showBatches || lastEpoch === 1 ? 0 : 1, lastEpoch];
-      const chart = lineChart(figure, { series, xRange, legend: false, width: 440, height: 220 });
+      const chart = lineChart($(".plot", figure), { series, data, xRange, legend: false, width: 440, height: 220 });
       figure.uplot = chart;  // the page's tests and benchmarks read the drawn series from here
       figure.dataset.series = String(series.length);
       state.charts.push(chart);
     }
+
+    for (const figure of figures) draw(figure);
   }
 
   function drawTable() {

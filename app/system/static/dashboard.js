@@ -1,12 +1,15 @@
 // The kerasd dashboard: the job list (filters, chosen columns, sorting, runs selected to compare), a form that starts
 // the tutorial's §3.2 job (new_job.js), a job view fed by the job's Server-Sent Events (live curves, epochs,
-// artifacts, cancel) and the compare view (compare.js). Plain JavaScript modules, no build step; charts by uPlot.
+// artifacts, cancel), the compare view (compare.js), sweeps (sweeps.js) and the model registry (registry.js). Plain
+// JavaScript modules, no build step; charts by uPlot.
 
 import { updateLineChart } from "./charts.js";
 import { BASE, KEY_STORE, $, ApiError, apiKey, call, esc, fmt, shortId, showError, statusBadge, when } from "./common.js";
 import { compareView } from "./compare.js";
 import { jobsQuery, JobsTable } from "./jobs_table.js";
 import { newJobView } from "./new_job.js";
+import { registeredModelView, registryListView, versionView } from "./registry.js";
+import { sweepListView, sweepView } from "./sweeps.js";
 
 // As app/core/statuses.py and app/core/events.py define them.
 const EVENT_TYPES = ["queued", "started", "batch", "epoch", "checkpoint", "log", "finished", "failed", "cancelled",
@@ -246,7 +249,8 @@ function jobView(view, jobId) {
     $("#cancel-job", view).hidden = TERMINAL_STATUSES.has(job.status) || Boolean(cancelling);
     $("#retry-job", view).hidden = !(job.status === "failed" || job.status === "cancelled");
     const facts = [
-      ["kind", esc(job.kind)],
+      ["kind", job.sweep_id ? `${esc(job.kind)}, a trial of <a id="job-sweep" href="#/sweeps/${esc(job.sweep_id)}">sweep
+        <code>${esc(shortId(job.sweep_id))}</code></a>` : esc(job.kind)],
       ["model", `<span id="model-name"></span> <code>${esc(job.model_id)}</code>`],
       ["attempt", `${esc(job.attempt)} of ${esc(job.max_attempts)}`],
       ["queue position", job.queue_position == null ? "—" : esc(job.queue_position)],
@@ -301,6 +305,7 @@ function jobView(view, jobId) {
   }
 
   function onEvent(event) {
+    if (state.stopped) return;
     if (event.id) state.lastEventId = event.id;
     if (event.type === "started" && state.attempt !== null && event.attempt !== state.attempt) {
       // A new attempt (a retry) starts over: its curves replace the last attempt's.
@@ -330,6 +335,8 @@ function jobView(view, jobId) {
 
   function openStream() {
     closeStream();
+    // The job's first read can end after the view was left (a link followed at once): no stream for a gone view.
+    if (state.stopped) return;
     const query = new URLSearchParams();
     if (state.lastEventId) query.set("after", state.lastEventId);
     if (apiKey()) query.set("api_key", apiKey());
@@ -411,7 +418,13 @@ function route() {
   const job = path.match(/^\/jobs\/([0-9a-f]{32})$/);
   const compare = path.match(/^\/compare\?ids=([0-9a-f,]*)$/);
   const ids = compare ? compare[1].split(",").filter((id) => /^[0-9a-f]{32}$/.test(id)) : [];
+  const sweep = path.match(/^\/sweeps\/([0-9a-f]{32})$/);
+  const registered = path.match(/^\/registry\/([^/]+)(?:\/([^/]+))?$/);
+  const [name, version] = registered ? registered.slice(1).map((part) => part && decodeURIComponent(part)) : [];
   leave = job ? jobView(view, job[1]) : path === "/new" ? newJobView(view) : compare ? compareView(view, ids)
+    : sweep ? sweepView(view, sweep[1]) : path === "/sweeps" ? sweepListView(view)
+    : registered ? (version ? versionView(view, name, version) : registeredModelView(view, name))
+    : path === "/registry" ? registryListView(view)
     : jobListView(view);
 }
 

@@ -90,7 +90,8 @@ export class JobsTable {
       <td><input type="checkbox" class="select-job" value="${esc(job.id)}"${this.selected.has(job.id) ? " checked" : ""}></td>
       <td><a href="#/jobs/${esc(job.id)}"><code>${esc(shortId(job.id))}</code></a></td>
       <td class="name">${esc(job.name ?? "")}</td><td class="tags">${tags}</td>
-      <td>${esc(job.kind)}</td><td>${statusBadge(job.status)}</td>
+      <td>${esc(job.kind)}${job.sweep_id ? ` <a class="sweep-link" href="#/sweeps/${esc(job.sweep_id)}">(trial)</a>` : ""}</td>
+      <td>${statusBadge(job.status)}</td>
       <td>${esc(modelName)} <code class="muted">${esc(shortId(job.model_id))}</code></td>${
       params.map((p) => `<td class="param" data-param="${esc(p)}">${esc(fmt(job.params?.[p]))}</td>`).join("")}${
       metrics.map(metric).join("")}
