@@ -316,7 +316,7 @@ class Tuner:
             raise TypeError(f"search() got an unexpected keyword argument {sorted(fit_kwargs)[0]!r}")
         self._ensure_sweep()
         self.on_search_begin()
-        running: dict[int, Trial] = {}
+        running = self._still_running()
         spent = False
         failed_in_a_row = 0
         while True:
@@ -347,6 +347,16 @@ class Tuner:
 
     def _epochs(self, epochs: int) -> int:
         return epochs
+
+    def _still_running(self) -> dict[int, Trial]:
+        """The sweep's trials an earlier search left queued or running (it was stopped): followed to their end."""
+        found = {}
+        for row in self.client.sweeps.get(self.sweep_id)["trials"]:
+            if row["status"] in ("queued", "running"):
+                trial = self.trials.get(row["number"]) or Trial(
+                    row["number"], values_for(self.hyperparameters, row["params"]), job_id=row["job_id"])
+                self.trials[trial.number] = found[trial.number] = trial
+        return found
 
     def _ranked(self) -> list[Trial]:
         """The sweep's trials with a score, best first (those of earlier searches of the sweep too)."""

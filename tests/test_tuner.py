@@ -57,7 +57,7 @@ class StoppedAfterOneTrial(kerasd.tuner.RandomSearch):
 def test_kerastuner_getting_started_runs_on_kerasd_and_a_second_search_goes_on(api_url: str, tmp_path: Path):
     x_train, y_train, x_val, y_val = digits()
     client = kerasd.Client(api_url, verbose=0)
-    tuner = StoppedAfterOneTrial(hypermodel=build_model, objective="val_accuracy", max_trials=3,
+    tuner = StoppedAfterOneTrial(hypermodel=build_model, objective="val_accuracy", max_trials=2,
                                  executions_per_trial=1, overwrite=True, directory=tmp_path,
                                  project_name="helloworld", client=client, max_concurrent_trials=1, seed=7)
     tuner.search_space_summary()
@@ -71,7 +71,7 @@ def test_kerastuner_getting_started_runs_on_kerasd_and_a_second_search_goes_on(a
     tuner.search(x_train, y_train, epochs=2, validation_data=(x_val, y_val))
     sweep = client.sweeps.wait(sweep_id, timeout=300)
     assert tuner.sweep_id == sweep_id and sweep["status"] == "completed", sweep
-    assert [t["number"] for t in sweep["trials"]] == [0, 1, 2] and sweep["counts"] == {"succeeded": 3}
+    assert [t["number"] for t in sweep["trials"]] == [0, 1] and sweep["counts"] == {"succeeded": 2}
     for trial in sweep["trials"]:
         params = trial["params"]
         assert params["units"] in range(32, 513, 32) and params["activation"] in ("relu", "tanh")
@@ -80,7 +80,7 @@ def test_kerastuner_getting_started_runs_on_kerasd_and_a_second_search_goes_on(a
         assert job["sweep_id"] == sweep_id and job["params"]["units"] == params["units"]
         assert len(job["history"]["val_accuracy"]) == 2
         assert trial["objective"] == max(job["history"]["val_accuracy"])
-    assert len({t["params"]["lr"] for t in sweep["trials"]}) == 3  # Optuna drew each trial's values
+    assert len({t["params"]["lr"] for t in sweep["trials"]}) == 2  # Optuna drew each trial's values
 
     best_hp = tuner.get_best_hyperparameters(1)[0]
     assert best_hp.values == {name: sweep["best"]["params"][name] for name in best_hp.values}
@@ -98,10 +98,31 @@ def test_kerastuner_getting_started_runs_on_kerasd_and_a_second_search_goes_on(a
     np.testing.assert_allclose(best_model.predict(x_val, verbose=0), served, rtol=1e-4, atol=1e-5)
 
     # A new tuner of the same project (a new process, as KerasTuner reloads a project) finds the same sweep.
-    again = kerasd.tuner.RandomSearch(build_model, objective="val_accuracy", max_trials=3, directory=tmp_path,
+    again = kerasd.tuner.RandomSearch(build_model, objective="val_accuracy", max_trials=2, directory=tmp_path,
                                       project_name="helloworld", client=client)
     assert again.sweep_id == sweep_id
     assert again.get_best_hyperparameters(1)[0].values == best_hp.values
+
+
+def test_kerastuner_hyperparameters_become_the_sweeps_dimensions():
+    hp = kerasd.tuner.HyperParameters()
+    hp.Int("units", 32, 500, step=32)
+    hp.Float("lr", 1e-4, 1e-2, sampling="log")
+    hp.Float("rate", 0.0, 0.5, step=0.1)
+    hp.Choice("activation", ["relu", "tanh"])
+    hp.Boolean("dropout")
+    hp.Fixed("layers", 3)
+    with hp.conditional_scope("activation", ["relu"]):
+        hp.Int("extra", 1, 3)
+    found = {p.name: kerasd.tuner.dimension(p) for p in hp.space}
+    assert found == {"units": {"int_uniform": [32, 480], "step": 32}, "lr": {"log_uniform": [1e-4, 1e-2]},
+                     "rate": {"uniform": [0.0, 0.5], "step": 0.1}, "activation": {"choice": ["relu", "tanh"]},
+                     "dropout": {"choice": [False, True]}, "layers": None, "extra": {"int_uniform": [1, 3]}}
+    # The sweep's values, with the conditional child inactive when its parent's value does not call for it.
+    chosen = kerasd.tuner.values_for(hp, {"units": 64, "lr": 1e-3, "rate": 0.2, "activation": "tanh",
+                                          "dropout": True, "extra": 2})
+    assert chosen.values == {"units": 64, "lr": 1e-3, "rate": 0.2, "activation": "tanh", "dropout": True,
+                             "layers": 3}
 
 
 def client_sweep(http: httpx.Client, **extra) -> dict:

@@ -131,9 +131,13 @@ class SweepCreate(BaseModel):
         "client declares the space by name with each trial it asks for (POST /v1/sweeps/{id}/trials), builds the "
         "model with the values it gets and submits the trial's job (POST /v1/sweeps/{id}/trials/{number}/job), as "
         "`kerasd.tuner` does with a KerasTuner `build_model(hp)`; no code reaches the server.")
-    job: JobCreate | None = Field(default=None, description="The base job (needed with `space_from: job`)")
-    space: dict[str, Dimension] | None = Field(default=None, min_length=1, max_length=MAX_DIMENSIONS,
-                                               description="Paths into the base job (needed with `space_from: job`)")
+    # Typed without `| None` (omitted, not null, when absent): the document keeps `job` and `space` as the objects
+    # clients generated from it already send.
+    job: JobCreate = Field(  # type: ignore[assignment]
+        default=None, description="The base job (needed with `space_from: job`; omitted with `client`)")
+    space: dict[str, Dimension] = Field(  # type: ignore[assignment]
+        default=None, min_length=1, max_length=MAX_DIMENSIONS,
+        description="Paths into the base job (needed with `space_from: job`; omitted with `client`)")
     objective: Objective
     algorithm: Literal["random", "grid", "tpe"] = "random"
     budget: Budget
