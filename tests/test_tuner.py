@@ -2,7 +2,7 @@
 with only the import and the client changed, its trials jobs of one `space_from: client` sweep whose values Optuna
 chose; the best model comes back as a local Keras model predicting as its trial's job predicts on the server; a
 search interrupted and called again (or a new tuner of the same project) goes on with the same sweep. The client
-sweep's API refuses what it must with a clear error."""
+sweep's API refuses what it must with a clear error, and another tenant's client sweep is not found."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from sklearn.datasets import load_digits
 
 import kerasd
 import kerasd.tuner
-from tests.test_sweeps import base_job, ids  # noqa: F401  (the module's model and dataset fixture)
+from tests.tenancy import keyed_client, make_tenant
+from tests.test_sweeps import base_job, ids  # noqa: F401  (ids: the module's model and dataset fixture)
 
 
 def build_model(hp):
@@ -125,6 +126,18 @@ def test_kerastuner_hyperparameters_become_the_sweeps_dimensions():
                              "layers": 3}
 
 
+def test_bayesian_optimization_and_hyperband_ask_for_tpe_and_the_hyperband_pruner(tmp_path: Path):
+    bayesian = kerasd.tuner.BayesianOptimization(build_model, objective="val_accuracy", max_trials=5,
+                                                 num_initial_points=2, client=None, directory=tmp_path)
+    assert bayesian.algorithm == "tpe" and bayesian.objective.direction == "max" and bayesian.max_trials == 5
+    hyperband = kerasd.tuner.Hyperband(build_model, objective="val_loss", max_epochs=9, factor=3, client=None,
+                                       directory=tmp_path)
+    # KerasTuner's brackets for 9 epochs and factor 3: 9 + 5 + 3 models.
+    assert hyperband.max_trials == 17 and hyperband._epochs(2) == 9
+    assert hyperband._sweep_options() == {"early_stopping": {"rule": "hyperband", "min_epochs": 1,
+                                                             "reduction_factor": 3}, "max_epochs": 9}
+
+
 def client_sweep(http: httpx.Client, **extra) -> dict:
     created = http.post("/v1/sweeps", json={"space_from": "client", "objective": {"metric": "val_loss"},
                                             "budget": {"max_trials": 1}, **extra})
@@ -181,3 +194,21 @@ def test_a_client_sweep_refuses_what_it_must_and_stores_nothing_wrong(api_url: s
         # Its one trial ended, its budget spent: the sweep ends completed with the trial's objective.
         assert deadline_sweep["status"] == "completed", deadline_sweep
         assert deadline_sweep["best"]["job_id"] == job.json()["id"]
+
+
+def test_another_tenants_client_sweep_is_not_found_for_asks_or_trial_jobs(keyed_api):
+    _owner_id, owner_key = make_tenant("tuner-owner")
+    _other_id, other_key = make_tenant("tuner-other")
+    space = {"units": {"int_uniform": [4, 16]}}
+    with keyed_client(keyed_api[0], owner_key) as owner, keyed_client(keyed_api[0], other_key) as other:
+        sweep = client_sweep(owner, budget={"max_trials": 2})
+        assert other.post(f"/v1/sweeps/{sweep['id']}/trials", json={"space": space}).status_code == 404
+        asked = owner.post(f"/v1/sweeps/{sweep['id']}/trials", json={"space": space})
+        assert asked.status_code == 201, asked.text
+        # The sweep is looked up as the caller's before anything of the job is: ids of nothing do here.
+        job = base_job({"model": "0" * 32, "dataset": "1" * 32}, epochs=1)
+        refused = other.post(f"/v1/sweeps/{sweep['id']}/trials/0/job", json=job)
+        assert refused.status_code == 404, refused.text
+        assert other.get("/v1/jobs", params={"sweep_id": sweep["id"]}).json()["items"] == []
+        # Nothing was counted for the other tenant's tries: one trial asked.
+        assert owner.get(f"/v1/sweeps/{sweep['id']}").json()["trials_created"] == 1

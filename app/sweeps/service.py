@@ -248,7 +248,8 @@ def submit_trial_job(session: Session, *, tenant_id: str, sweep_id: str, number:
     if body.kind != "fit":
         raise Problem(422, "Invalid Trial Job", f"kind is {body.kind!r}: a sweep's trials are fit jobs.",
                       field="kind")
-    asked = studies.trial_of(sweep.study_name, number) if 0 <= number < sweep.trials_created else None
+    # By the study's own record: an ask whose commit failed still numbered its trial there.
+    asked = studies.trial_of(sweep.study_name, number) if number >= 0 else None
     if asked is None:
         raise not_found("trial", f"{sweep_id}/{number}")
     if repository.trial_job(session, sweep_id=sweep_id, number=number) is not None:
