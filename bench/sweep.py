@@ -19,6 +19,7 @@ import argparse
 import itertools
 import json
 import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime
@@ -27,6 +28,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._harness import api_process, scratch_database, server_env, worker_process
 from tests.seed import npz_bytes, ref, upload
