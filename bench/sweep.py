@@ -10,7 +10,7 @@
 3. 200 one-epoch trials of a tiny MLP on 2 workers: the sweep's wall time (created to last trial's end) against
    the trials' own time (each job's started to finished) divided by the 2 workers.
 
-    .venv/bin/python bench/sweep.py [--epochs 9] [--tiny-trials 200]
+    .venv/bin/python bench/sweep.py [--epochs 9] [--tiny-trials 200] [--grid-only]
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def job_times(http: httpx.Client, job_id: str) -> dict[str, Any]:
                 event = json.loads(line[6:])
                 if kind == "started":
                     found["worker"] = event["data"].get("worker")
+                    found["started"] = stamp(event["ts"])
                 elif kind == "batch" and found["first_batch"] is None:
                     found["first_batch"] = stamp(event["ts"])
                 elif kind in ("succeeded", "failed", "cancelled", "pruned"):
@@ -100,19 +101,29 @@ def job_times(http: httpx.Client, job_id: str) -> dict[str, Any]:
     return found
 
 
-def gaps(http: httpx.Client, sweeps: list[dict[str, Any]]) -> list[float]:
-    """A trial's end to the next trial's first batch on the same worker, for trials that ran back to back."""
+def gaps(http: httpx.Client, sweeps: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """For trials that ran back to back on a worker: (the trial's end to the next one's `started`, that `started` to
+    its first batch)."""
     times = [job_times(http, trial["job_id"]) for sweep in sweeps for trial in sweep["trials"]]
     found = []
     by_worker: dict[str, list[dict[str, Any]]] = {}
     for item in times:
-        if item.get("worker") and item.get("first_batch") and item.get("end"):
+        if item.get("worker") and item.get("started") and item.get("first_batch") and item.get("end"):
             by_worker.setdefault(item["worker"], []).append(item)
     for items in by_worker.values():
-        items.sort(key=lambda item: item["first_batch"])
-        found += [b["first_batch"] - a["end"] for a, b in itertools.pairwise(items)
-                  if b["first_batch"] > a["end"]]
+        items.sort(key=lambda item: item["started"])
+        found += [(b["started"] - a["end"], b["first_batch"] - b["started"]) for a, b in itertools.pairwise(items)
+                  if b["started"] > a["end"]]
     return found
+
+
+def show_gaps(found: list[tuple[float, float]]) -> None:
+    total = sorted(a + b for a, b in found)
+    print(f"scheduling overhead (a trial's end to the next trial's first batch, same worker): median "
+          f"{statistics.median(total) * 1000:.0f} ms, p90 {total[int(len(total) * 0.9)] * 1000:.0f} ms over "
+          f"{len(found)} gaps; of which the end to the next `started` (step, queue, claim) median "
+          f"{statistics.median(a for a, _b in found) * 1000:.0f} ms, `started` to the first batch (data, model, "
+          f"compile, first step) median {statistics.median(b for _a, b in found) * 1000:.0f} ms")
 
 
 def epochs_of(http: httpx.Client, sweep: dict[str, Any]) -> int:
@@ -123,6 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--tiny-trials", type=int, default=200)
+    parser.add_argument("--grid-only", action="store_true", help="the grid, ASHA and the overhead, not the tiny trials")
     args = parser.parse_args()
     with scratch_database() as url, tempfile.TemporaryDirectory() as scratch:
         logs = Path(scratch)
@@ -151,10 +163,9 @@ def main() -> None:
             print(f"ASHA: {len(asha['trials'])} trials ({asha['counts']}), best val_accuracy "
                   f"{asha['best']['objective']:.4f}, {asha_epochs} epochs = {asha_epochs / grid_epochs:.0%} of the "
                   f"grid's, {asha_s:.0f} s")
-            found = gaps(http, [grid, asha])
-            print(f"scheduling overhead (a trial's end to the next trial's first batch, same worker): median "
-                  f"{statistics.median(found) * 1000:.0f} ms, p90 "
-                  f"{sorted(found)[int(len(found) * 0.9)] * 1000:.0f} ms over {len(found)} gaps")
+            show_gaps(gaps(http, [grid, asha]))
+            if args.grid_only:
+                return
 
             tiny_data = upload(http, "tiny.npz", npz_bytes(
                 train_x=np.random.default_rng(1).random((256, 8), dtype="float32"),
