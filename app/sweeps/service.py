@@ -256,8 +256,9 @@ def submit_trial_job(session: Session, *, tenant_id: str, sweep_id: str, number:
         raise Problem(409, "Trial Has A Job", f"Trial {number} of sweep {sweep_id} already has its job; ask for a "
                       "new trial (POST /v1/sweeps/{id}/trials) to train another model.", trial=number)
     if asked.state != studies.RUNNING:
-        raise Problem(409, "Trial Expired", f"Trial {number} of sweep {sweep_id} was asked for and never given its "
-                      f"job in {int(ASK_TTL_S)} s, so it was counted failed; ask for a new trial.", trial=number)
+        raise Problem(409, "Trial Expired", f"Trial {number} of sweep {sweep_id} waited more than {int(ASK_TTL_S)} s "
+                      "for its job after the sweep's budget was spent, so it was counted failed (or it ended "
+                      "otherwise); ask for a new trial.", trial=number)
     plan = sweep.plan
     link = {"sweep_id": sweep_id, "number": number, "study": sweep.study_name, "optuna_trial_id": asked._trial_id,
             "metric": plan["metric"], "direction": plan["direction"],
