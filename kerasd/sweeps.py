@@ -71,6 +71,15 @@ class Sweeps(Resource):
                 raise TimeoutError(f"sweep {sweep_id} is still {sweep['status']} after {timeout} s")
             yield Sleep(poll_interval)
 
+    def ask(self, sweep_id: str, space: dict[str, Any]) -> Any:
+        """A trial of a `space_from: "client"` sweep: `{"number", "params"}`, the values chosen in `space` (your
+        hyperparameters by name, each a dimension as a sweep's space takes it). `Conflict` when its budget is spent."""
+        return self._run(self._post(f"/v1/sweeps/{sweep_id}/trials", {"space": space}))
+
+    def submit_trial(self, sweep_id: str, number: int, job: dict[str, Any]) -> Any:
+        """The fit job of an asked trial (the body of `POST /v1/jobs`); returns the job."""
+        return self._run(self._post(f"/v1/sweeps/{sweep_id}/trials/{int(number)}/job", job))
+
     def _post(self, path: str, body: dict[str, Any] | None) -> Operation:
         response = yield Call("POST", path, json=body)
         return response.json()

@@ -16,7 +16,7 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from app.core.settings import get_settings
 
@@ -115,6 +115,7 @@ def report(plan: dict[str, Any], name: str, *, trial_id: int, epoch: int, value:
     return trial.should_prune()
 
 
+RUNNING = TrialState.RUNNING
 # How a job's end is told to its trial's study.
 STATES = {"succeeded": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
 
@@ -127,3 +128,26 @@ def tell(plan: dict[str, Any], name: str, *, number: int, status: str, value: fl
         state = TrialState.FAIL
     study = load(plan, name, asking=False)
     study.tell(number, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
+
+
+def ask_with(plan: dict[str, Any], name: str, dimensions: list[dict[str, Any]], *,
+             asked_before: int) -> optuna.trial.Trial:
+    """A new trial of a client sweep, with a value for each dimension of the space the client declared now."""
+    study = load(plan, name, asked_before=asked_before)
+    return study.ask({dimension["path"]: distribution(dimension) for dimension in dimensions})
+
+
+def trial_of(name: str, number: int) -> FrozenTrial | None:
+    """The study's trial by its number (its state and values); None if the study has no such trial."""
+    store = storage()
+    try:
+        trial_id = store.get_trial_id_from_study_id_trial_number(store.get_study_id_from_name(name), number)
+    except KeyError:
+        return None
+    return store.get_trial(trial_id)
+
+
+def running_trials(name: str) -> list[FrozenTrial]:
+    """The study's trials asked for and not yet told (a client sweep's pending asks among them)."""
+    store = storage()
+    return store.get_all_trials(store.get_study_id_from_name(name), deepcopy=False, states=(TrialState.RUNNING,))

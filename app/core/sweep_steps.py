@@ -15,7 +15,7 @@ import copy
 import logging
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -145,6 +145,35 @@ def _new_trial(session: Session, sweep: Any, study: Any) -> NewTrial:
         raise
 
 
+# A client sweep's trial asked for and given no job in this long is told failed (its client went away between the
+# ask and the submit), so the sweep can end; its job submitted later is a 409.
+ASK_TTL_S = 15 * 60.0
+
+
+def _client_step(session: Session, sweep: Any) -> None:
+    """A client sweep makes no trials: once its budget is spent, it ends when its trials' jobs have ended and no asked
+    trial still waits for its job (one that waited past ASK_TTL_S is told failed)."""
+    plan = sweep.plan
+    now = utcnow()
+    created_at = sweep.created_at if sweep.created_at.tzinfo else sweep.created_at.replace(tzinfo=now.tzinfo)
+    expired = plan.get("time_limit_s") is not None and now >= created_at + timedelta(seconds=plan["time_limit_s"])
+    if not expired and sweep.trials_created < plan["max_trials"]:
+        return
+    if rows.active_trials(session, sweep_id=sweep.id):
+        return
+    with_jobs = rows.trial_numbers(session, sweep_id=sweep.id)
+    waiting = [trial for trial in studies.running_trials(sweep.study_name) if trial.number not in with_jobs]
+    for trial in waiting:
+        # Optuna stamps a trial's start with the process's local time, without a zone.
+        started = trial.datetime_start
+        if started is not None and (datetime.now() - started).total_seconds() > ASK_TTL_S:
+            studies.tell(plan, sweep.study_name, number=trial.number, status="failed", value=None)
+        else:
+            return
+    if rows.end_sweep(session, sweep_id=sweep.id, status="completed", now=now):
+        record_sweep_end(session, sweep_id=sweep.id, public_url=get_settings().public_url)
+
+
 def advance(session: Session, *, sweep_id: str) -> list[NewTrial]:
     """One step of the sweep in the caller's transaction (the caller commits, then queues the new trials)."""
     sweep = rows.lock_sweep(session, sweep_id=sweep_id)
@@ -154,6 +183,9 @@ def advance(session: Session, *, sweep_id: str) -> list[NewTrial]:
     if sweep.status != "running":
         return []
     plan = sweep.plan
+    if plan.get("space_from") == "client":
+        _client_step(session, sweep)
+        return []
     now = utcnow()
     budget = plan["max_trials"] if plan["algorithm"] != "grid" else min(plan["max_trials"], studies.grid_size(plan))
     created_at = sweep.created_at if sweep.created_at.tzinfo else sweep.created_at.replace(tzinfo=now.tzinfo)

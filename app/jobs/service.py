@@ -168,7 +168,10 @@ def _data_and_arguments(session: Session, request: JobCreate, *,
 
 def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker: SpecChecker, max_attempts: int,
                queue_base: str, max_waiting_gpus: int = 0,
-               live_workers: Callable[[], list[dict[str, Any]]] = list) -> Job:
+               live_workers: Callable[[], list[dict[str, Any]]] = list, trial: dict[str, Any] | None = None,
+               trial_params: dict[str, Any] | None = None) -> Job:
+    """Check and store a job. `trial`: the sweep trial it is (a client sweep's trial, app/sweeps/service.py), with
+    the values the sweep chose for it (`trial_params`) among its params."""
     feasibility.check_ends(request)
     feasibility.check_gpus(request.resources.gpus, queue_base=queue_base, max_waiting=max_waiting_gpus,
                            live_workers=live_workers)
@@ -201,13 +204,15 @@ def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker:
         artifacts=artifacts, queue=queue, priority=request.priority,
         mixed_precision=request.mixed_precision, distribution=distribution,
         time_limit_s=request.time_limit_s, tuning=request.tuning_request(),
-        submitted=request.model_dump(mode="json", exclude_none=True)).model_dump(mode="json")
-    params = experiments.submission_params(stored, summary)
+        submitted=request.model_dump(mode="json", exclude_none=True),
+        **({"version": 2, "trial": trial} if trial is not None else {})).model_dump(mode="json")
+    params = {**experiments.submission_params(stored, summary), **(trial_params or {})}
     tags = tag_list(request.tags)
     job = repository.insert_job(
         session, tenant_id=tenant_id, kind=request.kind, status="queued", model_id=model_id, queue=queue,
         priority=request.priority, max_attempts=min(request.max_attempts or max_attempts, max_attempts),
-        name=request.name, notes=request.notes, tags=tags, params=params, request=stored)
+        name=request.name, notes=request.notes, tags=tags, params=params, request=stored,
+        **({"sweep_id": trial["sweep_id"]} if trial is not None else {}))
     experiments.record_submission(session, job_id=job.id, tenant_id=tenant_id, tags=tags, params=params)
     return job
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from app.core.sql import Question, Statement, ask, one
+from app.core.sql import Question, Statement, ask, one, scalar
 from app.core.tables import Job, Sweep, SweepTrial, utcnow
 
 SWEEPS, TRIALS, JOBS = Sweep.__table__, SweepTrial.__table__, Job.__table__
@@ -19,6 +19,8 @@ _GET = Statement(select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id"),
 _TRIALS = Statement(select(TRIALS.c.number, TRIALS.c.job_id, TRIALS.c.params, TRIALS.c.objective, TRIALS.c.note,
                            JOBS.c.status).select_from(TRIALS.join(JOBS, JOBS.c.id == TRIALS.c.job_id))
                     .where(TRIALS.c.sweep_id == bindparam("sweep_id")).order_by(TRIALS.c.number))
+_TRIAL_JOB = Statement(select(TRIALS.c.job_id).where(TRIALS.c.sweep_id == bindparam("sweep_id"),
+                                                    TRIALS.c.number == bindparam("trial_number")))
 _ACTIVE_JOBS = Statement(select(JOBS.c.id).select_from(TRIALS.join(JOBS, JOBS.c.id == TRIALS.c.job_id))
                          .where(TRIALS.c.sweep_id == bindparam("sweep_id"), JOBS.c.status.in_(("queued", "running")))
                          .order_by(TRIALS.c.number))
@@ -49,6 +51,11 @@ def get_sweep(session: Session, *, tenant_id: str, sweep_id: str) -> Any:
 def trials_of(session: Session, *, sweep_id: str) -> list[Any]:
     """(number, job_id, params, objective, note, status) of each trial, in order."""
     return ask(session, Question(_TRIALS, {"sweep_id": sweep_id}))
+
+
+def trial_job(session: Session, *, sweep_id: str, number: int) -> str | None:
+    """The job of the sweep's trial `number`; None while it has none."""
+    return ask(session, Question(_TRIAL_JOB, {"sweep_id": sweep_id, "trial_number": number}, scalar))
 
 
 def active_trial_jobs(session: Session, *, sweep_id: str) -> list[str]:

@@ -20,10 +20,12 @@ from app.core.sweep_steps import dispatch
 from app.http.auth import Caller, current_caller
 from app.http.deps import decode_cursor, encode_cursor, settings, spec_checker
 from app.http.sessions import SessionReleasingRoute
-from app.jobs.dispatch import announce_cancel
+from app.jobs import service as job_service
+from app.jobs.dispatch import announce_cancel, send_job
+from app.jobs.schemas import JobCreate, JobOut
 from app.specchecker.pool import SpecChecker
 from app.sweeps import repository, service
-from app.sweeps.schemas import SweepCreate, SweepOut, SweepPage, SweepSummary
+from app.sweeps.schemas import SweepCreate, SweepOut, SweepPage, SweepSummary, TrialAsk, TrialAsked
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], route_class=SessionReleasingRoute)
 
@@ -83,6 +85,42 @@ def cancel_sweep(sweep_id: str, request: Request, session: Session = Depends(get
     for job_id, outcome in outcomes:
         announce_cancel(request.app.state.redis_sync, job_id, outcome, config)
     return service.sweep_answer(session, tenant_id=caller.tenant_id, sweep_id=sweep_id)
+
+
+@router.post("/{sweep_id}/trials", response_model=TrialAsked, status_code=status.HTTP_201_CREATED,
+             summary="Ask a client sweep for a trial's values in the space the client declares",
+             description="For a sweep created with `space_from: client` (what `kerasd.tuner` makes): Optuna's sampler "
+                         "chooses a value for each dimension of `space` (the client's hyperparameters by name; the "
+                         "space may grow from one ask to the next) and the trial is counted against the budget. The "
+                         "client then builds its model with those values and submits the trial's job at "
+                         "POST /v1/sweeps/{id}/trials/{number}/job. A sweep made from a job, or one that ended, is a "
+                         "409; a spent budget (max_trials or the time limit) is a 409 `Sweep Budget Spent`; another "
+                         "tenant's sweep is a 404. Concurrency is the client's to pace (`max_concurrent` is what "
+                         "kerasd.tuner keeps running).")
+def ask_trial(sweep_id: str, body: TrialAsk, session: Session = Depends(get_session),
+              caller: Caller = Depends(current_caller)) -> TrialAsked:
+    asked = service.ask_trial(session, tenant_id=caller.tenant_id, sweep_id=sweep_id, body=body)
+    session.commit()
+    return asked
+
+
+@router.post("/{sweep_id}/trials/{number}/job", response_model=JobOut, status_code=status.HTTP_201_CREATED,
+             summary="Submit the fit job of a client sweep's trial",
+             description="The job, as POST /v1/jobs takes it (a fit job: the model the client built with the trial's "
+                         "values, by model id, and its compile and fit arguments), is checked and queued as "
+                         "POST /v1/jobs does, and becomes the trial: its epochs' objective goes to the sweep's "
+                         "pruner (a pruned trial ends `pruned`), its end to the sweep, its values join its params. "
+                         "A trial number never asked for is a 404; a trial that has its job already, or whose ask "
+                         "waited too long and was counted failed, is a 409.")
+def submit_trial_job(sweep_id: str, number: int, body: JobCreate, request: Request,
+                     session: Session = Depends(get_session), checker: SpecChecker = Depends(spec_checker),
+                     config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> Any:
+    job = service.submit_trial_job(session, tenant_id=caller.tenant_id, sweep_id=sweep_id, number=number, body=body,
+                                   checker=checker, max_attempts=config.max_attempts, queue_base=config.queue)
+    answer = job_service.job_answer(session, tenant_id=caller.tenant_id, job_id=job.id)
+    session.commit()
+    send_job(request.app.state.redis_sync, session, job, config, what="trial's job")
+    return answer
 
 
 def _answer(tenant_id: str, sweep_id: str) -> SweepOut:

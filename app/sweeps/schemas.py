@@ -5,9 +5,9 @@ objectives, the best so far)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
 from app.experiments.schemas import JobName
 from app.jobs.schemas import EXAMPLE_FIT_JOB, JobCreate
@@ -112,24 +112,86 @@ EXAMPLE_SWEEP = {
     "budget": {"max_trials": 20, "max_concurrent": 4},
     "early_stopping": "median",
 }
+EXAMPLE_CLIENT_SWEEP = {"name": "kerastuner-mnist", "space_from": "client",
+                        "objective": {"metric": "val_accuracy", "direction": "maximize"}, "algorithm": "tpe",
+                        "budget": {"max_trials": 10, "max_concurrent": 2}}
 
 
 class SweepCreate(BaseModel):
     """A hyperparameter search whose trials are fit jobs: the base `job` (as POST /v1/jobs takes it) with the
     values the search chooses put at the `space`'s paths: `compile.…` and `fit.…` into the job,
-    `model.layers[i].…` into its model's (sequential) spec."""
+    `model.layers[i].…` into its model's (sequential) spec. With `space_from: "client"` there is no base job and
+    no space here: the client declares the space with each trial it asks for and submits each trial's job."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_SWEEP]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_SWEEP, EXAMPLE_CLIENT_SWEEP]})
 
     name: JobName = None
-    job: JobCreate
-    space: dict[str, Dimension] = Field(min_length=1, max_length=MAX_DIMENSIONS)
+    space_from: Literal["job", "client"] = Field(
+        default="job", description="`job`: the server makes each trial's job from `job` and `space`. `client`: the "
+        "client declares the space by name with each trial it asks for (POST /v1/sweeps/{id}/trials), builds the "
+        "model with the values it gets and submits the trial's job (POST /v1/sweeps/{id}/trials/{number}/job), as "
+        "`kerasd.tuner` does with a KerasTuner `build_model(hp)`; no code reaches the server.")
+    # Typed without `| None` (omitted, not null, when absent): the document keeps `job` and `space` as the objects
+    # clients generated from it already send.
+    job: JobCreate = Field(  # type: ignore[assignment]
+        default=None, description="The base job (needed with `space_from: job`; omitted with `client`)")
+    space: dict[str, Dimension] = Field(  # type: ignore[assignment]
+        default=None, min_length=1, max_length=MAX_DIMENSIONS,
+        description="Paths into the base job (needed with `space_from: job`; omitted with `client`)")
     objective: Objective
     algorithm: Literal["random", "grid", "tpe"] = "random"
     budget: Budget
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1,
                              description="The sampler's seed: the same sweep draws the same values")
+    max_epochs: int | None = Field(default=None, ge=1, le=100_000,
+                                   description="`space_from: client`: the most epochs a trial trains (the last rung "
+                                               "of the hyperband rule; unknown, Optuna infers it from the first "
+                                               "trial that completes)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> SweepCreate:
+        if self.space_from == "job":
+            missing = [name for name in ("job", "space") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"{' and '.join(missing)} missing: a sweep made from a job needs its base `job` and "
+                                 "a `space` of paths into it (or `space_from: client` for a space the client "
+                                 "declares with each trial)")
+            if self.max_epochs is not None:
+                raise ValueError("max_epochs is for `space_from: client`; a sweep made from a job trains its "
+                                 "job's fit.epochs")
+        else:
+            given = [name for name in ("job", "space") if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{given[0]}: a `space_from: client` sweep takes no base job or space; the client "
+                                 "declares the space with each trial it asks for and submits each trial's job")
+            if self.algorithm == "grid":
+                raise ValueError("algorithm: grid needs the whole space up front; a `space_from: client` sweep "
+                                 "takes random or tpe")
+        return self
+
+
+MAX_CLIENT_DIMENSIONS = 100
+HyperparameterName = Annotated[str, StringConstraints(min_length=1, max_length=200,
+                                                      pattern=r"^[A-Za-z0-9_.\-/:\[\] ]+$")]
+
+
+class TrialAsk(BaseModel):
+    """The space as the client's code declares it now (KerasTuner's `hp.Int`, `hp.Float`, `hp.Choice`,
+    `hp.Boolean` as int_uniform, uniform or log_uniform, and choice dimensions), by hyperparameter name. It may
+    grow from one ask to the next as the client's code declares more (conditional scopes)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"space": {
+        "units": {"int_uniform": [32, 512], "step": 32}, "activation": {"choice": ["relu", "tanh"]},
+        "dropout": {"choice": [False, True]}, "lr": {"log_uniform": [1e-4, 1e-2]}}}]})
+
+    space: dict[HyperparameterName, Dimension] = Field(min_length=1, max_length=MAX_CLIENT_DIMENSIONS)
+
+
+class TrialAsked(BaseModel):
+    number: int = Field(description="The trial's number in the sweep: submit its job at "
+                                    "POST /v1/sweeps/{id}/trials/{number}/job")
+    params: dict[str, Any] = Field(description="The value the search chose for each dimension of the space")
 
 
 SweepStatus = Literal["running", "completed", "cancelled"]

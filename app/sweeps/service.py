@@ -4,15 +4,17 @@ best so far; cancelled with its trials. The search itself moves on in app/core/s
 from __future__ import annotations
 
 import copy
+from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.core import studies
 from app.core.errors import Problem, not_found
+from app.core.repositories import sweeps as sweep_rows
 from app.core.settings import get_settings
-from app.core.sweep_steps import NewTrial, advance
-from app.core.tables import new_id
+from app.core.sweep_steps import ASK_TTL_S, NewTrial, advance
+from app.core.tables import new_id, utcnow
 from app.core.webhooks import record_sweep_end
 from app.experiments import service as experiments
 from app.jobs import service as jobs
@@ -22,7 +24,7 @@ from app.models.repository import get_model as model_row
 from app.models.specs import parse_model_spec
 from app.specchecker.pool import SpecChecker
 from app.sweeps import repository, spaces
-from app.sweeps.schemas import SweepCreate, SweepOut, TrialOut
+from app.sweeps.schemas import Dimension, SweepCreate, SweepOut, TrialAsk, TrialAsked, TrialOut
 
 
 def _as_sweep_error(exc: Problem, point: dict[str, Any]) -> Problem:
@@ -87,9 +89,30 @@ def _mirrored_params(template: dict[str, Any], dimension: dict[str, Any], summar
     return sorted(name for name in probes[0] if probes[0].get(name) != probes[1].get(name))
 
 
+def _create_client_sweep(session: Session, *, tenant_id: str, body: SweepCreate) -> str:
+    """A sweep whose space and trials' jobs come from the client (kerasd.tuner): stored with its study, no trial
+    made (the client asks for each)."""
+    rule = body.early_stopping.model_dump(mode="json")
+    plan = {"space_from": "client", "space": [], "metric": body.objective.metric,
+            "direction": body.objective.direction, "algorithm": body.algorithm, "seed": body.seed,
+            "early_stopping": rule, "max_trials": body.budget.max_trials,
+            "max_concurrent": body.budget.max_concurrent, "time_limit_s": body.budget.time_limit_s,
+            # Optuna's HyperbandPruner takes "auto" for a last rung it infers from the first completed trial.
+            "max_epochs": body.max_epochs or "auto"}
+    sweep_id = new_id()
+    study_name = f"kerasd-sweep-{sweep_id}"
+    studies.create_study(name=study_name, direction=body.objective.direction)
+    repository.insert_sweep(session, sweep_id=sweep_id, tenant_id=tenant_id, name=body.name, study_name=study_name,
+                            request=body.model_dump(mode="json", exclude_unset=True), plan=plan)
+    return sweep_id
+
+
 def create_sweep(session: Session, *, tenant_id: str, body: SweepCreate, checker: SpecChecker, max_params: int,
                  max_attempts: int, queue_base: str) -> tuple[str, list[NewTrial]]:
     """Check the sweep, store it with its study, and make its first trials (the caller commits, then queues them)."""
+    if body.space_from == "client":
+        return _create_client_sweep(session, tenant_id=tenant_id, body=body), []
+    assert body.job is not None and body.space is not None  # SweepCreate's own check
     if body.job.kind != "fit":
         raise Problem(422, "Invalid Sweep", f"job.kind is {body.job.kind!r}: a sweep's trials are fit jobs.",
                       field="job.kind")
@@ -167,3 +190,81 @@ def cancel_sweep(session: Session, *, tenant_id: str, sweep_id: str) -> list[tup
     record_sweep_end(session, sweep_id=sweep_id, public_url=get_settings().public_url)
     return [(job_id, jobs.cancel_job(session, tenant_id=tenant_id, job_id=job_id))
             for job_id in repository.active_trial_jobs(session, sweep_id=sweep_id)]
+
+
+# --- client sweeps: the space declared with each ask, each trial's job submitted by the client -------------------
+
+def _client_sweep(session: Session, *, tenant_id: str, sweep_id: str) -> Any:
+    """The tenant's client sweep, locked for this step (another tenant's is a 404); 409 if it is not one or ended."""
+    if repository.get_sweep(session, tenant_id=tenant_id, sweep_id=sweep_id) is None:
+        raise not_found("sweep", sweep_id)
+    sweep = sweep_rows.lock_sweep(session, sweep_id=sweep_id)
+    if sweep.plan.get("space_from") != "client":
+        raise Problem(409, "Not A Client Sweep", f"Sweep {sweep_id} makes its own trials from its base job and "
+                      "space; only a sweep created with `space_from: client` takes asks and trial jobs.")
+    if sweep.status != "running":
+        raise Problem(409, "Sweep Finished", f"Sweep {sweep_id} already ended {sweep.status}; start a new sweep "
+                      "for more trials.")
+    return sweep
+
+
+def _dimension(name: str, dimension: Dimension) -> dict[str, Any]:
+    kind = dimension.kind
+    found: dict[str, Any] = {"path": name, "kind": kind}
+    if kind == "choice":
+        found["choices"] = dimension.choice
+    else:
+        found["low"], found["high"] = getattr(dimension, kind)
+        if dimension.step is not None:
+            found["step"] = dimension.step
+    return found
+
+
+def ask_trial(session: Session, *, tenant_id: str, sweep_id: str, body: TrialAsk) -> TrialAsked:
+    """A new trial of a client sweep: the values Optuna's sampler chose in the space the client declared (the caller
+    commits). 409 when the sweep's budget (trials, time) is spent."""
+    sweep = _client_sweep(session, tenant_id=tenant_id, sweep_id=sweep_id)
+    plan = sweep.plan
+    created_at = sweep.created_at if sweep.created_at.tzinfo else sweep.created_at.replace(tzinfo=UTC)
+    expired = plan.get("time_limit_s") is not None and utcnow() >= created_at + timedelta(seconds=plan["time_limit_s"])
+    if expired or sweep.trials_created >= plan["max_trials"]:
+        spent = "time limit" if expired else f"{plan['max_trials']} trials"
+        raise Problem(409, "Sweep Budget Spent", f"Sweep {sweep_id} has spent its budget ({spent}); it ends when its "
+                      "last trials do. Start a new sweep for more trials.", trials_created=sweep.trials_created)
+    dimensions = [_dimension(name, dimension) for name, dimension in body.space.items()]
+    try:
+        trial = studies.ask_with(plan, sweep.study_name, dimensions, asked_before=sweep.trials_created)
+    except ValueError as exc:  # Optuna refuses a distribution (an int step that does not fit its range, ...)
+        raise Problem(422, "Invalid Space", f"space: {exc}", field="space") from None
+    sweep_rows.count_created(session, sweep_id=sweep_id, created=sweep.trials_created + 1)
+    return TrialAsked(number=trial.number, params=trial.params)
+
+
+def submit_trial_job(session: Session, *, tenant_id: str, sweep_id: str, number: int, body: JobCreate,
+                     checker: SpecChecker, max_attempts: int, queue_base: str) -> Any:
+    """The job of a client sweep's asked trial, checked and stored as POST /v1/jobs stores a job, linked to the trial
+    (its epochs reported to the study, its end told); the caller commits, then queues it."""
+    sweep = _client_sweep(session, tenant_id=tenant_id, sweep_id=sweep_id)
+    if body.kind != "fit":
+        raise Problem(422, "Invalid Trial Job", f"kind is {body.kind!r}: a sweep's trials are fit jobs.",
+                      field="kind")
+    # By the study's own record: an ask whose commit failed still numbered its trial there.
+    asked = studies.trial_of(sweep.study_name, number) if number >= 0 else None
+    if asked is None:
+        raise not_found("trial", f"{sweep_id}/{number}")
+    if repository.trial_job(session, sweep_id=sweep_id, number=number) is not None:
+        raise Problem(409, "Trial Has A Job", f"Trial {number} of sweep {sweep_id} already has its job; ask for a "
+                      "new trial (POST /v1/sweeps/{id}/trials) to train another model.", trial=number)
+    if asked.state != studies.RUNNING:
+        raise Problem(409, "Trial Expired", f"Trial {number} of sweep {sweep_id} waited more than {int(ASK_TTL_S)} s "
+                      "for its job after the sweep's budget was spent, so it was counted failed (or it ended "
+                      "otherwise); ask for a new trial.", trial=number)
+    plan = sweep.plan
+    link = {"sweep_id": sweep_id, "number": number, "study": sweep.study_name, "optuna_trial_id": asked._trial_id,
+            "metric": plan["metric"], "direction": plan["direction"],
+            "prune": plan["early_stopping"]["rule"] != "none"}
+    job = jobs.create_job(session, tenant_id=tenant_id, request=body, checker=checker, max_attempts=max_attempts,
+                          queue_base=queue_base, trial=link, trial_params=dict(asked.params))
+    sweep_rows.insert_trial_row(session, trial={"sweep_id": sweep_id, "number": number, "job_id": job.id,
+                                                "optuna_trial_id": asked._trial_id, "params": dict(asked.params)})
+    return job

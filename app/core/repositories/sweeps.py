@@ -66,6 +66,19 @@ def mark_told(executor: Executor, *, sweep_id: str, number: int, objective: floa
                                    "note": note, "now": now}))
 
 
+def insert_trial_row(executor: Executor, *, trial: dict[str, Any]) -> None:
+    """A trial row for a job already stored (a client sweep's trial, whose job the client submitted)."""
+    ask(executor, Question(_INSERT_TRIAL, trial))
+
+
+_TRIAL_NUMBERS = Statement(select(TRIALS.c.number).where(TRIALS.c.sweep_id == bindparam("sweep_id")))
+
+
+def trial_numbers(executor: Executor, *, sweep_id: str) -> set[int]:
+    """The numbers of the sweep's trials that have a job."""
+    return {row.number for row in ask(executor, Question(_TRIAL_NUMBERS, {"sweep_id": sweep_id}))}
+
+
 def insert_trial(executor: Executor, *, job: dict[str, Any], trial: dict[str, Any],
                  rows: Sequence[dict[str, Any]]) -> None:
     """A trial's job row, its params' and tags' indexed rows (`rows`: {name, number, text}) and its trial row."""

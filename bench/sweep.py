@@ -1,0 +1,189 @@
+"""Sweeps on real processes (an API and two CPU workers on a scratch database), in one run:
+
+1. Grid against ASHA on scikit-learn's digits (8x8x1) with a small CNN (Conv2D -> Flatten -> Dense 10): the full
+   grid of 27 configurations (filters {8, 16, 32} x learning rate {1e-3, 3e-3, 1e-2} x batch size {16, 32, 64}),
+   each trained `--epochs` epochs, against a random sweep of as many trials over the same space with Optuna's
+   SuccessiveHalvingPruner (ASHA: rungs at 1, 3, 9 epochs, reduction factor 3). Reported: each one's best
+   validation accuracy, and the epochs ASHA trained as a fraction of the grid's.
+2. Scheduling overhead: from a trial's end (its terminal event) to the next trial's first batch on the same worker
+   (its first `batch` event), median and 90th percentile over the grid's and ASHA's trials.
+3. 200 one-epoch trials of a tiny MLP on 2 workers: the sweep's wall time (created to last trial's end) against
+   the trials' own time (each job's started to finished) divided by the 2 workers.
+
+    .venv/bin/python bench/sweep.py [--epochs 9] [--tiny-trials 200] [--grid-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._harness import api_process, scratch_database, server_env, worker_process
+from tests.seed import npz_bytes, ref, upload
+
+CNN = {"type": "sequential", "name": "digits_cnn", "input_shape": [8, 8, 1],
+       "layers": [{"class_name": "Conv2D", "filters": 16, "kernel_size": 3, "activation": "relu"},
+                  {"class_name": "Flatten"}, {"class_name": "Dense", "units": 10, "activation": "softmax"}]}
+TINY = {"type": "sequential", "name": "tiny", "input_shape": [8],
+        "layers": [{"class_name": "Dense", "units": 4, "activation": "softmax"}]}
+SPACE = {"model.layers[0].filters": {"choice": [8, 16, 32]},
+         "compile.optimizer.config.learning_rate": {"choice": [1e-3, 3e-3, 1e-2]},
+         "fit.batch_size": {"choice": [16, 32, 64]}}
+
+
+def digits() -> dict[str, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    found = load_digits()
+    x = (found.images / 16.0).astype("float32")[..., None]
+    y = np.eye(10, dtype="float32")[found.target]
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(x))
+    x, y = x[order], y[order]
+    return {"train_x": x[:1400], "train_y": y[:1400], "val_x": x[1400:], "val_y": y[1400:]}
+
+
+def fit_job(model_id: str, dataset: str, epochs: int, batch_size: int = 32) -> dict[str, Any]:
+    return {"kind": "fit", "model_id": model_id, "seed": 1, "artifacts": ["weights.h5"],
+            "compile": {"optimizer": {"class_name": "Adam", "config": {"learning_rate": 1e-3}},
+                        "loss": "categorical_crossentropy", "metrics": ["accuracy"]},
+            "fit": {"x": ref(dataset, "train_x"), "y": ref(dataset, "train_y"), "epochs": epochs,
+                    "batch_size": batch_size,
+                    "validation_data": {"x": ref(dataset, "val_x"), "y": ref(dataset, "val_y")}}}
+
+
+def run_sweep(http: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    created = http.post("/v1/sweeps", json=body)
+    assert created.status_code == 201, created.text
+    sweep_id = created.json()["id"]
+    while True:
+        sweep = http.get(f"/v1/sweeps/{sweep_id}").json()
+        if sweep["status"] != "running" and all(t["objective"] is not None or t["note"] for t in sweep["trials"]):
+            return sweep
+        time.sleep(1.0)
+
+
+def stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def job_times(http: httpx.Client, job_id: str) -> dict[str, Any]:
+    """A trial job's worker, first batch and end, from its event stream (replayed after its end)."""
+    found: dict[str, Any] = {"first_batch": None}
+    with http.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+        kind = None
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                event = json.loads(line[6:])
+                if kind == "started":
+                    found["worker"] = event["data"].get("worker")
+                    found["started"] = stamp(event["ts"])
+                elif kind == "batch" and found["first_batch"] is None:
+                    found["first_batch"] = stamp(event["ts"])
+                elif kind in ("succeeded", "failed", "cancelled", "pruned"):
+                    found["end"] = stamp(event["ts"])
+                    return found
+    return found
+
+
+def gaps(http: httpx.Client, sweeps: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """For trials that ran back to back on a worker: (the trial's end to the next one's `started`, that `started` to
+    its first batch)."""
+    times = [job_times(http, trial["job_id"]) for sweep in sweeps for trial in sweep["trials"]]
+    found = []
+    by_worker: dict[str, list[dict[str, Any]]] = {}
+    for item in times:
+        if item.get("worker") and item.get("started") and item.get("first_batch") and item.get("end"):
+            by_worker.setdefault(item["worker"], []).append(item)
+    for items in by_worker.values():
+        items.sort(key=lambda item: item["started"])
+        found += [(b["started"] - a["end"], b["first_batch"] - b["started"]) for a, b in itertools.pairwise(items)
+                  if b["started"] > a["end"]]
+    return found
+
+
+def show_gaps(found: list[tuple[float, float]]) -> None:
+    total = sorted(a + b for a, b in found)
+    print(f"scheduling overhead (a trial's end to the next trial's first batch, same worker): median "
+          f"{statistics.median(total) * 1000:.0f} ms, p90 {total[int(len(total) * 0.9)] * 1000:.0f} ms over "
+          f"{len(found)} gaps; of which the end to the next `started` (step, queue, claim) median "
+          f"{statistics.median(a for a, _b in found) * 1000:.0f} ms, `started` to the first batch (data, model, "
+          f"compile, first step) median {statistics.median(b for _a, b in found) * 1000:.0f} ms")
+
+
+def epochs_of(http: httpx.Client, sweep: dict[str, Any]) -> int:
+    return sum(len(http.get(f"/v1/jobs/{t['job_id']}").json()["history"].get("loss", [])) for t in sweep["trials"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=9)
+    parser.add_argument("--tiny-trials", type=int, default=200)
+    parser.add_argument("--grid-only", action="store_true", help="the grid, ASHA and the overhead, not the tiny trials")
+    args = parser.parse_args()
+    with scratch_database() as url, tempfile.TemporaryDirectory() as scratch:
+        logs = Path(scratch)
+        env = server_env(url, logs / "data", KERASD_CHECKPOINT_EVERY_EPOCHS="0")
+        (logs / "w1").mkdir()
+        (logs / "w2").mkdir()
+        with worker_process(env, logs / "w1"), worker_process(env, logs / "w2"), \
+                api_process(env, logs) as (_api, base), httpx.Client(base_url=base, timeout=300) as http:
+            dataset = upload(http, "digits.npz", npz_bytes(**digits())).json()["id"]
+            cnn = http.post("/v1/models", json=CNN).json()["id"]
+            common = {"objective": {"metric": "val_accuracy", "direction": "maximize"}, "space": SPACE,
+                      "job": fit_job(cnn, dataset, args.epochs)}
+            started = time.monotonic()
+            grid = run_sweep(http, {**common, "name": "grid", "algorithm": "grid",
+                                    "budget": {"max_trials": 27, "max_concurrent": 2}})
+            grid_s = time.monotonic() - started
+            started = time.monotonic()
+            asha = run_sweep(http, {**common, "name": "asha", "algorithm": "random", "seed": 3,
+                                    "budget": {"max_trials": 27, "max_concurrent": 2},
+                                    "early_stopping": {"rule": "successive_halving", "min_epochs": 1,
+                                                       "reduction_factor": 3}})
+            asha_s = time.monotonic() - started
+            grid_epochs, asha_epochs = epochs_of(http, grid), epochs_of(http, asha)
+            print(f"grid: {len(grid['trials'])} trials, best val_accuracy {grid['best']['objective']:.4f}, "
+                  f"{grid_epochs} epochs, {grid_s:.0f} s")
+            print(f"ASHA: {len(asha['trials'])} trials ({asha['counts']}), best val_accuracy "
+                  f"{asha['best']['objective']:.4f}, {asha_epochs} epochs = {asha_epochs / grid_epochs:.0%} of the "
+                  f"grid's, {asha_s:.0f} s")
+            show_gaps(gaps(http, [grid, asha]))
+            if args.grid_only:
+                return
+
+            tiny_data = upload(http, "tiny.npz", npz_bytes(
+                train_x=np.random.default_rng(1).random((256, 8), dtype="float32"),
+                train_y=np.eye(4, dtype="float32")[np.random.default_rng(2).integers(0, 4, 256)],
+                val_x=np.random.default_rng(3).random((64, 8), dtype="float32"),
+                val_y=np.eye(4, dtype="float32")[np.random.default_rng(4).integers(0, 4, 64)])).json()["id"]
+            tiny = http.post("/v1/models", json=TINY).json()["id"]
+            created = time.time()
+            many = run_sweep(http, {"name": "tiny", "job": fit_job(tiny, tiny_data, 1, batch_size=64),
+                                    "objective": {"metric": "val_loss"}, "algorithm": "random", "seed": 1,
+                                    "space": {"compile.optimizer.config.learning_rate": {"log_uniform": [1e-4, 1e-1]}},
+                                    "budget": {"max_trials": args.tiny_trials, "max_concurrent": 4}})
+            jobs = [http.get(f"/v1/jobs/{t['job_id']}").json() for t in many["trials"]]
+            own = sum(stamp(job["finished_at"]) - stamp(job["started_at"]) for job in jobs)
+            wall = max(stamp(job["finished_at"]) for job in jobs) - created
+            print(f"{len(jobs)} one-epoch trials on 2 workers ({many['counts']}): wall {wall:.1f} s, trials' own time "
+                  f"/ 2 = {own / 2:.1f} s, ratio {wall / (own / 2):.2f}")
+
+
+if __name__ == "__main__":
+    main()
