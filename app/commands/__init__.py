@@ -73,6 +73,9 @@ def register(commands: Any) -> None:
     up.add_argument("--port", type=int, default=8000)
     up.add_argument("--data-dir", default=None, help="where SQLite, Redis and caches live (default ~/.kerasd)")
     up.add_argument("--redis-port", type=int, default=6390, help="port of the Redis that `up` starts")
+    up.add_argument("--backend", default=None, choices=("tensorflow", "jax", "torch"),
+                    help="the Keras backend of the whole stack (default KERAS_BACKEND, else tensorflow); jax or "
+                    "torch run without TensorFlow installed")
     up.set_defaults(run=_up)
 
     api = commands.add_parser("api", help="run the HTTP API (uvicorn)")
