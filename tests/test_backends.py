@@ -123,6 +123,7 @@ def test_a_stack_on_jax_without_tensorflow(server_env, logs_dir, tmp_path: Path)
             assert first["status_message"] is None
             assert first["result"]["trained_with"]["backend"] == "jax"
             assert first["result"]["trained_with"]["tensorflow"] is None
+            assert first["result"]["trained_with"]["device"] == "cpu"
             # Execution tuning says what it leaves to Keras on this backend.
             notes = " ".join(first["result"]["tuning"]["notes"])
             assert "not tuned on the jax backend" in notes and "not tried on the jax backend" in notes
