@@ -86,7 +86,8 @@ class Lineage(BaseModel):
                                                  "another version)")
     trained_with: dict[str, Any] | None = Field(
         description="kerasd, keras, backend, backend_version, tensorflow, numpy and python versions, the device "
-                    "(`cpu`, or `gpu: <name>`) and the worker (host:pid) that trained it; null for a job trained before workers recorded them")
+                    "(`cpu`, or `gpu: <name>`) and the worker (host:pid) that trained it; null for a job trained "
+                    "before workers recorded them")
 
 
 class VersionArtifactOut(BaseModel):
