@@ -43,7 +43,9 @@ class _OnlyTheExtra:
         top = name.partition(".")[0]
         if top in _ALLOWED or top in sys.stdlib_module_names or top.startswith("__editable__"):
             return None
-        if path is None and _in_stdlib(top):
+        if path is None and (_in_stdlib(top) or PathFinder.find_spec(top) is None):
+            # The standard library, or a module installed nowhere (an optional one a library probes for with
+            # importlib.util.find_spec, as JAX does for web_pdb): not installed is what it finds anyway.
             return None
         raise ModuleNotFoundError(f"No module named {name!r} (not in kerasd[{os.environ['KERASD_TEST_EXTRA']}])",
                                   name=name)

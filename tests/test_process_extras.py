@@ -3,6 +3,8 @@ from `kerasd[cpu]` (the packages of the production images), every other installe
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
 from pathlib import Path
 
@@ -49,3 +51,38 @@ def test_api_and_worker_each_run_a_job_from_their_own_extra(server_env, logs_dir
     finally:
         api.stop()
         worker.stop()
+
+
+def test_the_extras_on_jax_hold_no_tensorflow() -> None:
+    for extra in ("api-jax", "jax", "embedded-jax"):
+        allowed = allowed_modules(extra)
+        assert "tensorflow" not in allowed and "tensorboard" not in allowed, extra
+        assert {"keras", "jax"} <= allowed, extra
+    assert "fastapi" in allowed_modules("api-jax") and "fastapi" not in allowed_modules("jax")
+
+
+def test_kerasd_up_on_jax_runs_a_job_from_its_extra_without_tensorflow(tmp_path: Path) -> None:
+    """`pip install 'kerasd[embedded-jax]'` and `kerasd up --backend jax`: the spec checker, the worker and the
+    API run with nothing importable beyond that extra (no TensorFlow), and the job trains on JAX."""
+    port, redis_port = free_port(), free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("KERASD_", "KERAS_"))}
+    up = Process(kerasd_command("up", "--backend", "jax", "--port", str(port), "--redis-port", str(redis_port),
+                                "--data-dir", str(tmp_path / "data")),
+                 {**environment("embedded-jax", base, tmp_path / "blocker"), "JAX_PLATFORMS": "cpu"},
+                 tmp_path / "up.log")
+    try:
+        up.wait_for_log("kerasd is up", timeout_s=300)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            ids = seed_ids(client)
+            created = client.post("/v1/jobs", json=fit_request(ids["model"], ids["dataset"], epochs=2))
+            assert created.status_code == 201, created.text
+            job = wait_for_job(client, created.json()["id"])
+            assert job["status"] == "succeeded", job["error"]
+            assert job["result"]["trained_with"]["backend"] == "jax"
+            version = client.get("/version").json()
+            assert version["backend"] == "jax" and version["tensorflow"] is None
+            assert version["default_backend"] == "jax" and version["backends"] == ["jax"]
+        assert "not in kerasd[" not in up.log_text(), up.log_text()[-3000:]
+    finally:
+        up.popen.send_signal(signal.SIGTERM)
+        up.popen.wait(timeout=60)

@@ -1,5 +1,5 @@
 """Worker options (issue 8): time limits, running out of memory, precision, distribution, queues by
-resource, priorities, and a worker on Keras's JAX backend without TensorFlow."""
+resource and priorities (workers on other Keras backends: tests/test_backends.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.seed import (
     upload_seed,
     wait_for_job,
 )
-from tests.test_fault_tolerance import Stack, seed_ids, wait_for
+from tests.test_fault_tolerance import Stack, seed_ids
 
 NO_TENSORFLOW = str(Path(__file__).parent / "no_tensorflow")
 
@@ -101,29 +101,5 @@ def test_higher_priority_runs_first(server_env, logs_dir):
             stack.worker()
             started = {job_id: wait_for_job(client, job_id)["started_at"] for job_id in (low, normal, high)}
         assert sorted(started, key=started.get) == [high, normal, low]
-    finally:
-        stack.stop()
-
-
-def test_a_worker_on_the_jax_backend_without_tensorflow(server_env, logs_dir):
-    stack = Stack({**server_env, "KERASD_QUEUE": f"kerasd-jax-{uuid.uuid4().hex[:8]}"}, logs_dir)
-    try:
-        worker = stack.worker(KERAS_BACKEND="jax", PYTHONPATH=NO_TENSORFLOW)
-        with httpx.Client(base_url=stack.url, timeout=60) as client:
-            ids = seed_ids(client)
-            job = wait_for_job(client, submit(client, fit_request(ids["model"], ids["dataset"], epochs=3)))
-            assert job["status"] == "succeeded", job["error"]
-            assert len(job["history"]["val_loss"]) == 3
-            seen = wait_for(lambda: [w for w in client.get("/version").json()["workers"] if w["backend"] == "jax"])
-            assert seen[0]["tensorflow"] is None
-            pipeline = fit_request(ids["model"], ids["dataset"], epochs=1, batch_size=None)
-            pipeline["fit"] = {"x": {"pipeline": {"x": ref(ids["dataset"], "train_x"),
-                                                  "y": ref(ids["dataset"], "train_y"),
-                                                  "ops": [{"op": "batch", "batch_size": 32}]}}, "epochs": 1}
-            refused = wait_for_job(client, submit(client, pipeline))
-            assert refused["status"] == "failed" and "tf.data" in refused["error"]["message"]
-        # It started without looking for TensorFlow and lived through the refused tf.data job.
-        assert worker.alive(), worker.log_text()[-3000:]
-        assert "No module named 'tensorflow'" not in worker.log_text().split(" ready.")[0]
     finally:
         stack.stop()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import keras
 import redis
 
 from app.core.contract import ExportArguments, FitArguments, JobRequest
@@ -140,6 +141,12 @@ class JobRun:
             self.cancel.requested.set()
         # The one read of the job contract (app/core/contract.py); the typed request goes on from here.
         request = JobRequest.model_validate(job.request)
+        if request.backend is not None and request.backend != keras.backend.backend():
+            # Queues keep backends apart (app/core/queue.py); a worker started with another --queue could still
+            # take one: training it here would give other weights than the backend the user chose.
+            raise ValueError(f"the job runs on the {request.backend} backend, and this worker runs "
+                             f"{keras.backend.backend()}: its queue {request.queue!r} is served by a worker started "
+                             "for another backend; retry it once a worker of its backend serves that queue")
         # A sweep's trial may train its model with the sweep's values in it (app/core/sweep_steps.py).
         keras_config = request.keras_config or keras_config
         # The job's own limit, within the server's (KERASD_MAX_JOB_TIME_S): no job holds a worker forever.

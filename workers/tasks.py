@@ -63,8 +63,10 @@ _webhooks = WebhookSender(settings=get_settings(), owner=WORKER_NAME)
 
 def _announce_forever() -> None:
     settings = get_settings()
-    info = {**versions(), "queue": settings.queue, "gpus": settings.worker_gpus,
-            "queues": queues_served(settings.queue, settings.worker_gpus), "pid": os.getpid()}
+    found = versions()
+    # The backend it runs is what the API routes by and refuses unseen backends by (app/jobs/feasibility.py).
+    info = {**found, "queue": settings.queue, "gpus": settings.worker_gpus,
+            "queues": queues_served(settings.queue, settings.worker_gpus, found["backend"]), "pid": os.getpid()}
     while True:
         try:
             announce(_redis(), WORKER_NAME, info)

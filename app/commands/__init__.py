@@ -57,7 +57,8 @@ def _http_protocol() -> str:
 def _up(args: argparse.Namespace) -> int:
     from app.commands.embedded import run_embedded
 
-    return run_embedded(host=args.host, port=args.port, data_dir=args.data_dir, redis_port=args.redis_port)
+    return run_embedded(host=args.host, port=args.port, data_dir=args.data_dir, redis_port=args.redis_port,
+                        backend=args.backend)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -73,6 +74,9 @@ def register(commands: Any) -> None:
     up.add_argument("--port", type=int, default=8000)
     up.add_argument("--data-dir", default=None, help="where SQLite, Redis and caches live (default ~/.kerasd)")
     up.add_argument("--redis-port", type=int, default=6390, help="port of the Redis that `up` starts")
+    up.add_argument("--backend", default=None, choices=("tensorflow", "jax", "torch"),
+                    help="the Keras backend of the whole stack (default KERAS_BACKEND, else tensorflow); jax or "
+                    "torch run without TensorFlow installed")
     up.set_defaults(run=_up)
 
     api = commands.add_parser("api", help="run the HTTP API (uvicorn)")
@@ -88,6 +92,9 @@ def register(commands: Any) -> None:
                         "ids like 0,1: one worker process per GPU (see --gpus-per-worker)")
     worker.add_argument("--gpus-per-worker", type=int, default=1, help="GPUs per worker process, for "
                         "multi-GPU jobs (MirroredStrategy)")
+    worker.add_argument("--backend", default=None, choices=("tensorflow", "jax", "torch"),
+                        help="the Keras backend it runs (default KERAS_BACKEND, else Keras's own default): it "
+                        "takes the jobs of that backend only")
     worker.add_argument("--name", default="kerasd@%h", help="Celery node name")
     worker.add_argument("--log-level", default="info")
     worker.set_defaults(run=_worker)

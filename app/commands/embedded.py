@@ -54,7 +54,7 @@ def _auth_line(host: str, env: dict[str, str]) -> str:
             f"(KERASD_AUTH=localhost-open, bound to {host}); any other bind address requires keys")
 
 
-def run_embedded(*, host: str, port: int, data_dir: str | None, redis_port: int) -> int:
+def run_embedded(*, host: str, port: int, data_dir: str | None, redis_port: int, backend: str | None = None) -> int:
     root = Path(data_dir or os.environ.get("KERASD_DATA_DIR") or Path.home() / ".kerasd").expanduser().resolve()
     (root / "redis").mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -63,6 +63,11 @@ def run_embedded(*, host: str, port: int, data_dir: str | None, redis_port: int)
     env["KERASD_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
     env.pop("KERASD_BROKER_URL", None)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend:
+        # The worker runs Keras on it, the spec checker builds models on it, and jobs that name none run on it:
+        # with `jax` or `torch` nothing of the stack imports TensorFlow (`pip install 'kerasd[embedded-jax]'`).
+        env["KERAS_BACKEND"] = backend
+        env["KERASD_DEFAULT_BACKEND"] = backend
     # One machine for everything: training yields the CPU to the API (README, Performance).
     env.setdefault("KERASD_WORKER_NICE", "10")
     from app.http.auth import is_loopback

@@ -11,6 +11,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.queue:
         os.environ["KERASD_QUEUE"] = args.queue
+    if args.backend:
+        # Read when Keras is first imported; the children of a multi-GPU worker inherit it.
+        os.environ["KERAS_BACKEND"] = args.backend
     chosen = gpus.choose(args.gpus)
     worker_groups = gpus.groups(chosen, args.gpus_per_worker) if chosen else [[]]
     if len(worker_groups) > 1:
@@ -33,10 +36,13 @@ def _run_worker(args: argparse.Namespace, gpu_ids: list[str]) -> int:
     # Take GPU memory as the job needs it, so a second process or a small job does not find it all gone.
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import keras
+
     from app.core.queue import queues_served
     from workers.celery_app import celery
 
-    queues = queues_served(get_settings().queue, len(gpu_ids))
+    # The jobs of this worker's Keras backend (KERAS_BACKEND, or --backend): each backend has its own queues.
+    queues = queues_served(get_settings().queue, len(gpu_ids), keras.backend.backend())
     name = args.name if not gpu_ids else args.name.replace("@", f"-gpu{'+'.join(gpu_ids)}@", 1)
     # solo pool: the worker process itself runs jobs, one at a time, with TensorFlow imported once.
     celery.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--loglevel={args.log_level}",

@@ -6,7 +6,9 @@ keys it does not know, so a misspelt key fails at submit rather than being dropp
 
 Versions: a stored request without `version` (written before it existed) is version 1. Version 2 added a sweep
 trial's `trial` and `keras_config`, and export jobs (`kind: "export"`), which a worker must not ignore: only trials
-and exports are written as version 2; the other kinds are still written as version 1, which every worker reads. A
+and exports are written as version 2; the other kinds are still written as version 1, which every worker reads.
+Version 3 added `backend`, the Keras backend the job runs on (its queue is that backend's): every job that names one
+is written as version 3, and a request without it (any older version) runs on whatever backend its worker has. A
 change to this contract that a worker must not ignore raises `CONTRACT_VERSION` and teaches `JobRequest` to read the
 older versions; a worker refuses a request newer than it knows (workers are upgraded before the API).
 """
@@ -26,12 +28,16 @@ from pydantic import (
     model_validator,
 )
 
-CONTRACT_VERSION = 2
+CONTRACT_VERSION = 3
 
 JobKind = Literal["fit", "evaluate", "predict"]
 # What a worker runs: the kinds users submit, and the registry's exports of a model version (contract version 2).
 RequestKind = Literal["fit", "evaluate", "predict", "export"]
 EXPORT_VERSION = 2
+# The Keras backends a job may name (contract version 3); a worker runs one, `keras.backend.backend()`.
+Backend = Literal["tensorflow", "jax", "torch"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+BACKEND_VERSION = 3
 ExportFormat = Literal["tf_saved_model", "onnx", "litert"]
 # The zip an export job writes, by format (its only artifact; the version keeps it as `<format>.zip`).
 EXPORT_FILES = {"tf_saved_model": "savedmodel.zip", "onnx": "onnx.zip", "litert": "litert.zip"}
@@ -268,6 +274,8 @@ class JobRequest(_Contract):
     # model's (else its model's own).
     trial: TrialLink | None = None
     keras_config: dict[str, Any] | None = None
+    # Version 3: the Keras backend that runs the job (None in older requests: whichever its worker runs).
+    backend: Backend | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -299,6 +307,8 @@ class JobRequest(_Contract):
             raise ValueError(f"an export job needs the trained weights and contract version {EXPORT_VERSION}")
         if self.kind in ("fit", "evaluate") and self.compile is None:
             raise ValueError(f"{self.kind} jobs need a compile document")
+        if self.backend is not None and self.version < BACKEND_VERSION:
+            raise ValueError(f"a job naming its backend is contract version {BACKEND_VERSION}")
         return self
 
     @field_serializer("arguments")

@@ -37,16 +37,20 @@ def producer() -> Celery:
     return producer_app
 
 
-def queue_for(base: str, gpus: int) -> str:
-    """Queues by resource: `base` for jobs any worker can run, `base.gpu` for one GPU, `base.gpuN` for N."""
+def queue_for(base: str, gpus: int, backend: str | None = None) -> str:
+    """Queues by backend and resource: `base` for jobs any TensorFlow worker can run, `base.gpu` for one GPU,
+    `base.gpuN` for N; another backend's are `base.<backend>`, `base.<backend>.gpu`, ... The TensorFlow backend
+    keeps the names queues had before jobs named a backend, so the jobs queued then still find their workers
+    (a job without a backend, stored before, or an export, goes there too)."""
+    prefix = base if backend in (None, "tensorflow") else f"{base}.{backend}"
     if gpus <= 0:
-        return base
-    return f"{base}.gpu" if gpus == 1 else f"{base}.gpu{gpus}"
+        return prefix
+    return f"{prefix}.gpu" if gpus == 1 else f"{prefix}.gpu{gpus}"
 
 
-def queues_served(base: str, gpus: int) -> list[str]:
-    """What a worker with `gpus` GPUs consumes: jobs that fit it, the biggest first."""
-    return [queue_for(base, n) for n in range(gpus, -1, -1)]
+def queues_served(base: str, gpus: int, backend: str | None = None) -> list[str]:
+    """What a worker on `backend` with `gpus` GPUs consumes: its backend's jobs that fit it, the biggest first."""
+    return [queue_for(base, n, backend) for n in range(gpus, -1, -1)]
 
 
 def enqueue_job(job_id: str, *, queue: str | None = None, priority: int = 5) -> None:

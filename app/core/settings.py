@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,9 @@ class Settings(BaseSettings):
     broker_url: str = ""
     # The Celery queue fit jobs go to (the GPU/CPU split is its own issue).
     queue: str = "kerasd"
+    # The Keras backend of a job that names none (`tensorflow`, `jax` or `torch`); empty: KERAS_BACKEND where it is
+    # set to one of those (as `kerasd up --backend` sets it), else tensorflow. Its workers serve its queues.
+    default_backend: Literal["", "tensorflow", "jax", "torch"] = ""
 
     # Blobs (datasets, artifacts) are stored in SQL as rows of this many bytes.
     chunk_bytes: int = 1024 * 1024
@@ -170,6 +174,14 @@ class Settings(BaseSettings):
 
     # Log lines as JSON objects (with request and job ids) or as plain text.
     log_format: Literal["json", "text"] = "json"
+
+    @property
+    def job_backend(self) -> str:
+        """The backend of a job that names none (default_backend resolved)."""
+        if self.default_backend:
+            return self.default_backend
+        named = os.environ.get("KERAS_BACKEND", "")
+        return named if named in ("tensorflow", "jax", "torch") else "tensorflow"
 
     @property
     def resolved_database_url(self) -> str:

@@ -79,7 +79,9 @@ def trial_request(plan: dict[str, Any], params: dict[str, Any], link: dict[str, 
                 # A value the user left to its default is not in their request as sent: the trial's value is in
                 # its contract and its params, which is what runs and what lists show.
                 pass
-    request.update(version=2, trial=link, keras_config=keras_config, submitted=submitted)
+    # Version 2 at least (a trial); its template's own version (3: it names its backend) stays.
+    request.update(version=max(int(request.get("version", 1)), 2), trial=link, keras_config=keras_config,
+                   submitted=submitted)
     # The same check the worker makes when it reads the job: a trial the contract refuses is never queued.
     return JobRequest.model_validate(request).model_dump(mode="json")
 

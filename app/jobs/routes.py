@@ -22,7 +22,7 @@ from app.core.errors import Problem, not_found
 from app.core.read_pool import read_pool
 from app.core.settings import Settings
 from app.core.statuses import STATUS_PATTERN
-from app.core.workers_registry import live_workers
+from app.core.workers_registry import WORKERS_KEY, alive, backends_seen, live_workers
 from app.experiments.schemas import CONTROL
 from app.http.auth import Caller, current_caller
 from app.http.deps import (
@@ -38,7 +38,7 @@ from app.http.openapi import file_response
 from app.http.paths import JOB
 from app.http.reads import answer
 from app.http.sessions import SessionReleasingRoute
-from app.jobs import dispatch, listing, repository, service
+from app.jobs import dispatch, feasibility, listing, repository, service
 from app.jobs.schemas import ArtifactOut, JobCreate, JobOut, JobPage
 from app.specchecker.pool import SpecChecker
 
@@ -71,15 +71,34 @@ def _live_workers(request: Request) -> list[dict[str, Any]]:
                       headers={"Retry-After": "5"}) from None
 
 
+def _backends_seen(request: Request, queue: str) -> dict[str, bool]:
+    try:
+        return backends_seen(request.app.state.redis_sync, queue)
+    except RedisError:
+        raise Problem(503, "Workers Unknown", "Which Keras backends the workers run cannot be read now (Redis is "
+                      "unavailable), so the job's backend cannot be checked; try again shortly.",
+                      headers={"Retry-After": "5"}) from None
+
+
+def _with_status_message(job: JobOut, workers: list[dict[str, Any]], config: Settings) -> JobOut:
+    if job.status == "queued":
+        job.status_message = feasibility.waiting_message(job.request, workers, queue_base=config.queue,
+                                                         default_backend=config.job_backend)
+    return job
+
+
 def _create_job(body: JobCreate, request: Request, checker: SpecChecker, config: Settings, tenant_id: str) -> bytes:
     with get_sessionmaker()() as session:
         job = service.create_job(session, tenant_id=tenant_id, request=body, checker=checker,
                                  max_attempts=config.max_attempts, queue_base=config.queue,
                                  max_waiting_gpus=config.max_waiting_job_gpus,
-                                 live_workers=lambda: _live_workers(request))
+                                 live_workers=lambda: _live_workers(request),
+                                 backends_seen=lambda: _backends_seen(request, config.queue),
+                                 default_backend=config.job_backend)
         # The answer is written inside the transaction, under the tenant's lock: its queue position is asked
         # there, not in a transaction of its own (BEGIN, query, ROLLBACK) after the commit.
-        answer = service.job_answer(session, tenant_id=tenant_id, job_id=job.id).model_dump_json().encode()
+        answer = _with_status_message(service.job_answer(session, tenant_id=tenant_id, job_id=job.id),
+                                      _live_workers(request), config).model_dump_json().encode()
         session.commit()
         dispatch.send_job(request.app.state.redis_sync, session, job, config)
         return answer
@@ -202,10 +221,19 @@ def _next_link(query: dict[str, Any], cursor: str | None) -> str | None:
 
 
 @router.get(JOB, response_model=JobOut, summary="A job's status, attempts, error and epoch history")
-async def get_job(job_id: str, caller: Caller = Depends(current_caller)) -> Response:
+async def get_job(job_id: str, request: Request, caller: Caller = Depends(current_caller),
+                  config: Settings = Depends(settings)) -> Response:
     [job] = await answer(repository.job_document(tenant_id=caller.tenant_id, job_id=job_id))
     if job is None:
         raise not_found("job", job_id)
+    if job.status == "queued":
+        # Only a queued job asks Redis who is alive (one HVALS); the status message says why it may wait forever.
+        try:
+            workers = alive(await request.app.state.redis_async.hvals(WORKERS_KEY))
+        except RedisError:
+            workers = None
+        if workers is not None:
+            _with_status_message(job, workers, config)
     return Response(job.model_dump_json().encode(), media_type="application/json")
 
 

@@ -14,7 +14,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.core.contract import DEFAULT_ARTIFACTS, ArtifactName, Distribution, JobKind, MixedPrecision, TuningRequest
+from app.core.contract import (
+    DEFAULT_ARTIFACTS,
+    ArtifactName,
+    Backend,
+    Distribution,
+    JobKind,
+    MixedPrecision,
+    TuningRequest,
+)
 from app.experiments.schemas import JobName, MetricSummary, Notes, Param, Tags
 from app.jobs.callbacks import CallbackSpec
 from app.jobs.data import ArrayInput, ArrayRef, IdField, Pipeline, ValidationData
@@ -213,6 +221,9 @@ class JobCreate(BaseModel):
     # same weights on the same worker type.
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     resources: Resources = Field(default_factory=Resources)
+    backend: Backend | None = Field(default=None, description="The Keras backend that runs the job; default: the "
+                                    "server's (`backend` of GET /version). Refused at submit when no worker of it "
+                                    "has been seen (the answer lists those that have).")
     # 0 (lowest) to 9 (highest): among queued jobs, workers take higher priorities first.
     priority: int = Field(default=5, ge=0, le=9)
     # Keras's mixed-precision policies: float16 (GPUs with tensor cores) or bfloat16 (TPUs, recent CPUs/GPUs).
@@ -309,6 +320,8 @@ class JobOut(BaseModel):
     metrics: dict[str, MetricSummary]
     sweep_id: str | None = Field(description="the sweep this job is a trial of; null for a job submitted alone")
     links: dict[str, str]
+    status_message: str | None = Field(default=None, description="why a queued job is waiting when no live "
+                                       "worker can run it (none runs its backend with its GPUs); else null")
 
 
 class JobPage(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.core.contract import DEFAULT_ARTIFACTS, JobRequest
+from app.core.contract import BACKEND_VERSION, DEFAULT_ARTIFACTS, JobRequest
 from app.core.errors import Problem, not_found
 from app.core.queue import queue_for
 from app.core.quotas import check_queued, lock_tenant
@@ -169,12 +169,17 @@ def _data_and_arguments(session: Session, request: JobCreate, *,
 def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker: SpecChecker, max_attempts: int,
                queue_base: str, max_waiting_gpus: int = 0,
                live_workers: Callable[[], list[dict[str, Any]]] = list, trial: dict[str, Any] | None = None,
-               trial_params: dict[str, Any] | None = None) -> Job:
-    """Check and store a job. `trial`: the sweep trial it is (a client sweep's trial, app/sweeps/service.py), with
-    the values the sweep chose for it (`trial_params`) among its params."""
+               trial_params: dict[str, Any] | None = None, backends_seen: Callable[[], dict[str, bool]] = dict,
+               default_backend: str | None = None) -> Job:
+    """Check and store a job (the caller commits, then queues it). `trial`: the sweep trial it is (a client sweep's
+    trial, app/sweeps/service.py), with the values the sweep chose for it (`trial_params`) among its params.
+    `backends_seen` says which Keras backends the workers seen on this queue run (with TensorFlow or not); empty, as
+    for a sweep's trials checked in advance, the backend is not checked against them."""
+    backend = request.backend or default_backend or get_settings().job_backend
     feasibility.check_ends(request)
     feasibility.check_gpus(request.resources.gpus, queue_base=queue_base, max_waiting=max_waiting_gpus,
                            live_workers=live_workers)
+    feasibility.check_backend(request, backend=backend, seen=backends_seen)
     if request.callbacks:
         feasibility.check_callbacks(request, catalog_of(checker))
     model_id, weights, reused_compile = model_source(session, request, tenant_id=tenant_id)
@@ -197,9 +202,10 @@ def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker:
     # two at once cannot both take the last free place in the tenant's queued-jobs quota.
     lock_tenant(session, tenant_id)
     check_queued(session, tenant_id)
-    queue = queue_for(queue_base, gpus)
+    queue = queue_for(queue_base, gpus, backend)
     stored = JobRequest(
-        kind=request.kind, weights=weights, compile=compile_args, data=data, arguments=arguments,
+        version=BACKEND_VERSION, backend=backend, kind=request.kind, weights=weights, compile=compile_args,
+        data=data, arguments=arguments,
         callbacks=[c.model_dump(mode="json") for c in request.callbacks], seed=request.seed,
         artifacts=artifacts, queue=queue, priority=request.priority,
         mixed_precision=request.mixed_precision, distribution=distribution,

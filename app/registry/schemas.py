@@ -86,8 +86,9 @@ class Lineage(BaseModel):
     started_from: str | None = Field(description="the weights the job started from, if any (a job, an upload, "
                                                  "another version)")
     trained_with: dict[str, Any] | None = Field(
-        description="kerasd, keras, backend, backend_version, tensorflow, numpy and python versions, and the worker "
-                    "(host:pid) that trained it; null for a job trained before workers recorded them")
+        description="kerasd, keras, backend, backend_version, tensorflow, numpy and python versions, the device "
+                    "(`cpu`, or `gpu: <name>`) and the worker (host:pid) that trained it; null for a job trained "
+                    "before workers recorded them")
 
 
 class VersionArtifactOut(BaseModel):

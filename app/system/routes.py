@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 
 import app as kerasd_app
 from app.core.database import get_session
+from app.core.settings import Settings
 from app.core.sql import ask
-from app.core.workers_registry import live_workers
+from app.core.workers_registry import backends_seen, live_workers
 from app.http.auth import metrics_reader, sees_internals
-from app.http.deps import spec_checker
+from app.http.deps import settings, spec_checker
 from app.http.sessions import SessionReleasingRoute
 from app.specchecker.pool import SpecChecker
 from app.system import repository
@@ -32,19 +33,21 @@ def get_health() -> dict[str, str]:
 
 
 @router.get("/version", response_model=Versions,
-            summary="Versions of kerasd, TensorFlow and Keras, the backend, and the workers seen",
+            summary="Versions of kerasd, TensorFlow and Keras, the backends, and the workers seen",
             # FastAPI lists the optional key schemes; `{}` adds "or none": anyone gets the versions, an admin key the
             # workers' names and pids too.
             openapi_extra={"security": [{}]})
 def get_version(request: Request, checker: SpecChecker = Depends(spec_checker),
-                internals: bool = Depends(sees_internals)) -> dict:
+                internals: bool = Depends(sees_internals), config: Settings = Depends(settings)) -> dict:
     keras_side = checker.cached("versions")
     workers = live_workers(request.app.state.redis_sync)
+    seen = sorted(backends_seen(request.app.state.redis_sync, config.queue))
     if not internals:
         # Host names and pids say where to aim: admins (and this machine, in localhost-open mode) only.
         workers = [{k: v for k, v in w.items() if k not in SERVER_IDENTITY} for w in workers]
     return {"kerasd": kerasd_app.__version__, "tensorflow": keras_side.get("tensorflow"),
-            "keras": keras_side["keras"], "backend": keras_side["backend"], "workers": workers}
+            "keras": keras_side["keras"], "backend": keras_side["backend"], "default_backend": config.job_backend,
+            "backends": seen, "workers": workers}
 
 
 @router.get("/ready", summary="Readiness: SQL and Redis answer, and at least one worker is alive",

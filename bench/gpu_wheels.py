@@ -1,0 +1,63 @@
+"""The wheels bench/gpu_check.sh installs on a GPU machine that has no package registry: everything
+`kerasd[embedded-jax,torch]` brings beyond what that machine already holds (Python 3.12 with JAX and PyTorch for
+CUDA, h5py and numpy), at the versions installed here, for CPython 3.12 on manylinux x86_64. Run it on a machine
+that reaches PyPI, from kerasd's test environment (its installed metadata is where the list comes from), and carry
+the folder over with the source tree (docs/backends.md, "The GPU check").
+
+    .venv/bin/python -m bench.gpu_wheels wheels/     (prints what it fetched and the total size)
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.extras import closure  # noqa: E402  (the same closure the extras tests follow)
+
+EXTRAS = ("embedded-jax", "torch")
+# What the GPU machine holds already: the frameworks with their CUDA libraries, and their own dependencies that
+# kerasd's need too (the large ones; small shared ones are fetched anyway, in case they are missing).
+ON_THE_MACHINE = re.compile(r"^(kerasd|jax|jaxlib|jax-cuda\d+-.*|numpy|h5py|scipy|ml-dtypes|opt-einsum|torch|"
+                            r"triton|nvidia-.*|sympy|mpmath|networkx|fsspec)$")
+# The editable install of kerasd itself builds with these (pyproject.toml's build-system), offline too.
+BUILD = {"setuptools": ">=69", "wheel": ""}
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64",
+             "linux_x86_64")
+
+
+def requirements() -> list[str]:
+    names = set().union(*(closure(extra) for extra in EXTRAS))
+    found = [f"{name}{bound}" for name, bound in BUILD.items()]
+    for name in sorted(names):
+        if ON_THE_MACHINE.match(name) or name in BUILD:
+            continue
+        try:
+            found.append(f"{name}=={version(name)}")
+        except Exception:  # a requirement for another platform, not installed here
+            continue
+    return found
+
+
+def main(folder: str) -> None:
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    wanted = requirements()
+    platforms = [option for platform in PLATFORMS for option in ("--platform", platform)]
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                    "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312", "--abi", "abi3",
+                    "--abi", "none", *platforms, "--dest", str(target), *wanted], check=True)
+    wheels = sorted(target.glob("*.whl"))
+    total = sum(wheel.stat().st_size for wheel in wheels)
+    for wheel in wheels:
+        print(f"{wheel.stat().st_size / 2**20:7.2f} MiB  {wheel.name}")
+    print(f"{len(wheels)} wheels, {total / 2**20:.1f} MiB in {target}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "wheels")
