@@ -211,7 +211,7 @@ def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker:
         mixed_precision=request.mixed_precision, distribution=distribution,
         time_limit_s=request.time_limit_s, tuning=request.tuning_request(),
         submitted=request.model_dump(mode="json", exclude_none=True),
-        **({"version": 2, "trial": trial} if trial is not None else {})).model_dump(mode="json")
+        **({"trial": trial} if trial is not None else {})).model_dump(mode="json")
     params = {**experiments.submission_params(stored, summary), **(trial_params or {})}
     tags = tag_list(request.tags)
     job = repository.insert_job(
