@@ -118,11 +118,12 @@ class EmbeddedStack:
 
 
 @contextmanager
-def embedded_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
+def embedded_stack(tmp_path: Path, settings: dict[str, str] | None = None) -> Iterator[EmbeddedStack]:
     """`scripts/up` on free ports with nothing of the test session's servers (it must bring its own), from this
-    virtualenv; stopped with SIGTERM, as Ctrl-C stops it."""
+    virtualenv, with `settings` (KERASD_ variables) only; stopped with SIGTERM, as Ctrl-C stops it."""
     port, redis_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KERASD_")}
+    env.update(settings or {})
     env["KERASD_VENV"] = sys.prefix
     data_dir = tmp_path / "data"
     root = Path(__file__).resolve().parent.parent

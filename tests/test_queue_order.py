@@ -97,7 +97,12 @@ def test_queue_positions_are_the_order_the_scheduler_claims_in(database, server_
             with database() as session:
                 session.execute(text("UPDATE jobs SET lease_expires_at = :past WHERE id = :id"),
                                 {"past": _past(), "id": first})
-            assert (first, "queued") in reaper.reap_expired(requeue=lambda job: None)
+                priority = session.execute(text("SELECT priority FROM jobs WHERE id = :id"), {"id": first}).scalar()
+            requeued = []
+            assert (first, "queued") in reaper.reap_expired(requeue=requeued.append)
+            # What the worker sends the job's new queue message with (workers/tasks.py's _requeue).
+            assert [(job.id, job.queue, job.priority) for job in requeued if job.id == first] == \
+                [(first, queue, priority)]
             waiting.append(first)
             lost_handed_back = True
     assert len(claimed) == 31

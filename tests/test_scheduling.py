@@ -75,29 +75,47 @@ def test_a_tenant_at_its_running_quota_waits_its_turn_and_others_use_the_free_wo
 
 
 def test_turns_lost_in_the_broker_are_topped_up(keyed_api, keyed_env):
-    from workers.scheduling import TurnKeeper, broker_lists, top_up_turns
+    """Counted against what the one-GPU queue held before (other tests' jobs may wait there, with their turns):
+    the submission adds one turn; once the queue's turns are lost, a top-up sends one per claimable job."""
+    from app.core.database import session_scope
+    from app.core.repositories import jobs
+    from app.core.sql import ask
+    from app.core.tables import utcnow
+    from workers.scheduling import MAX_TOP_UP, TurnKeeper, broker_lists, top_up_turns
 
     url = keyed_api[0]
     _tenant, key = make_tenant("lost-turns")
     broker = redis.Redis.from_url(REDIS_URL)
+    # No worker here serves the one-GPU queue: its jobs and their messages wait there.
+    queue = f"{keyed_env['KERASD_QUEUE']}.gpu"
+
+    def turns() -> int:
+        return sum(broker.llen(key) for key in broker_lists(queue))
+
+    def claimable() -> int:
+        with session_scope() as session:
+            return {q: n for q, n, _ in ask(session, jobs.claimable_by_queue(now=utcnow()))}.get(queue, 0)
+
     with keyed_client(url, key) as client:
         model, dataset = seeded(client)
-        # No worker here serves the one-GPU queue: the job and its one message wait there.
+        turns_before, claimable_before = turns(), claimable()
         job = client.post("/v1/jobs", json=fit_request(model, dataset, epochs=1) | {"resources": {"gpus": 1}}).json()
-        queue = f"{keyed_env['KERASD_QUEUE']}.gpu"
-        waiting = sum(broker.llen(key) for key in broker_lists(queue))
-        assert waiting == 1
-        assert queue not in top_up_turns(broker)
-        broker.delete(*broker_lists(queue))  # the turn is lost (a Redis restarted without its file)
+        assert turns() == turns_before + 1 and claimable() == claimable_before + 1
+        assert queue not in top_up_turns(broker) or claimable_before > turns_before, "nothing was lost yet"
+        broker.delete(*broker_lists(queue))  # the turns are lost (a Redis restarted without its file)
+        waiting = claimable()
+        assert 1 <= waiting <= MAX_TOP_UP
         top_up_turns(broker)
-        # One turn again (two if a worker's own turn keeper topped up in the same instant).
-        assert 1 <= sum(broker.llen(key) for key in broker_lists(queue)) <= 2
+        # One turn a job again (twice that if a worker's own turn keeper topped up in the same instant).
+        assert waiting <= turns() <= 2 * waiting
         # A worker's keeper sends only what a queue lacked in two rounds running: a turn a worker has just
         # taken is missing from the queue for a moment without being lost.
         broker.delete(*broker_lists(queue))
         keeper = TurnKeeper(interval_s=3600, broker_url=REDIS_URL)
         assert keeper.round() == {}
         keeper.round()
-        assert 1 <= sum(broker.llen(key) for key in broker_lists(queue)) <= 2
+        assert waiting <= turns() <= 2 * waiting
         assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
+    # The other jobs still waiting in the queue get their turns back.
     broker.delete(*broker_lists(queue))
+    top_up_turns(broker)

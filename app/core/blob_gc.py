@@ -6,7 +6,9 @@ artifacts, uploaded weights, checkpoints, whole-model uploads, the registry's ve
 own transaction:
 
 - a grace period spares blobs younger than it, so bytes a worker has stored but not yet recorded (an
-  artifact written before its row) are never taken;
+  artifact written before its row) are never taken; an upload still arriving dates its partial blob by its
+  last chunk (app/core/blob_writer.py), so an upload slower than the grace keeps what it has sent, and only
+  one that stopped sending (its process died) is collected;
 - the foreign keys are the last word: a row that comes to point at a blob while it is being deleted makes
   that delete fail and the blob stays (a re-upload of the same bytes reuses a blob under a key-share lock,
   see app/core/blobs.py).
@@ -49,7 +51,7 @@ def collect_blobs(*, grace_s: float, limit: int = 1000) -> Collected:
     for sha256, size_bytes in candidates:
         try:
             with session_scope() as session:
-                gone = repository.collect(session, sha256=sha256)
+                gone = repository.collect(session, sha256=sha256, cutoff=cutoff)
         except IntegrityError:
             log.info("blob %s was taken into use while being collected; kept", sha256)
             continue

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.core.blobs import existing_blob
+from app.core.errors import Problem
 from app.core.repositories import blobs
 
 # Chunks waiting for the database at most; the rest of the upload waits in the client's socket.
@@ -137,6 +138,12 @@ class BlobWriter:
         return blobs.get(self.session, sha256=sha256)
 
 
+def collected() -> Problem:
+    return Problem(409, "Upload Collected", "The bytes of this upload stored so far were deleted as unreferenced: "
+                   "nothing arrived for longer than the blob collection's grace (KERASD_BLOB_GC_GRACE_S). Send the "
+                   "file again.")
+
+
 class CommittingBlobWriter(BlobWriter):
     """A BlobWriter for bytes a client is still sending: each chunk is stored in a transaction of its own (a session
     of its own, its connection back in the pool at once) under the provisional key, so nothing is held while the
@@ -155,6 +162,8 @@ class CommittingBlobWriter(BlobWriter):
             blobs.commit_without_wal_flush(session)
             if not self._started:
                 blobs.insert_blob(session, sha256=self._key, size_bytes=0)
+            elif not blobs.touch(session, sha256=self._key):  # dated by its last chunk: see app/core/blob_gc.py
+                raise collected()
             blobs.insert_chunk(session.connection(), sha256=self._key, seq=self.chunks, data=chunk)
         self._started = True
 
@@ -178,6 +187,10 @@ class CommittingBlobWriter(BlobWriter):
         if existing is None:
             savepoint = session.begin_nested()
             try:
+                # The partial blob, locked against the collection until the caller commits: its chunks are all
+                # there to rename.
+                if self._started and blobs.existing(session, sha256=self._key) is None:
+                    raise collected()
                 blobs.insert_blob(session, sha256=sha256, size_bytes=self.size, chunk_count=self.chunks)
                 if self._started:
                     blobs.rename_chunks(session, old=self._key, new=sha256)

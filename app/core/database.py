@@ -20,14 +20,15 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         # The embedded default has the API and a worker writing to one file: WAL lets readers go on
         # while one writer writes, and the busy timeout makes a second writer wait instead of failing.
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        busy_timeout_s = get_settings().sqlite_busy_timeout_s
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
             cursor.close()
 
         return engine

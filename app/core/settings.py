@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # A worker retries database work that failed with "database is locked" or a lost connection for this long
     # before it gives the job up.
     worker_db_retry_s: float = 60.0
+    # With SQLite (the embedded default), how long a writer waits for the one write lock before its statement
+    # fails with "database is locked" (which a worker then retries, above).
+    sqlite_busy_timeout_s: float = Field(default=30.0, gt=0)
     # Execution tuning of fit jobs (workers/tuning.py): steps per execution are chosen so that one lasts about
     # this long; an XLA trial is made only for fits estimated at least this long.
     tuning_execution_s: float = 0.1

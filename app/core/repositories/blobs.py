@@ -48,9 +48,15 @@ _DELETE = Statement(delete(BLOBS).where(BLOBS.c.sha256 == bindparam("blob")))
 _BLOB = Statement(select(BLOBS).where(BLOBS.c.sha256 == bindparam("sha256")))
 _COLLECTABLE = Statement(select(BLOBS.c.sha256, BLOBS.c.size_bytes)
                          .where(BLOBS.c.created_at <= bindparam("cutoff"), *_UNREFERENCED).limit(bindparam("limit")))
-# Checked again in the delete itself; the chunks go with it (ON DELETE CASCADE).
-_COLLECT = Statement(delete(BLOBS).where(BLOBS.c.sha256 == bindparam("blob"), *_UNREFERENCED)
+# Both checked again in the delete itself (an upload's chunk may have touched its partial blob since it was chosen:
+# PostgreSQL re-reads the WHERE on the row version it waited for); the chunks go with it (ON DELETE CASCADE).
+_COLLECT = Statement(delete(BLOBS).where(BLOBS.c.sha256 == bindparam("blob"), BLOBS.c.created_at <= bindparam("cutoff"),
+                                         *_UNREFERENCED)
                      .returning(BLOBS.c.sha256))
+# An upload's partial blob is dated by its last chunk, not its first: the collection's grace then counts from the
+# last byte stored, and an upload slower than the grace keeps its chunks.
+_TOUCH = Statement(update(BLOBS).where(BLOBS.c.sha256 == bindparam("blob")).values(created_at=bindparam("now"))
+                   .returning(BLOBS.c.sha256))
 
 
 def existing(executor: Executor, *, sha256: str) -> Any:
@@ -105,6 +111,11 @@ def collectable(*, cutoff: datetime, limit: int) -> Question[list[Any]]:
     return Question(_COLLECTABLE, {"cutoff": cutoff, "limit": limit})
 
 
-def collect(executor: Executor, *, sha256: str) -> bool:
-    """Delete the blob if still unreferenced; whether it was."""
-    return bool(ask(executor, Question(_COLLECT, {"blob": sha256})))
+def collect(executor: Executor, *, sha256: str, cutoff: datetime) -> bool:
+    """Delete the blob if still unreferenced and dated no later than `cutoff`; whether it was."""
+    return bool(ask(executor, Question(_COLLECT, {"blob": sha256, "cutoff": cutoff})))
+
+
+def touch(executor: Executor, *, sha256: str) -> bool:
+    """Date the blob now (an upload's partial blob, as each chunk is stored); False if it is gone."""
+    return bool(ask(executor, Question(_TOUCH, {"blob": sha256, "now": utcnow()})))

@@ -278,7 +278,7 @@ _EXPIRED = Statement(text(
 _REAP_GUARD = (JOBS.c.id == bindparam("job_id"), JOBS.c.status == "running",
                JOBS.c.attempt == bindparam("lost_attempt"), JOBS.c.lease_expires_at < bindparam("now"))
 _REQUEUE = Statement(update(JOBS).where(*_REAP_GUARD).values(status="queued", lease_owner=None, lease_expires_at=None)
-                     .returning(JOBS.c.id, JOBS.c.request))
+                     .returning(JOBS.c.id, JOBS.c.request, JOBS.c.queue, JOBS.c.priority))
 _FAIL_LOST = Statement(update(JOBS).where(*_REAP_GUARD)
                        .values(status="failed", finished_at=bindparam("now"), lease_expires_at=None,
                                error=bindparam("lost_error", type_=JOBS.c.error.type))
@@ -291,7 +291,8 @@ def expired_leases(*, now: datetime) -> Question[list[Any]]:
 
 
 def requeue_lost(executor: Executor, *, job_id: str, attempt: int, now: datetime) -> Any:
-    """Back to the queue, if still that lost attempt; the job's (id, request), or None."""
+    """Back to the queue, if still that lost attempt; the job's (id, request, queue, priority: what its queue
+    message is sent with), or None."""
     return ask(executor, Question(_REQUEUE, {"job_id": job_id, "lost_attempt": attempt, "now": now}, one))
 
 
