@@ -45,13 +45,16 @@ def serve(out: Path, stop: Path, tenants: int) -> None:
         env = server_env(database, workdir / "data", KERASD_AUTH="required",
                          KERASD_REQUESTS_PER_S_PER_TENANT="1000", KERASD_REQUEST_BURST_PER_TENANT="10000")
         use_database(env)
-        url = f"http://127.0.0.1:{free_port()}"
-        api = Process(kerasd_command("api", "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1], "--workers", "2"),
-                      env, workdir / "api.log")
-        stack.callback(api.stop)
-        worker = Process(kerasd_command("worker", "--name", f"cost-{uuid.uuid4().hex[:6]}@%h"), env,
-                         workdir / "worker.log")
-        stack.callback(worker.stop)
+        port = str(free_port())
+        url = f"http://127.0.0.1:{port}"
+        # The API as production runs it (2 processes, access log at info), and a worker for the set-up jobs.
+        commands = {"api": ("api", "--host", "127.0.0.1", "--port", port, "--workers", "2"),
+                    "worker": ("worker", "--name", f"cost-{uuid.uuid4().hex[:6]}@%h")}
+        started = {}
+        for name, command in commands.items():
+            started[name] = Process(kerasd_command(*command), env, workdir / f"{name}.log")
+            stack.callback(started[name].stop)
+        api, worker = started["api"], started["worker"]
         api.wait_for_http(f"{url}/health", timeout_s=300)
         worker.wait_for_log(" ready.", timeout_s=300)
         rng = np.random.default_rng(0)
