@@ -175,6 +175,24 @@ def test_fifty_runs_sort_by_metrics_and_params_and_filter_by_tags_a_page_at_a_ti
             assert answer.status_code == 422 and answer.json()["field"] == "sort", bad
 
 
+def test_the_lists_query_parameters_are_checked_each_by_name_as_documented(api):
+    _tenant, key = make_tenant("query")
+    with keyed_client(api, key) as client:
+        answer = client.get("/v1/jobs", params={"limit": 0, "status": "bogus", "created_after": "123",
+                                                "tag": ["a", "b"], "offset": "x", "unknown": "ignored"})
+        assert answer.status_code == 422
+        errors = {error["field"]: (error["in"], error["message"]) for error in answer.json()["errors"]}
+        assert errors == {
+            "limit": ("query", "Input should be greater than or equal to 1"),
+            "offset": ("query", "Input should be a valid integer, unable to parse string as an integer"),
+            "status": ("query", "String should match pattern '^(queued|running|succeeded|failed|cancelled|pruned)$'"),
+            "created_after": ("query", "Value error, an ISO 8601 date or time, such as 2026-12-01 or "
+                                       "2026-12-01T10:00:00Z")}
+        # Repeated tags, the deprecated offset and defaults: a valid query is answered.
+        page = client.get("/v1/jobs", params={"tag": ["a", "b"], "offset": 1, "limit": "500"})
+        assert page.status_code == 200 and page.json()["items"] == [] and page.json()["limit"] == 500
+
+
 def test_runs_with_different_metrics_compare_side_by_side(api, database):
     tenant_id, key = make_tenant("compare")
     other_tenant, _other_key = make_tenant("compare-other")

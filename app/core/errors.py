@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Problem(Exception):
@@ -20,3 +22,10 @@ class Problem(Exception):
 
 def not_found(kind: str, ident: str) -> Problem:
     return Problem(404, "Not Found", f"No {kind} with id {ident!r}. List them with GET /v1/{kind}s.")
+
+
+def found(row: T | None, kind: str, ident: str) -> T:
+    """The row a repository found for its tenant, or the 404 that names what was asked for."""
+    if row is None:
+        raise not_found(kind, ident)
+    return row

@@ -1,5 +1,5 @@
 """Rows as a tenant sees them: another tenant's row is exactly as absent as a missing one (the repositories'
-look-up of a row by id for its owner)."""
+look-up of a row by id for its owner), and a new row of a tenant's stored."""
 
 from __future__ import annotations
 
@@ -20,4 +20,11 @@ def owned(session: Session, table: type[T], ident: str, tenant_id: str) -> T | N
     row = session.get(table, ident)
     if row is None or row.tenant_id != tenant_id:
         return None
+    return row
+
+
+def added(session: Session, row: T) -> T:
+    """`row` added to the session's transaction and flushed, so its defaults (id, times) are filled in."""
+    session.add(row)
+    session.flush()
     return row

@@ -73,9 +73,15 @@ def ask(executor: Session | Connection, question: Question[T]) -> T:
 
 async def ask_async(connection: AsyncConnection, question: Question[T]) -> T:
     """The same question on an async psycopg connection whose rows have attribute access (namedtuple_row)."""
+    from psycopg.pq import ExecStatus  # here: workers import this module without the loop's driver
+
     sql, compiled = question.statement.psycopg
     cursor = await connection.execute(sql, compiled.construct_params(dict(question.params)))
-    return question.shape(await cursor.fetchall() if cursor.description is not None else [])
+    # Whether rows came back, from the result's status: `cursor.description` builds a Column object for each column
+    # on every call: 30 us for the job answer's 23 columns, where the status costs 0.2 us (a loaded 2-core machine).
+    result = cursor.pgresult
+    rows = await cursor.fetchall() if result is not None and result.status == ExecStatus.TUPLES_OK else []
+    return question.shape(rows)
 
 
 def one(rows: Sequence[Any]) -> Any:

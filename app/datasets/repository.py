@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.scope import owned
+from app.core.scope import added, owned
 from app.core.tables import Dataset
 
 
@@ -17,10 +17,7 @@ def get_dataset(session: Session, *, tenant_id: str, dataset_id: str) -> Dataset
 
 
 def insert_dataset(session: Session, **values: Any) -> Dataset:
-    row = Dataset(**values)
-    session.add(row)
-    session.flush()
-    return row
+    return added(session, Dataset(**values))
 
 
 def dataset_page(session: Session, *, tenant_id: str, limit: int, offset: int,

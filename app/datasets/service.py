@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 from sqlalchemy.orm import Session
 
 from app.core.blobs import store_file
-from app.core.errors import Problem, not_found
+from app.core.errors import Problem, found
 from app.core.quotas import check_storage, lock_tenant
 from app.core.settings import Settings
 from app.core.sql import ask
@@ -92,10 +92,7 @@ def record_dataset(session: Session, *, tenant_id: str, blob: Any, fmt: str, arr
 
 
 def get_dataset(session: Session, *, tenant_id: str, dataset_id: str) -> Dataset:
-    row = repository.get_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id)
-    if row is None:
-        raise not_found("dataset", dataset_id)
-    return row
+    return found(repository.get_dataset(session, tenant_id=tenant_id, dataset_id=dataset_id), "dataset", dataset_id)
 
 
 def list_datasets(session: Session, *, tenant_id: str, limit: int, offset: int,

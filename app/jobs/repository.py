@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import DateTime, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
-from app.core.scope import ID, owned
+from app.core.scope import ID, added, owned
 from app.core.sql import Question, Statement, ask, one, scalar
 from app.core.statuses import TERMINAL_STATUSES
 from app.core.tables import Artifact, EpochLog, Job, utcnow
@@ -134,10 +134,7 @@ _DELETE = Statement(delete(JOBS).where(JOBS.c.id == bindparam("job_id")))
 
 def insert_job(session: Session, **values: Any) -> Job:
     """A new job row; the database gives it its queue ticket (migrations 0007)."""
-    job = Job(**values)
-    session.add(job)
-    session.flush()
-    return job
+    return added(session, Job(**values))
 
 
 def cancel_queued(session: Session, *, job_id: str) -> bool:

@@ -36,6 +36,7 @@ from app.http.deps import (
 from app.http.downloads import content_disposition
 from app.http.openapi import file_response
 from app.http.paths import JOB
+from app.http.query_model import add_get_route
 from app.http.reads import answer
 from app.http.sessions import SessionReleasingRoute
 from app.jobs import dispatch, feasibility, listing, repository, service
@@ -127,11 +128,6 @@ def _iso_time(value: Any) -> Any:
 IsoTime = Annotated[datetime, BeforeValidator(_iso_time)]
 
 
-@router.get("", response_model=JobPage, summary="List jobs: filter by status, model, tags, name, sweep and date; "
-            "sort by creation, name, any metric or param; a page at a time",
-            description="Keyset paging: follow `next` (or pass `next_cursor` as `cursor`) for the next page. A page "
-                        "costs the same however deep it is, and jobs submitted meanwhile never shift a page: every "
-                        "job is listed exactly once.")
 async def list_jobs(limit: int = Query(50, ge=1, le=500),
                     cursor: str | None = Query(None, max_length=600, description="`next_cursor` of the page before"),
                     offset: int = Query(0, ge=0, le=10**9, deprecated=True,
@@ -183,6 +179,15 @@ async def list_jobs(limit: int = Query(50, ge=1, le=500),
     page = JobPage(items=items, limit=limit, next=_next_link(query, next_cursor), next_cursor=next_cursor,
                    total=count, total_kind=kind)
     return Response(page.model_dump_json().encode(), media_type="application/json")
+
+
+# Its twelve query parameters validated as one model (app/http/query_model.py): the most polled list.
+add_get_route(router, "", list_jobs, response_model=JobPage,
+              summary="List jobs: filter by status, model, tags, name, sweep and date; sort by creation, name, any "
+                      "metric or param; a page at a time",
+              description="Keyset paging: follow `next` (or pass `next_cursor` as `cursor`) for the next page. A page "
+                          "costs the same however deep it is, and jobs submitted meanwhile never shift a page: every "
+                          "job is listed exactly once.")
 
 
 def _utc(moment: datetime | None) -> datetime | None:

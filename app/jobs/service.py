@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.core.contract import BACKEND_VERSION, DEFAULT_ARTIFACTS, JobRequest
-from app.core.errors import Problem, not_found
+from app.core.errors import Problem, found, not_found
 from app.core.queue import queue_for
 from app.core.quotas import check_queued, lock_tenant
 from app.core.settings import get_settings
@@ -226,10 +226,7 @@ def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker:
 # --- read ------------------------------------------------------------------------------------------
 
 def get_job(session: Session, *, tenant_id: str, job_id: str) -> Job:
-    job = repository.get_job(session, tenant_id=tenant_id, job_id=job_id)
-    if job is None:
-        raise not_found("job", job_id)
-    return job
+    return found(repository.get_job(session, tenant_id=tenant_id, job_id=job_id), "job", job_id)
 
 
 def job_answer(session: Session, *, tenant_id: str, job_id: str) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.scope import owned
+from app.core.scope import added, owned
 from app.core.tables import ModelSpec
 
 
@@ -17,10 +17,7 @@ def get_model(session: Session, *, tenant_id: str, model_id: str) -> ModelSpec |
 
 
 def insert_model(session: Session, **values: Any) -> ModelSpec:
-    row = ModelSpec(**values)
-    session.add(row)
-    session.flush()
-    return row
+    return added(session, ModelSpec(**values))
 
 
 def model_page(session: Session, *, tenant_id: str, limit: int, offset: int) -> tuple[list[ModelSpec], int]:

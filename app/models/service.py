@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 from sqlalchemy.orm import Session
 
 from app.core.blobs import store_file
-from app.core.errors import Problem, not_found
+from app.core.errors import Problem, found
 from app.core.quotas import check_storage, lock_tenant
 from app.core.sql import ask
 from app.core.tables import ModelSpec
@@ -191,10 +191,7 @@ def create_model_from_file(session: Session, *, tenant_id: str, fileobj: BinaryI
 
 
 def get_model(session: Session, *, tenant_id: str, model_id: str) -> ModelSpec:
-    row = repository.get_model(session, tenant_id=tenant_id, model_id=model_id)
-    if row is None:
-        raise not_found("model", model_id)
-    return row
+    return found(repository.get_model(session, tenant_id=tenant_id, model_id=model_id), "model", model_id)
 
 
 def list_models(session: Session, *, tenant_id: str, limit: int, offset: int) -> tuple[list[ModelSpec], int]:

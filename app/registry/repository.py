@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.core.contract import EXPORT_FILES
+from app.core.scope import added
 from app.core.sql import Question, Statement, ask, one, scalar
 from app.core.tables import (
     Artifact,
@@ -103,10 +104,7 @@ def models_of(*, tenant_id: str) -> Question[list[Any]]:
 
 
 def insert_model(session: Session, **values: Any) -> RegisteredModel:
-    model = RegisteredModel(**values)
-    session.add(model)
-    session.flush()
-    return model
+    return added(session, RegisteredModel(**values))
 
 
 def next_number(session: Session, *, model_id: str) -> int:
@@ -118,9 +116,7 @@ def insert_version(session: Session, *, artifacts: list[Any], **values: Any) -> 
     """The version and its own references to these artifact rows' blobs (name, blob_sha256, size_bytes,
     media_type). Each reference's foreign key takes a share lock on its blob: a collection running now cannot
     delete it under the new row (app/core/blob_gc.py)."""
-    version = ModelVersion(**values)
-    session.add(version)
-    session.flush()
+    version = added(session, ModelVersion(**values))
     for artifact in artifacts:
         ask(session, Question(_INSERT_ARTIFACT, {
             "version_id": version.id, "name": artifact.name, "blob_sha256": artifact.blob_sha256,

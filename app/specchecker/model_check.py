@@ -16,6 +16,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import keras
@@ -123,10 +125,12 @@ def exhausted(exc: BaseException) -> bool:
     return type(exc).__name__ in ("MemoryError", "ResourceExhaustedError")
 
 
-def deserialize(document: dict[str, Any]) -> Any:
+@contextmanager
+def failures_named() -> Iterator[None]:
+    """Keras failing to build or load a model: raised again as the layer or object it failed in, where the
+    tracebacks say; out of memory and too deep as they are."""
     try:
-        # A copy: Keras pops keys out of a functional config while it reads it.
-        return keras.saving.deserialize_keras_object(copy.deepcopy(document), safe_mode=True)
+        yield
     except (MemoryError, RecursionError):
         raise
     except Exception as exc:
@@ -134,6 +138,12 @@ def deserialize(document: dict[str, Any]) -> Any:
         if named is not None:
             raise named from exc
         raise
+
+
+def deserialize(document: dict[str, Any]) -> Any:
+    with failures_named():
+        # A copy: Keras pops keys out of a functional config while it reads it.
+        return keras.saving.deserialize_keras_object(copy.deepcopy(document), safe_mode=True)
 
 
 def _uses_stateless_scope_badly(exc: BaseException) -> bool:

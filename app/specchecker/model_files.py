@@ -21,7 +21,7 @@ import keras
 
 from app.specchecker import compat
 from app.specchecker.building import catalog
-from app.specchecker.model_check import check_budget, describe, exhausted, failed_layer, failed_object
+from app.specchecker.model_check import check_budget, describe, failures_named
 from app.specchecker.safety import check_config
 
 # The members `model.save("x.keras")` writes; assets/ holds files of lookup layers.
@@ -176,15 +176,8 @@ def check_model_file(path: str, file_format: str, max_params: int) -> dict[str, 
     check_config(document, catalog())
     # Legacy .h5 configs have no `module` keys and go through Keras's legacy loader; both are counted here.
     check_budget(lambda: _from_config(document, file_format), max_params)
-    try:
+    with failures_named():
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except (MemoryError, RecursionError):
-        raise
-    except Exception as exc:
-        named = None if exhausted(exc) else failed_layer(exc) or failed_object(exc)
-        if named is not None:
-            raise named from exc
-        raise
     described = describe(model, max_params)
     described["summary"]["source"] = {"format": file_format}
     return described

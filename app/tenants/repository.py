@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.repositories import jobs
+from app.core.scope import added
 from app.core.sql import Question, Statement, ask, one
 from app.core.tables import ApiKey, Tenant, utcnow
 
@@ -30,10 +31,7 @@ def name_taken(*, name: str) -> Question[bool]:
 
 
 def insert_tenant(session: Session, **values: Any) -> Tenant:
-    tenant = Tenant(**values)
-    session.add(tenant)
-    session.flush()
-    return tenant
+    return added(session, Tenant(**values))
 
 
 def tenant_by_id_or_name(session: Session, *, ident: str) -> Tenant | None:
@@ -58,10 +56,7 @@ def usage(session: Session, *, tenant_id: str) -> tuple[int, int]:
 
 
 def insert_key(session: Session, **values: Any) -> ApiKey:
-    row = ApiKey(**values)
-    session.add(row)
-    session.flush()
-    return row
+    return added(session, ApiKey(**values))
 
 
 def keys_of(session: Session, *, tenant_id: str) -> list[ApiKey]:

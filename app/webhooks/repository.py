@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.core.scope import ID
+from app.core.scope import ID, added
 from app.core.sql import Question, Statement, ask, one, scalar
 from app.core.tables import Webhook, WebhookDelivery
 
@@ -33,10 +33,7 @@ _PAGE_AFTER = Statement(select(DELIVERIES).where(DELIVERIES.c.webhook_id == bind
 
 
 def insert_webhook(session: Session, **values: Any) -> Webhook:
-    hook = Webhook(**values)
-    session.add(hook)
-    session.flush()
-    return hook
+    return added(session, Webhook(**values))
 
 
 def hooks_of(*, tenant_id: str) -> Question[list[Any]]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.core.scope import owned
+from app.core.scope import added, owned
 from app.core.tables import WeightsFile
 
 
@@ -15,7 +15,4 @@ def get_weights(session: Session, *, tenant_id: str, weights_id: str) -> Weights
 
 
 def insert_weights(session: Session, **values: Any) -> WeightsFile:
-    row = WeightsFile(**values)
-    session.add(row)
-    session.flush()
-    return row
+    return added(session, WeightsFile(**values))

@@ -7,7 +7,7 @@ from typing import BinaryIO
 import h5py
 
 from app.core.blobs import store_file
-from app.core.errors import Problem, not_found
+from app.core.errors import Problem, found
 from app.core.quotas import check_storage, lock_tenant
 from app.core.tables import WeightsFile
 from app.system.metrics import UPLOAD_BYTES
@@ -64,7 +64,4 @@ def owned_weights(session, *, tenant_id: str, weights_id: str) -> WeightsFile | 
 
 
 def get_weights(session, *, tenant_id: str, weights_id: str) -> WeightsFile:
-    row = owned_weights(session, tenant_id=tenant_id, weights_id=weights_id)
-    if row is None:
-        raise not_found("weight", weights_id)
-    return row
+    return found(owned_weights(session, tenant_id=tenant_id, weights_id=weights_id), "weight", weights_id)
