@@ -111,7 +111,9 @@ def test_a_tenant_past_its_concurrent_uploads_gets_429_and_others_still_upload(a
         answer = upload(attacker.client, "small.npz", npz_bytes(**seed_arrays()))
         if answer.status_code == 429:
             refused = answer
-    assert refused is not None, "no upload was refused while two were open"
+    # Says how the slow uploads ended when they did not stay open (a flake seen once in CI, cause not yet known).
+    assert refused is not None, ("no upload was refused while two were open: "
+                                 f"{[(r.is_alive(), r.answer, r.error) for r in slow]}")
     assert int(refused.headers["Retry-After"]) >= 1
     assert "KERASD_MAX_UPLOADS_PER_TENANT" in refused.json()["detail"]
     assert upload(other.client, "calm.npz", npz_bytes(**seed_arrays())).status_code == 201
