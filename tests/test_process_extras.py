@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.extras import allowed_modules, environment
-from tests.seed import fit_request, wait_for_job
+from tests.seed import fit_request, run
 from tests.services import Process, free_port, kerasd_command
 from tests.test_fault_tolerance import seed_ids
 
@@ -41,10 +41,7 @@ def test_api_and_worker_each_run_a_job_from_their_own_extra(server_env, logs_dir
         api.wait_for_http(f"http://127.0.0.1:{port}/health", timeout_s=120)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
             ids = seed_ids(client)
-            created = client.post("/v1/jobs", json=fit_request(ids["model"], ids["dataset"], epochs=2))
-            assert created.status_code == 201, created.text
-            job = wait_for_job(client, created.json()["id"])
-            assert job["status"] == "succeeded", job["error"]
+            job = run(client, fit_request(ids["model"], ids["dataset"], epochs=2))
             assert len(job["history"]["loss"]) == 2
         for process in (worker, api):
             assert "not in kerasd[" not in process.log_text(), process.log_text()[-3000:]
@@ -74,10 +71,7 @@ def test_kerasd_up_on_jax_runs_a_job_from_its_extra_without_tensorflow(tmp_path:
         up.wait_for_log("kerasd is up", timeout_s=300)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
             ids = seed_ids(client)
-            created = client.post("/v1/jobs", json=fit_request(ids["model"], ids["dataset"], epochs=2))
-            assert created.status_code == 201, created.text
-            job = wait_for_job(client, created.json()["id"])
-            assert job["status"] == "succeeded", job["error"]
+            job = run(client, fit_request(ids["model"], ids["dataset"], epochs=2))
             assert job["result"]["trained_with"]["backend"] == "jax"
             version = client.get("/version").json()
             assert version["backend"] == "jax" and version["tensorflow"] is None
