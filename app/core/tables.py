@@ -147,16 +147,30 @@ class Job(Base):
     # job waiting and queue positions; running jobs by lease, for the reaper and the claim of an expired lease;
     # a tenant's jobs newest first, alone or by status or by model, for the lists' pages.
     __table_args__ = (
-        Index("ix_jobs_queued_lane", "queue", "tenant_id", text("priority DESC"), "queue_ticket",
-              postgresql_where=QUEUED, sqlite_where=QUEUED),
+        Index(
+            "ix_jobs_queued_lane",
+            "queue",
+            "tenant_id",
+            text("priority DESC"),
+            "queue_ticket",
+            postgresql_where=QUEUED,
+            sqlite_where=QUEUED,
+        ),
         Index("ix_jobs_running_lease", "lease_expires_at", postgresql_where=RUNNING, sqlite_where=RUNNING),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_jobs_tenant_status_created", "tenant_id", "status", "created_at", "id"),
         Index("ix_jobs_tenant_model_created", "tenant_id", "model_id", "created_at", "id"),
         # Lists sorted by name, and a sweep's trials (migration 0009).
         Index("ix_jobs_tenant_name", "tenant_id", "name", "id"),
-        Index("ix_jobs_tenant_sweep_created", "tenant_id", "sweep_id", "created_at", "id",
-              postgresql_where=IN_SWEEP, sqlite_where=IN_SWEEP),
+        Index(
+            "ix_jobs_tenant_sweep_created",
+            "tenant_id",
+            "sweep_id",
+            "created_at",
+            "id",
+            postgresql_where=IN_SWEEP,
+            sqlite_where=IN_SWEEP,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -184,8 +198,9 @@ class Job(Base):
     priority: Mapped[int] = mapped_column(Integer, default=5)
     # The job's place in its lane (its tenant's jobs of one priority in one queue), given by the database when
     # the job enters the queue (migrations 0006: triggers); the scheduler serves a lane in ticket order.
-    queue_ticket: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue(),
-                                                     server_onupdate=FetchedValue())
+    queue_ticket: Mapped[int | None] = mapped_column(
+        BigInteger, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
     # The run as an experiment (DESIGN.md §14): set at submit, changed with PATCH. `tags` and `params` are the
     # job's own copies for its answer (one row read, no aggregate); job_tags and job_params hold the same values
     # as indexed rows, for the lists' filters and sorts. NULL tags/params (jobs from before 0009 without
@@ -269,15 +284,21 @@ class JobCheckpoint(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Artifact(Base):
-    __tablename__ = "artifacts"
+class StoredFile:
+    """The columns of a named file kept as a blob (after the owner's key columns): a job's artifact, or a
+    registered model version's own reference to one (app/core/registry_tables.py)."""
 
-    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     blob_sha256: Mapped[str] = mapped_column(String(64), ForeignKey("blobs.sha256"), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     media_type: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Artifact(StoredFile, Base):
+    __tablename__ = "artifacts"
+
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
 
 
 class JobTag(Base):
@@ -291,38 +312,48 @@ class JobTag(Base):
     tenant_id: Mapped[str] = mapped_column(String(32))
 
 
-class JobParam(Base):
+class JobValue:
+    """The key of one named value of a job (a param, a metric), and the tenant that its indexes sort by; first in
+    the table (sort_order), before the value's own columns."""
+
+    job_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True, sort_order=-1
+    )
+    name: Mapped[str] = mapped_column(String(200), primary_key=True, sort_order=-1)
+    tenant_id: Mapped[str] = mapped_column(String(32), sort_order=-1)
+
+
+class JobParam(JobValue, Base):
     """One scalar hyperparameter of a job's request (app/experiments/params.py): a number (booleans as 0/1) or a
     text, indexed per tenant and name so that a list sorts by it (`?sort=params.optimizer.learning_rate`)."""
 
     __tablename__ = "job_params"
-    __table_args__ = (Index("ix_job_params_number", "tenant_id", "name", "number", "job_id"),
-                      Index("ix_job_params_text", "tenant_id", "name", "text", "job_id"))
+    __table_args__ = (
+        Index("ix_job_params_number", "tenant_id", "name", "number", "job_id"),
+        Index("ix_job_params_text", "tenant_id", "name", "text", "job_id"),
+    )
 
-    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(String(32))
     number: Mapped[float | None] = mapped_column(Float)
     text: Mapped[str | None] = mapped_column(String(200))
 
 
-class JobMetric(Base):
+class JobMetric(JobValue, Base):
     """One logged metric of a job: its value at the last epoch that logged it (`final`, at `last_epoch`) and its
     best value (min or max by its name, app/core/run_metrics.py) with that epoch; kept by the worker in the
     transaction that records each epoch. An evaluate job's metrics have no epochs. Indexed per tenant and name
     so that a list sorts by either value (`?sort=-metrics.val_accuracy.best`)."""
 
     __tablename__ = "job_metrics"
-    __table_args__ = (Index("ix_job_metrics_best", "tenant_id", "name", "best", "job_id"),
-                      Index("ix_job_metrics_final", "tenant_id", "name", "final", "job_id"))
+    __table_args__ = (
+        Index("ix_job_metrics_best", "tenant_id", "name", "best", "job_id"),
+        Index("ix_job_metrics_final", "tenant_id", "name", "final", "job_id"),
+    )
 
-    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(String(32))
     final: Mapped[float | None] = mapped_column(Float)
     best: Mapped[float | None] = mapped_column(Float)
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     last_epoch: Mapped[int | None] = mapped_column(Integer)
+
 
 class Webhook(Base):
     """A tenant's subscription: `events` (app/core/webhooks.py: EVENTS) are POSTed to `url`, signed with `secret`.
