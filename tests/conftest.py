@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import redis
 
+from tests.seed import seed_arrays, upload_seed
 from tests.services import REDIS_URL, Process, create_database, drop_database, running_api, running_worker
 
 
@@ -87,6 +89,19 @@ def api_url(server_env: dict[str, str], worker: Process, logs_dir: Path) -> Iter
 def client(api_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api_url, timeout=120) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def seed_data() -> dict[str, np.ndarray]:
+    """The seed's arrays (`tests.seed.seed_arrays()`), for a module that compares its jobs with plain Keras."""
+    return seed_arrays()
+
+
+@pytest.fixture(scope="module")
+def ids(api_url: str, seed_data: dict[str, np.ndarray]) -> dict[str, str]:
+    """`seed_data` and the seed's model uploaded once a module: {"dataset": id, "model": id}. A module with an
+    `ids` of its own uses that one."""
+    return upload_seed(api_url, seed_data)
 
 
 @pytest.fixture(scope="session")
