@@ -295,17 +295,11 @@ def test_digits_mlp_reaches_95_percent(client, tmp_path):
     dataset = upload(
         client, "digits.npz", npz_bytes(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     ).json()
+    dense = [
+        {"class_name": "Dense", "units": units, "activation": how} for units, how in ((64, "relu"), (10, "softmax"))
+    ]
     model = client.post(
-        "/v1/models",
-        json={
-            "type": "sequential",
-            "name": "digits",
-            "input_shape": [64],
-            "layers": [
-                {"class_name": "Dense", "units": 64, "activation": "relu"},
-                {"class_name": "Dense", "units": 10, "activation": "softmax"},
-            ],
-        },
+        "/v1/models", json={"type": "sequential", "name": "digits", "input_shape": [64], "layers": dense}
     ).json()
     fit = run(
         client,
