@@ -12,9 +12,12 @@ Two ways to run it:
 
 - against a running API holding the runs: `measure(api_url, ids)`, the compare route's answers included: give the
   URL and a file of job ids here;
-- `--synthetic`: no server at all. The page's own files come from the package, and a compare answer of the same
-  size, generated here, is handed to the page by Playwright: the browser's share alone (the answer parsed, aligned
-  and drawn), with Playwright's passing of 20 MB to the page counted in the answers' arrival.
+- `--synthetic`: no kerasd at all. The page's own files come from the package, and a compare answer of the same
+  size, generated here once, is served from memory by an HTTP server on 127.0.0.1: the browser's share alone (the
+  answers received and parsed, the view drawn). A real API adds its own time to the answers' arrival (the compare
+  route answered 500 runs in 0.47 s on a quiet machine, bench/compare.py). `--answers playwright` hands them to the
+  page from Playwright's route handler instead, as this bench did before: that passing counts in the answers'
+  arrival, and under load it was most of it.
 
 Printed per arm: opened to shown, by this process's clock around the page's call and by the page's own; the page's
 split of it (the answers' arrival, then the drawing up to shown); and opened to everything drawn (the page's clock).
@@ -29,6 +32,8 @@ tree's, in the same browser: a before/after on a machine whose load moves.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.server
 import json
 import math
 import random
@@ -37,8 +42,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +61,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 STATIC = Path(__file__).resolve().parent.parent / "app" / "system" / "static"
-SYNTHETIC_URL = "http://kerasd.bench"  # never reached: every request of the synthetic page is answered by Playwright
+SYNTHETIC_URL = "http://kerasd.bench"  # with --answers playwright: never reached, Playwright answers every request
 ANSWERS: dict[str, bytes] = {}  # the synthetic compare answers, by path and query
 
 
@@ -106,31 +112,75 @@ def synthetic_comparison(ids: list[str], *, metrics: int, epochs: int, seed: int
     }
 
 
-def _serve_synthetic(page: Any, comparison: dict[str, Any], static: Path = STATIC) -> None:
-    """Answer the page's requests: its files from `static`, the compare answer from memory (by the ids asked)."""
-    by_id = {run["id"]: run for run in comparison["runs"]}
-    types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+def _synthetic_answer(path: str, comparison: dict[str, Any], static: Path) -> tuple[int, str, bytes]:
+    """The answer to one of the page's requests (its path and query): status, content type, body. The page's files
+    come from `static`, the compare answer from memory (by the ids asked)."""
+    if path.startswith("/v1/jobs/compare"):
+        # Written once per set of ids (the untimed warm-up round asks them first): writing 20 MB of JSON here
+        # took Python tenths of a second inside the timed window, which is not the browser's share.
+        if path not in ANSWERS:
+            by_id = {run["id"]: run for run in comparison["runs"]}
+            ids = path.split("ids=", 1)[1].split(",")
+            ANSWERS[path] = json.dumps({**comparison, "runs": [by_id[i] for i in ids]}).encode()
+        return 200, "application/json", ANSWERS[path]
+    if path.startswith("/dashboard/static/"):
+        file = static / path[len("/dashboard/static/") :]
+        if file.is_file():
+            types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+            return 200, types.get(file.suffix, "application/octet-stream"), file.read_bytes()
+    elif path.startswith("/dashboard"):
+        return 200, "text/html", (static / "index.html").read_bytes()
+    elif path.startswith("/version"):
+        return (
+            200,
+            "application/json",
+            json.dumps({"kerasd": "bench", "keras": "-", "backend": "-", "workers": []}).encode(),
+        )
+    return 404, "application/json", json.dumps({"detail": f"not served in the synthetic bench: {path}"}).encode()
+
+
+def _serve_by_playwright(page: Any, comparison: dict[str, Any], static: Path) -> None:
+    """Answer the page's requests from Playwright's route handler (`--answers playwright`)."""
 
     def answer(route: Any) -> None:
-        path = route.request.url[len(SYNTHETIC_URL) :].split("#")[0]
-        if path.startswith("/v1/jobs/compare"):
-            # Written once per set of ids (the untimed warm-up round asks them first): writing 20 MB of JSON here
-            # took Python tenths of a second inside the timed window, which is not the browser's share.
-            if path not in ANSWERS:
-                ids = path.split("ids=", 1)[1].split(",")
-                ANSWERS[path] = json.dumps({**comparison, "runs": [by_id[i] for i in ids]}).encode()
-            route.fulfill(body=ANSWERS[path], content_type="application/json")
-        elif path.startswith("/dashboard/static/"):
-            file = static / path[len("/dashboard/static/") :]
-            route.fulfill(body=file.read_bytes(), content_type=types.get(file.suffix, "application/octet-stream"))
-        elif path.startswith("/dashboard"):
-            route.fulfill(body=(static / "index.html").read_bytes(), content_type="text/html")
-        elif path.startswith("/version"):
-            route.fulfill(json={"kerasd": "bench", "keras": "-", "backend": "-", "workers": []})
-        else:
-            route.fulfill(status=404, json={"detail": f"not served in the synthetic bench: {path}"})
+        status, content_type, body = _synthetic_answer(
+            route.request.url[len(SYNTHETIC_URL) :].split("#")[0], comparison, static
+        )
+        route.fulfill(status=status, body=body, content_type=content_type)
 
     page.route(f"{SYNTHETIC_URL}/**", answer)
+
+
+@contextlib.contextmanager
+def _served_by_http(comparison: dict[str, Any], static: Path) -> Iterator[str]:
+    """Answer the page's requests from an HTTP server on 127.0.0.1 (a thread of this process); yields its URL.
+    Playwright's route handler hands each answer from this process to its driver and on to Chromium as base64 in
+    JSON messages: for three answers of 7 MB that took 4-7 s under load 15 before the page had the first byte (the
+    page's own clock), against 0.1-0.3 s to read and parse each. A server passes them as a real one does."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # kept alive, as the browser's connections to a real API are
+
+        def do_GET(self) -> None:
+            status, content_type, body = _synthetic_answer(self.path, comparison, static)
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # a line per request, inside the timed window
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 # Opens the compare view and resolves when the page marks it shown (data-rendered, set once the charts in sight are
@@ -163,7 +213,7 @@ WAIT_COMPLETE = """() => new Promise(resolve => {
 
 
 def _time_round(
-    browser: Any, base_url: str, ids: list[str], *, api_key: str | None, prepare: Callable[[Any], None] | None
+    browser: Any, base_url: str, prepare: Callable[[Any], None] | None, ids: list[str], *, api_key: str | None
 ) -> dict[str, float]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
@@ -206,27 +256,22 @@ def _time_round(
 
 
 def _time_rounds(
-    base_url: str,
-    ids: list[str],
-    *,
-    rounds: int,
-    api_key: str | None,
-    prepares: dict[str, Callable[[Any], None] | None],
+    ids: list[str], *, rounds: int, api_key: str | None, arms: dict[str, tuple[str, Callable[[Any], None] | None]]
 ) -> dict[str, list[dict[str, float]]]:
-    """`rounds` rounds of each arm ({label: how its page is prepared}) after an untimed one, the arms alternated
-    A B B A ..."""
+    """`rounds` rounds of each arm ({label: (its URL, how its page is prepared)}) after an untimed one, the arms
+    alternated A B B A ..."""
     from playwright.sync_api import sync_playwright
 
-    results: dict[str, list[dict[str, float]]] = {label: [] for label in prepares}
-    labels = list(prepares)
+    results: dict[str, list[dict[str, float]]] = {label: [] for label in arms}
+    labels = list(arms)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             for label in labels:  # untimed: the browser's caches and the synthetic answers made
-                _time_round(browser, base_url, ids, api_key=api_key, prepare=prepares[label])
+                _time_round(browser, *arms[label], ids, api_key=api_key)
             for round_ in range(rounds):
                 for label in labels if round_ % 2 == 0 else labels[::-1]:
-                    results[label].append(_time_round(browser, base_url, ids, api_key=api_key, prepare=prepares[label]))
+                    results[label].append(_time_round(browser, *arms[label], ids, api_key=api_key))
         finally:
             browser.close()
     return results
@@ -236,7 +281,7 @@ def measure(api_url: str, ids: list[str], *, rounds: int = 3, api_key: str | Non
     """The compare view of these stored runs against a running API, `rounds` times in fresh tabs: per round the whole
     time in seconds (to shown), the answers' arrival, the drawing, everything drawn, the charts and those drawn when
     shown."""
-    return _time_rounds(api_url, ids, rounds=rounds, api_key=api_key, prepares={"api": None})["api"]
+    return _time_rounds(ids, rounds=rounds, api_key=api_key, arms={"api": (api_url, None)})["api"]
 
 
 def static_at(ref: str, into: Path) -> Path:
@@ -253,20 +298,25 @@ def static_at(ref: str, into: Path) -> Path:
 
 
 def measure_synthetic(
-    *, runs: int, metrics: int, epochs: int, rounds: int = 3, baseline: str | None = None
+    *, runs: int, metrics: int, epochs: int, rounds: int = 3, baseline: str | None = None, answers: str = "http"
 ) -> dict[str, list[dict[str, float]]]:
     ids = [f"{index:032x}" for index in range(1, runs + 1)]
     comparison = synthetic_comparison(ids, metrics=metrics, epochs=epochs)
-    with tempfile.TemporaryDirectory() as scratch:
-        arms: dict[str, Path] = {}
+    with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as servers:
+        statics: dict[str, Path] = {}
         if baseline:
-            arms[f"before ({baseline})"] = static_at(baseline, Path(scratch))
-        arms["working tree" if baseline else "synthetic"] = STATIC
-        prepares = {
-            label: (lambda page, static=static: _serve_synthetic(page, comparison, static))
-            for label, static in arms.items()
-        }
-        return _time_rounds(SYNTHETIC_URL, ids, rounds=rounds, api_key=None, prepares=prepares)
+            statics[f"before ({baseline})"] = static_at(baseline, Path(scratch))
+        statics["working tree" if baseline else "synthetic"] = STATIC
+        arms: dict[str, tuple[str, Callable[[Any], None] | None]] = {}
+        for label, static in statics.items():
+            if answers == "playwright":
+                arms[label] = (
+                    SYNTHETIC_URL,
+                    lambda page, static=static: _serve_by_playwright(page, comparison, static),
+                )
+            else:  # a server per arm: an origin, and so a browser cache, of its own
+                arms[label] = (servers.enter_context(_served_by_http(comparison, static)), None)
+        return _time_rounds(ids, rounds=rounds, api_key=None, arms=arms)
 
 
 def report(label: str, results: list[dict[str, float]]) -> None:
@@ -300,10 +350,22 @@ def main() -> int:
         "--baseline",
         help="with --synthetic: also time the page's files at this git ref, rounds alternated with the working tree's",
     )
+    parser.add_argument(
+        "--answers",
+        choices=["http", "playwright"],
+        default="http",
+        help="with --synthetic: the page's requests answered by an HTTP server on 127.0.0.1 (default), or by "
+        "Playwright's route handler (as this bench did before; its passing of 20 MB counts in the answers' arrival)",
+    )
     args = parser.parse_args()
     if args.synthetic:
         arms = measure_synthetic(
-            runs=args.runs, metrics=args.metrics, epochs=args.epochs, rounds=args.rounds, baseline=args.baseline
+            runs=args.runs,
+            metrics=args.metrics,
+            epochs=args.epochs,
+            rounds=args.rounds,
+            baseline=args.baseline,
+            answers=args.answers,
         )
         for label, results in arms.items():
             report(f"{label}: {args.runs} runs x {args.metrics} metrics x {args.epochs} epochs", results)

@@ -11,10 +11,11 @@ const NEAR = "600px 0px";
 const idle = window.requestIdleCallback ? (fn) => requestIdleCallback(fn, { timeout: 500 }) : (fn) => setTimeout(fn, 0);
 const cancelIdle = window.cancelIdleCallback ? (handle) => cancelIdleCallback(handle) : (handle) => clearTimeout(handle);
 
-// Whether any of the element is inside the window now.
+// Whether any of the element is inside the window now (one not laid out, hidden, has no box: not in sight).
 export function inSight(element) {
   const rect = element.getBoundingClientRect();
-  return rect.bottom >= 0 && rect.top <= innerHeight && rect.right >= 0 && rect.left <= innerWidth;
+  return (rect.width > 0 || rect.height > 0)
+    && rect.bottom >= 0 && rect.top <= innerHeight && rect.right >= 0 && rect.left <= innerWidth;
 }
 
 // Calls `draw(element)` once for each of `elements`: now for those in sight; for the others, once `idleAfter` (a
