@@ -1,9 +1,11 @@
 // The compare view: the selected runs' curves overlaid per metric (epochs from GET /v1/jobs/compare, batches from
 // each finished run's event stream while Redis holds it), a params × metrics table that marks what differs, and
-// one parameter against one metric, a point per run.
+// one parameter against one metric, a point per run. The charts in sight are drawn before the view is shown; the
+// others, the table and the scatter under them when scrolled near or in idle time (lazy.js).
 
 import { lineChart, runColor, scatterChart } from "./charts.js";
 import { $, apiKey, BASE, call, esc, fmt, runLabel, shortId, showError } from "./common.js";
+import { drawLazily } from "./lazy.js";
 
 // Ids per compare request. The compare route takes up to 500 at once, but parts of 200 asked together came sooner:
 // the browser reads and parses one part while the next arrives (500 runs in Chromium, bench/compare_dashboard.py:
@@ -83,16 +85,45 @@ export function compareView(view, ids, { embedded = false } = {}) {
       <div id="scatter"></div>
     </section>`;
   const section = $("section.compare", view);
-  const state = { data: null, charts: [], scatter: null, batches: new Map(), stopped: false };
+  const state = { data: null, charts: [], scatter: null, tableDrawn: false, batches: new Map(), stopped: false,
+                  lazy: {}, pending: new Set(), fetched: 0 };
+  // Resolved once the view is shown: the parts out of sight are drawn in idle time only after that.
+  let markShown;
+  const shown = new Promise((resolve) => { markShown = resolve; });
+
+  // The parts still to draw (charts, table, scatter): once none is left after the view was shown, the section says
+  // so in data-complete (and the first time, how long since the answers came: bench/compare_dashboard.py).
+  function drawing(part) {
+    state.pending.add(part);
+    section.dataset.complete = "false";
+  }
+  function drawn(part) {
+    state.pending.delete(part);
+    completeIfDrawn();
+  }
+  function completeIfDrawn() {
+    if (state.pending.size || section.dataset.rendered !== "true") return;
+    section.dataset.completeMs ||= String(Math.round(performance.now() - state.fetched));
+    section.dataset.complete = "true";
+  }
+  // Draws `part` (an element of the view) lazily with `draw`.
+  function drawPart(name, element, draw) {
+    state.lazy[name]?.stop();
+    drawing(name);
+    state.lazy[name] = drawLazily([element], draw, { idleAfter: shown, done: () => drawn(name) });
+  }
 
   function destroyCharts() {
+    state.lazy.charts?.stop();
     for (const chart of state.charts) chart.destroy();
     state.charts = [];
   }
 
-  // A chart per metric, a curve per run.
+  // A chart per metric, a curve per run: those in sight now, the others when scrolled near or in idle time.
+  // Returns how many were drawn now.
   function drawCharts() {
     destroyCharts();
+    drawing("charts");
     const { runs, metric_names: metrics } = state.data;
     const lastEpoch = Math.max(1, ...runs.map((run) => Math.max(0, ...Object.values(run.history || {}).map((v) => v.length))));
     const showBatches = $("#batch-curves", view).checked;
@@ -132,10 +163,12 @@ export function compareView(view, ids, { embedded = false } = {}) {
       state.charts.push(chart);
     }
 
-    for (const figure of figures) draw(figure);
+    state.lazy.charts = drawLazily(figures, draw, { idleAfter: shown, done: () => drawn("charts") });
+    return state.lazy.charts.inSight;
   }
 
   function drawTable() {
+    state.tableDrawn = true;
     const { runs, param_names: params, metric_names: metrics, differing_params: differing } = state.data;
     const differs = new Set(differing);
     const onlyDiffering = $("#only-differing", view).checked;
@@ -196,22 +229,28 @@ export function compareView(view, ids, { embedded = false } = {}) {
     try {
       state.data = await fetchComparison(ids);
       if (state.stopped) return;
-      const fetched = performance.now();
+      const fetched = (state.fetched = performance.now());
       $("#run-count", view).textContent = String(state.data.runs.length);
       $("#run-legend", view).innerHTML = state.data.runs.map((run, i) => `<li data-job-id="${esc(run.id)}">
         <span class="swatch" style="background:${runColor(i)}"></span>${esc(runLabel(run))}
         <code class="muted">${esc(shortId(run.id))}</code></li>`).join("");
-      drawCharts();
-      drawTable();
+      const drawnNow = drawCharts();
+      // Under the charts, out of sight with many runs: 500 runs are a table of 14,000 cells and a scatter of 500
+      // series. Drawn as the charts out of sight are, unless a choice of the user's drew them first.
       fillScatterChoices();
-      drawScatter();
+      drawPart("table", $(".table-scroll", view), () => state.tableDrawn || drawTable());
+      drawPart("scatter", $("#scatter", view), () => state.scatter || drawScatter());
       // uPlot draws in a microtask after each chart is made, the browser paints at the next frame: wait for both.
       await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
       if (state.stopped) return;
-      // How long the answer took to come and the view to be drawn (bench/compare_dashboard.py reads them).
+      // How long the answer took to come and the view to be shown, with the charts in sight drawn, and how many
+      // those were (bench/compare_dashboard.py reads them).
       section.dataset.fetchMs = String(Math.round(fetched - started));
       section.dataset.drawMs = String(Math.round(performance.now() - fetched));
+      section.dataset.chartsInSight = String(drawnNow);
       section.dataset.rendered = "true";
+      markShown();
+      completeIfDrawn();  // every part was in sight
     } catch (error) {
       showError(error);
     }
@@ -228,6 +267,7 @@ export function compareView(view, ids, { embedded = false } = {}) {
   load();
   return () => {
     state.stopped = true;
+    for (const lazy of Object.values(state.lazy)) lazy.stop();
     destroyCharts();
     state.scatter?.destroy();
   };
