@@ -64,6 +64,12 @@ def idle_transactions(database: str) -> list[tuple]:
                             (database,)).fetchall()
 
 
+def partial_blobs(database: str) -> int:
+    """Uploads under way in the session's database: each stores its chunks under a partial blob of its own."""
+    with psycopg.connect(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM blobs WHERE sha256 LIKE 'partial-%%'").fetchone()[0]
+
+
 def test_a_slow_upload_is_cut_with_408_and_holds_no_transaction_while_it_lasts(abuse_api, keyed_env):
     other = with_model_and_data(tenant(abuse_api, "calm"))
     attacker = tenant(abuse_api, "slow")
@@ -90,33 +96,36 @@ def test_a_slow_upload_is_cut_with_408_and_holds_no_transaction_while_it_lasts(a
     assert finished(other, job_id)["status"] == "succeeded"
     # Nothing of the refused upload was recorded, and the chunks it stored while it lasted are gone.
     assert attacker.client.get("/v1/datasets").json()["total"] == 0
-    with psycopg.connect(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database, autocommit=True) as conn:
-        assert conn.execute("SELECT count(*) FROM blobs WHERE sha256 LIKE 'partial-%%'").fetchone()[0] == 0
+    assert partial_blobs(database) == 0
 
 
-def test_a_tenant_past_its_concurrent_uploads_gets_429_and_others_still_upload(abuse_api):
+def test_a_tenant_past_its_concurrent_uploads_gets_429_and_others_still_upload(abuse_api, keyed_env):
     other = tenant(abuse_api, "calm")
     attacker = tenant(abuse_api, "many")
+    database = keyed_env["KERASD_DATABASE_URL"].rsplit("/", 1)[1]
     headers, start = multipart_head("slow.npz")
+    # 40 kB ahead of a byte a second: cut with a 408 about 22 s after each began (KERASD_MIN_BODY_BYTES_PER_S=2000).
     slow = [SlowRequest(abuse_api, "POST", "/v1/datasets", {"Authorization": f"Bearer {attacker.key}", **headers},
-                        declared=10_000_000, prefix=start + b"PK" + b"x" * 120_000, drip=1, every_s=1)
+                        declared=10_000_000, prefix=start + b"PK" + b"x" * 40_000, drip=1, every_s=1)
             for _ in range(2)]
-    # 120 kB ahead of a byte a second stays above KERASD_MIN_BODY_BYTES_PER_S=2000 for about a minute: time for the
-    # attempts below on a loaded machine (with 40 kB, about 20 s, a run at load 7 ended without a refusal seen).
-    for request in slow:
+    # One at a time, each known to hold its slot before the next request: an upload stores its first chunk
+    # (KERASD_CHUNK_BYTES=16384) only once it holds its slot. Started together with the third, any of the three
+    # could reach the cap first, and a slow one refused ended the test's wait without a refusal of the third.
+    before = partial_blobs(database)
+    for opened, request in enumerate(slow, start=1):
         request.start()
-    # Two of its uploads are open (KERASD_MAX_UPLOADS_PER_TENANT=2): its next one is refused before its body.
-    refused = None
-    while refused is None and all(request.is_alive() for request in slow):
-        answer = upload(attacker.client, "small.npz", npz_bytes(**seed_arrays()))
-        if answer.status_code == 429:
-            refused = answer
-    # Says how the slow uploads ended when they did not stay open (a flake seen once in CI, cause not yet known).
-    assert refused is not None, ("no upload was refused while two were open: "
-                                 f"{[(r.is_alive(), r.answer, r.error) for r in slow]}")
+        deadline = time.monotonic() + 15
+        while partial_blobs(database) < before + opened:
+            assert request.is_alive() and time.monotonic() < deadline, (
+                f"slow upload {opened} never stored a chunk: {request.answer}, {request.error}")
+            time.sleep(0.1)
+    # Both hold their slots until their 408s (KERASD_MAX_UPLOADS_PER_TENANT=2): the next is refused before its body.
+    refused = upload(attacker.client, "small.npz", npz_bytes(**seed_arrays()))
+    assert refused.status_code == 429, refused.text
     assert int(refused.headers["Retry-After"]) >= 1
     assert "KERASD_MAX_UPLOADS_PER_TENANT" in refused.json()["detail"]
     assert upload(other.client, "calm.npz", npz_bytes(**seed_arrays())).status_code == 201
+    assert all(request.is_alive() for request in slow), [(r.answer, r.error) for r in slow]
     assert [request.result().status for request in slow] == [408, 408]
     # Their slots came back with their 408s.
     assert upload(attacker.client, "after.npz", npz_bytes(**seed_arrays())).status_code == 201
