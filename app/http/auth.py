@@ -32,7 +32,7 @@ from app.core.sql import ask
 from app.core.tables import DEFAULT_TENANT_ID
 from app.http import ratelimit
 from app.http.admission import auth_failures
-from app.http.problems import problem_response
+from app.http.problems import problem_response, unavailable
 from app.http.ratelimit import RateLimiter
 from app.tenants import repository
 from app.tenants.key_cache import KeyCache
@@ -312,14 +312,22 @@ class RequireCredentials:
         else:
             try:
                 found = await lookup_key(scope["app"].state, key, host)
-            except Problem as problem:
-                headers = dict(problem.headers or {})
+            except Exception as exc:
+                # A bad key (401, or 429 from an address with too many), or SQL down while the key is looked up (a
+                # 503 with Retry-After, as the app's handlers answer it: this middleware runs outside them, where
+                # it would be a 500).
+                if isinstance(exc, Problem):
+                    response = problem_response(exc.status, exc.title, exc.detail, scope["path"],
+                                                headers=exc.headers, **exc.extra)
+                else:
+                    response = unavailable(exc, scope.get("method", ""), scope["path"])
+                    if response is None:
+                        raise
                 if _sends_body(scope):
                     # The body stays unread: closing the connection spares the server draining it (uvicorn would
                     # read and drop every byte to keep the connection alive: 16 MB of event-loop callbacks).
-                    headers["Connection"] = "close"
-                await problem_response(problem.status, problem.title, problem.detail, scope["path"],
-                                       headers=headers, **problem.extra)(scope, receive, send)
+                    response.headers["Connection"] = "close"
+                await response(scope, receive, send)
                 return
             scope.setdefault("state", {})[LOOKUP_STATE] = found
         await self.app(scope, receive, send)

@@ -102,6 +102,28 @@ def allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
+def unavailable(exc: BaseException, method: str, path: str) -> JSONResponse | None:
+    """The 503 for an error that says a dependency is down or full (SQL unreachable, no connection free, Redis
+    away), with Retry-After: nothing was changed and the client may retry. None for any other error. For the
+    exception handlers and for the middleware that asks SQL before the app's handlers are reached (app/http/auth.py)."""
+    if isinstance(exc, PoolTimeoutError):
+        # Every database connection stayed busy for the pool's timeout: too many requests at once.
+        from app.core.database import get_engine  # here: it imports settings, which the handlers need not
+
+        log.warning("no database connection free on %s %s (%s)", method, path, get_engine().pool.status())
+        detail = "The server is too busy to take this request now; nothing was changed. Retry in a few seconds."
+    elif isinstance(exc, OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError):
+        # PostgreSQL restarting or unreachable: nothing is lost, the client should simply try again.
+        log.warning("database unavailable on %s %s: %s", method, path, exc.__class__.__name__)
+        detail = "The database is unavailable right now; nothing was changed. Retry in a few seconds."
+    elif isinstance(exc, RedisError):
+        log.warning("redis unavailable on %s %s: %s", method, path, exc.__class__.__name__)
+        detail = "The event and queue service (Redis) is unavailable right now. Retry in a few seconds."
+    else:
+        return None
+    return problem_response(503, "Service Unavailable", detail, path, headers={"Retry-After": "5"})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -144,34 +166,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     # The job reads' own connections on the event loop (app/core/read_pool.py) raise psycopg's errors unwrapped.
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(psycopg.InterfaceError)
-    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
-        # PostgreSQL restarting or unreachable: nothing is lost, the client should simply try again.
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
-        response = problem_response(503, "Service Unavailable", "The database is unavailable right now; "
-                                    "nothing was changed. Retry in a few seconds.", request.url.path)
-        response.headers["Retry-After"] = "5"
-        return response
-
     @app.exception_handler(PoolTimeoutError)
-    async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
-        # Every database connection stayed busy for the pool's timeout: too many requests at once.
-        from app.core.database import (
-            get_engine,  # here: app.core.database imports settings, which the handlers need not
-        )
-
-        log.warning("no database connection free on %s %s (%s)", request.method, request.url.path,
-                    get_engine().pool.status())
-        response = problem_response(503, "Service Unavailable", "The server is too busy to take this request "
-                                    "now; nothing was changed. Retry in a few seconds.", request.url.path)
-        response.headers["Retry-After"] = "5"
-        return response
-
     @app.exception_handler(RedisError)
-    async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("redis unavailable on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
-        response = problem_response(503, "Service Unavailable", "The event and queue service (Redis) is "
-                                    "unavailable right now. Retry in a few seconds.", request.url.path)
-        response.headers["Retry-After"] = "5"
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        response = unavailable(exc, request.method, request.url.path)
+        assert response is not None
         return response
 
     @app.exception_handler(Exception)
