@@ -49,9 +49,14 @@ from bench.abuse_attacks import ATTACKS
 from bench.api_load import epochs_done, make_tenants, use_database
 from tests.services import Process, free_port, kerasd_command
 
-TRAIN_MODEL = {"type": "sequential", "input_shape": [72], "layers": [
-    {"class_name": "Dense", "units": 128, "activation": "relu"},
-    {"class_name": "Dense", "units": 10, "activation": "softmax"}]}
+TRAIN_MODEL = {
+    "type": "sequential",
+    "input_shape": [72],
+    "layers": [
+        {"class_name": "Dense", "units": 128, "activation": "relu"},
+        {"class_name": "Dense", "units": 10, "activation": "softmax"},
+    ],
+}
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -59,8 +64,13 @@ class AttackProcess:
     """One attack in a process of its own at nice 19 (bench/abuse_attacks.py), its bodies built once it is made."""
 
     def __init__(self, name: str, url: str, key: str, queued_job: str) -> None:
-        self.popen = subprocess.Popen([sys.executable, "-m", "bench.abuse_attacks", name, url, key, queued_job],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "bench.abuse_attacks", name, url, key, queued_job],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         ready = self.popen.stdout.readline()
         if ready.strip() != "ready":
             self.popen.kill()
@@ -144,8 +154,15 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) >= 2 else float("nan")
 
 
-def phase(name: str, attack: AttackProcess | None, reader: Reader, training_id: str, seconds: float,
-          ramp_s: float, service: dict[str, int]) -> dict:
+def phase(
+    name: str,
+    attack: AttackProcess | None,
+    reader: Reader,
+    training_id: str,
+    seconds: float,
+    ramp_s: float,
+    service: dict[str, int],
+) -> dict:
     if attack is not None:
         attack.start()
     time.sleep(ramp_s)
@@ -162,12 +179,23 @@ def phase(name: str, attack: AttackProcess | None, reader: Reader, training_id: 
     if attack is not None:
         attack.finish()
         cores["attacker"] = attack.result["cpu_s"] / attack.result["wall_s"]
-    row = {"name": name, "reads": len(latencies), "p50_ms": statistics.median(latencies) * 1000,
-           "p99_ms": p99(latencies) * 1000, "failures": dict(failures), "epochs_per_s": epochs, "cores": cores,
-           "attacker": attack.result["outcomes"] if attack else {}, "load": os.getloadavg()[0]}
-    print(f"  {name}: p99 {row['p99_ms']:.1f} ms, {epochs:.2f} epochs/s, cores "
-          f"{', '.join(f'{part} {used:.2f}' for part, used in cores.items())}, attacker got {row['attacker']}, "
-          f"load {row['load']:.2f}", flush=True)
+    row = {
+        "name": name,
+        "reads": len(latencies),
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": p99(latencies) * 1000,
+        "failures": dict(failures),
+        "epochs_per_s": epochs,
+        "cores": cores,
+        "attacker": attack.result["outcomes"] if attack else {},
+        "load": os.getloadavg()[0],
+    }
+    print(
+        f"  {name}: p99 {row['p99_ms']:.1f} ms, {epochs:.2f} epochs/s, cores "
+        f"{', '.join(f'{part} {used:.2f}' for part, used in cores.items())}, attacker got {row['attacker']}, "
+        f"load {row['load']:.2f}",
+        flush=True,
+    )
     return row
 
 
@@ -178,45 +206,81 @@ def main() -> None:
     parser.add_argument("--read-every-ms", type=float, default=50)
     parser.add_argument("--only", default="", help="comma-separated attack names (default: all)")
     args = parser.parse_args()
-    print(f"load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
-          f"({os.cpu_count()} CPUs)", flush=True)
-    with tempfile.TemporaryDirectory(prefix="kerasd-abuse-") as tmp, scratch_database() as database_url, \
-            ExitStack() as stack:
+    print(
+        f"load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} CPUs)",
+        flush=True,
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="kerasd-abuse-") as tmp,
+        scratch_database() as database_url,
+        ExitStack() as stack,
+    ):
         workdir = Path(tmp)
-        env = server_env(database_url, workdir / "data", KERASD_AUTH="required", KERASD_WORKER_NICE="10",
-                         KERASD_SSE_HEARTBEAT_S="1", KERASD_CHECKPOINT_EVERY_EPOCHS="0")
+        env = server_env(
+            database_url,
+            workdir / "data",
+            KERASD_AUTH="required",
+            KERASD_WORKER_NICE="10",
+            KERASD_SSE_HEARTBEAT_S="1",
+            KERASD_CHECKPOINT_EVERY_EPOCHS="0",
+        )
         use_database(env)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         api = Process(kerasd_command("api", "--host", "127.0.0.1", "--port", str(port)), env, workdir / "api.log")
         stack.callback(api.stop)
-        worker = Process(kerasd_command("worker", "--name", f"abuse-{uuid.uuid4().hex[:6]}@%h"), env,
-                         workdir / "worker.log")
+        worker = Process(
+            kerasd_command("worker", "--name", f"abuse-{uuid.uuid4().hex[:6]}@%h"), env, workdir / "worker.log"
+        )
         stack.callback(worker.stop)
         api.wait_for_http(f"{url}/health", timeout_s=180)
         worker.wait_for_log(" ready.", timeout_s=240)
         (_a, key_a), (_b, key_b) = make_tenants(2)
-        attacker = stack.enter_context(httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key_a}"},
-                                                    timeout=120, limits=httpx.Limits(max_connections=200)))
-        other = stack.enter_context(httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key_b}"},
-                                                 timeout=120))
+        attacker = stack.enter_context(
+            httpx.Client(
+                base_url=url,
+                headers={"Authorization": f"Bearer {key_a}"},
+                timeout=120,
+                limits=httpx.Limits(max_connections=200),
+            )
+        )
+        other = stack.enter_context(
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key_b}"}, timeout=120)
+        )
         rng = np.random.default_rng(0)
         x = rng.random((5_000, 72), dtype="float32")
         y = np.eye(10, dtype="float32")[rng.integers(0, 10, 5_000)]
         dataset_b = upload_arrays(other, "train.npz", x=x, y=y)
         model_b = other.post("/v1/models", json=TRAIN_MODEL)
         model_b.raise_for_status()
-        fit = {"model_id": model_b.json()["id"], "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"},
-               "fit": {"x": {"dataset_id": dataset_b, "array": "x"}, "y": {"dataset_id": dataset_b, "array": "y"},
-                       "epochs": 100_000, "batch_size": 128}}
+        fit = {
+            "model_id": model_b.json()["id"],
+            "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"},
+            "fit": {
+                "x": {"dataset_id": dataset_b, "array": "x"},
+                "y": {"dataset_id": dataset_b, "array": "y"},
+                "epochs": 100_000,
+                "batch_size": 128,
+            },
+        }
         training = other.post("/v1/jobs", json=fit)
         training.raise_for_status()
         training_id = training.json()["id"]
         # A's own job, queued behind B's on the one worker: the stream flood's target.
         dataset_a = upload_arrays(attacker, "a.npz", x=x[:100], y=y[:100])
         model_a = attacker.post("/v1/models", json=TRAIN_MODEL).json()["id"]
-        queued = attacker.post("/v1/jobs", json={**fit, "model_id": model_a, "fit": {
-            **fit["fit"], "x": {"dataset_id": dataset_a, "array": "x"}, "y": {"dataset_id": dataset_a, "array": "y"}}})
+        queued = attacker.post(
+            "/v1/jobs",
+            json={
+                **fit,
+                "model_id": model_a,
+                "fit": {
+                    **fit["fit"],
+                    "x": {"dataset_id": dataset_a, "array": "x"},
+                    "y": {"dataset_id": dataset_a, "array": "y"},
+                },
+            },
+        )
         queued.raise_for_status()
         while epochs_done(training_id) < 2:
             time.sleep(0.5)
@@ -243,8 +307,10 @@ def report(rows: list[dict]) -> None:
     calm = [row["epochs_per_s"] for row in rows if row["name"].startswith("no attack")]
     baseline = statistics.mean(calm)
     print(f"\nB's training with no attack: {baseline:.2f} epochs/s (mean of the runs before and after)")
-    print("| attack | B's reads | p50 ms | p99 ms | B's non-200 | B's epochs/s | x no attack | API cores | "
-          "worker cores | A's client cores | load avg | A got | targets met |")
+    print(
+        "| attack | B's reads | p50 ms | p99 ms | B's non-200 | B's epochs/s | x no attack | API cores | "
+        "worker cores | A's client cores | load avg | A got | targets met |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         ratio = row["epochs_per_s"] / baseline if baseline else float("nan")
@@ -254,9 +320,11 @@ def report(rows: list[dict]) -> None:
         failures = ", ".join(f"{k}: {v}" for k, v in sorted(row["failures"].items())) or "0"
         cores = row["cores"]
         client = f"{cores['attacker']:.2f}" if "attacker" in cores else "-"
-        print(f"| {row['name']} | {row['reads']} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {failures} | "
-              f"{row['epochs_per_s']:.2f} | {ratio:.2f} | {cores['API']:.2f} | {cores['worker']:.2f} | {client} | "
-              f"{row['load']:.2f} | {attacker} | {met} |")
+        print(
+            f"| {row['name']} | {row['reads']} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {failures} | "
+            f"{row['epochs_per_s']:.2f} | {ratio:.2f} | {cores['API']:.2f} | {cores['worker']:.2f} | {client} | "
+            f"{row['load']:.2f} | {attacker} | {met} |"
+        )
 
 
 if __name__ == "__main__":

@@ -38,11 +38,12 @@ def bogus_key() -> str:
 def npz_bomb(expanded: int = 512 * 1024**2) -> bytes:
     """An .npz of one float32 array of `expanded` bytes of zeros, its member compressed with bz2."""
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
-                                                  "shape": (expanded // 4,)})
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (expanded // 4,)})
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_BZIP2) as archive, \
-            archive.open("x.npy", "w", force_zip64=True) as member:
+    with (
+        zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_BZIP2) as archive,
+        archive.open("x.npy", "w", force_zip64=True) as member,
+    ):
         member.write(header.getvalue())
         zeros = bytes(16 * 1024**2)
         for _ in range(expanded // len(zeros)):
@@ -94,10 +95,14 @@ def slow_upload(url: str, key: str) -> Callable[[threading.Event], str]:
 
     def one(stop: threading.Event) -> str:
         boundary = "kerasd-abuse"
-        start = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.npy\"\r\n"
-                 "Content-Type: application/octet-stream\r\n\r\n").encode()
-        head = (f"POST /v1/datasets HTTP/1.1\r\nHost: {parts.host}:{parts.port}\r\nAuthorization: Bearer {key}\r\n"
-                f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 100000000\r\n\r\n")
+        start = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.npy"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        head = (
+            f"POST /v1/datasets HTTP/1.1\r\nHost: {parts.host}:{parts.port}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 100000000\r\n\r\n"
+        )
         with socket.create_connection((parts.host, parts.port), timeout=1) as sock:
             sock.sendall(head.encode() + start)
             while not stop.is_set():
@@ -134,8 +139,16 @@ def posting(client: httpx.Client, path: str, **kwargs) -> Callable[[threading.Ev
     return one
 
 
-ATTACKS = ("bogus-key-json", "slow-uploads", "npz-bomb", "spec-flood", "csv-amplification", "yaml-bodies",
-           "stream-flood", "bad-key-flood")
+ATTACKS = (
+    "bogus-key-json",
+    "slow-uploads",
+    "npz-bomb",
+    "spec-flood",
+    "csv-amplification",
+    "yaml-bodies",
+    "stream-flood",
+    "bad-key-flood",
+)
 
 
 def attack(name: str, url: str, attacker: httpx.Client, key: str, queued_job: str) -> Attack:
@@ -145,29 +158,45 @@ def attack(name: str, url: str, attacker: httpx.Client, key: str, queued_job: st
 
         def bogus_json(_stop: threading.Event) -> str:
             with httpx.Client(base_url=url, timeout=60) as fresh:
-                return str(fresh.post("/v1/jobs", content=big_json, headers={
-                    "Authorization": f"Bearer {bogus_key()}", "Content-Type": "application/json"}).status_code)
+                return str(
+                    fresh.post(
+                        "/v1/jobs",
+                        content=big_json,
+                        headers={"Authorization": f"Bearer {bogus_key()}", "Content-Type": "application/json"},
+                    ).status_code
+                )
 
         return Attack(4, bogus_json)
     if name == "slow-uploads":
         return Attack(8, slow_upload(url, key))
     if name == "npz-bomb":
-        return Attack(2, posting(attacker, "/v1/datasets", files={
-            "file": ("bomb.npz", npz_bomb(), "application/octet-stream")}))
+        return Attack(
+            2, posting(attacker, "/v1/datasets", files={"file": ("bomb.npz", npz_bomb(), "application/octet-stream")})
+        )
     if name == "spec-flood":
         return Attack(4, posting(attacker, "/v1/models", json=DEEP_MODEL))
     if name == "csv-amplification":
         csv = b"a,b\n" + b"".join(f"{n},{n % 7}\n".encode() for n in range(500))
-        return Attack(2, posting(attacker, "/v1/datasets", data={"x_columns": ",".join(["a"] * 20_000)},
-                                 files={"file": ("tiny.csv", csv, "text/csv")}))
+        return Attack(
+            2,
+            posting(
+                attacker,
+                "/v1/datasets",
+                data={"x_columns": ",".join(["a"] * 20_000)},
+                files={"file": ("tiny.csv", csv, "text/csv")},
+            ),
+        )
     if name == "yaml-bodies":
-        return Attack(4, posting(attacker, "/v1/models", content=big_yaml(),
-                                 headers={"Content-Type": "application/yaml"}))
+        return Attack(
+            4, posting(attacker, "/v1/models", content=big_yaml(), headers={"Content-Type": "application/yaml"})
+        )
     if name == "stream-flood":
         return Attack(150, stream_flood(attacker, queued_job))
     if name == "bad-key-flood":
-        return Attack(4, lambda _stop: str(attacker.get(
-            "/v1/jobs", headers={"Authorization": f"Bearer {bogus_key()}"}).status_code))
+        return Attack(
+            4,
+            lambda _stop: str(attacker.get("/v1/jobs", headers={"Authorization": f"Bearer {bogus_key()}"}).status_code),
+        )
     raise SystemExit(f"no attack named {name!r}; the attacks: {', '.join(ATTACKS)}")
 
 
@@ -179,8 +208,9 @@ def cpu_s() -> float:
 def main() -> None:
     name, url, key, queued_job = sys.argv[1:5]
     os.nice(19)  # before any thread: every thread it starts inherits it
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120,
-                      limits=httpx.Limits(max_connections=200)) as attacker:
+    with httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120, limits=httpx.Limits(max_connections=200)
+    ) as attacker:
         chosen = attack(name, url, attacker, key, queued_job)
         print("ready", flush=True)
         assert sys.stdin.readline().strip() == "start"

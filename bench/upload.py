@@ -36,7 +36,7 @@ def make_npy(path: Path, total_bytes: int) -> None:
     rng = np.random.default_rng(0)
     step = 65536
     for start in range(0, rows, step):
-        array[start:start + step] = rng.random((min(step, rows - start), 256), dtype="float32")
+        array[start : start + step] = rng.random((min(step, rows - start), 256), dtype="float32")
     array.flush()
     del array
 
@@ -64,8 +64,11 @@ def direct_insert(database_url: str, path: Path, chunk_bytes: int) -> float:
 
 
 def upload_once(base_url: str, path: Path, api_pid: int) -> tuple[float, int, str]:
-    with httpx.Client(base_url=base_url, timeout=3600) as client, path.open("rb") as source, \
-            PeakMemory(api_pid) as memory:
+    with (
+        httpx.Client(base_url=base_url, timeout=3600) as client,
+        path.open("rb") as source,
+        PeakMemory(api_pid) as memory,
+    ):
         start = time.perf_counter()
         response = client.post("/v1/datasets", files={"file": (path.name, source, "application/octet-stream")})
         elapsed = time.perf_counter() - start
@@ -78,8 +81,11 @@ def tree_api(tree: Path, env: dict[str, str], log_dir: Path):
     """(process, URL) of an API whose code is `tree`'s: -P keeps the working directory off sys.path and PYTHONPATH
     puts the tree ahead of this checkout's editable install."""
     port = free_port()
-    process = Process([sys.executable, "-P", "-m", "kerasd", "api", "--port", str(port), "--log-level", "warning"],
-                      {**env, "PYTHONPATH": str(tree)}, log_dir / f"api-{tree.name}.log")
+    process = Process(
+        [sys.executable, "-P", "-m", "kerasd", "api", "--port", str(port), "--log-level", "warning"],
+        {**env, "PYTHONPATH": str(tree)},
+        log_dir / f"api-{tree.name}.log",
+    )
     try:
         process.wait_for_http(f"http://127.0.0.1:{port}/health", timeout_s=120)
         yield process, f"http://127.0.0.1:{port}"
@@ -107,8 +113,11 @@ def compare(database_url: str, path: Path, apis: dict[str, tuple[Process, str]],
             upload_s, _growth, dataset_id = upload_once(base_url, path, api.popen.pid)
             forget(database_url, base_url, dataset_id)
             rates[name].append(path.stat().st_size / upload_s / mib)
-        print(f"run {run + 1}: direct insert {direct[-1]:.0f} MiB/s, "
-              + ", ".join(f"{name} {rates[name][-1]:.0f} MiB/s" for name in order), flush=True)
+        print(
+            f"run {run + 1}: direct insert {direct[-1]:.0f} MiB/s, "
+            + ", ".join(f"{name} {rates[name][-1]:.0f} MiB/s" for name in order),
+            flush=True,
+        )
     print(f"\ndirect insert MiB/s: {summary(direct)}")
     for name, values in rates.items():
         print(f"upload MiB/s, {name}: {summary(values)}")
@@ -140,16 +149,33 @@ def fit_memory(base_url: str, worker_pid: int, workdir: Path, mib: int) -> tuple
     with httpx.Client(base_url=base_url, timeout=3600) as client:
         with path.open("rb") as source:
             dataset = client.post("/v1/datasets", files={"file": ("fit.npz", source)}).json()
-        model = client.post("/v1/models", json={"type": "sequential", "input_shape": [72], "layers": [
-            {"class_name": "Dense", "units": 32, "activation": "relu"},
-            {"class_name": "Dense", "units": 10, "activation": "softmax"}]}).json()
+        model = client.post(
+            "/v1/models",
+            json={
+                "type": "sequential",
+                "input_shape": [72],
+                "layers": [
+                    {"class_name": "Dense", "units": 32, "activation": "relu"},
+                    {"class_name": "Dense", "units": 10, "activation": "softmax"},
+                ],
+            },
+        ).json()
         # The worker's own memory: the cache file's mapped pages are the page cache's, shared and evictable.
         with PeakMemory(worker_pid, field="RssAnon") as memory:
-            job = client.post("/v1/jobs", json={
-                "model_id": model["id"], "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"},
-                "fit": {"x": {"dataset_id": dataset["id"], "array": "x"},
-                        "y": {"dataset_id": dataset["id"], "array": "y"}, "epochs": 1, "batch_size": 1024},
-                "artifacts": ["weights.h5"]}).json()
+            job = client.post(
+                "/v1/jobs",
+                json={
+                    "model_id": model["id"],
+                    "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"},
+                    "fit": {
+                        "x": {"dataset_id": dataset["id"], "array": "x"},
+                        "y": {"dataset_id": dataset["id"], "array": "y"},
+                        "epochs": 1,
+                        "batch_size": 1024,
+                    },
+                    "artifacts": ["weights.h5"],
+                },
+            ).json()
             while client.get(f"/v1/jobs/{job['id']}").json()["status"] in ("queued", "running"):
                 time.sleep(0.2)
         status = client.get(f"/v1/jobs/{job['id']}").json()
@@ -174,8 +200,10 @@ def main() -> None:
         env = server_env(database_url, workdir / "data", KERASD_MAX_UPLOAD_BYTES=str(8 * 1024**3))
         if args.against:
             with ExitStack() as stack:
-                apis = {"this tree": stack.enter_context(api_process(env, workdir)),
-                        args.against.name: stack.enter_context(tree_api(args.against.resolve(), env, workdir))}
+                apis = {
+                    "this tree": stack.enter_context(api_process(env, workdir)),
+                    args.against.name: stack.enter_context(tree_api(args.against.resolve(), env, workdir)),
+                }
                 compare(database_url, path, apis, args.runs)
             return
         ratios, upload_rates, direct_rates, growths, read_rates = [], [], [], [], []
@@ -191,9 +219,12 @@ def main() -> None:
                 ratios.append(direct_s / upload_s)
                 growths.append(growth / mib)
                 read_rates.append(size / read_s / mib)
-                print(f"run {run + 1}: upload {size / upload_s / mib:.0f} MiB/s, direct insert "
-                      f"{size / direct_s / mib:.0f} MiB/s, ratio {direct_s / upload_s:.2f}, API growth "
-                      f"{growth / mib:.1f} MiB, read back {size / read_s / mib:.0f} MiB/s", flush=True)
+                print(
+                    f"run {run + 1}: upload {size / upload_s / mib:.0f} MiB/s, direct insert "
+                    f"{size / direct_s / mib:.0f} MiB/s, ratio {direct_s / upload_s:.2f}, API growth "
+                    f"{growth / mib:.1f} MiB, read back {size / read_s / mib:.0f} MiB/s",
+                    flush=True,
+                )
             if ratios:
                 print(f"\n{size / mib:.0f} MiB .npy, {args.runs} runs")
                 print(f"upload throughput / direct insert: {summary(ratios)}  (goal >= 0.8)")
@@ -203,8 +234,10 @@ def main() -> None:
             if args.fit_mib:
                 with worker_process(env, workdir) as worker:
                     nbytes, growth = fit_memory(base_url, worker.popen.pid, workdir, args.fit_mib)
-                print(f"fit on a {nbytes / mib:.0f} MiB dataset: worker peak growth (RssAnon) {growth / mib:.0f} "
-                      f"MiB; bound N + 300 MiB = {(nbytes / mib) + 300:.0f} MiB")
+                print(
+                    f"fit on a {nbytes / mib:.0f} MiB dataset: worker peak growth (RssAnon) {growth / mib:.0f} "
+                    f"MiB; bound N + 300 MiB = {(nbytes / mib) + 300:.0f} MiB"
+                )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,16 @@ def private_stack(tmp_path, logs_dir):
     postgres = PrivatePostgres()
     redis_server = PrivateRedis(tmp_path)
     upgrade_to_head(postgres.url)
-    env = {**os.environ, "KERASD_DATABASE_URL": postgres.url, "KERASD_REDIS_URL": redis_server.url,
-           "KERASD_QUEUE": f"kerasd-outage-{uuid.uuid4().hex[:8]}", "KERASD_DATA_DIR": str(tmp_path / "data"),
-           "KERASD_LEASE_SECONDS": "30", "KERASD_REAPER_INTERVAL_S": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "KERASD_DATABASE_URL": postgres.url,
+        "KERASD_REDIS_URL": redis_server.url,
+        "KERASD_QUEUE": f"kerasd-outage-{uuid.uuid4().hex[:8]}",
+        "KERASD_DATA_DIR": str(tmp_path / "data"),
+        "KERASD_LEASE_SECONDS": "30",
+        "KERASD_REAPER_INTERVAL_S": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     stack = Stack(env, logs_dir)
     try:
         yield stack, postgres, redis_server
@@ -125,6 +132,7 @@ def test_postgres_restart_answers_503_then_recovers(private_stack):
 def test_ready_is_503_naming_what_is_away_sql_redis_or_every_worker(private_stack):
     stack, postgres, redis_server = private_stack
     with httpx.Client(base_url=stack.url, timeout=60) as client:
+
         def readiness() -> tuple[int, dict]:
             response = client.get("/ready")
             assert response.headers["content-type"].startswith("application/json"), response.text
@@ -132,8 +140,7 @@ def test_ready_is_503_naming_what_is_away_sql_redis_or_every_worker(private_stac
 
         status, body = readiness()
         assert status == 503 and body["status"] == "not ready", body
-        assert body["checks"] == {"sql": "ok", "redis": "ok",
-                                  "workers": "none alive: start one with `kerasd worker`"}
+        assert body["checks"] == {"sql": "ok", "redis": "ok", "workers": "none alive: start one with `kerasd worker`"}
         worker = stack.worker()
         status, body = wait_until(lambda: (found := readiness())[0] == 200 and found, what="ready with a worker")
         assert body == {"status": "ready", "checks": {"sql": "ok", "redis": "ok", "workers": "1 alive"}}
@@ -158,5 +165,4 @@ def test_ready_is_503_naming_what_is_away_sql_redis_or_every_worker(private_stac
 
         worker.stop()  # a worker that stops withdraws its announcement
         status, body = wait_until(lambda: (found := readiness())[0] == 503 and found, what="no worker left")
-        assert body["checks"] == {"sql": "ok", "redis": "ok",
-                                  "workers": "none alive: start one with `kerasd worker`"}
+        assert body["checks"] == {"sql": "ok", "redis": "ok", "workers": "none alive: start one with `kerasd worker`"}
