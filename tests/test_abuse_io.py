@@ -41,10 +41,19 @@ def test_a_huge_body_with_a_bogus_key_is_refused_before_it_is_read(abuse_api):
     job_id = submit_fit(other, epochs=3)
     # 16 MB of JSON declared, 64 KiB sent, the rest never: an API that read the body first would wait for it (and
     # answer 408 when it fell behind the minimum rate); one that checks the key first answers at once.
-    attacks = [SlowRequest(abuse_api, "POST", "/v1/jobs", {"Authorization": f"Bearer {bogus_key()}",
-                                                          "Content-Type": "application/json"},
-                           declared=16_000_000, prefix=b'{"kind": "' + b"a" * 65536, drip=0, every_s=5)
-               for _ in range(4)]
+    attacks = [
+        SlowRequest(
+            abuse_api,
+            "POST",
+            "/v1/jobs",
+            {"Authorization": f"Bearer {bogus_key()}", "Content-Type": "application/json"},
+            declared=16_000_000,
+            prefix=b'{"kind": "' + b"a" * 65536,
+            drip=0,
+            every_s=5,
+        )
+        for _ in range(4)
+    ]
     for attack in attacks:
         attack.start()
     assert other.client.get(f"/v1/jobs/{job_id}").status_code == 200
@@ -59,9 +68,17 @@ def test_a_huge_body_with_a_bogus_key_is_refused_before_it_is_read(abuse_api):
 def idle_transactions(database: str) -> list[tuple]:
     """Connections to the session's database sitting in an open transaction for over a second."""
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        return conn.execute("SELECT pid, state, left(query, 80) FROM pg_stat_activity WHERE datname = %s AND "
-                            "state LIKE 'idle in transaction%%' AND xact_start < now() - interval '1 second'",
-                            (database,)).fetchall()
+        return conn.execute(
+            "SELECT pid, state, left(query, 80) FROM pg_stat_activity WHERE datname = %s AND "
+            "state LIKE 'idle in transaction%%' AND xact_start < now() - interval '1 second'",
+            (database,),
+        ).fetchall()
+
+
+def partial_blobs(database: str) -> int:
+    """Uploads under way in the session's database: each stores its chunks under a partial blob of its own."""
+    with psycopg.connect(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM blobs WHERE sha256 LIKE 'partial-%%'").fetchone()[0]
 
 
 def test_a_slow_upload_is_cut_with_408_and_holds_no_transaction_while_it_lasts(abuse_api, keyed_env):
@@ -70,8 +87,16 @@ def test_a_slow_upload_is_cut_with_408_and_holds_no_transaction_while_it_lasts(a
     headers, start = multipart_head("slow.npy")
     # 40 KB at once (two storage chunks, each stored in a transaction of its own), then a byte a second: at 2,000
     # bytes a second after a 2 s grace it is cut ~22 s in.
-    slow = SlowRequest(abuse_api, "POST", "/v1/datasets", {"Authorization": f"Bearer {attacker.key}", **headers},
-                       declared=10_000_000, prefix=start + b"\x93NUMPY" + b"x" * 40_000, drip=1, every_s=1)
+    slow = SlowRequest(
+        abuse_api,
+        "POST",
+        "/v1/datasets",
+        {"Authorization": f"Bearer {attacker.key}", **headers},
+        declared=10_000_000,
+        prefix=start + b"\x93NUMPY" + b"x" * 40_000,
+        drip=1,
+        every_s=1,
+    )
     slow.start()
     database = keyed_env["KERASD_DATABASE_URL"].rsplit("/", 1)[1]
     held = []
@@ -90,33 +115,47 @@ def test_a_slow_upload_is_cut_with_408_and_holds_no_transaction_while_it_lasts(a
     assert finished(other, job_id)["status"] == "succeeded"
     # Nothing of the refused upload was recorded, and the chunks it stored while it lasted are gone.
     assert attacker.client.get("/v1/datasets").json()["total"] == 0
-    with psycopg.connect(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database, autocommit=True) as conn:
-        assert conn.execute("SELECT count(*) FROM blobs WHERE sha256 LIKE 'partial-%%'").fetchone()[0] == 0
+    assert partial_blobs(database) == 0
 
 
-def test_a_tenant_past_its_concurrent_uploads_gets_429_and_others_still_upload(abuse_api):
+def test_a_tenant_past_its_concurrent_uploads_gets_429_and_others_still_upload(abuse_api, keyed_env):
     other = tenant(abuse_api, "calm")
     attacker = tenant(abuse_api, "many")
+    database = keyed_env["KERASD_DATABASE_URL"].rsplit("/", 1)[1]
     headers, start = multipart_head("slow.npz")
-    slow = [SlowRequest(abuse_api, "POST", "/v1/datasets", {"Authorization": f"Bearer {attacker.key}", **headers},
-                        declared=10_000_000, prefix=start + b"PK" + b"x" * 120_000, drip=1, every_s=1)
-            for _ in range(2)]
-    # 120 kB ahead of a byte a second stays above KERASD_MIN_BODY_BYTES_PER_S=2000 for about a minute: time for the
-    # attempts below on a loaded machine (with 40 kB, about 20 s, a run at load 7 ended without a refusal seen).
-    for request in slow:
+    # 40 kB ahead of a byte a second: cut with a 408 about 22 s after each began (KERASD_MIN_BODY_BYTES_PER_S=2000).
+    slow = [
+        SlowRequest(
+            abuse_api,
+            "POST",
+            "/v1/datasets",
+            {"Authorization": f"Bearer {attacker.key}", **headers},
+            declared=10_000_000,
+            prefix=start + b"PK" + b"x" * 40_000,
+            drip=1,
+            every_s=1,
+        )
+        for _ in range(2)
+    ]
+    # One at a time, each known to hold its slot before the next request: an upload stores its first chunk
+    # (KERASD_CHUNK_BYTES=16384) only once it holds its slot. Started together with the third, any of the three
+    # could reach the cap first, and a slow one refused ended the test's wait without a refusal of the third.
+    before = partial_blobs(database)
+    for opened, request in enumerate(slow, start=1):
         request.start()
-    # Two of its uploads are open (KERASD_MAX_UPLOADS_PER_TENANT=2): its next one is refused before its body.
-    refused = None
-    while refused is None and all(request.is_alive() for request in slow):
-        answer = upload(attacker.client, "small.npz", npz_bytes(**seed_arrays()))
-        if answer.status_code == 429:
-            refused = answer
-    # Says how the slow uploads ended when they did not stay open (a flake seen once in CI, cause not yet known).
-    assert refused is not None, ("no upload was refused while two were open: "
-                                 f"{[(r.is_alive(), r.answer, r.error) for r in slow]}")
+        deadline = time.monotonic() + 15
+        while partial_blobs(database) < before + opened:
+            assert request.is_alive() and time.monotonic() < deadline, (
+                f"slow upload {opened} never stored a chunk: {request.answer}, {request.error}"
+            )
+            time.sleep(0.1)
+    # Both hold their slots until their 408s (KERASD_MAX_UPLOADS_PER_TENANT=2): the next is refused before its body.
+    refused = upload(attacker.client, "small.npz", npz_bytes(**seed_arrays()))
+    assert refused.status_code == 429, refused.text
     assert int(refused.headers["Retry-After"]) >= 1
     assert "KERASD_MAX_UPLOADS_PER_TENANT" in refused.json()["detail"]
     assert upload(other.client, "calm.npz", npz_bytes(**seed_arrays())).status_code == 201
+    assert all(request.is_alive() for request in slow), [(r.answer, r.error) for r in slow]
     assert [request.result().status for request in slow] == [408, 408]
     # Their slots came back with their 408s.
     assert upload(attacker.client, "after.npz", npz_bytes(**seed_arrays())).status_code == 201

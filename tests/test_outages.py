@@ -1,4 +1,5 @@
-"""Redis and PostgreSQL restarted under a running job (issue 8): nothing is lost, everyone recovers."""
+"""Redis and PostgreSQL restarted under a running job: nothing is lost, every request answered meanwhile is a 503
+with Retry-After (a key being checked too), and everyone recovers."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from tests.holds import wait_until
 from tests.outage_services import PrivatePostgres, PrivateRedis
-from tests.seed import fit_request, read_events, wait_for_job
+from tests.seed import SEED_MODEL, fit_request, read_events, wait_for_job
 from tests.test_fault_tolerance import Stack, seed_ids, wait_for
 
 
@@ -23,9 +24,16 @@ def private_stack(tmp_path, logs_dir):
     postgres = PrivatePostgres()
     redis_server = PrivateRedis(tmp_path)
     upgrade_to_head(postgres.url)
-    env = {**os.environ, "KERASD_DATABASE_URL": postgres.url, "KERASD_REDIS_URL": redis_server.url,
-           "KERASD_QUEUE": f"kerasd-outage-{uuid.uuid4().hex[:8]}", "KERASD_DATA_DIR": str(tmp_path / "data"),
-           "KERASD_LEASE_SECONDS": "30", "KERASD_REAPER_INTERVAL_S": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "KERASD_DATABASE_URL": postgres.url,
+        "KERASD_REDIS_URL": redis_server.url,
+        "KERASD_QUEUE": f"kerasd-outage-{uuid.uuid4().hex[:8]}",
+        "KERASD_DATA_DIR": str(tmp_path / "data"),
+        "KERASD_LEASE_SECONDS": "30",
+        "KERASD_REAPER_INTERVAL_S": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     stack = Stack(env, logs_dir)
     try:
         yield stack, postgres, redis_server
@@ -33,6 +41,32 @@ def private_stack(tmp_path, logs_dir):
         stack.stop()
         redis_server.stop()
         postgres.remove()
+
+
+def key_in(database_url: str) -> str:
+    """An API key of a new tenant, made directly in this database (as `kerasd admin create-key` does)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from app.tenants import service as tenants
+
+    engine = create_engine(database_url)
+    try:
+        with Session(engine) as session:
+            tenant = tenants.create_tenant(session, name=f"outage-{uuid.uuid4().hex[:8]}")
+            _row, key = tenants.create_key(session, tenant=tenant, name="tests", role="user")
+            session.commit()
+            return key
+    finally:
+        engine.dispose()
+
+
+def assert_unavailable(answer: httpx.Response) -> None:
+    """A 503 the client can act on: a problem document naming the database, Retry-After, no trace."""
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json"), answer.text
+    assert int(answer.headers["retry-after"]) >= 1 and "database" in answer.json()["detail"], answer.text
+    assert "Traceback" not in answer.text
 
 
 def long_fit(ids: dict[str, str]) -> dict:
@@ -77,12 +111,13 @@ def test_postgres_restart_answers_503_then_recovers(private_stack):
         ids = seed_ids(client)
         job_id = client.post("/v1/jobs", json=long_fit(ids)).json()["id"]
         wait_for(lambda: len(client.get(f"/v1/jobs/{job_id}").json()["epochs"]) >= 2)
+        # A key this API has not seen yet: checked in SQL before the route, and before any body byte is read.
+        key = {"Authorization": f"Bearer {key_in(postgres.url)}"}
         postgres.stop()
         try:
-            during = client.get(f"/v1/jobs/{job_id}")
-            assert during.status_code == 503, during.text
-            assert during.headers["retry-after"] and "database" in during.json()["detail"]
-            assert "Traceback" not in during.text
+            assert_unavailable(client.get(f"/v1/jobs/{job_id}"))
+            assert_unavailable(client.get("/v1/jobs", headers=key))
+            assert_unavailable(client.post("/v1/models", json=SEED_MODEL, headers=key))
         finally:
             time.sleep(1)
             postgres.start()
@@ -90,11 +125,14 @@ def test_postgres_restart_answers_503_then_recovers(private_stack):
         assert job["status"] == "succeeded", job["error"]
         assert [e["epoch"] for e in job["epochs"]] == list(range(12))
         assert client.get("/v1/jobs").status_code == 200
+        # Once the database is back the same key is accepted: its 503s did not count as failed authentications.
+        assert client.get("/v1/jobs", headers=key).json()["total"] == 0
 
 
 def test_ready_is_503_naming_what_is_away_sql_redis_or_every_worker(private_stack):
     stack, postgres, redis_server = private_stack
     with httpx.Client(base_url=stack.url, timeout=60) as client:
+
         def readiness() -> tuple[int, dict]:
             response = client.get("/ready")
             assert response.headers["content-type"].startswith("application/json"), response.text
@@ -102,8 +140,7 @@ def test_ready_is_503_naming_what_is_away_sql_redis_or_every_worker(private_stac
 
         status, body = readiness()
         assert status == 503 and body["status"] == "not ready", body
-        assert body["checks"] == {"sql": "ok", "redis": "ok",
-                                  "workers": "none alive: start one with `kerasd worker`"}
+        assert body["checks"] == {"sql": "ok", "redis": "ok", "workers": "none alive: start one with `kerasd worker`"}
         worker = stack.worker()
         status, body = wait_until(lambda: (found := readiness())[0] == 200 and found, what="ready with a worker")
         assert body == {"status": "ready", "checks": {"sql": "ok", "redis": "ok", "workers": "1 alive"}}
@@ -128,5 +165,4 @@ def test_ready_is_503_naming_what_is_away_sql_redis_or_every_worker(private_stac
 
         worker.stop()  # a worker that stops withdraws its announcement
         status, body = wait_until(lambda: (found := readiness())[0] == 503 and found, what="no worker left")
-        assert body["checks"] == {"sql": "ok", "redis": "ok",
-                                  "workers": "none alive: start one with `kerasd worker`"}
+        assert body["checks"] == {"sql": "ok", "redis": "ok", "workers": "none alive: start one with `kerasd worker`"}

@@ -32,7 +32,7 @@ from app.core.sql import ask
 from app.core.tables import DEFAULT_TENANT_ID
 from app.http import ratelimit
 from app.http.admission import auth_failures
-from app.http.problems import problem_response
+from app.http.problems import problem_response, unavailable
 from app.http.ratelimit import RateLimiter
 from app.tenants import repository
 from app.tenants.key_cache import KeyCache
@@ -82,10 +82,12 @@ def auth_mode(settings: Settings) -> str:
     loopback = is_loopback(settings.api_host)
     if settings.auth == "localhost-open" and not loopback:
         bound = settings.api_host or "an unknown address"
-        raise AuthConfigError(f"KERASD_AUTH=localhost-open lets requests without a key in, which is allowed only "
-                              f"when the API binds a loopback address, and it binds {bound!r}. "
-                              "Bind 127.0.0.1 (kerasd api --host 127.0.0.1) or set KERASD_AUTH=required and give "
-                              "clients keys (kerasd admin create-key).")
+        raise AuthConfigError(
+            f"KERASD_AUTH=localhost-open lets requests without a key in, which is allowed only "
+            f"when the API binds a loopback address, and it binds {bound!r}. "
+            "Bind 127.0.0.1 (kerasd api --host 127.0.0.1) or set KERASD_AUTH=required and give "
+            "clients keys (kerasd admin create-key)."
+        )
     if settings.auth:
         return settings.auth
     return "localhost-open" if loopback else "required"
@@ -95,8 +97,9 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="kerasd"'})
 
 
-def _presented_key(request: Request, credentials: HTTPAuthorizationCredentials | None,
-                   header_key: str | None) -> str | None:
+def _presented_key(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, header_key: str | None
+) -> str | None:
     if credentials is not None and credentials.credentials:
         return credentials.credentials.strip()
     if header_key:
@@ -113,8 +116,10 @@ def caller_of_key(session: Session, key: str) -> Caller:
     # Compare the hash even for an unknown prefix, so the time taken says nothing about the secret.
     stored = row.key_sha256 if row is not None else "0" * 64
     if not hmac.compare_digest(stored, key_sha256(key)) or row is None or row.revoked_at is not None:
-        raise _unauthorized("The API key is not valid: it is unknown, malformed or revoked. Ask an administrator "
-                            "for a new one (kerasd admin create-key TENANT).")
+        raise _unauthorized(
+            "The API key is not valid: it is unknown, malformed or revoked. Ask an administrator "
+            "for a new one (kerasd admin create-key TENANT)."
+        )
     return Caller(tenant_id=row.tenant_id, role=row.role, key_id=row.id)
 
 
@@ -126,8 +131,10 @@ def resolve_caller(request: Request, session: Session | None, key: str | None) -
     client = request.client.host if request.client else None
     if auth_mode(settings) == "localhost-open" and is_loopback(client):
         return Caller(tenant_id=DEFAULT_TENANT_ID, role="user")
-    raise _unauthorized("This API needs a key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. An "
-                        "administrator makes one with `kerasd admin create-key TENANT`.")
+    raise _unauthorized(
+        "This API needs a key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. An "
+        "administrator makes one with `kerasd admin create-key TENANT`."
+    )
 
 
 def _caller_and_limits(key: str) -> tuple[Caller, Limits]:
@@ -209,8 +216,11 @@ def _cache_of(state: object) -> KeyCache[Caller]:
     return cache
 
 
-async def current_caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-                         header_key: str | None = Depends(api_key_header)) -> Caller:
+async def current_caller(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    header_key: str | None = Depends(api_key_header),
+) -> Caller:
     """The dependency of every /v1 route: who calls, within their tenant's request rate.
 
     Async, and without a session of its own: a key found in the key cache (app/tenants/key_cache.py) with its tenant's
@@ -229,8 +239,9 @@ async def current_caller(request: Request, credentials: HTTPAuthorizationCredent
         if found is None or found.key != key:
             found = await lookup_key(request.app.state, key, request.client.host if request.client else None)
         digest, caller, limits, hit, seen = found.digest, found.caller, found.limits, found.hit, found.seen
-    taken = await _rate_limiter(request).take(caller.tenant_id, rate_per_s=limits.requests_per_s,
-                                              burst=limits.request_burst)
+    taken = await _rate_limiter(request).take(
+        caller.tenant_id, rate_per_s=limits.requests_per_s, burst=limits.request_burst
+    )
     if key is not None:
         if hit is not None and (taken.generation is None or taken.generation != hit[1]):
             # A key was revoked since this entry was stored (or Redis cannot say): ask SQL again.
@@ -254,9 +265,12 @@ async def require_admin(caller: Caller = Depends(current_caller)) -> Caller:
     return caller
 
 
-def metrics_reader(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-                   header_key: str | None = Depends(api_key_header),
-                   session: Session = Depends(get_session)) -> None:
+def metrics_reader(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    header_key: str | None = Depends(api_key_header),
+    session: Session = Depends(get_session),
+) -> None:
     """/metrics counts every tenant's jobs: open to this machine in localhost-open mode, else admins only."""
     try:
         caller = resolve_caller(request, session, _presented_key(request, credentials, header_key))
@@ -266,8 +280,11 @@ def metrics_reader(request: Request, credentials: HTTPAuthorizationCredentials |
         raise Problem(403, "Forbidden", "/metrics covers every tenant: it needs an admin key.")
 
 
-async def sees_internals(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-                         header_key: str | None = Depends(api_key_header)) -> bool:
+async def sees_internals(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    header_key: str | None = Depends(api_key_header),
+) -> bool:
     """Whether the caller may see what names the servers (workers' host names and pids on /version): an admin key,
     or (localhost-open mode) a request from this machine without a key. Anyone else, a bad key included, is
     answered without them, not refused."""
@@ -303,23 +320,35 @@ class RequireCredentials:
         host = client[0] if client else None
         if key is None:
             if not (auth_mode(get_settings()) == "localhost-open" and is_loopback(host)):
-                problem = _unauthorized("This API needs a key: send `Authorization: Bearer <key>` or "
-                                        "`X-API-Key: <key>`. An administrator makes one with "
-                                        "`kerasd admin create-key TENANT`.")
-                await problem_response(401, problem.title, problem.detail, scope["path"],
-                                       headers=problem.headers)(scope, receive, send)
+                problem = _unauthorized(
+                    "This API needs a key: send `Authorization: Bearer <key>` or "
+                    "`X-API-Key: <key>`. An administrator makes one with "
+                    "`kerasd admin create-key TENANT`."
+                )
+                await problem_response(401, problem.title, problem.detail, scope["path"], headers=problem.headers)(
+                    scope, receive, send
+                )
                 return
         else:
             try:
                 found = await lookup_key(scope["app"].state, key, host)
-            except Problem as problem:
-                headers = dict(problem.headers or {})
+            except Exception as exc:
+                # A bad key (401, or 429 from an address with too many), or SQL down while the key is looked up (a
+                # 503 with Retry-After, as the app's handlers answer it: this middleware runs outside them, where
+                # it would be a 500).
+                if isinstance(exc, Problem):
+                    response = problem_response(
+                        exc.status, exc.title, exc.detail, scope["path"], headers=exc.headers, **exc.extra
+                    )
+                else:
+                    response = unavailable(exc, scope.get("method", ""), scope["path"])
+                    if response is None:
+                        raise
                 if _sends_body(scope):
                     # The body stays unread: closing the connection spares the server draining it (uvicorn would
                     # read and drop every byte to keep the connection alive: 16 MB of event-loop callbacks).
-                    headers["Connection"] = "close"
-                await problem_response(problem.status, problem.title, problem.detail, scope["path"],
-                                       headers=headers, **problem.extra)(scope, receive, send)
+                    response.headers["Connection"] = "close"
+                await response(scope, receive, send)
                 return
             scope.setdefault("state", {})[LOOKUP_STATE] = found
         await self.app(scope, receive, send)
