@@ -7,6 +7,7 @@
 # e.g. docker build --target worker -t kerasd-worker .
 # Every runtime stage installs the dependencies from pyproject.toml alone first, then the kerasd wheel
 # without dependencies: a code change rebuilds a small layer, not the gigabytes of TensorFlow and CUDA.
+# BuildKit (Docker 23+'s default builder, and compose's) reads the wheel through `RUN --mount` from the builder.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -35,38 +36,29 @@ RUN groupadd --system --gid 10001 kerasd \
 WORKDIR /home/kerasd
 
 # ---------------------------------------------------------------------------------------------------
-FROM runtime AS worker
-# Several workers may share one GPU (compose --scale): take GPU memory as needed, not all of it at start.
-ENV TF_FORCE_GPU_ALLOW_GROWTH=true \
-    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+FROM runtime AS worker-base
 # jemalloc for the worker process when KERASD_WORKER_MALLOC=jemalloc (app/commands/allocator.py; off by default: with
 # it a model larger than the host kills the worker instead of failing its job).
 RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/*
+
+# ---------------------------------------------------------------------------------------------------
+FROM worker-base AS worker
+# Several workers may share one GPU (compose --scale): take GPU memory as needed, not all of it at start.
+ENV TF_FORCE_GPU_ALLOW_GROWTH=true \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
 COPY pyproject.toml /tmp/kerasd-deps/
-RUN pip install --no-cache-dir "/tmp/kerasd-deps[gpu]" \
- && pip uninstall --yes kerasd \
- && rm -rf /tmp/kerasd-deps
-COPY --from=builder /wheels/ /tmp/wheels/
-RUN pip install --no-cache-dir --no-deps /tmp/wheels/kerasd-*.whl \
- && pip check \
- && rm -rf /tmp/wheels
+RUN pip install --no-cache-dir "/tmp/kerasd-deps[gpu]" && pip uninstall --yes kerasd && rm -rf /tmp/kerasd-deps
+# The wheel is read from the builder stage through a bind mount: it is installed, never copied into a layer.
+RUN --mount=type=bind,from=builder,source=/wheels,target=/tmp/wheels pip install --no-cache-dir --no-deps /tmp/wheels/kerasd-*.whl && pip check
 USER kerasd
 # Solo pool: one process, one job at a time, TensorFlow imported once.
 CMD ["kerasd", "worker"]
 
 # ---------------------------------------------------------------------------------------------------
-FROM runtime AS worker-cpu
-# jemalloc for the worker process when KERASD_WORKER_MALLOC=jemalloc (app/commands/allocator.py; off by default: with
-# it a model larger than the host kills the worker instead of failing its job).
-RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/*
+FROM worker-base AS worker-cpu
 COPY pyproject.toml /tmp/kerasd-deps/
-RUN pip install --no-cache-dir "/tmp/kerasd-deps[cpu]" \
- && pip uninstall --yes kerasd \
- && rm -rf /tmp/kerasd-deps
-COPY --from=builder /wheels/ /tmp/wheels/
-RUN pip install --no-cache-dir --no-deps /tmp/wheels/kerasd-*.whl \
- && pip check \
- && rm -rf /tmp/wheels
+RUN pip install --no-cache-dir "/tmp/kerasd-deps[cpu]" && pip uninstall --yes kerasd && rm -rf /tmp/kerasd-deps
+RUN --mount=type=bind,from=builder,source=/wheels,target=/tmp/wheels pip install --no-cache-dir --no-deps /tmp/wheels/kerasd-*.whl && pip check
 USER kerasd
 CMD ["kerasd", "worker"]
 
@@ -74,13 +66,8 @@ CMD ["kerasd", "worker"]
 # Last stage, so also what a plain `docker build .` produces.
 FROM runtime AS api
 COPY pyproject.toml /tmp/kerasd-deps/
-RUN pip install --no-cache-dir "/tmp/kerasd-deps[api]" \
- && pip uninstall --yes kerasd \
- && rm -rf /tmp/kerasd-deps
-COPY --from=builder /wheels/ /tmp/wheels/
-RUN pip install --no-cache-dir --no-deps /tmp/wheels/kerasd-*.whl \
- && pip check \
- && rm -rf /tmp/wheels
+RUN pip install --no-cache-dir "/tmp/kerasd-deps[api]" && pip uninstall --yes kerasd && rm -rf /tmp/kerasd-deps
+RUN --mount=type=bind,from=builder,source=/wheels,target=/tmp/wheels pip install --no-cache-dir --no-deps /tmp/wheels/kerasd-*.whl && pip check
 USER kerasd
 EXPOSE 8000
 # No curl in the slim image: ask /health with the standard library (urlopen raises on a non-2xx answer).

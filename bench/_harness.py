@@ -16,12 +16,13 @@ sys.path.insert(0, str(ROOT))
 
 from tests.services import (  # noqa: E402  (the benchmarks reuse the test harness's process control)
     REDIS_URL,
-    Process,
     create_database,
     drop_database,
-    free_port,
-    kerasd_command,
+    running_api,
+    running_worker,
 )
+from tests.services import Process as Process  # noqa: E402  (bench/backends.py takes these from here)
+from tests.services import kerasd_command as kerasd_command  # noqa: E402
 
 
 @contextmanager
@@ -39,32 +40,27 @@ def scratch_database():
 
 
 def server_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "KERASD_DATABASE_URL": database_url, "KERASD_REDIS_URL": REDIS_URL,
-            "KERASD_QUEUE": f"kerasd-bench-{uuid.uuid4().hex[:8]}", "KERASD_DATA_DIR": str(data_dir),
-            "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+    return {
+        **os.environ,
+        "KERASD_DATABASE_URL": database_url,
+        "KERASD_REDIS_URL": REDIS_URL,
+        "KERASD_QUEUE": f"kerasd-bench-{uuid.uuid4().hex[:8]}",
+        "KERASD_DATA_DIR": str(data_dir),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **extra,
+    }
 
 
 @contextmanager
 def api_process(env: dict[str, str], log_dir: Path):
-    port = free_port()
-    process = Process(kerasd_command("api", "--port", str(port), "--log-level", "warning"), env,
-                      log_dir / "api.log")
-    try:
-        process.wait_for_http(f"http://127.0.0.1:{port}/health", timeout_s=120)
-        yield process, f"http://127.0.0.1:{port}"
-    finally:
-        process.stop()
+    with running_api(env, log_dir / "api.log", "--log-level", "warning") as (url, process):
+        yield process, url
 
 
 @contextmanager
 def worker_process(env: dict[str, str], log_dir: Path):
-    process = Process(kerasd_command("worker", "--name", f"bench-{uuid.uuid4().hex[:6]}@%h"), env,
-                      log_dir / "worker.log")
-    try:
-        process.wait_for_log(" ready.", timeout_s=180)
+    with running_worker(env, log_dir / "worker.log", "--name", f"bench-{uuid.uuid4().hex[:6]}@%h") as process:
         yield process
-    finally:
-        process.stop()
 
 
 def rss_bytes(pid: int, field: str = "VmRSS") -> int:

@@ -24,10 +24,23 @@ from typing import Any
 
 import httpx
 
-EVENT = {"id": "1764284401500-0", "v": 1, "type": "batch", "job_id": "0123456789abcdef0123456789abcdef",
-         "attempt": 1, "ts": "2026-11-28T00:00:01.500000+00:00",
-         "data": {"epoch": 0, "step": 4, "steps": 10, "logs": {"loss": 2.31, "categorical_accuracy": 0.1},
-                  "steps_per_s": 80.0, "samples_per_s": 8000.0, "eta_s": 0.075}}
+EVENT = {
+    "id": "1764284401500-0",
+    "v": 1,
+    "type": "batch",
+    "job_id": "0123456789abcdef0123456789abcdef",
+    "attempt": 1,
+    "ts": "2026-11-28T00:00:01.500000+00:00",
+    "data": {
+        "epoch": 0,
+        "step": 4,
+        "steps": 10,
+        "logs": {"loss": 2.31, "categorical_accuracy": 0.1},
+        "steps_per_s": 80.0,
+        "samples_per_s": 8000.0,
+        "eta_s": 0.075,
+    },
+}
 
 
 def _hand_written(event: dict[str, Any]) -> bytes:
@@ -45,13 +58,14 @@ def _serve(port: int, count: int) -> None:
 
     app = FastAPI()
 
+    async def hand_written():
+        yield b"retry: 1000\n: events\n\n"
+        for _ in range(count):
+            yield _hand_written(EVENT)
+
     @app.get("/hand")
     async def hand() -> StreamingResponse:
-        async def stream():
-            yield b"retry: 1000\n: events\n\n"
-            for _ in range(count):
-                yield _hand_written(EVENT)
-        return StreamingResponse(stream(), media_type="text/event-stream")
+        return StreamingResponse(hand_written(), media_type="text/event-stream")
 
     @app.get("/library")
     async def library() -> EventSourceResponse:
@@ -59,15 +73,12 @@ def _serve(port: int, count: int) -> None:
             yield ServerSentEvent(retry=1000, comment="events", sep="\n")
             for _ in range(count):
                 yield ServerSentEvent(json.dumps(EVENT), id=EVENT["id"], event=EVENT["type"], sep="\n")
+
         return EventSourceResponse(stream(), sep="\n", ping=15)
 
     @app.get("/library-bytes")
     async def library_bytes() -> EventSourceResponse:
-        async def stream():
-            yield b"retry: 1000\n: events\n\n"
-            for _ in range(count):
-                yield _hand_written(EVENT)
-        return EventSourceResponse(stream(), sep="\n", ping=15)
+        return EventSourceResponse(hand_written(), sep="\n", ping=15)
 
     # FastAPI's own (0.135+): the path operation is the generator, so nothing can be answered but 200.
     @app.get("/fastapi", response_class=fastapi_sse.EventSourceResponse)
@@ -127,16 +138,20 @@ def main() -> None:
         server.join(5)
     hand = statistics.median(rates["hand"])
     print(f"{args.events} events per stream, {args.runs} runs each (median, range):")
-    for arm, what in (("hand", "hand-written StreamingResponse"),
-                      ("library", "sse-starlette, ServerSentEvent objects"),
-                      ("library-bytes", "sse-starlette, bytes formatted by hand"),
-                      ("fastapi", "fastapi.sse.EventSourceResponse")):
+    for arm, what in (
+        ("hand", "hand-written StreamingResponse"),
+        ("library", "sse-starlette, ServerSentEvent objects"),
+        ("library-bytes", "sse-starlette, bytes formatted by hand"),
+        ("fastapi", "fastapi.sse.EventSourceResponse"),
+    ):
         values = rates[arm]
         # A run's arms are seconds apart: their ratio is robust to the load of a shared machine changing.
         paired = [value / base for value, base in zip(values, rates["hand"], strict=True)]
-        print(f"  {what:40s} {statistics.median(values):10,.0f} events/s  ({min(values):,.0f} .. "
-              f"{max(values):,.0f})  {statistics.median(values) / hand:.3f} of hand-written; per run "
-              f"{statistics.median(paired):.3f} ({min(paired):.3f} .. {max(paired):.3f})")
+        print(
+            f"  {what:40s} {statistics.median(values):10,.0f} events/s  ({min(values):,.0f} .. "
+            f"{max(values):,.0f})  {statistics.median(values) / hand:.3f} of hand-written; per run "
+            f"{statistics.median(paired):.3f} ({min(paired):.3f} .. {max(paired):.3f})"
+        )
 
 
 if __name__ == "__main__":

@@ -48,6 +48,12 @@ def _id(client: Client, args: argparse.Namespace, kind: str) -> str:
     return cli_text.resolve_id(args.id, kind, resource.list)
 
 
+def _named_job(args: argparse.Namespace) -> tuple[Client, str]:
+    """The client, and the id of the job the command names (by its id or a prefix of it)."""
+    client = _client(args)
+    return client, _id(client, args, "job")
+
+
 def _load_document(path: str) -> Any:
     text = Path(path).read_text()
     if Path(path).suffix.lower() in (".yaml", ".yml"):
@@ -61,6 +67,7 @@ def _load_document(path: str) -> Any:
 
 # --- models and datasets ------------------------------------------------------------------------------
 
+
 def _models_create(args: argparse.Namespace) -> int:
     model = _client(args).models.create(args.file, name=args.name)
     _emit(args, model, cli_text.model_row(model))
@@ -69,8 +76,9 @@ def _models_create(args: argparse.Namespace) -> int:
 
 def _datasets_upload(args: argparse.Namespace) -> int:
     try:
-        dataset = _client(args).datasets.upload(args.file, name=args.name, x_columns=args.x_columns,
-                                                y_columns=args.y_columns)
+        dataset = _client(args).datasets.upload(
+            args.file, name=args.name, x_columns=args.x_columns, y_columns=args.y_columns
+        )
     except ValueError as exc:  # a file the SDK refuses before sending it, with what to do
         raise KerasdError(str(exc)) from None
     _emit(args, dataset, cli_text.dataset_row(dataset))
@@ -81,8 +89,7 @@ def _lister(kind: str) -> Any:
     def run(args: argparse.Namespace) -> int:
         page = getattr(_client(args), f"{kind}s").list(limit=args.limit)
         row = getattr(cli_text, f"{kind}_row")
-        _emit(args, {"items": list(page), "total": page.total},
-              "\n".join(row(item) for item in page) or f"no {kind}s")
+        _emit(args, {"items": list(page), "total": page.total}, "\n".join(row(item) for item in page) or f"no {kind}s")
         return 0
 
     return run
@@ -111,6 +118,7 @@ def _deleter(kind: str) -> Any:
 
 # --- jobs -------------------------------------------------------------------------------------------
 
+
 def _watch(client: Client, job_id: str, args: argparse.Namespace) -> int:
     verbose = 0 if args.json else 1
     try:
@@ -123,8 +131,11 @@ def _watch(client: Client, job_id: str, args: argparse.Namespace) -> int:
             display.handle(event)
         job = client.jobs.get(job_id)
     except KeyboardInterrupt:
-        print(f"\nkerasd: stopped watching. Job {job_id} goes on running on the server: `kerasd jobs watch "
-              f"{job_id}` follows it again, `kerasd jobs cancel {job_id}` stops it.", file=sys.stderr)
+        print(
+            f"\nkerasd: stopped watching. Job {job_id} goes on running on the server: `kerasd jobs watch "
+            f"{job_id}` follows it again, `kerasd jobs cancel {job_id}` stops it.",
+            file=sys.stderr,
+        )
         return INTERRUPTED
     error = job.get("error") or {}
     detail = f": {error.get('type')}: {error.get('message')}" if error else ""
@@ -144,8 +155,8 @@ def _jobs_submit(args: argparse.Namespace) -> int:
 
 
 def _jobs_watch(args: argparse.Namespace) -> int:
-    client = _client(args)
-    return _watch(client, _id(client, args, "job"), args)
+    client, job_id = _named_job(args)
+    return _watch(client, job_id, args)
 
 
 def _jobs_list(args: argparse.Namespace) -> int:
@@ -155,37 +166,40 @@ def _jobs_list(args: argparse.Namespace) -> int:
 
 
 def _jobs_cancel(args: argparse.Namespace) -> int:
-    client = _client(args)
-    job_id = _id(client, args, "job")
+    client, job_id = _named_job(args)
     job = client.jobs.cancel(job_id)
     _emit(args, job, f"{job_id}  cancel requested ({(job or {}).get('status')})")
     return 0
 
 
 def _jobs_retry(args: argparse.Namespace) -> int:
-    client = _client(args)
-    job_id = _id(client, args, "job")
+    client, job_id = _named_job(args)
     job = client.jobs.retry(job_id)
     _emit(args, job, f"{job_id}  {job['status']} (attempt {job.get('attempt')})")
     return 0
 
 
 def _artifacts_list(args: argparse.Namespace) -> int:
-    client = _client(args)
-    found = client.jobs.artifacts(_id(client, args, "job"))
-    _emit(args, found, "\n".join(f"{item['name']:<24} {item['size_bytes']:>12,} bytes  {item['media_type']}"
-                                 for item in found) or "no artifacts")
+    client, job_id = _named_job(args)
+    found = client.jobs.artifacts(job_id)
+    _emit(
+        args,
+        found,
+        "\n".join(f"{item['name']:<24} {item['size_bytes']:>12,} bytes  {item['media_type']}" for item in found)
+        or "no artifacts",
+    )
     return 0
 
 
 def _artifacts_get(args: argparse.Namespace) -> int:
-    client = _client(args)
-    path = client.jobs.artifact(_id(client, args, "job"), args.name, args.output or Path.cwd())
+    client, job_id = _named_job(args)
+    path = client.jobs.artifact(job_id, args.name, args.output or Path.cwd())
     _emit(args, {"path": str(path), "bytes": Path(path).stat().st_size}, str(path))
     return 0
 
 
 # --- the parser --------------------------------------------------------------------------------------
+
 
 def add_client_commands(commands: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
@@ -221,13 +235,15 @@ def add_client_commands(commands: Any) -> None:
     upload = command(datasets, "upload", _datasets_upload, "a .npy, .npz, or CSV file with a header row")
     upload.add_argument("file")
     upload.add_argument("--name", default=None)
-    upload.add_argument("--x-columns", default=None, help="CSV: feature columns, comma-separated (default: all "
-                                                          "but the y columns)")
+    upload.add_argument(
+        "--x-columns", default=None, help="CSV: feature columns, comma-separated (default: all but the y columns)"
+    )
     upload.add_argument("--y-columns", default=None, help="CSV: target columns, comma-separated")
     listing(datasets, "dataset")
     command(datasets, "get", _getter("dataset"), "a dataset's arrays, shapes and dtypes", with_id="dataset")
-    command(datasets, "delete", _deleter("dataset"), "delete a dataset no queued or running job uses",
-            with_id="dataset")
+    command(
+        datasets, "delete", _deleter("dataset"), "delete a dataset no queued or running job uses", with_id="dataset"
+    )
 
     jobs = group("jobs", "submit, follow and manage jobs")
     submit = command(jobs, "submit", _jobs_submit, "a job as YAML or JSON (the body of POST /v1/jobs)")

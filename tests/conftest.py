@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import redis
 
-from tests.services import REDIS_URL, Process, create_database, drop_database, kerasd_command, running_api
+from tests.seed import seed_arrays, upload_seed
+from tests.services import REDIS_URL, Process, create_database, drop_database, running_api, running_worker
 
 
 @pytest.fixture(scope="session")
@@ -72,13 +74,9 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def worker(server_env: dict[str, str], run_id: str, logs_dir: Path) -> Iterator[Process]:
-    process = Process(kerasd_command("worker", "--name", f"test-{run_id}@%h"), server_env, logs_dir / "worker.log")
-    try:
-        process.wait_for_log(" ready.", timeout_s=180)
+    with running_worker(server_env, logs_dir / "worker.log", "--name", f"test-{run_id}@%h") as process:
         yield process
-    finally:
-        process.stop()
-        print(f"\n--- worker log (tail) ---\n{process.log_text()[-3000:]}")
+    print(f"\n--- worker log (tail) ---\n{process.log_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")
@@ -93,22 +91,37 @@ def client(api_url: str) -> Iterator[httpx.Client]:
         yield http
 
 
+@pytest.fixture(scope="module")
+def seed_data() -> dict[str, np.ndarray]:
+    """The seed's arrays (`tests.seed.seed_arrays()`), for a module that compares its jobs with plain Keras."""
+    return seed_arrays()
+
+
+@pytest.fixture(scope="module")
+def ids(api_url: str, seed_data: dict[str, np.ndarray]) -> dict[str, str]:
+    """`seed_data` and the seed's model uploaded once a module: {"dataset": id, "model": id}. A module with an
+    `ids` of its own uses that one."""
+    return upload_seed(api_url, seed_data)
+
+
 @pytest.fixture(scope="session")
 def keyed_env(server_env: dict[str, str], run_id: str) -> dict[str, str]:
     """The session's database and Redis, keys required on every /v1 request, a queue of its own."""
-    return {**server_env, "KERASD_AUTH": "required", "KERASD_QUEUE": f"kerasd-keyed-{run_id}",
-            "KERASD_CHECKPOINT_EVERY_EPOCHS": "0", "KERASD_SCHEDULER_RETRY_S": "0.5"}
+    return {
+        **server_env,
+        "KERASD_AUTH": "required",
+        "KERASD_QUEUE": f"kerasd-keyed-{run_id}",
+        "KERASD_CHECKPOINT_EVERY_EPOCHS": "0",
+        "KERASD_SCHEDULER_RETRY_S": "0.5",
+    }
 
 
 @pytest.fixture(scope="session")
 def keyed_worker(keyed_env: dict[str, str], run_id: str, logs_dir: Path) -> Iterator[Process]:
-    process = Process(kerasd_command("worker", "--gpus", "none", "--name", f"keyed-{run_id}@%h"), keyed_env,
-                      logs_dir / "keyed-worker.log")
-    try:
-        process.wait_for_log(" ready.", timeout_s=180)
+    with running_worker(
+        keyed_env, logs_dir / "keyed-worker.log", "--gpus", "none", "--name", f"keyed-{run_id}@%h"
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="session")

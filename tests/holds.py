@@ -17,14 +17,7 @@ def wait_until(check: Callable[[], T], timeout_s: float = 120, what: str = "cond
     """`check()`'s first truthy value; an AssertionError naming `what` if none comes within `timeout_s`.
 
     The deadline is generous on purpose: it bounds a broken run, it is not a measurement."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        time.sleep(every_s)
+    return step_until(time.sleep, check, timeout_s, slice_s=every_s, what=what)
 
 
 @contextmanager
@@ -32,6 +25,7 @@ def paused(pid: int) -> Iterator[Callable[[float], None]]:
     """The process group led by `pid` (a worker started in a session of its own) stopped with SIGSTOP, so the
     state it leaves can be read while it cannot move; continued on leaving. Yields `run_for(seconds)`, which lets
     the group run for a slice and stops it again."""
+
     def run_for(seconds: float) -> None:
         os.killpg(pid, signal.SIGCONT)
         time.sleep(seconds)
@@ -44,8 +38,13 @@ def paused(pid: int) -> Iterator[Callable[[float], None]]:
         os.killpg(pid, signal.SIGCONT)
 
 
-def step_until(run_for: Callable[[float], None], check: Callable[[], T], timeout_s: float = 120,
-               slice_s: float = 0.02, what: str = "condition") -> T:
+def step_until(
+    run_for: Callable[[float], None],
+    check: Callable[[], T],
+    timeout_s: float = 120,
+    slice_s: float = 0.02,
+    what: str = "condition",
+) -> T:
     """With a process group `paused`, let it run in slices until `check()` holds between two slices (read while
     it is stopped, so what `check` saw still holds when this returns)."""
     deadline = time.monotonic() + timeout_s

@@ -43,6 +43,13 @@ def trained_model(client: httpx.Client, job_id: str, tmp_path: Path):
     return model
 
 
+def fit_on_seed(model: Any, data: dict[str, np.ndarray], **fit: Any) -> dict[str, list[Any]]:
+    """`model.fit` on the seed's training rows as `tests.seed.fit_request` asks a job to (batch 100, validated on the
+    seed's validation rows unless `fit` says otherwise), quietly: its `History.history`."""
+    options = {"batch_size": 100, "verbose": 0, "validation_data": (data["val_x"], data["val_y"]), **fit}
+    return model.fit(data["train_x"], data["train_y"], **options).history
+
+
 def load_npy(content: bytes) -> np.ndarray:
     return np.load(io.BytesIO(content), allow_pickle=False)
 

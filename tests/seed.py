@@ -11,16 +11,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-SEED_MODEL = {
-    "type": "sequential",
-    "name": "seed_3_2",
-    "input_shape": [72],
-    "layers": [
-        {"class_name": "Dense", "units": 32, "activation": "relu"},
-        {"class_name": "Dense", "units": 32, "activation": "tf.nn.relu"},
-        {"class_name": "Dense", "units": 10, "activation": "tf.nn.softmax"},
-    ],
-}
+from app.system.api_docs import MODEL_EXAMPLES
+
+# Dense 32 relu, 32 tf.nn.relu, 10 tf.nn.softmax on 72 features: the tutorial's model as the API documents it.
+SEED_MODEL = copy.deepcopy(MODEL_EXAMPLES["tutorial_2_1"]["value"])
 SEED_COMPILE = {
     "optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.001}},
     "loss": "categorical_crossentropy",
@@ -35,8 +29,12 @@ def seed_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     def one_hot(rows: int) -> np.ndarray:
         return np.eye(10, dtype="float32")[rng.integers(0, 10, rows)]
 
-    return {"train_x": rng.random((1000, 72), dtype="float32"), "train_y": one_hot(1000),
-            "val_x": rng.random((200, 72), dtype="float32"), "val_y": one_hot(200)}
+    return {
+        "train_x": rng.random((1000, 72), dtype="float32"),
+        "train_y": one_hot(1000),
+        "val_x": rng.random((200, 72), dtype="float32"),
+        "val_y": one_hot(200),
+    }
 
 
 def npz_bytes(**arrays: np.ndarray) -> bytes:
@@ -61,14 +59,24 @@ def ref(dataset_id: str, array: str | None = None) -> dict[str, Any]:
 
 def fit_request(model_id: str, dataset_id: str, **fit: Any) -> dict[str, Any]:
     return {
-        "kind": "fit", "model_id": model_id, "compile": copy.deepcopy(SEED_COMPILE), "seed": 7,
-        "fit": {"x": ref(dataset_id, "train_x"), "y": ref(dataset_id, "train_y"), "epochs": 10, "batch_size": 100,
-                "validation_data": {"x": ref(dataset_id, "val_x"), "y": ref(dataset_id, "val_y")}, **fit},
+        "kind": "fit",
+        "model_id": model_id,
+        "compile": copy.deepcopy(SEED_COMPILE),
+        "seed": 7,
+        "fit": {
+            "x": ref(dataset_id, "train_x"),
+            "y": ref(dataset_id, "train_y"),
+            "epochs": 10,
+            "batch_size": 100,
+            "validation_data": {"x": ref(dataset_id, "val_x"), "y": ref(dataset_id, "val_y")},
+            **fit,
+        },
     }
 
 
-def read_events(client: httpx.Client, job_id: str, *, timeout_s: float = 300,
-                last_event_id: str | None = None) -> list[dict[str, Any]]:
+def read_events(
+    client: httpx.Client, job_id: str, *, timeout_s: float = 300, last_event_id: str | None = None
+) -> list[dict[str, Any]]:
     """All events of a job's SSE stream, until the server ends it after the terminal event."""
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
     found: list[dict[str, Any]] = []
@@ -78,7 +86,7 @@ def read_events(client: httpx.Client, job_id: str, *, timeout_s: float = 300,
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
             if line.startswith("data: "):
-                found.append(json.loads(line[len("data: "):]))
+                found.append(json.loads(line[len("data: ") :]))
             assert time.monotonic() < deadline, "the event stream did not end in time"
     return found
 

@@ -47,8 +47,7 @@ class Process:
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
-        self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+        self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -107,6 +106,17 @@ def running_api(env: dict[str, str], log_path: Path, *args: str) -> Iterator[tup
         process.stop()
 
 
+@contextmanager
+def running_worker(env: dict[str, str], log_path: Path, *args: str) -> Iterator[Process]:
+    """A `kerasd worker` process that has logged that it is ready; stopped afterwards."""
+    process = Process(kerasd_command("worker", *args), env, log_path)
+    try:
+        process.wait_for_log(" ready.", timeout_s=180)
+        yield process
+    finally:
+        process.stop()
+
+
 @dataclass
 class EmbeddedStack:
     """A running `scripts/up` (the README's run command): its API's URL, its Redis port, its data directory."""
@@ -127,8 +137,19 @@ def embedded_stack(tmp_path: Path, settings: dict[str, str] | None = None) -> It
     env["KERASD_VENV"] = sys.prefix
     data_dir = tmp_path / "data"
     root = Path(__file__).resolve().parent.parent
-    up = Process([str(root / "scripts" / "up"), "--port", str(port), "--redis-port", str(redis_port),
-                  "--data-dir", str(data_dir)], env, tmp_path / "up.log")
+    up = Process(
+        [
+            str(root / "scripts" / "up"),
+            "--port",
+            str(port),
+            "--redis-port",
+            str(redis_port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env,
+        tmp_path / "up.log",
+    )
     try:
         up.wait_for_log("kerasd is up", timeout_s=300)
         yield EmbeddedStack(f"http://127.0.0.1:{port}", redis_port, data_dir, up)

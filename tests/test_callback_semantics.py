@@ -11,20 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.keras_local import assert_history_equal, assert_weights_equal, local_model, seeded, trained_model
-from tests.seed import fit_request, npz_bytes, ref, run, seed_arrays, upload, upload_seed
+from tests.keras_local import (
+    assert_history_equal,
+    assert_weights_equal,
+    fit_on_seed,
+    local_model,
+    seeded,
+    trained_model,
+)
+from tests.seed import fit_request, npz_bytes, ref, run, upload
 
 SEED = 7  # fit_request's seed
-
-
-@pytest.fixture(scope="module")
-def seed_data():
-    return seed_arrays()
-
-
-@pytest.fixture(scope="module")
-def ids(api_url, seed_data):
-    return upload_seed(api_url, seed_data)
 
 
 def artifact_weights(client, job_id: str, name: str, tmp_path: Path) -> list[np.ndarray]:
@@ -50,11 +47,13 @@ def local_fit(client, ids, seed_data, *, learning_rate: float, epochs: int, call
 
     with seeded(SEED):
         model = local_model(client, ids["model"])
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
-                      metrics=["categorical_accuracy"], **compile_extra)
-        history = model.fit(seed_data["train_x"], seed_data["train_y"], epochs=epochs, batch_size=100,
-                            verbose=0, validation_data=(seed_data["val_x"], seed_data["val_y"]),
-                            callbacks=list(callbacks)).history
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss="categorical_crossentropy",
+            metrics=["categorical_accuracy"],
+            **compile_extra,
+        )
+        history = fit_on_seed(model, seed_data, epochs=epochs, callbacks=list(callbacks))
     return model, history
 
 
@@ -78,13 +77,20 @@ def drift_data():
 
 
 def checkpoint_request(model_id: str, dataset_id: str, epochs: int) -> dict:
-    return {"kind": "fit", "model_id": model_id, "seed": SEED,
-            "compile": {"optimizer": {"class_name": "SGD", "config": {"learning_rate": CHECKPOINT_LR}},
-                        "loss": "mse"},
-            "fit": {"x": ref(dataset_id, "x"), "y": ref(dataset_id, "y"), "epochs": epochs, "batch_size": 100,
-                    "validation_data": {"x": ref(dataset_id, "val_x"), "y": ref(dataset_id, "val_y")}},
-            "callbacks": [{"class_name": "ModelCheckpoint",
-                           "config": {"monitor": "val_loss", "save_best_only": True}}]}
+    return {
+        "kind": "fit",
+        "model_id": model_id,
+        "seed": SEED,
+        "compile": {"optimizer": {"class_name": "SGD", "config": {"learning_rate": CHECKPOINT_LR}}, "loss": "mse"},
+        "fit": {
+            "x": ref(dataset_id, "x"),
+            "y": ref(dataset_id, "y"),
+            "epochs": epochs,
+            "batch_size": 100,
+            "validation_data": {"x": ref(dataset_id, "val_x"), "y": ref(dataset_id, "val_y")},
+        },
+        "callbacks": [{"class_name": "ModelCheckpoint", "config": {"monitor": "val_loss", "save_best_only": True}}],
+    }
 
 
 def test_model_checkpoint_save_best_only_keeps_the_best_epoch(client, drift_data, tmp_path):
@@ -118,11 +124,20 @@ def test_model_checkpoint_save_best_only_keeps_the_best_epoch(client, drift_data
     with seeded(SEED):
         model = local_model(client, model_id)
         model.compile(optimizer=keras.optimizers.SGD(CHECKPOINT_LR), loss="mse")
-        local = model.fit(drift_data["x"], drift_data["y"], epochs=CHECKPOINT_EPOCHS, batch_size=100, verbose=0,
-                          validation_data=(drift_data["val_x"], drift_data["val_y"]),
-                          callbacks=[keras.callbacks.ModelCheckpoint(str(local_file), monitor="val_loss",
-                                                                     save_best_only=True, save_weights_only=True),
-                                     snapshots]).history
+        local = model.fit(
+            drift_data["x"],
+            drift_data["y"],
+            epochs=CHECKPOINT_EPOCHS,
+            batch_size=100,
+            verbose=0,
+            validation_data=(drift_data["val_x"], drift_data["val_y"]),
+            callbacks=[
+                keras.callbacks.ModelCheckpoint(
+                    str(local_file), monitor="val_loss", save_best_only=True, save_weights_only=True
+                ),
+                snapshots,
+            ],
+        ).history
     assert_history_equal(job["history"], local)
     assert int(np.argmin(local["val_loss"])) == best
 
@@ -139,7 +154,7 @@ def test_model_checkpoint_save_best_only_keeps_the_best_epoch(client, drift_data
     # The same seeded job ending at the best epoch: now the best epoch is the last, and the checkpoint is
     # the final weights, bit for bit.
     short = run(client, checkpoint_request(model_id, dataset_id, best + 1))
-    assert short["history"]["val_loss"] == pytest.approx(val_loss[:best + 1], rel=1e-5)
+    assert short["history"]["val_loss"] == pytest.approx(val_loss[: best + 1], rel=1e-5)
     assert int(np.argmin(short["history"]["val_loss"])) == best
     short_checkpoint = artifact_weights(client, short["id"], "checkpoint.weights.h5", tmp_path)
     short_final = artifact_weights(client, short["id"], "weights.h5", tmp_path)
@@ -149,6 +164,7 @@ def test_model_checkpoint_save_best_only_keeps_the_best_epoch(client, drift_data
 
 
 # --- EarlyStopping(start_from_epoch=...) -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("start_from_epoch", [0, 4])
 def test_early_stopping_waits_for_start_from_epoch(client, ids, seed_data, start_from_epoch):
@@ -161,8 +177,9 @@ def test_early_stopping_waits_for_start_from_epoch(client, ids, seed_data, start
     request["callbacks"] = [{"class_name": "EarlyStopping", "config": config}]
     job = run(client, request)
 
-    _, local = local_fit(client, ids, seed_data, learning_rate=0.001, epochs=20,
-                         callbacks=[keras.callbacks.EarlyStopping(**config)])
+    _, local = local_fit(
+        client, ids, seed_data, learning_rate=0.001, epochs=20, callbacks=[keras.callbacks.EarlyStopping(**config)]
+    )
     assert len(local["loss"]) == start_from_epoch + 2  # plain Keras's own reading of the arguments
     assert len(job["history"]["loss"]) == start_from_epoch + 2
     assert job["result"]["epochs_run"] == start_from_epoch + 2
@@ -175,6 +192,7 @@ def test_early_stopping_waits_for_start_from_epoch(client, ids, seed_data, start
 
 
 # --- compile(weighted_metrics=...) -------------------------------------------------------------------------
+
 
 def test_weighted_metrics_follow_keras(client, ids, seed_data, tmp_path):
     """weighted_metrics=["accuracy"] with fit's sample_weight (and validation_data's): the history has the
@@ -196,11 +214,19 @@ def test_weighted_metrics_follow_keras(client, ids, seed_data, tmp_path):
 
     with seeded(SEED):
         model = local_model(client, ids["model"])
-        model.compile(optimizer=keras.optimizers.Adam(0.001), loss="categorical_crossentropy",
-                      metrics=["categorical_accuracy"], weighted_metrics=["accuracy"])
-        local = model.fit(seed_data["train_x"], seed_data["train_y"], epochs=3, batch_size=100, verbose=0,
-                          sample_weight=train_w,
-                          validation_data=(seed_data["val_x"], seed_data["val_y"], val_w)).history
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.001),
+            loss="categorical_crossentropy",
+            metrics=["categorical_accuracy"],
+            weighted_metrics=["accuracy"],
+        )
+        local = fit_on_seed(
+            model,
+            seed_data,
+            epochs=3,
+            sample_weight=train_w,
+            validation_data=(seed_data["val_x"], seed_data["val_y"], val_w),
+        )
 
     history = job["history"]
     assert {"accuracy", "val_accuracy", "categorical_accuracy", "val_categorical_accuracy"} <= set(history)

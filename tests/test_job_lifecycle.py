@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import re
 import tarfile
-import time
 
 import numpy as np
 import pytest
 
+from tests.holds import wait_until
 from tests.seed import SEED_MODEL, fit_request, npz_bytes, ref, seed_arrays, submit, upload, upload_seed, wait_for_job
 
 
@@ -18,22 +18,13 @@ def ids(api_url):
     return upload_seed(api_url, seed_arrays())
 
 
-def wait_until(predicate, timeout_s: float = 120, every_s: float = 0.1):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError("condition not reached in time")
-
-
 def test_early_stopping_says_where_it_stopped(client, ids):
     """EarlyStopping(patience=2, monitor='val_loss') on random labels: val_loss soon stops improving."""
     request = fit_request(ids["model"], ids["dataset"], epochs=40)
     request["compile"]["optimizer"] = {"class_name": "Adam", "config": {"learning_rate": 0.05}}
-    request["callbacks"] = [{"class_name": "EarlyStopping",
-                             "config": {"monitor": "val_loss", "patience": 2, "restore_best_weights": True}}]
+    request["callbacks"] = [
+        {"class_name": "EarlyStopping", "config": {"monitor": "val_loss", "patience": 2, "restore_best_weights": True}}
+    ]
     job = wait_for_job(client, submit(client, request))
     assert job["status"] == "succeeded", job["error"]
     stopped = job["result"]["early_stopping"]
@@ -46,8 +37,10 @@ def test_early_stopping_says_where_it_stopped(client, ids):
 def test_declared_callbacks_leave_their_files(client, ids):
     request = fit_request(ids["model"], ids["dataset"], epochs=4)
     request["callbacks"] = [
-        {"class_name": "ReduceLROnPlateau", "config": {"monitor": "loss", "patience": 0, "factor": 0.5,
-                                                       "min_delta": 10.0}},
+        {
+            "class_name": "ReduceLROnPlateau",
+            "config": {"monitor": "loss", "patience": 0, "factor": 0.5, "min_delta": 10.0},
+        },
         {"class_name": "ModelCheckpoint", "config": {"monitor": "val_loss", "save_best_only": True}},
         {"class_name": "TensorBoard", "config": {"histogram_freq": 1}},
         {"class_name": "CSVLogger", "config": {"separator": ";"}},
@@ -67,9 +60,17 @@ def test_declared_callbacks_leave_their_files(client, ids):
 
 def test_learning_rate_scheduler_from_a_declared_schedule(client, ids):
     request = fit_request(ids["model"], ids["dataset"], epochs=3)
-    request["callbacks"] = [{"class_name": "LearningRateScheduler", "config": {"schedule": {
-        "class_name": "ExponentialDecay",
-        "config": {"initial_learning_rate": 0.01, "decay_steps": 1, "decay_rate": 0.5}}}}]
+    request["callbacks"] = [
+        {
+            "class_name": "LearningRateScheduler",
+            "config": {
+                "schedule": {
+                    "class_name": "ExponentialDecay",
+                    "config": {"initial_learning_rate": 0.01, "decay_steps": 1, "decay_rate": 0.5},
+                }
+            },
+        }
+    ]
     job = wait_for_job(client, submit(client, request))
     assert job["status"] == "succeeded", job["error"]
     assert job["history"]["learning_rate"] == pytest.approx([0.01, 0.005, 0.0025])
@@ -77,19 +78,35 @@ def test_learning_rate_scheduler_from_a_declared_schedule(client, ids):
 
 def test_terminate_on_nan_fails_the_job_with_the_reason(client):
     rng = np.random.default_rng(1)
-    data = upload(client, "reg.npz", npz_bytes(x=rng.normal(size=(256, 8)).astype("float32") * 100,
-                                               y=rng.normal(size=(256, 1)).astype("float32"))).json()
-    model = client.post("/v1/models", json={"type": "sequential", "input_shape": [8], "layers": [
-        {"class_name": "Dense", "units": 16, "activation": "relu"}, {"class_name": "Dense", "units": 1}]}).json()
-    request = {"kind": "fit", "model_id": model["id"], "seed": 3,
-               "compile": {"optimizer": {"class_name": "SGD", "config": {"learning_rate": 1e6}}, "loss": "mse"},
-               "fit": {"x": ref(data["id"], "x"), "y": ref(data["id"], "y"), "epochs": 20, "batch_size": 16},
-               "callbacks": [{"class_name": "TerminateOnNaN"}]}
+    data = upload(
+        client,
+        "reg.npz",
+        npz_bytes(x=rng.normal(size=(256, 8)).astype("float32") * 100, y=rng.normal(size=(256, 1)).astype("float32")),
+    ).json()
+    model = client.post(
+        "/v1/models",
+        json={
+            "type": "sequential",
+            "input_shape": [8],
+            "layers": [{"class_name": "Dense", "units": 16, "activation": "relu"}, {"class_name": "Dense", "units": 1}],
+        },
+    ).json()
+    request = {
+        "kind": "fit",
+        "model_id": model["id"],
+        "seed": 3,
+        "compile": {"optimizer": {"class_name": "SGD", "config": {"learning_rate": 1e6}}, "loss": "mse"},
+        "fit": {"x": ref(data["id"], "x"), "y": ref(data["id"], "y"), "epochs": 20, "batch_size": 16},
+        "callbacks": [{"class_name": "TerminateOnNaN"}],
+    }
     job = wait_for_job(client, submit(client, request))
     assert job["status"] == "failed"
     assert job["error"]["type"] == "TerminateOnNaN"
-    where = re.fullmatch(r"TerminateOnNaN stopped training: the loss became (nan|inf|-inf) at epoch (\d+), batch "
-                         r"(\d+)\. Lower the learning rate or check the data\.", job["error"]["message"])
+    where = re.fullmatch(
+        r"TerminateOnNaN stopped training: the loss became (nan|inf|-inf) at epoch (\d+), batch "
+        r"(\d+)\. Lower the learning rate or check the data\.",
+        job["error"]["message"],
+    )
     assert where, job["error"]["message"]
     epochs_recorded = len(job["history"].get("loss", []))
     # The epoch it names is the one that stopped (1-based), counted in the history or cut short before it.
@@ -154,17 +171,25 @@ def test_a_cancel_asked_before_the_worker_listens_still_stops_the_job(client, id
     from workers.scheduling import claim_next
 
     # The one-GPU queue has no worker here: this test claims the job itself, as a worker's turn would.
-    job_id = submit(client, fit_request(ids["model"], ids["dataset"], epochs=300, batch_size=10)
-                    | {"resources": {"gpus": 1}})
+    job_id = submit(
+        client, fit_request(ids["model"], ids["dataset"], epochs=300, batch_size=10) | {"resources": {"gpus": 1}}
+    )
     settings = get_settings()
-    claimed = claim_next(hint_job_id=job_id, queue=f"{server_env['KERASD_QUEUE']}.gpu", owner="test-claimer",
-                         settings=settings)
+    claimed = claim_next(
+        hint_job_id=job_id, queue=f"{server_env['KERASD_QUEUE']}.gpu", owner="test-claimer", settings=settings
+    )
     assert claimed == (job_id, 1)
     asked = client.post(f"/v1/jobs/{job_id}/cancel")
     assert asked.status_code == 202 and asked.json()["status"] == "running" and asked.json()["cancel_requested_at"]
 
-    run = JobRun(job_id, 1, settings=settings, redis_client=redis.Redis.from_url(settings.redis_url),
-                 cache=ArrayCache(tmp_path / "cache", max_bytes=1 << 30), owner="test-claimer")
+    run = JobRun(
+        job_id,
+        1,
+        settings=settings,
+        redis_client=redis.Redis.from_url(settings.redis_url),
+        cache=ArrayCache(tmp_path / "cache", max_bytes=1 << 30),
+        owner="test-claimer",
+    )
     try:
         outcome = run.execute(tmp_path)
     finally:

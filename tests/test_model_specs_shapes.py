@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from app.jobs.shapes import check_data_shapes, fits, loss_name
-from tests.seed import SEED_COMPILE, SEED_MODEL, fit_request, npz_bytes, ref, seed_arrays, upload, wait_for_job
+from tests.seed import SEED_COMPILE, SEED_MODEL, fit_request, npz_bytes, ref, run, seed_arrays, upload, wait_for_job
 from tests.test_bad_input import assert_problem, counts
 from tests.test_model_specs import FUNCTIONAL
 
@@ -22,18 +22,28 @@ def test_fits_follows_keras_rules():
     assert fits([100, 10], [None, 1], broadcast=True)
 
 
-@pytest.mark.parametrize(("loss", "name"), [
-    ("categorical_crossentropy", "categorical_crossentropy"), ("mse", "mean_squared_error"),
-    ({"class_name": "SparseCategoricalCrossentropy", "config": {}}, "sparse_categorical_crossentropy"),
-    ({"class_name": "KLDivergence"}, "kl_divergence"), ({"score": "mae"}, None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("loss", "name"),
+    [
+        ("categorical_crossentropy", "categorical_crossentropy"),
+        ("mse", "mean_squared_error"),
+        ({"class_name": "SparseCategoricalCrossentropy", "config": {}}, "sparse_categorical_crossentropy"),
+        ({"class_name": "KLDivergence"}, "kl_divergence"),
+        ({"score": "mae"}, None),
+        (None, None),
+    ],
+)
 def test_loss_names(loss, name):
     assert loss_name(loss, "label", 0) == name
 
 
 def test_unbuilt_models_are_left_to_keras():
-    check_data_shapes({"built": False, "inputs": None, "outputs": None},
-                      {"x": {"$array": {"shape": [3, 5]}}}, {"loss": "mse"}, field="fit")
+    check_data_shapes(
+        {"built": False, "inputs": None, "outputs": None},
+        {"x": {"$array": {"shape": [3, 5]}}},
+        {"loss": "mse"},
+        field="fit",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +51,16 @@ def ids(api_url):
     import httpx
 
     rng = np.random.default_rng(3)
-    arrays = {**seed_arrays(), "narrow_x": np.zeros((1000, 5), "float32"),
-              "labels": rng.integers(0, 10, 1000).astype("int32"), "val_labels": rng.integers(0, 10, 200),
-              "left": rng.random((64, 72), dtype="float32"), "right": rng.random((64, 72), dtype="float32"),
-              "onehot": np.eye(10, dtype="float32")[rng.integers(0, 10, 64)], "score": rng.random((64, 1))}
+    arrays = {
+        **seed_arrays(),
+        "narrow_x": np.zeros((1000, 5), "float32"),
+        "labels": rng.integers(0, 10, 1000).astype("int32"),
+        "val_labels": rng.integers(0, 10, 200),
+        "left": rng.random((64, 72), dtype="float32"),
+        "right": rng.random((64, 72), dtype="float32"),
+        "onehot": np.eye(10, dtype="float32")[rng.integers(0, 10, 64)],
+        "score": rng.random((64, 1)),
+    }
     with httpx.Client(base_url=api_url, timeout=120) as http:
         dataset = upload(http, "shapes.npz", npz_bytes(**arrays)).json()
         seed = http.post("/v1/models", json=SEED_MODEL).json()
@@ -56,8 +72,9 @@ def test_inputs_that_do_not_fit_are_422_before_queueing(client, ids):
     before = counts()
     request = fit_request(ids["seed"], ids["dataset"], epochs=1)
     request["fit"]["x"] = ref(ids["dataset"], "narrow_x")
-    body = assert_problem(client.post("/v1/jobs", json=request), 422, "fit.x", "(1000, 5)", "(None, 72)",
-                          "'input_layer'")
+    body = assert_problem(
+        client.post("/v1/jobs", json=request), 422, "fit.x", "(1000, 5)", "(None, 72)", "'input_layer'"
+    )
     assert body["title"] == "Mismatched Input" and body["input_shape"] == [None, 72]
     request = fit_request(ids["seed"], ids["dataset"], epochs=1)
     request["fit"]["validation_data"]["x"] = ref(ids["dataset"], "narrow_x")
@@ -72,8 +89,9 @@ def test_targets_are_checked_with_the_loss(client, ids):
     before = counts()
     request = fit_request(ids["seed"], ids["dataset"], epochs=1)
     request["fit"].update(y=ref(ids["dataset"], "labels"), validation_data=None)
-    body = assert_problem(client.post("/v1/jobs", json=request), 422, "fit.y", "(1000,)", "categorical_crossentropy",
-                          "to_categorical")
+    body = assert_problem(
+        client.post("/v1/jobs", json=request), 422, "fit.y", "(1000,)", "categorical_crossentropy", "to_categorical"
+    )
     assert body["title"] == "Mismatched Targets"
     sparse = copy.deepcopy(request)
     sparse["compile"]["loss"] = "sparse_categorical_crossentropy"
@@ -89,11 +107,18 @@ def test_targets_are_checked_with_the_loss(client, ids):
 
 def test_named_inputs_and_outputs_of_a_functional_model(client, ids):
     data = ids["dataset"]
-    request = {"kind": "fit", "model_id": ids["two"], "seed": 1,
-               "compile": {**SEED_COMPILE, "loss": {"label": "categorical_crossentropy", "score": "mse"},
-                           "metrics": []},
-               "fit": {"x": {"left": ref(data, "left"), "right": ref(data, "right")},
-                       "y": {"label": ref(data, "onehot"), "score": ref(data, "score")}, "epochs": 1, "batch_size": 16}}
+    request = {
+        "kind": "fit",
+        "model_id": ids["two"],
+        "seed": 1,
+        "compile": {**SEED_COMPILE, "loss": {"label": "categorical_crossentropy", "score": "mse"}, "metrics": []},
+        "fit": {
+            "x": {"left": ref(data, "left"), "right": ref(data, "right")},
+            "y": {"label": ref(data, "onehot"), "score": ref(data, "score")},
+            "epochs": 1,
+            "batch_size": 16,
+        },
+    }
     before = counts()
     typo = copy.deepcopy(request)
     typo["fit"]["x"] = {"left": ref(data, "left"), "rihgt": ref(data, "right")}
@@ -105,7 +130,4 @@ def test_named_inputs_and_outputs_of_a_functional_model(client, ids):
     swapped["fit"]["y"] = {"label": ref(data, "score"), "score": ref(data, "onehot")}
     assert_problem(client.post("/v1/jobs", json=swapped), 422, "fit.y.label", "'label'")
     assert counts() == before
-    job = client.post("/v1/jobs", json=request)
-    assert job.status_code == 201, job.text
-    done = wait_for_job(client, job.json()["id"])
-    assert done["status"] == "succeeded", done["error"]
+    run(client, request)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, ForeignKeyConstraint, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.tables import Base, new_id, utcnow
+from app.core.tables import Base, StoredFile, new_id, utcnow
 
 
 class RegisteredModel(Base):
@@ -38,8 +38,7 @@ class ModelVersion(Base):
     __table_args__ = (UniqueConstraint("registered_model_id", "version", name="uq_model_versions_number"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    registered_model_id: Mapped[str] = mapped_column(String(32), ForeignKey("registered_models.id",
-                                                                            ondelete="CASCADE"))
+    registered_model_id: Mapped[str] = mapped_column(String(32), ForeignKey("registered_models.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
     tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id"))
     description: Mapped[str] = mapped_column(String(500), default="")
@@ -51,19 +50,15 @@ class ModelVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class ModelVersionArtifact(Base):
+class ModelVersionArtifact(StoredFile, Base):
     """A version's own reference to one of its job's artifacts (the same blob, not a copy of its bytes): the blob
     stays while the version does, whatever becomes of the job (app/core/blob_gc.py counts these)."""
 
     __tablename__ = "model_version_artifacts"
 
-    version_id: Mapped[str] = mapped_column(String(32), ForeignKey("model_versions.id", ondelete="CASCADE"),
-                                            primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    blob_sha256: Mapped[str] = mapped_column(String(64), ForeignKey("blobs.sha256"), index=True)
-    size_bytes: Mapped[int] = mapped_column(BigInteger)
-    media_type: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class ModelAlias(Base):
@@ -73,8 +68,9 @@ class ModelAlias(Base):
     __tablename__ = "model_aliases"
     __table_args__ = (ForeignKeyConstraint(["version_id"], ["model_versions.id"], ondelete="CASCADE"),)
 
-    registered_model_id: Mapped[str] = mapped_column(String(32), ForeignKey("registered_models.id",
-                                                                            ondelete="CASCADE"), primary_key=True)
+    registered_model_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
     alias: Mapped[str] = mapped_column(String(64), primary_key=True)
     version_id: Mapped[str] = mapped_column(String(32), index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -88,7 +84,6 @@ class ModelVersionExport(Base):
     __tablename__ = "model_version_exports"
 
     job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    version_id: Mapped[str] = mapped_column(String(32), ForeignKey("model_versions.id", ondelete="CASCADE"),
-                                            index=True)
+    version_id: Mapped[str] = mapped_column(String(32), ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
     format: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,6 +1,7 @@
 """SQL tables: tenants and API keys, model specs, blobs (datasets and artifacts as chunks), datasets, jobs,
-epochs, artifacts, what makes jobs experiments (tags, params, metrics), webhooks and their deliveries, and (in
-app/core/sweep_tables.py and registry_tables.py, loaded with these) sweeps with their trials and the model registry.
+epochs, artifacts, what makes jobs experiments (tags, params, metrics), and (in app/core/webhook_tables.py,
+sweep_tables.py and registry_tables.py, loaded with these) webhooks and their deliveries, sweeps with their trials
+and the model registry.
 Every resource row belongs to one tenant; blobs are shared, content-addressed storage that a tenant reaches
 only through its own rows."""
 
@@ -147,16 +148,30 @@ class Job(Base):
     # job waiting and queue positions; running jobs by lease, for the reaper and the claim of an expired lease;
     # a tenant's jobs newest first, alone or by status or by model, for the lists' pages.
     __table_args__ = (
-        Index("ix_jobs_queued_lane", "queue", "tenant_id", text("priority DESC"), "queue_ticket",
-              postgresql_where=QUEUED, sqlite_where=QUEUED),
+        Index(
+            "ix_jobs_queued_lane",
+            "queue",
+            "tenant_id",
+            text("priority DESC"),
+            "queue_ticket",
+            postgresql_where=QUEUED,
+            sqlite_where=QUEUED,
+        ),
         Index("ix_jobs_running_lease", "lease_expires_at", postgresql_where=RUNNING, sqlite_where=RUNNING),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_jobs_tenant_status_created", "tenant_id", "status", "created_at", "id"),
         Index("ix_jobs_tenant_model_created", "tenant_id", "model_id", "created_at", "id"),
         # Lists sorted by name, and a sweep's trials (migration 0009).
         Index("ix_jobs_tenant_name", "tenant_id", "name", "id"),
-        Index("ix_jobs_tenant_sweep_created", "tenant_id", "sweep_id", "created_at", "id",
-              postgresql_where=IN_SWEEP, sqlite_where=IN_SWEEP),
+        Index(
+            "ix_jobs_tenant_sweep_created",
+            "tenant_id",
+            "sweep_id",
+            "created_at",
+            "id",
+            postgresql_where=IN_SWEEP,
+            sqlite_where=IN_SWEEP,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -184,8 +199,9 @@ class Job(Base):
     priority: Mapped[int] = mapped_column(Integer, default=5)
     # The job's place in its lane (its tenant's jobs of one priority in one queue), given by the database when
     # the job enters the queue (migrations 0006: triggers); the scheduler serves a lane in ticket order.
-    queue_ticket: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue(),
-                                                     server_onupdate=FetchedValue())
+    queue_ticket: Mapped[int | None] = mapped_column(
+        BigInteger, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
     # The run as an experiment (DESIGN.md §14): set at submit, changed with PATCH. `tags` and `params` are the
     # job's own copies for its answer (one row read, no aggregate); job_tags and job_params hold the same values
     # as indexed rows, for the lists' filters and sorts. NULL tags/params (jobs from before 0009 without
@@ -269,15 +285,21 @@ class JobCheckpoint(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Artifact(Base):
-    __tablename__ = "artifacts"
+class StoredFile:
+    """The columns of a named file kept as a blob (after the owner's key columns): a job's artifact, or a
+    registered model version's own reference to one (app/core/registry_tables.py)."""
 
-    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     blob_sha256: Mapped[str] = mapped_column(String(64), ForeignKey("blobs.sha256"), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     media_type: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Artifact(StoredFile, Base):
+    __tablename__ = "artifacts"
+
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
 
 
 class JobTag(Base):
@@ -291,90 +313,51 @@ class JobTag(Base):
     tenant_id: Mapped[str] = mapped_column(String(32))
 
 
-class JobParam(Base):
+class JobValue:
+    """The key of one named value of a job (a param, a metric), and the tenant that its indexes sort by; first in
+    the table (sort_order), before the value's own columns."""
+
+    job_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True, sort_order=-1
+    )
+    name: Mapped[str] = mapped_column(String(200), primary_key=True, sort_order=-1)
+    tenant_id: Mapped[str] = mapped_column(String(32), sort_order=-1)
+
+
+class JobParam(JobValue, Base):
     """One scalar hyperparameter of a job's request (app/experiments/params.py): a number (booleans as 0/1) or a
     text, indexed per tenant and name so that a list sorts by it (`?sort=params.optimizer.learning_rate`)."""
 
     __tablename__ = "job_params"
-    __table_args__ = (Index("ix_job_params_number", "tenant_id", "name", "number", "job_id"),
-                      Index("ix_job_params_text", "tenant_id", "name", "text", "job_id"))
+    __table_args__ = (
+        Index("ix_job_params_number", "tenant_id", "name", "number", "job_id"),
+        Index("ix_job_params_text", "tenant_id", "name", "text", "job_id"),
+    )
 
-    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(String(32))
     number: Mapped[float | None] = mapped_column(Float)
     text: Mapped[str | None] = mapped_column(String(200))
 
 
-class JobMetric(Base):
+class JobMetric(JobValue, Base):
     """One logged metric of a job: its value at the last epoch that logged it (`final`, at `last_epoch`) and its
     best value (min or max by its name, app/core/run_metrics.py) with that epoch; kept by the worker in the
     transaction that records each epoch. An evaluate job's metrics have no epochs. Indexed per tenant and name
     so that a list sorts by either value (`?sort=-metrics.val_accuracy.best`)."""
 
     __tablename__ = "job_metrics"
-    __table_args__ = (Index("ix_job_metrics_best", "tenant_id", "name", "best", "job_id"),
-                      Index("ix_job_metrics_final", "tenant_id", "name", "final", "job_id"))
+    __table_args__ = (
+        Index("ix_job_metrics_best", "tenant_id", "name", "best", "job_id"),
+        Index("ix_job_metrics_final", "tenant_id", "name", "final", "job_id"),
+    )
 
-    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(String(32))
     final: Mapped[float | None] = mapped_column(Float)
     best: Mapped[float | None] = mapped_column(Float)
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     last_epoch: Mapped[int | None] = mapped_column(Integer)
 
-class Webhook(Base):
-    """A tenant's subscription: `events` (app/core/webhooks.py: EVENTS) are POSTed to `url`, signed with `secret`.
-    The secret is kept as it is (not hashed like an API key): the server signs with it. It is shown once, at creation.
-    """
 
-    __tablename__ = "webhooks"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    url: Mapped[str] = mapped_column(String(2000))
-    events: Mapped[list[Any]]
-    description: Mapped[str] = mapped_column(String(200), default="")
-    secret: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-PENDING = text("status = 'pending'")
-
-
-class WebhookDelivery(Base):
-    """One event for one webhook (the outbox, DESIGN.md §14): written in the transaction that ends the job, POSTed by
-    a worker's sender (workers/webhooks.py). `body` is the exact JSON every attempt sends, so a retry is the same
-    bytes with the same signature, and `id` is the idempotency key a receiver sees as X-Kerasd-Delivery."""
-
-    __tablename__ = "webhook_deliveries"
-    # Due deliveries for the senders (pending ones only), and a hook's deliveries newest first for its list.
-    __table_args__ = (
-        Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=PENDING, sqlite_where=PENDING),
-        Index("ix_webhook_deliveries_hook_created", "webhook_id", "created_at", "id"),
-    )
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    webhook_id: Mapped[str] = mapped_column(String(32), ForeignKey("webhooks.id", ondelete="CASCADE"))
-    event: Mapped[str] = mapped_column(String(32))
-    # The job (or sweep) the event is about; no foreign key: deleting a job keeps the record of what was sent.
-    subject_id: Mapped[str] = mapped_column(String(32))
-    body: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
-    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
-    # [{"at", "status_code" (null: no answer), "error", "duration_ms"}, ...] in order.
-    attempts: Mapped[list[Any]]
-    # A pending delivery is due at this time; a sender that claims it moves it past its attempts, so a sender lost
-    # mid-way leaves it to another one then.
-    next_attempt_at: Mapped[datetime]
-    claimed_by: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None]
-
-
-# The sweeps' and the registry's tables, in modules of their own, are part of this metadata wherever the tables
-# are loaded.
+# The webhooks', the sweeps' and the registry's tables, in modules of their own, are part of this metadata wherever
+# the tables are loaded.
 from app.core.registry_tables import (  # noqa: E402, F401
     ModelAlias,
     ModelVersion,
@@ -383,3 +366,4 @@ from app.core.registry_tables import (  # noqa: E402, F401
     RegisteredModel,
 )
 from app.core.sweep_tables import Sweep, SweepFailedAsk, SweepTrial  # noqa: E402, F401
+from app.core.webhook_tables import PENDING, Webhook, WebhookDelivery  # noqa: E402, F401

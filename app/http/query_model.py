@@ -8,6 +8,13 @@ undocumented route registered before it answers the same requests: it validates 
 built from the documented route's own `Query(...)` declarations (the same constraints, so the same messages),
 answers an invalid one with the same 422 (`RequestValidationError`, each error at ("query", name)), and calls the
 documented route's function with the values.
+
+Hand-written because the maintained way costs more than twice as much: FastAPI's own query parameter models
+(`Annotated[Model, Query()]`, FastAPI 0.115+) give the same OpenAPI document and the same 422s, but on one bare app
+they answered `?status=running` in 240 us of CPU against this module's 100 us (2.4x; the twelve parameters one by
+one: 264 us) and a full query string in 272 us against 122 us (2.3x): before the model's one validation, FastAPI
+loops over its fields on every request (aliases, each value read from the query string). bench/query_models.py, 16
+interleaved rounds of 1,500 requests an arm, FastAPI 0.165, on this 2-core machine under other tests (load 13-16).
 """
 
 from __future__ import annotations
@@ -47,8 +54,9 @@ def add_get_route(router: APIRouter, path: str, endpoint: Callable[..., Awaitabl
         try:
             values = model.model_validate(given)
         except ValidationError as exc:
-            raise RequestValidationError([{**error, "loc": ("query", *error["loc"])}
-                                          for error in exc.errors(include_url=False)]) from None
+            raise RequestValidationError(
+                [{**error, "loc": ("query", *error["loc"])} for error in exc.errors(include_url=False)]
+            ) from None
         # __dict__, not attributes: a deprecated parameter's attribute warns on every read.
         return await endpoint(**values.__dict__, **resolved)
 
