@@ -38,6 +38,8 @@ def _show(args: argparse.Namespace, sweep: dict[str, Any]) -> None:
              *[_value(trial["params"].get(path)) for path in paths]] for trial in sweep["trials"]]
     if rows:
         print(table(["#", "JOB", "STATUS", objective["metric"], *paths], rows))
+    for failed in sweep.get("failed_asks") or ():
+        print(f"trial {failed['number']} failed without a job: {failed['reason']}")
     best = sweep.get("best")
     if best is not None:
         print(f"best: trial {best['number']} (job {best['job_id']}), "

@@ -180,13 +180,19 @@ class Client(BaseClient, _Resources):
 
     def _sweep_events(self, sweep_id: str) -> Iterator[dict[str, Any]]:
         """A sweep's events until its last, `sweep`; a connection closed before it (the server's lifetime cap) is
-        opened again, and starts with the trials as they stand."""
+        opened again with the last event's id (`Last-Event-ID`), and goes on after it."""
+        last: dict[str, str] = {}
         while True:
-            with connect_sse(self._http, "GET", sweep_events_path(sweep_id), timeout=SSE_TIMEOUT) as source:
+            with connect_sse(self._http, "GET", sweep_events_path(sweep_id), headers=last,
+                             timeout=SSE_TIMEOUT) as source:
                 if source.response.status_code >= 400:
                     source.response.read()
                     raise self._api_error(source.response)
+                if source.response.status_code == 204:
+                    return
                 for sse in source.iter_sse():
+                    if sse.id:
+                        last = {"Last-Event-ID": sse.id}
                     if sse.data:
                         event = json.loads(sse.data)
                         yield event
@@ -302,12 +308,18 @@ class AsyncClient(BaseClient, _Resources):
 
     async def _sweep_events(self, sweep_id: str) -> AsyncIterator[dict[str, Any]]:
         """As `Client`'s, as an async iterator."""
+        last: dict[str, str] = {}
         while True:
-            async with aconnect_sse(self._http, "GET", sweep_events_path(sweep_id), timeout=SSE_TIMEOUT) as source:
+            async with aconnect_sse(self._http, "GET", sweep_events_path(sweep_id), headers=last,
+                                    timeout=SSE_TIMEOUT) as source:
                 if source.response.status_code >= 400:
                     await source.response.aread()
                     raise self._api_error(source.response)
+                if source.response.status_code == 204:
+                    return
                 async for sse in source.aiter_sse():
+                    if sse.id:
+                        last = {"Last-Event-ID": sse.id}
                     if sse.data:
                         event = json.loads(sse.data)
                         yield event

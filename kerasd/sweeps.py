@@ -80,6 +80,11 @@ class Sweeps(Resource):
         """The fit job of an asked trial (the body of `POST /v1/jobs`); returns the job."""
         return self._run(self._post(f"/v1/sweeps/{sweep_id}/trials/{int(number)}/job", job))
 
+    def fail_trial(self, sweep_id: str, number: int, reason: str) -> Any:
+        """An asked trial that will have no job (its model could not be built, or its job was refused): the sweep
+        counts it failed, with `reason`, and its search learns the values failed. Returns the sweep."""
+        return self._run(self._post(f"/v1/sweeps/{sweep_id}/trials/{int(number)}/fail", {"reason": reason}))
+
     def _post(self, path: str, body: dict[str, Any] | None) -> Operation:
         response = yield Call("POST", path, json=body)
         return response.json()

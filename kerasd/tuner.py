@@ -16,94 +16,39 @@ RandomSampler with its HyperbandPruner (`max_epochs`, `factor` as the pruner's m
 from __future__ import annotations
 
 import json
+import logging
 import math
 import tempfile
 import time
-import warnings
+import traceback
 from pathlib import Path
 from typing import Any
 
 import keras
 from keras_tuner import HyperModel, HyperParameters, Objective
+from keras_tuner.errors import FailedTrialError, FatalError
 
-# KerasTuner's own helpers, not in its public namespace (keras-tuner is bound below 1.5 in kerasd[tuner]).
+# KerasTuner's own helper, not in its public namespace (keras-tuner is bound below 1.5 in kerasd[tuner]).
 from keras_tuner.src.engine.hypermodel import get_hypermodel
-from keras_tuner.src.engine.objective import create_objective
 
 from kerasd.errors import Conflict, NotFound
 from kerasd.remote import RemoteModel
 from kerasd.remote import arguments as translate
 from kerasd.remote.uploads import Uploader
+from kerasd.tuner_results import TunerResults
+from kerasd.tuner_space import Trial, dimension, direction, objective_of, space_of, values_for
 
 __all__ = ["BayesianOptimization", "HyperModel", "HyperParameters", "Hyperband", "Objective", "RandomSearch",
-           "Trial", "Tuner"]
+           "Trial", "Tuner", "dimension", "values_for"]
 
+log = logging.getLogger("kerasd.tuner")
 ENDED = {"succeeded", "failed", "cancelled", "pruned"}
 STATE_FILE = "kerasd_sweep.json"
+# What the server keeps of why a trial failed without a job (its reason under the sweep's `failed_asks`).
+REASON_CHARS = 500
 
 
-class Trial:
-    """A trial as KerasTuner shows it (`trial_id`, `hyperparameters`, `score`, `status`), with its kerasd job."""
-
-    def __init__(self, number: int, hyperparameters: HyperParameters, job_id: str | None = None,
-                 status: str = "RUNNING", score: float | None = None) -> None:
-        self.number = number
-        self.trial_id = f"{number:02d}"
-        self.hyperparameters = hyperparameters
-        self.job_id = job_id
-        self.status = status
-        self.score = score
-
-    def __repr__(self) -> str:
-        return f"<kerasd.tuner.Trial {self.trial_id} {self.status} score={self.score} job={self.job_id}>"
-
-
-def _direction(objective: Objective) -> str:
-    return "maximize" if objective.direction == "max" else "minimize"
-
-
-def dimension(hp: Any) -> dict[str, Any] | None:
-    """A KerasTuner hyperparameter as a dimension of a sweep's space (None for `Fixed`: it is not searched)."""
-    kind = type(hp).__name__
-    if kind == "Fixed":
-        return None
-    if kind == "Boolean":
-        return {"choice": [False, True]}
-    if kind == "Choice":
-        return {"choice": list(hp.values)}
-    if kind in ("Int", "Float"):
-        sampling = hp.sampling or "linear"
-        if sampling == "linear" and kind == "Int":
-            step = int(hp.step or 1)
-            # Optuna's int steps count from low and stop at or below high, as KerasTuner's do.
-            found: dict[str, Any] = {"int_uniform": [hp.min_value,
-                                                     hp.min_value + (hp.max_value - hp.min_value) // step * step]}
-            return {**found, "step": step} if step != 1 else found
-        if sampling == "linear":
-            found = {"uniform": [hp.min_value, hp.max_value]}
-            return {**found, "step": hp.step} if hp.step is not None else found
-        if kind == "Float" and sampling == "log" and hp.step is None:
-            return {"log_uniform": [hp.min_value, hp.max_value]}
-        # Log steps and reverse-log sampling have no Optuna distribution: their values, as KerasTuner lists them.
-        values = sorted(set(hp.values))
-        if len(values) > 1000:
-            raise ValueError(f"hyperparameter {hp.name!r}: {sampling} sampling with {len(values)} values; give it "
-                             "a step that leaves at most 1000, or use linear sampling")
-        return {"choice": values}
-    raise TypeError(f"hyperparameter {hp.name!r}: kerasd.tuner does not know KerasTuner's {kind}")
-
-
-def values_for(space: HyperParameters, chosen: dict[str, Any]) -> HyperParameters:
-    """The space with the sweep's values where it chose one (the default elsewhere), active values only."""
-    hp = space.copy()
-    hp.values = {}
-    for item in hp.space:  # parents come before their conditional children in KerasTuner's space
-        if hp.is_active(item):
-            hp.values[item.name] = chosen.get(item.name, item.default)
-    return hp
-
-
-class Tuner:
+class Tuner(TunerResults):
     """KerasTuner's `Tuner`, its trials run as jobs of one kerasd sweep (`space_from: client`). Takes KerasTuner's
     arguments, plus `client` (a `kerasd.Client`) and `max_concurrent_trials` (trials queued or running at once)."""
 
@@ -129,7 +74,7 @@ class Tuner:
             raise TypeError(f"unexpected keyword argument {sorted(ignored)[0]!r}")
         self.hypermodel = get_hypermodel(hypermodel)
         self._objective_given = objective
-        self.objective: Objective | None = None if objective is None else _objective(objective)
+        self.objective: Objective | None = None if objective is None else objective_of(objective)
         self.max_trials = max_trials
         self.client = client
         self.max_concurrent_trials = max(1, int(max_concurrent_trials))
@@ -203,7 +148,7 @@ class Tuner:
         if self.sweep_id is None:
             assert self.objective is not None
             body = {"name": self.project_name, "space_from": "client", "algorithm": self.algorithm,
-                    "objective": {"metric": self.objective.name, "direction": _direction(self.objective)},
+                    "objective": {"metric": self.objective.name, "direction": direction(self.objective)},
                     "budget": {"max_trials": self.max_trials, "max_concurrent": self.max_concurrent_trials},
                     **self._sweep_options()}
             if self.seed is not None:
@@ -211,16 +156,6 @@ class Tuner:
             self.sweep_id = self.client.sweeps.create(body)["id"]
         self._save_state()
         return self.sweep_id
-
-    def _space(self) -> dict[str, Any]:
-        found = {}
-        for hp in self.hyperparameters.space:
-            if self._tuned is not None and hp.name not in self._tuned:
-                continue
-            described = dimension(hp)
-            if described is not None and hp.name not in found:
-                found[hp.name] = described
-        return found
 
     # --- a trial -----------------------------------------------------------------------------------------------
 
@@ -256,34 +191,69 @@ class Tuner:
             jit_compile=given.get("jit_compile", "auto"), removed={})
 
     def _start_trial(self, fit: dict[str, Any], callbacks: list[dict[str, Any]]) -> Trial | None:
+        """A new trial of the sweep with its job submitted; a FAILED trial (not running) when its model could not be
+        built or its job was refused, told to the sweep; None once the sweep's budget is spent."""
         try:
-            asked = self.client.sweeps.ask(self.sweep_id, self._space())
+            asked = self.client.sweeps.ask(self.sweep_id, space_of(self.hyperparameters, self._tuned))
         except Conflict:
             return None  # the sweep's budget is spent (or it ended)
         hp = values_for(self.hyperparameters, asked["params"])
-        model = self._model_for(hp)
-        body: dict[str, Any] = {"kind": "fit", "model_id": RemoteModel(self.client, model).model_id,
-                                "compile": self._compile_of(model), "fit": fit,
-                                "name": f"{self.project_name} trial {asked['number']}"}
-        if callbacks:
-            body["callbacks"] = callbacks
-        job = self.client.sweeps.submit_trial(self.sweep_id, asked["number"], body)
-        trial = Trial(asked["number"], hp, job_id=job["id"])
+        trial = Trial(asked["number"], hp)
         self.trials[trial.number] = trial
+        # KerasTuner runs a trial whose build raised again (`max_retries_per_trial`), fails it at once for a
+        # FailedTrialError, and lets a FatalError end the search (keras_tuner/engine/base_tuner.py, oracle.py).
+        for tries_left in range(self.max_retries_per_trial, -1, -1):
+            try:
+                trial.job_id = self._submit(trial, fit, callbacks)
+                return trial
+            except FatalError as error:
+                self._tell_failed(trial, error)
+                raise
+            except Exception as error:  # what build_model, compile or the server raised: the trial fails
+                if tries_left and not isinstance(error, FailedTrialError):
+                    log.warning("trial %s failed (%s); %d retries left", trial.trial_id, error, tries_left)
+                    continue
+                self._tell_failed(trial, error)
         return trial
 
-    def _score(self, job: dict[str, Any]) -> float | None:
-        assert self.objective is not None
-        values = [float(v) for v in (job.get("history") or {}).get(self.objective.name, [])
-                  if isinstance(v, int | float) and math.isfinite(float(v))]
-        if not values:
-            return None
-        return max(values) if self.objective.direction == "max" else min(values)
+    def _submit(self, trial: Trial, fit: dict[str, Any], callbacks: list[dict[str, Any]]) -> str:
+        """The trial's model built with its values, uploaded, and its job submitted: the job's id."""
+        model = self._model_for(trial.hyperparameters.copy())
+        body: dict[str, Any] = {"kind": "fit", "model_id": RemoteModel(self.client, model).model_id,
+                                "compile": self._compile_of(model), "fit": fit,
+                                "name": f"{self.project_name} trial {trial.number}"}
+        if callbacks:
+            body["callbacks"] = callbacks
+        return self.client.sweeps.submit_trial(self.sweep_id, trial.number, body)["id"]
+
+    def _tell_failed(self, trial: Trial, error: BaseException) -> None:
+        """The trial FAILED, with KerasTuner's message (the traceback); the sweep is told why, which frees its place
+        and lets the sweep's search know the values failed."""
+        trial.status, trial.message = "FAILED", traceback.format_exc()
+        reason = f"{type(error).__name__}: {error}"
+        log.warning("trial %s failed: %s", trial.trial_id, reason)
+        try:
+            self.client.sweeps.fail_trial(self.sweep_id, trial.number, reason[:REASON_CHARS])
+        except (Conflict, NotFound):
+            pass  # the sweep ended meanwhile, or the trial was already told
 
     def _finish(self, trial: Trial, job: dict[str, Any]) -> None:
         trial.score = self._score(job)
         trial.status = {"succeeded": "COMPLETED", "pruned": "STOPPED", "cancelled": "STOPPED"}.get(
             job["status"], "FAILED")
+        if trial.status == "FAILED":
+            error = job.get("error") or {}
+            trial.message = f"job {job['id']} ended {job['status']}: {error.get('message') or error or '-'}"
+
+    def _ended(self, trial: Trial, failed_in_a_row: int) -> int:
+        """KerasTuner's end of a trial: its hook, then the search stops with a RuntimeError once
+        `max_consecutive_failed_trials` trials failed in a row. The failures in a row now."""
+        failed_in_a_row = failed_in_a_row + 1 if trial.status == "FAILED" else 0
+        self.on_trial_end(trial)
+        if failed_in_a_row >= self.max_consecutive_failed_trials:
+            raise RuntimeError("Number of consecutive failures exceeded the limit of "
+                               f"{self.max_consecutive_failed_trials}.\n{trial.message or ''}")
+        return failed_in_a_row
 
     # --- KerasTuner's API ----------------------------------------------------------------------------------------
 
@@ -325,8 +295,11 @@ class Tuner:
                 if trial is None:
                     spent = True
                     break
-                running[trial.number] = trial
                 self.on_trial_begin(trial)
+                if trial.status == "FAILED":  # never submitted: it ends here and frees its place at once
+                    failed_in_a_row = self._ended(trial, failed_in_a_row)
+                    continue
+                running[trial.number] = trial
             self._save_state()
             if not running:
                 break
@@ -337,12 +310,7 @@ class Tuner:
                     continue
                 del running[number]
                 self._finish(trial, job)
-                failed_in_a_row = failed_in_a_row + 1 if trial.status == "FAILED" else 0
-                self.on_trial_end(trial)
-                if failed_in_a_row >= self.max_consecutive_failed_trials:
-                    error = (job.get("error") or {}).get("message") or job.get("error")
-                    raise RuntimeError(f"{failed_in_a_row} trials failed in a row; the last, job {job['id']}: "
-                                       f"{error}")
+                failed_in_a_row = self._ended(trial, failed_in_a_row)
         self.on_search_end()
 
     def _epochs(self, epochs: int) -> int:
@@ -357,88 +325,6 @@ class Tuner:
                     row["number"], values_for(self.hyperparameters, row["params"]), job_id=row["job_id"])
                 self.trials[trial.number] = found[trial.number] = trial
         return found
-
-    def _ranked(self) -> list[Trial]:
-        """The sweep's trials with a score, best first (those of earlier searches of the sweep too)."""
-        if self.sweep_id is None:
-            return []
-        assert self.objective is not None
-        sweep = self.client.sweeps.get(self.sweep_id)
-        ranked = []
-        for row in sweep["trials"]:
-            if row["status"] not in ("succeeded", "pruned"):
-                continue
-            trial = self.trials.get(row["number"])
-            if trial is None or trial.score is None:
-                hp = values_for(self.hyperparameters, row["params"])
-                trial = Trial(row["number"], hp, job_id=row["job_id"],
-                              status="COMPLETED" if row["status"] == "succeeded" else "STOPPED")
-                trial.score = self._score(self.client.jobs.get(row["job_id"]))
-                self.trials[trial.number] = trial
-            if trial.score is not None:
-                ranked.append(trial)
-        return sorted(ranked, key=lambda t: t.score, reverse=self.objective.direction == "max")
-
-    def get_best_trials(self, num_trials: int = 1) -> list[Trial]:
-        return self._ranked()[:num_trials]
-
-    def get_best_hyperparameters(self, num_trials: int = 1) -> list[HyperParameters]:
-        return [trial.hyperparameters for trial in self.get_best_trials(num_trials)]
-
-    def load_model(self, trial: Trial) -> Any:
-        """The trial's model, built here by build_model with its values, with the weights its job trained."""
-        model = self._model_for(trial.hyperparameters.copy())
-        path = Path(self._workdir.name) / f"trial-{trial.number}.weights.h5"
-        self.client.jobs.artifact(trial.job_id, "weights.h5", path, verbose=0)
-        with warnings.catch_warnings():
-            # The job's weights file carries its optimizer's state; a model fresh from build_model has none yet.
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            model.load_weights(path)
-        return model
-
-    def get_best_models(self, num_models: int = 1) -> list[Any]:
-        """The best trials' models, local Keras models with their trained weights (best first)."""
-        return [self.load_model(trial) for trial in self.get_best_trials(num_models)]
-
-    def search_space_summary(self, extended: bool = False) -> None:
-        print("Search space summary")
-        print(f"Default search space size: {len(self.hyperparameters.space)}")
-        for hp in self.hyperparameters.space:
-            config = hp.get_config()
-            config.pop("name", None)
-            print(f"{hp.name} ({type(hp).__name__})")
-            print(config)
-
-    def results_summary(self, num_trials: int = 10) -> None:
-        print("Results summary")
-        print(f"Results in sweep {self.sweep_id} ({self.project_dir})")
-        print(f"Showing {num_trials} best trials")
-        print(f"Objective(name=\"{self.objective.name}\", direction=\"{self.objective.direction}\")"
-              if self.objective else "Objective: not set before a search")
-        for trial in self.get_best_trials(num_trials):
-            print()
-            print(f"Trial {trial.trial_id} summary (job {trial.job_id})")
-            print("Hyperparameters:")
-            for name, value in trial.hyperparameters.values.items():
-                print(f"{name}: {value}")
-            print(f"Score: {trial.score}")
-
-    @property
-    def oracle(self) -> Tuner:
-        """KerasTuner reaches the space and budget through `tuner.oracle`; here they are the tuner's own."""
-        return self
-
-    def get_space(self) -> HyperParameters:
-        return self.hyperparameters.copy()
-
-
-def _objective(objective: Any) -> Objective:
-    """KerasTuner's own reading of `objective` (a metric name's direction inferred as it infers it)."""
-    found = create_objective(objective)
-    if not isinstance(found, Objective):
-        raise ValueError(f"objective {objective!r}: give a metric name or keras_tuner.Objective(name, direction)")
-    return found
-
 
 class RandomSearch(Tuner):
     """KerasTuner's RandomSearch: Optuna's RandomSampler chooses each trial's values."""

@@ -65,10 +65,11 @@ def wait_for_sweep(client: httpx.Client, sweep_id: str, *, until: Any, timeout_s
     raise AssertionError(f"sweep {sweep_id} did not get there in {timeout_s} s: {json.dumps(sweep)[:3000]}")
 
 
-def sweep_events(client: httpx.Client, sweep_id: str) -> list[dict[str, Any]]:
-    """Every event of the sweep's stream until the server ends it."""
+def sweep_events(client: httpx.Client, sweep_id: str, *, last_event_id: str | None = None) -> list[dict[str, Any]]:
+    """Every event of the sweep's stream (after `last_event_id`) until the server ends it."""
     found = []
-    with client.stream("GET", f"/v1/sweeps/{sweep_id}/events", timeout=600) as response:
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    with client.stream("GET", f"/v1/sweeps/{sweep_id}/events", headers=headers, timeout=600) as response:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
             if line.startswith("data: "):
@@ -142,23 +143,89 @@ def test_a_random_sweep_runs_max_trials_as_jobs_at_most_max_concurrent_at_once_a
     assert delivered["best"] == {key: best[key] for key in ("number", "job_id", "params", "objective")}
 
 
-def test_a_grid_sweep_covers_its_grid_once_with_model_paths_in_the_trained_architecture(client, ids):
+def test_a_grid_sweep_covers_its_grid_of_stepped_ranges_once_with_model_paths_in_the_trained_architecture(
+        client, ids):
+    # Ranges with a step are listed as KerasTuner's GridSearch lists them: 0.01, 0.02 and 4, 16.
+    rate, units = "compile.optimizer.config.learning_rate", "model.layers[0].units"
     sweep = create(client, {
         "job": base_job(ids, epochs=1), "algorithm": "grid", "seed": 1,
-        "space": {"fit.batch_size": {"choice": [25, 100]}, "model.layers[0].units": {"choice": [4, 16]}},
+        "space": {rate: {"uniform": [0.01, 0.02], "step": 0.01}, units: {"int_uniform": [4, 16], "step": 12}},
         "objective": {"metric": "val_categorical_accuracy", "direction": "maximize"},
         "budget": {"max_trials": 10, "max_concurrent": 2}})
     done = wait_for_sweep(client, sweep["id"], until=ended)
     assert done["status"] == "completed" and done["trials_created"] == 4
-    points = {(t["params"]["fit.batch_size"], t["params"]["model.layers[0].units"]) for t in done["trials"]}
-    assert points == set(itertools.product([25, 100], [4, 16]))
+    points = {(t["params"][rate], t["params"][units]) for t in done["trials"]}
+    assert points == set(itertools.product([0.01, 0.02], [4, 16]))
     for trial in done["trials"]:
         architecture = client.get(f"/v1/jobs/{trial['job_id']}/artifacts/architecture.json").json()
         dense = [layer for layer in architecture["config"]["layers"] if layer["class_name"] == "Dense"]
-        assert dense[0]["config"]["units"] == trial["params"]["model.layers[0].units"]
+        assert dense[0]["config"]["units"] == trial["params"][units]
         job = client.get(f"/v1/jobs/{trial['job_id']}").json()
-        assert job["request"]["fit"]["batch_size"] == trial["params"]["fit.batch_size"]
+        assert job["request"]["compile"]["optimizer"]["config"]["learning_rate"] == trial["params"][rate]
     assert done["best"]["objective"] == max(t["objective"] for t in done["trials"])
+
+
+# The same task as MODEL, as a functional graph whose hidden layer's name holds a dot (as names may).
+FUNCTIONAL = {"type": "functional", "name": "sweep_graph", "inputs": [{"name": "features", "shape": [8]}],
+              "layers": [{"name": "hidden.one", "class_name": "Dense", "units": 8, "activation": "relu",
+                          "inputs": "features"},
+                         {"name": "label", "class_name": "Dense", "units": 4, "activation": "softmax",
+                          "inputs": "hidden.one"}],
+              "outputs": "label"}
+
+
+def test_a_functional_models_layer_is_swept_by_its_name_and_a_name_it_lacks_is_a_422_naming_the_path(client, ids):
+    model = client.post("/v1/models", json=FUNCTIONAL)
+    assert model.status_code == 201, model.text
+    job = {**base_job(ids, epochs=1), "model_id": model.json()["id"]}
+    before = client.get("/v1/sweeps").json()["items"]
+    # A misspelled name is answered with the model's layer names; a graph's wiring is not a hyperparameter.
+    for path, says in (("model.layers[name=hiden.one].units", "no layer named 'hiden.one'; the closest known "
+                                                              "names are hidden.one"),
+                       ("model.layers[name=label].inputs", "'inputs' wires the model's graph")):
+        refused = client.post("/v1/sweeps", json={"job": job, "space": {path: {"choice": ["features", 4]}},
+                                                  "objective": {"metric": "loss"}, "budget": {"max_trials": 2}})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["field"] == f"space.{path}" and path in refused.json()["detail"]
+        assert says in refused.json()["detail"], refused.json()
+    assert client.get("/v1/sweeps").json()["items"] == before
+    units = "model.layers[name=hidden.one].units"
+    sweep = create(client, {"job": job, "algorithm": "grid", "space": {units: {"choice": [4, 12]}},
+                            "objective": {"metric": "val_loss"}, "budget": {"max_trials": 2, "max_concurrent": 2}})
+    done = wait_for_sweep(client, sweep["id"], until=ended)
+    assert done["status"] == "completed" and done["counts"] == {"succeeded": 2}
+    assert sorted(t["params"][units] for t in done["trials"]) == [4, 12]
+    for trial in done["trials"]:
+        architecture = client.get(f"/v1/jobs/{trial['job_id']}/artifacts/architecture.json").json()
+        [hidden] = [layer for layer in architecture["config"]["layers"] if layer["config"]["name"] == "hidden.one"]
+        assert hidden["config"]["units"] == trial["params"][units]
+
+
+def test_a_grid_lists_int_and_stepped_float_ranges_as_kerastuners_grid_search_does():
+    from app.core.studies import grid_values
+
+    assert grid_values({"path": "a", "kind": "int_uniform", "low": 2, "high": 7}) == [2, 3, 4, 5, 6, 7]
+    assert grid_values({"path": "a", "kind": "int_uniform", "low": 32, "high": 100, "step": 32}) == [32, 64, 96]
+    # Counted in decimals: 0.1 + 2 * 0.1 is 0.3 here, not 0.30000000000000004.
+    assert grid_values({"path": "a", "kind": "uniform", "low": 0.1, "high": 0.5, "step": 0.1}) == [
+        0.1, 0.2, 0.3, 0.4, 0.5]
+    assert grid_values({"path": "a", "kind": "choice", "choices": ["relu", "tanh"]}) == ["relu", "tanh"]
+    with pytest.raises(ValueError, match="without a step"):
+        grid_values({"path": "a", "kind": "log_uniform", "low": 1e-4, "high": 1e-1})
+
+
+@pytest.mark.parametrize("dimension", [{"log_uniform": [1e-4, 1e-1]}, {"uniform": [0.001, 0.01]},
+                                       {"int_uniform": [1, 5000]}])
+def test_a_grid_sweep_refuses_a_continuous_or_too_long_range_with_a_422_naming_its_path(client, ids, dimension):
+    before = client.get("/v1/sweeps").json()["items"]
+    path = "compile.optimizer.config.learning_rate" if "int_uniform" not in dimension else "fit.batch_size"
+    refused = client.post("/v1/sweeps", json={
+        "job": base_job(ids), "algorithm": "grid", "space": {path: dimension}, "objective": {"metric": "loss"},
+        "budget": {"max_trials": 2}})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == f"space.{path}" and path in refused.json()["detail"]
+    assert ("continuous" if "int_uniform" not in dimension else "5000 values") in refused.json()["detail"]
+    assert client.get("/v1/sweeps").json()["items"] == before
 
 
 def test_a_median_pruner_stops_a_clearly_worse_trial_at_the_end_of_an_epoch_keeping_its_epochs_and_weights(
@@ -184,6 +251,15 @@ def test_a_median_pruner_stops_a_clearly_worse_trial_at_the_end_of_an_epoch_keep
         # Each trial is seen before it ends (a trial takes seconds; the stream looks every second), then as it ended.
         assert states[0] in ("queued", "running") and states[-1] == trial["status"], states
         assert [e for e in trial_events if e["number"] == trial["number"]][-1] == trial
+    # Every event has an id; resumed after one, the stream sends exactly the events after it, and after the last
+    # (the client has the end) a 204; an id that is not one is a 422.
+    assert all(event["id"] for event in streamed) and len({event["id"] for event in streamed}) == len(streamed)
+    middle = len(streamed) // 2
+    resumed = sweep_events(client, sweep["id"], last_event_id=streamed[middle]["id"])
+    assert resumed == streamed[middle + 1:]
+    assert client.get(f"/v1/sweeps/{sweep['id']}/events", params={"after": streamed[-1]["id"]}).status_code == 204
+    invalid = client.get(f"/v1/sweeps/{sweep['id']}/events", headers={"Last-Event-ID": "not-an-id"})
+    assert invalid.status_code == 422 and invalid.json()["title"] == "Invalid Event Id"
     pruned = [t for t in done["trials"] if t["status"] == "pruned"]
     assert [t["params"]["compile.optimizer.config.learning_rate"] for t in pruned] == [1e-7], done["trials"]
     [trial] = pruned
@@ -278,6 +354,17 @@ def test_a_space_path_the_base_job_lacks_is_a_422_naming_it_and_stores_nothing(c
     assert client.get("/v1/sweeps").json()["items"] == before
 
 
+def test_a_sweep_whose_base_job_no_worker_seen_could_run_is_a_422_and_stores_nothing(client, ids):
+    before = client.get("/v1/sweeps").json()["items"]
+    # The session's worker runs tensorflow: a job for torch would wait forever, and so would its trials.
+    refused = client.post("/v1/sweeps", json={
+        "job": {**base_job(ids), "backend": "torch"}, "space": {"fit.batch_size": {"choice": [25, 50]}},
+        "objective": {"metric": "loss"}, "budget": {"max_trials": 2}})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == "job.backend" and "Backend Unavailable" in refused.json()["detail"]
+    assert client.get("/v1/sweeps").json()["items"] == before
+
+
 def test_a_space_whose_values_a_job_would_refuse_is_a_422_naming_the_point(client, ids):
     refused = client.post("/v1/sweeps", json={
         "job": base_job(ids), "space": {"fit.batch_size": {"int_uniform": [0, 64]}},
@@ -286,7 +373,3 @@ def test_a_space_whose_values_a_job_would_refuse_is_a_422_naming_the_point(clien
     problem = refused.json()
     assert problem["title"] == "Invalid Sweep Point" and problem["point"] == {"fit.batch_size": 0}
     assert "batch_size" in problem["detail"]
-    grid = client.post("/v1/sweeps", json={
-        "job": base_job(ids), "algorithm": "grid", "space": {"fit.batch_size": {"int_uniform": [1, 64]}},
-        "objective": {"metric": "loss"}, "budget": {"max_trials": 2}})
-    assert grid.status_code == 422 and grid.json()["field"] == "space.fit.batch_size"

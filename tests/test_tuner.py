@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+from keras_tuner.errors import FatalError
 from sklearn.datasets import load_digits
 
 import kerasd
@@ -175,6 +176,9 @@ def test_a_client_sweep_refuses_what_it_must_and_stores_nothing_wrong(api_url: s
         assert job.json()["sweep_id"] == sweep["id"] and job.json()["params"]["units"] == params["units"]
         twice = http.post(f"/v1/sweeps/{sweep['id']}/trials/0/job", json=base_job(ids, epochs=1))
         assert twice.status_code == 409 and twice.json()["title"] == "Trial Has A Job"
+        # A trial with its job ends with its job: it cannot be reported failed.
+        failed = http.post(f"/v1/sweeps/{sweep['id']}/trials/0/fail", json={"reason": "ValueError: late"})
+        assert failed.status_code == 409 and failed.json()["title"] == "Trial Has A Job"
 
         made_from_job = http.post("/v1/sweeps", json={
             "job": base_job(ids, epochs=1), "space": {"fit.batch_size": {"choice": [25, 50]}},
@@ -212,3 +216,91 @@ def test_another_tenants_client_sweep_is_not_found_for_asks_or_trial_jobs(keyed_
         assert other.get("/v1/jobs", params={"sweep_id": sweep["id"]}).json()["items"] == []
         # Nothing was counted for the other tenant's tries: one trial asked.
         assert owner.get(f"/v1/sweeps/{sweep['id']}").json()["trials_created"] == 1
+
+
+def test_a_client_trial_that_gets_no_job_is_reported_failed_with_its_reason_and_the_sweep_ends_without_waiting(
+        api_url: str, ids, server_env):  # noqa: F811
+    from app.core import studies
+    from app.core.database import session_scope
+    from app.core.tables import Sweep
+
+    space = {"units": {"int_uniform": [4, 16], "step": 4}}
+    with httpx.Client(base_url=api_url, timeout=120) as http:
+        sweep = client_sweep(http, name="unbuilt", budget={"max_trials": 2})
+        trials = f"/v1/sweeps/{sweep['id']}/trials"
+        asked = http.post(trials, json={"space": space}).json()
+        # Refused as POST /v1/jobs refuses a job no worker seen could run (the test worker runs tensorflow, with no
+        # GPUs); the trial still waits for its job.
+        gpus = http.post(f"{trials}/0/job", json={**base_job(ids, epochs=1), "resources": {"gpus": 16}})
+        assert gpus.status_code == 422 and gpus.json()["title"] == "Unschedulable Job", gpus.text
+        torch = http.post(f"{trials}/0/job", json={**base_job(ids, epochs=1), "backend": "torch"})
+        assert torch.status_code == 422 and torch.json()["title"] == "Backend Unavailable", torch.text
+        assert http.get("/v1/jobs", params={"sweep_id": sweep["id"]}).json()["items"] == []
+
+        assert http.post(f"{trials}/7/fail", json={"reason": "never asked"}).status_code == 404
+        failed = http.post(f"{trials}/0/fail", json={"reason": "ValueError: no model with these units"})
+        assert failed.status_code == 200, failed.text
+        assert failed.json()["status"] == "running" and failed.json()["trials"] == []
+        assert [(f["number"], f["params"], f["reason"]) for f in failed.json()["failed_asks"]] == [
+            (0, asked["params"], "ValueError: no model with these units")]
+        late = http.post(f"{trials}/0/job", json=base_job(ids, epochs=1))
+        assert late.status_code == 409 and "no model with these units" in late.json()["detail"], late.text
+        again = http.post(f"{trials}/0/fail", json={"reason": "again"})
+        assert again.status_code == 409 and again.json()["title"] == "Trial Expired"
+
+        # The last trial of its budget reported failed too: nothing is left to wait for, so the sweep ends now.
+        assert http.post(trials, json={"space": space}).json()["number"] == 1
+        ended = http.post(f"{trials}/1/fail", json={"reason": "RuntimeError: out of memory"}).json()
+        assert ended["status"] == "completed" and [f["number"] for f in ended["failed_asks"]] == [0, 1]
+    with session_scope() as session:
+        study_name = session.get(Sweep, sweep["id"]).study_name
+    # Optuna's study knows both failed: its sampler counts their values failed.
+    assert [studies.trial_of(study_name, n).state.name for n in (0, 1)] == ["FAIL", "FAIL"]
+
+
+def test_a_trial_whose_build_model_raises_fails_as_in_kerastuner_and_is_reported_to_the_sweep(api_url: str,
+                                                                                              tmp_path: Path):
+    client = kerasd.Client(api_url, verbose=0)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((20, 8), dtype="float32"), np.eye(2, dtype="float32")[rng.integers(0, 2, 20)]
+    calls = []
+
+    def unbuildable(hp):
+        units = hp.Int("units", 4, 16, step=4)
+        calls.append(units)
+        if len(calls) > 1:  # the tuner builds once when it is made, to learn the space; every trial's build raises
+            raise ValueError(f"no model with {units} units")
+        return keras.Sequential([layers.Dense(units), layers.Dense(2, activation="softmax")])
+
+    tuner = kerasd.tuner.RandomSearch(unbuildable, objective="val_loss", max_trials=5, max_retries_per_trial=1,
+                                      max_consecutive_failed_trials=2, directory=tmp_path, project_name="unbuildable",
+                                      client=client, seed=3)
+    # KerasTuner's own end of a search whose trials keep failing; each trial was built twice (one retry).
+    with pytest.raises(RuntimeError, match="Number of consecutive failures exceeded the limit of 2"):
+        tuner.search(x, y, epochs=1, validation_data=(x, y))
+    assert len(calls) == 5 and calls[1] == calls[2] and calls[3] == calls[4]
+    assert [(t.number, t.status, t.job_id) for t in tuner.trials.values()] == [(0, "FAILED", None),
+                                                                               (1, "FAILED", None)]
+    assert "Traceback" in tuner.trials[1].message and "no model with" in tuner.trials[1].message
+    sweep = client.sweeps.get(tuner.sweep_id)
+    assert sweep["trials"] == [] and sweep["trials_created"] == 2
+    assert [(f["params"]["units"], f["reason"]) for f in sweep["failed_asks"]] == [
+        (units, f"ValueError: no model with {units} units") for units in (calls[2], calls[4])]
+
+    # KerasTuner's FatalError ends the search at once; the sweep is told about its trial all the same.
+    fatal_calls = []
+
+    def fatal(hp):
+        hp.Int("units", 4, 16, step=4)
+        fatal_calls.append(1)
+        if len(fatal_calls) > 1:
+            raise FatalError("the data cannot fit any model")
+        return keras.Sequential([layers.Dense(4)])
+
+    stopped = kerasd.tuner.RandomSearch(fatal, objective="val_loss", max_trials=5, max_retries_per_trial=3,
+                                        directory=tmp_path, project_name="fatal", client=client)
+    with pytest.raises(FatalError, match="cannot fit any model"):
+        stopped.search(x, y, epochs=1, validation_data=(x, y))
+    assert len(fatal_calls) == 2
+    assert [f["reason"] for f in client.sweeps.get(stopped.sweep_id)["failed_asks"]] == [
+        "FatalError: the data cannot fit any model"]

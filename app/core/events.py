@@ -112,17 +112,20 @@ def encode(job_id: str, event_type: str, data: dict[str, Any], *, attempt: int =
 
 
 def decode(stream_id: bytes | str, fields: dict[Any, Any]) -> dict[str, Any]:
+    """An event as its stream holds it: a job's (`job_id`, `attempt`), or a sweep's (`sweep_id`,
+    app/sweeps/stream.py), which shares this format and these readers."""
     text = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
             for k, v in fields.items()}
-    return {
-        "id": stream_id.decode() if isinstance(stream_id, bytes) else stream_id,
-        "v": int(text["v"]),
-        "type": text["type"],
-        "job_id": text["job_id"],
-        "attempt": int(text.get("attempt", 0)),
-        "ts": text["ts"],
-        "data": json.loads(text["data"]),
-    }
+    event: dict[str, Any] = {"id": stream_id.decode() if isinstance(stream_id, bytes) else stream_id,
+                             "v": int(text["v"]), "type": text["type"]}
+    if "job_id" in text:
+        event["job_id"] = text["job_id"]
+        event["attempt"] = int(text.get("attempt", 0))
+    else:
+        event["sweep_id"] = text["sweep_id"]
+    event["ts"] = text["ts"]
+    event["data"] = json.loads(text["data"])
+    return event
 
 
 def publish(client: redis.Redis, job_id: str, event_type: str, data: dict[str, Any], *, attempt: int = 0,
@@ -152,21 +155,23 @@ def replayed(job_id: str, event_type: str, data: dict[str, Any], *, attempt: int
             "ts": (ts or datetime.now(UTC)).isoformat(), "data": data, "replayed": True}
 
 
-async def last_event(client: aioredis.Redis, job_id: str) -> dict[str, Any] | None:
-    entries = await client.xrevrange(stream_key(job_id), count=1)
+async def last_event(client: aioredis.Redis, key: str) -> dict[str, Any] | None:
+    """The newest event of the Redis stream `key` (a job's: stream_key(job_id); a sweep's, app/sweeps/stream.py)."""
+    entries = await client.xrevrange(key, count=1)
     return decode(*entries[0]) if entries else None
 
 
-async def has_events_after(client: aioredis.Redis, job_id: str, after: str) -> bool:
-    return bool(await client.xrange(stream_key(job_id), min=f"({after}", count=1))
+async def has_events_after(client: aioredis.Redis, key: str, after: str) -> bool:
+    return bool(await client.xrange(key, min=f"({after}", count=1))
 
 
-async def follow(client: aioredis.Redis, job_id: str, *, after: str = "0-0",
+async def follow(client: aioredis.Redis, key: str, *, after: str = "0-0",
                  block_ms: int = 1000) -> AsyncIterator[dict[str, Any] | None]:
-    """Events after `after`, then live ones as they come; yields None when a block passes with nothing."""
+    """Events of the Redis stream `key` after `after`, then live ones as they come; yields None when a block passes
+    with nothing."""
     last = after
     while True:
-        reply = await client.xread({stream_key(job_id): last}, count=500, block=block_ms)
+        reply = await client.xread({key: last}, count=500, block=block_ms)
         if not reply:
             yield None
             continue

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
+from decimal import Decimal
 from typing import Any
 
 import optuna
@@ -63,7 +65,7 @@ def sampler(plan: dict[str, Any], *, asked_before: int) -> optuna.samplers.BaseS
     seed = plan.get("seed")
     algorithm = plan["algorithm"]
     if algorithm == "grid":
-        return optuna.samplers.GridSampler({d["path"]: d["choices"] for d in plan["space"]}, seed=seed)
+        return optuna.samplers.GridSampler({d["path"]: grid_values(d) for d in plan["space"]}, seed=seed)
     seed = None if seed is None else seed + asked_before
     if algorithm == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
@@ -101,11 +103,36 @@ def ask(study: optuna.Study, plan: dict[str, Any]) -> optuna.trial.Trial:
     return study.ask(distributions(plan))
 
 
+def grid_count(dimension: dict[str, Any]) -> int | None:
+    """How many values a dimension has on a grid; None for a continuous range (a float range without a step)."""
+    kind, step = dimension["kind"], dimension.get("step")
+    if kind == "choice":
+        return len(dimension["choices"])
+    if kind == "int_uniform":
+        return (dimension["high"] - dimension["low"]) // int(step or 1) + 1
+    if kind == "uniform" and step:
+        return int((Decimal(str(dimension["high"])) - Decimal(str(dimension["low"]))) // Decimal(str(step))) + 1
+    return None
+
+
+def grid_values(dimension: dict[str, Any]) -> list[Any]:
+    """A dimension's values on a grid, as KerasTuner's GridSearch lists them: a choice's values, an int range from
+    low by its step (1 without one) up to high, a float range with a step likewise (counted in decimals, so that
+    0.1 + 3 * 0.1 is 0.4, the value Optuna's stepped distribution holds). ValueError for a continuous range."""
+    count = grid_count(dimension)
+    if count is None:
+        raise ValueError(f"{dimension['path']}: a {dimension['kind']} range without a step has no grid")
+    if dimension["kind"] == "choice":
+        return list(dimension["choices"])
+    if dimension["kind"] == "int_uniform":
+        step = int(dimension.get("step") or 1)
+        return [dimension["low"] + index * step for index in range(count)]
+    low, step = Decimal(str(dimension["low"])), Decimal(str(dimension["step"]))
+    return [float(low + index * step) for index in range(count)]
+
+
 def grid_size(plan: dict[str, Any]) -> int:
-    size = 1
-    for dimension in plan["space"]:
-        size *= len(dimension["choices"])
-    return size
+    return math.prod(grid_count(dimension) or 0 for dimension in plan["space"])
 
 
 def report(plan: dict[str, Any], name: str, *, trial_id: int, epoch: int, value: float) -> bool:

@@ -170,6 +170,9 @@ def _client_step(session: Session, sweep: Any) -> None:
         started = trial.datetime_start
         if started is not None and (datetime.now() - started).total_seconds() > ASK_TTL_S:
             studies.tell(plan, sweep.study_name, number=trial.number, status="failed", value=None)
+            rows.insert_failed_ask(session, sweep_id=sweep.id, number=trial.number, params=dict(trial.params),
+                                   reason=f"no job was submitted for it within {int(ASK_TTL_S)} s after the sweep's "
+                                          "budget was spent", now=now)
         else:
             return
     if rows.end_sweep(session, sweep_id=sweep.id, status="completed", now=now):

@@ -51,3 +51,17 @@ class SweepTrial(Base):
     # When the trial's end was told to the study (null: not yet); `note` says why a trial has no objective.
     told_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(String(500))
+
+
+class SweepFailedAsk(Base):
+    """A trial of a client sweep that was asked for and never got a job: its client reported it failed (its model
+    could not be built, or its job was refused), or it waited past its time and was counted failed. Its study was
+    told it failed; the sweep shows it with its reason."""
+
+    __tablename__ = "sweep_failed_asks"
+
+    sweep_id: Mapped[str] = mapped_column(String(32), ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    params: Mapped[dict[str, Any]]
+    reason: Mapped[str] = mapped_column(String(500))
+    failed_at: Mapped[datetime] = mapped_column(default=utcnow)

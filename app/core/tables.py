@@ -365,5 +365,5 @@ from app.core.registry_tables import (  # noqa: E402, F401
     ModelVersionExport,
     RegisteredModel,
 )
-from app.core.sweep_tables import Sweep, SweepTrial  # noqa: E402, F401
+from app.core.sweep_tables import Sweep, SweepFailedAsk, SweepTrial  # noqa: E402, F401
 from app.core.webhook_tables import PENDING, Webhook, WebhookDelivery  # noqa: E402, F401

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from app.core import events
 from app.core.contract import JobRequest
@@ -21,6 +19,7 @@ from app.core.settings import Settings
 from app.core.sql import ask
 from app.core.statuses import TERMINAL_STATUSES
 from app.events.schemas import JobEvent
+from app.http import sse
 from app.http.admission import stream_slots
 from app.http.auth import Caller, current_caller
 from app.http.deps import settings
@@ -29,7 +28,6 @@ from app.http.problems import problem_responses
 from app.jobs import repository
 
 router = APIRouter(prefix="/v1/jobs", tags=["events"])
-STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
 @dataclass
@@ -75,60 +73,43 @@ def _replay_from_sql(job_id: str, state: JobState, *, with_epochs: bool) -> list
     return replay
 
 
-def _hint(retry_ms: int, comment: str) -> bytes:
-    return f"retry: {retry_ms}\n: {comment}\n\n".encode()
+class _Drain:
+    """A job that ended while its stream was lost (Redis restarted, stream expired, a worker killed before it
+    published) would keep the client waiting for a terminal event that never comes. The worker commits the status
+    before it publishes, so one more quiet block after SQL shows it ended, its end comes from SQL."""
+
+    def __init__(self, job_id: str, opened: float) -> None:
+        self.job_id = job_id
+        self.last_sql_check = opened
+        self.draining = False
+
+    async def __call__(self, now: float) -> tuple[list[bytes], bool]:
+        if self.draining:
+            state = await run_in_threadpool(_job_state, self.job_id, with_history=True)
+            if state is not None and state.status in events.TERMINAL_EVENT_OF_STATUS:
+                return [events.sse_format(_replay_from_sql(self.job_id, state, with_epochs=False)[-1])], True
+            return [], True
+        if now - self.last_sql_check >= 5:
+            self.last_sql_check = now
+            state = await run_in_threadpool(_job_state, self.job_id)
+            self.draining = state is None or state.status in TERMINAL_STATUSES
+        return [], False
 
 
-# Written here, not taken from a library: bench/sse_delivery.py measured one stream delivering 0.6 to 0.8 of these
-# events per second through sse-starlette's EventSourceResponse (0.7 to 0.86 given these same bytes) and 0.2 to
-# 0.34 through FastAPI's own fastapi.sse (whose fixed 15 s ": ping" could not carry KERASD_SSE_HEARTBEAT_S either);
-# the figures are in docs/performance.md.
+def _ends(event: dict[str, Any]) -> bool:
+    return event["type"] in events.TERMINAL_EVENTS
+
+
 async def _event_stream(request: Request, job_id: str, after: str, config: Settings,
                         prelude: list[dict[str, Any]]) -> AsyncIterator[bytes]:
-    client = request.app.state.redis_async
-    opened = last_sent = time.monotonic()
-    last_sql_check = opened
-    draining = False
-    yield _hint(config.sse_retry_ms, f"events of job {job_id}")
+    yield sse.hint(config.sse_retry_ms, f"events of job {job_id}")
     for event in prelude:
         yield events.sse_format(event)
     if prelude:
         return
-    block_ms = max(50, int(min(1.0, config.sse_heartbeat_s) * 1000))
-    async for event in events.follow(client, job_id, after=after, block_ms=block_ms):
-        now = time.monotonic()
-        if event is not None:
-            yield events.sse_format(event)
-            last_sent = now
-            # A job retried after it ended has more events after this one: a late subscriber gets those too.
-            if event["type"] in events.TERMINAL_EVENTS and not await events.has_events_after(
-                    client, job_id, event["id"]):
-                return
-            if now - opened >= config.sse_max_connection_s:
-                yield _hint(config.sse_retry_ms, "connection lifetime reached: reconnect with Last-Event-ID")
-                return
-            continue
-        if await request.is_disconnected():
-            return
-        if now - opened >= config.sse_max_connection_s:
-            yield _hint(config.sse_retry_ms, "connection lifetime reached: reconnect with Last-Event-ID")
-            return
-        if now - last_sent >= config.sse_heartbeat_s:
-            last_sent = now
-            yield b": heartbeat\n\n"
-        # A job that ended while its stream was lost (Redis restarted, stream expired, a worker killed
-        # before it published) would keep the client waiting for a terminal event that never comes. The
-        # worker commits the status before it publishes, so after one more quiet block the end comes
-        # from SQL.
-        if draining:
-            state = await run_in_threadpool(_job_state, job_id, with_history=True)
-            if state is not None and state.status in events.TERMINAL_EVENT_OF_STATUS:
-                yield events.sse_format(_replay_from_sql(job_id, state, with_epochs=False)[-1])
-            return
-        if now - last_sql_check >= 5:
-            last_sql_check = now
-            state = await run_in_threadpool(_job_state, job_id)
-            draining = state is None or state.status in TERMINAL_STATUSES
+    async for message in sse.follow(request, config, key=events.stream_key(job_id), after=after, ends=_ends,
+                                    quiet=_Drain(job_id, time.monotonic())):
+        yield message
 
 
 EVENT_EXAMPLE = (
@@ -170,27 +151,20 @@ EVENT_STREAM = {"schema": {"type": "string", "description": "Server-Sent Events:
         422: {**problem_responses(422)[422], "description": "`Last-Event-ID` is not an event id"},
     },
 )
-async def get_job_events(request: Request, job_id: str,
-                         last_event_id: str | None = Header(None, alias="Last-Event-ID",
-                                                            description="Resume after this event id"),
-                         after: str | None = Query(None, description="Same as the Last-Event-ID header, for "
-                                                   "clients that cannot set headers", examples=["1764284401500-0"]),
-                         config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> Response:
+async def get_job_events(request: Request, job_id: str, config: Settings = Depends(settings),
+                         caller: Caller = Depends(current_caller), resume: str = Depends(sse.resume_point)) -> Response:
     # Another tenant's job is answered exactly as a missing one.
     if not await run_in_threadpool(_owns_job, job_id, caller.tenant_id):
         raise not_found("job", job_id)
     state = await run_in_threadpool(_job_state, job_id)
     if state is None:
         raise Problem(404, "Not Found", f"No job with id {job_id!r}. List them with GET /v1/jobs.")
-    resume = last_event_id or after or "0-0"
-    if not STREAM_ID.match(resume):
-        raise Problem(422, "Invalid Event Id", f"Last-Event-ID {resume!r} is not an event id from this "
-                      "stream (they look like 1700000000000-0).")
     prelude: list[dict[str, Any]] = []
     if state.status in events.TERMINAL_EVENT_OF_STATUS:
         client = request.app.state.redis_async
-        if not await events.has_events_after(client, job_id, resume):
-            last = await events.last_event(client, job_id)
+        key = events.stream_key(job_id)
+        if not await events.has_events_after(client, key, resume):
+            last = await events.last_event(client, key)
             if last is not None and last["type"] in events.TERMINAL_EVENTS:
                 return Response(status_code=204)
             # The stream is gone or never got its end: what SQL knows, so the client still sees the end.
@@ -200,20 +174,6 @@ async def get_job_events(request: Request, job_id: str,
     # more is a 429 or 503 with Retry-After here, before its 200, never a stream cut after it.
     slots = stream_slots(request.app.state)
     slots.take(caller.tenant_id)
-    return SlotStreamingResponse(_event_stream(request, job_id, resume, config, prelude),
+    return sse.SlotStreamingResponse(_event_stream(request, job_id, resume, config, prelude),
                                  release=lambda: slots.give_back(caller.tenant_id), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-class SlotStreamingResponse(StreamingResponse):
-    """A stream that gives its slot back when it ends, however it ends (a generator never started would not)."""
-
-    def __init__(self, content: AsyncIterator[bytes], *, release: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
-        self._release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._release()

@@ -11,9 +11,11 @@ from typing import Any
 
 from fastapi import Query, Request
 from pydantic import BaseModel
+from redis.exceptions import RedisError
 
 from app.core.errors import Problem
 from app.core.settings import Settings, get_settings
+from app.core.workers_registry import backends_seen, live_workers
 from app.specchecker.pool import SpecChecker
 
 
@@ -24,6 +26,34 @@ async def spec_checker(request: Request) -> SpecChecker:
 
 async def settings() -> Settings:
     return get_settings()
+
+
+def live_workers_of(request: Request) -> list[dict[str, Any]]:
+    """The workers alive now; a 503 while Redis cannot say."""
+    try:
+        return live_workers(request.app.state.redis_sync)
+    except RedisError:
+        raise Problem(503, "Workers Unknown", "Which workers are alive cannot be read now (Redis is unavailable), "
+                      "so a job asking for this many GPUs cannot be checked; try again shortly.",
+                      headers={"Retry-After": "5"}) from None
+
+
+def backends_seen_of(request: Request, queue: str) -> dict[str, bool]:
+    """The Keras backends the workers seen on the base queue run (with TensorFlow or not); a 503 while Redis cannot
+    say."""
+    try:
+        return backends_seen(request.app.state.redis_sync, queue)
+    except RedisError:
+        raise Problem(503, "Workers Unknown", "Which Keras backends the workers run cannot be read now (Redis is "
+                      "unavailable), so the job's backend cannot be checked; try again shortly.",
+                      headers={"Retry-After": "5"}) from None
+
+
+def feasibility_checks(request: Request, config: Settings) -> dict[str, Any]:
+    """create_job's arguments (app/jobs/service.py) that refuse a job the workers seen could never run: more GPUs
+    than any has, a backend none runs. Redis is read only when a check needs it."""
+    return {"max_waiting_gpus": config.max_waiting_job_gpus, "live_workers": lambda: live_workers_of(request),
+            "backends_seen": lambda: backends_seen_of(request, config.queue), "default_backend": config.job_backend}
 
 
 class Paging:

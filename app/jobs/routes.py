@@ -22,7 +22,7 @@ from app.core.errors import Problem, not_found
 from app.core.read_pool import read_pool
 from app.core.settings import Settings
 from app.core.statuses import STATUS_PATTERN
-from app.core.workers_registry import WORKERS_KEY, alive, backends_seen, live_workers
+from app.core.workers_registry import WORKERS_KEY, alive
 from app.experiments.schemas import CONTROL
 from app.http.auth import Caller, current_caller
 from app.http.deps import (
@@ -30,6 +30,8 @@ from app.http.deps import (
     decode_sorted_cursor,
     encode_cursor,
     encode_sorted_cursor,
+    feasibility_checks,
+    live_workers_of,
     settings,
     spec_checker,
 )
@@ -63,24 +65,6 @@ async def create_job(body: JobCreate, request: Request, checker: SpecChecker = D
     return Response(body_json, status_code=status.HTTP_201_CREATED, media_type="application/json")
 
 
-def _live_workers(request: Request) -> list[dict[str, Any]]:
-    try:
-        return live_workers(request.app.state.redis_sync)
-    except RedisError:
-        raise Problem(503, "Workers Unknown", "Which workers are alive cannot be read now (Redis is unavailable), "
-                      "so a job asking for this many GPUs cannot be checked; try again shortly.",
-                      headers={"Retry-After": "5"}) from None
-
-
-def _backends_seen(request: Request, queue: str) -> dict[str, bool]:
-    try:
-        return backends_seen(request.app.state.redis_sync, queue)
-    except RedisError:
-        raise Problem(503, "Workers Unknown", "Which Keras backends the workers run cannot be read now (Redis is "
-                      "unavailable), so the job's backend cannot be checked; try again shortly.",
-                      headers={"Retry-After": "5"}) from None
-
-
 def _with_status_message(job: JobOut, workers: list[dict[str, Any]], config: Settings) -> JobOut:
     if job.status == "queued":
         job.status_message = feasibility.waiting_message(job.request, workers, queue_base=config.queue,
@@ -92,14 +76,11 @@ def _create_job(body: JobCreate, request: Request, checker: SpecChecker, config:
     with get_sessionmaker()() as session:
         job = service.create_job(session, tenant_id=tenant_id, request=body, checker=checker,
                                  max_attempts=config.max_attempts, queue_base=config.queue,
-                                 max_waiting_gpus=config.max_waiting_job_gpus,
-                                 live_workers=lambda: _live_workers(request),
-                                 backends_seen=lambda: _backends_seen(request, config.queue),
-                                 default_backend=config.job_backend)
+                                 **feasibility_checks(request, config))
         # The answer is written inside the transaction, under the tenant's lock: its queue position is asked
         # there, not in a transaction of its own (BEGIN, query, ROLLBACK) after the commit.
         answer = _with_status_message(service.job_answer(session, tenant_id=tenant_id, job_id=job.id),
-                                      _live_workers(request), config).model_dump_json().encode()
+                                      live_workers_of(request), config).model_dump_json().encode()
         session.commit()
         dispatch.send_job(request.app.state.redis_sync, session, job, config)
         return answer

@@ -174,7 +174,7 @@ def create_job(session: Session, *, tenant_id: str, request: JobCreate, checker:
     """Check and store a job (the caller commits, then queues it). `trial`: the sweep trial it is (a client sweep's
     trial, app/sweeps/service.py), with the values the sweep chose for it (`trial_params`) among its params.
     `backends_seen` says which Keras backends the workers seen on this queue run (with TensorFlow or not); empty, as
-    for a sweep's trials checked in advance, the backend is not checked against them."""
+    for the points of a sweep checked after its base job was, the backend is not checked against them."""
     backend = request.backend or default_backend or get_settings().job_backend
     feasibility.check_ends(request)
     feasibility.check_gpus(request.resources.gpus, queue_base=queue_base, max_waiting=max_waiting_gpus,

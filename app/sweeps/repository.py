@@ -9,9 +9,10 @@ from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.core.sql import Question, Statement, ask, one, scalar
-from app.core.tables import Job, Sweep, SweepTrial, utcnow
+from app.core.tables import Job, Sweep, SweepFailedAsk, SweepTrial, utcnow
 
 SWEEPS, TRIALS, JOBS = Sweep.__table__, SweepTrial.__table__, Job.__table__
+FAILED_ASKS = SweepFailedAsk.__table__
 
 _INSERT = Statement(insert(SWEEPS))
 _GET = Statement(select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id"),
@@ -19,6 +20,11 @@ _GET = Statement(select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id"),
 _TRIALS = Statement(select(TRIALS.c.number, TRIALS.c.job_id, TRIALS.c.params, TRIALS.c.objective, TRIALS.c.note,
                            JOBS.c.status).select_from(TRIALS.join(JOBS, JOBS.c.id == TRIALS.c.job_id))
                     .where(TRIALS.c.sweep_id == bindparam("sweep_id")).order_by(TRIALS.c.number))
+_FAILED_ASKS = Statement(select(FAILED_ASKS.c.number, FAILED_ASKS.c.params, FAILED_ASKS.c.reason,
+                                FAILED_ASKS.c.failed_at).where(FAILED_ASKS.c.sweep_id == bindparam("sweep_id"))
+                         .order_by(FAILED_ASKS.c.number))
+_FAILED_ASK = Statement(select(FAILED_ASKS.c.reason).where(FAILED_ASKS.c.sweep_id == bindparam("sweep_id"),
+                                                          FAILED_ASKS.c.number == bindparam("trial_number")))
 _TRIAL_JOB = Statement(select(TRIALS.c.job_id).where(TRIALS.c.sweep_id == bindparam("sweep_id"),
                                                     TRIALS.c.number == bindparam("trial_number")))
 _ACTIVE_JOBS = Statement(select(JOBS.c.id).select_from(TRIALS.join(JOBS, JOBS.c.id == TRIALS.c.job_id))
@@ -51,6 +57,16 @@ def get_sweep(session: Session, *, tenant_id: str, sweep_id: str) -> Any:
 def trials_of(session: Session, *, sweep_id: str) -> list[Any]:
     """(number, job_id, params, objective, note, status) of each trial, in order."""
     return ask(session, Question(_TRIALS, {"sweep_id": sweep_id}))
+
+
+def failed_asks_of(session: Session, *, sweep_id: str) -> list[Any]:
+    """(number, params, reason, failed_at) of the client sweep's asked trials that never got a job, in order."""
+    return ask(session, Question(_FAILED_ASKS, {"sweep_id": sweep_id}))
+
+
+def failed_ask_reason(session: Session, *, sweep_id: str, number: int) -> str | None:
+    """Why the sweep's asked trial `number` has no job; None unless it was counted failed without one."""
+    return ask(session, Question(_FAILED_ASK, {"sweep_id": sweep_id, "trial_number": number}, scalar))
 
 
 def trial_job(session: Session, *, sweep_id: str, number: int) -> str | None:

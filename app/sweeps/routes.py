@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from app.core import events
 from app.core.database import get_session, get_sessionmaker
 from app.core.settings import Settings
 from app.core.sweep_steps import dispatch
+from app.http import sse
+from app.http.admission import stream_slots
 from app.http.auth import Caller, current_caller
-from app.http.deps import decode_cursor, encode_cursor, settings, spec_checker
+from app.http.deps import decode_cursor, encode_cursor, feasibility_checks, settings, spec_checker
+from app.http.problems import problem_responses
 from app.http.sessions import SessionReleasingRoute
 from app.jobs import service as job_service
 from app.jobs.dispatch import announce_cancel, send_job
 from app.jobs.schemas import JobCreate, JobOut
 from app.specchecker.pool import SpecChecker
-from app.sweeps import repository, service
-from app.sweeps.schemas import SweepCreate, SweepOut, SweepPage, SweepSummary, TrialAsk, TrialAsked
+from app.sweeps import repository, service, stream
+from app.sweeps.schemas import SweepCreate, SweepOut, SweepPage, SweepSummary, TrialAsk, TrialAsked, TrialFailure
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], route_class=SessionReleasingRoute)
 
@@ -43,7 +42,7 @@ def create_sweep(body: SweepCreate, request: Request, session: Session = Depends
                  caller: Caller = Depends(current_caller)) -> SweepOut:
     sweep_id, made = service.create_sweep(session, tenant_id=caller.tenant_id, body=body, checker=checker,
                                           max_params=config.max_model_params, max_attempts=config.max_attempts,
-                                          queue_base=config.queue)
+                                          queue_base=config.queue, **feasibility_checks(request, config))
     session.commit()
     dispatch(made, redis_client=request.app.state.redis_sync)
     return service.sweep_answer(session, tenant_id=caller.tenant_id, sweep_id=sweep_id)
@@ -110,17 +109,34 @@ def ask_trial(sweep_id: str, body: TrialAsk, session: Session = Depends(get_sess
                          "values, by model id, and its compile and fit arguments), is checked and queued as "
                          "POST /v1/jobs does, and becomes the trial: its epochs' objective goes to the sweep's "
                          "pruner (a pruned trial ends `pruned`), its end to the sweep, its values join its params. "
-                         "A trial number never asked for is a 404; a trial that has its job already, or whose ask "
-                         "waited too long and was counted failed, is a 409.")
+                         "It is refused as POST /v1/jobs refuses a job the workers seen could never run (a backend "
+                         "none runs, more GPUs than any has). A trial number never asked for is a 404; a trial that "
+                         "has its job already, or was counted failed without one, is a 409.")
 def submit_trial_job(sweep_id: str, number: int, body: JobCreate, request: Request,
                      session: Session = Depends(get_session), checker: SpecChecker = Depends(spec_checker),
                      config: Settings = Depends(settings), caller: Caller = Depends(current_caller)) -> Any:
     job = service.submit_trial_job(session, tenant_id=caller.tenant_id, sweep_id=sweep_id, number=number, body=body,
-                                   checker=checker, max_attempts=config.max_attempts, queue_base=config.queue)
+                                   checker=checker, max_attempts=config.max_attempts, queue_base=config.queue,
+                                   **feasibility_checks(request, config))
     answer = job_service.job_answer(session, tenant_id=caller.tenant_id, job_id=job.id)
     session.commit()
     send_job(request.app.state.redis_sync, session, job, config, what="trial's job")
     return answer
+
+
+@router.post("/{sweep_id}/trials/{number}/fail", response_model=SweepOut,
+             summary="Report that a client sweep's asked trial will have no job, and why",
+             description="For a trial whose model the client could not build, or whose job was refused (what "
+                         "`kerasd.tuner` reports when `build_model(hp)` raises): Optuna's study is told the trial "
+                         "failed, so the search counts its values failed and its place is free at once, and the "
+                         "sweep shows it under `failed_asks` with `reason`. A trial number never asked for is a 404; "
+                         "one that has its job (its job's end is the trial's: cancel the job), or was counted failed "
+                         "already, is a 409.")
+def fail_trial(sweep_id: str, number: int, body: TrialFailure, session: Session = Depends(get_session),
+               caller: Caller = Depends(current_caller)) -> SweepOut:
+    service.fail_trial(session, tenant_id=caller.tenant_id, sweep_id=sweep_id, number=number, reason=body.reason)
+    session.commit()
+    return service.sweep_answer(session, tenant_id=caller.tenant_id, sweep_id=sweep_id)
 
 
 def _answer(tenant_id: str, sweep_id: str) -> SweepOut:
@@ -128,59 +144,49 @@ def _answer(tenant_id: str, sweep_id: str) -> SweepOut:
         return service.sweep_answer(session, tenant_id=tenant_id, sweep_id=sweep_id)
 
 
-def _message(event_type: str, sweep_id: str, data: dict[str, Any]) -> bytes:
-    body = {"type": event_type, "sweep_id": sweep_id, "ts": events.iso_utc(), "data": data}
-    return f"event: {event_type}\ndata: {json.dumps(body, default=str)}\n\n".encode()
+async def _sweep_stream(request: Request, sweep_id: str, after: str, config: Settings,
+                        look: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:
+    async def quiet(_now: float) -> tuple[list[bytes], bool]:
+        await look()  # what changed in SQL since the last look is published, then followed like any event
+        return [], False
 
-
-def _ended(sweep: SweepOut) -> bool:
-    return sweep.status != "running" and all(t.objective is not None or t.note for t in sweep.trials)
-
-
-async def _sweep_stream(request: Request, first: SweepOut, tenant_id: str, config: Settings) -> AsyncIterator[bytes]:
-    opened = last_sent = time.monotonic()
-    seen: dict[int, tuple[str, float | None]] = {}
-    sweep = first
-    yield f"retry: {config.sse_retry_ms}\n: events of sweep {sweep.id}\n\n".encode()
-    while True:
-        for trial in sweep.trials:
-            state = (trial.status, trial.objective)
-            if seen.get(trial.number) != state:
-                seen[trial.number] = state
-                last_sent = time.monotonic()
-                yield _message("trial", sweep.id, trial.model_dump(mode="json"))
-        if _ended(sweep):
-            yield _message("sweep", sweep.id, {"status": sweep.status, "counts": sweep.counts,
-                                               "best": sweep.best.model_dump(mode="json") if sweep.best else None})
-            return
-        now = time.monotonic()
-        if now - opened >= config.sse_max_connection_s:
-            yield f"retry: {config.sse_retry_ms}\n: connection lifetime reached: reconnect\n\n".encode()
-            return
-        if now - last_sent >= config.sse_heartbeat_s:
-            last_sent = now
-            yield b": heartbeat\n\n"
-        await asyncio.sleep(SWEEP_POLL_S)
-        if await request.is_disconnected():
-            return
-        sweep = await run_in_threadpool(_answer, tenant_id, sweep.id)
-
-
-# A sweep's trials change at the pace of epochs, not batches: its stream reads the sweep from SQL this often.
-SWEEP_POLL_S = 1.0
+    yield sse.hint(config.sse_retry_ms, f"events of sweep {sweep_id}")
+    async for message in sse.follow(request, config, key=stream.stream_key(sweep_id), after=after,
+                                    ends=lambda event: event["type"] in stream.TERMINAL, quiet=quiet):
+        yield message
 
 
 @router.get("/{sweep_id}/events", response_class=StreamingResponse,
-            summary="A sweep's trials as they are queued, run and end, as Server-Sent Events",
-            description="First every trial as it stands, then a `trial` event whenever a trial's status or "
-                        "objective changes (its `data` is the trial as `GET /v1/sweeps/{id}` shows it), and a last "
-                        "`sweep` event (`status`, `counts`, `best`) when the sweep has ended and every trial is "
-                        "counted; then the stream ends. A client that reconnects gets the trials as they stand "
-                        "again, so it misses nothing (the events carry no ids to resume from).",
+            summary="A sweep's trials as they are queued, run and end, as Server-Sent Events, with replay",
+            description="Every event of the sweep from the start (or after `Last-Event-ID`), then live ones: a "
+                        "`trial` event whenever a trial's status or objective changes (its `data` is the trial as "
+                        "`GET /v1/sweeps/{id}` shows it), and a last `sweep` event (`status`, `counts`, `best`) "
+                        "when the sweep has ended and every trial is counted; then the stream ends. Each message "
+                        "has an `id:` (`1700000000000-0`, growing): a client that reconnects with it as "
+                        "`Last-Event-ID` (or `?after=`) gets only what came after, and one that already has the "
+                        "`sweep` event gets `204 No Content`. Heartbeats, the connection's lifetime and the limits "
+                        "on open streams are those of `GET /v1/jobs/{id}/events`.",
             responses={200: {"description": "The event stream", "content": {"text/event-stream": {
-                "schema": {"type": "string"}}}}})
+                "schema": {"type": "string"}}}},
+                204: {"description": "The sweep has ended and the client already has its `sweep` event: stop"},
+                422: {**problem_responses(422)[422], "description": "`Last-Event-ID` is not an event id"}})
 async def get_sweep_events(sweep_id: str, request: Request, config: Settings = Depends(settings),
-                           caller: Caller = Depends(current_caller)) -> StreamingResponse:
-    first = await run_in_threadpool(_answer, caller.tenant_id, sweep_id)
-    return StreamingResponse(_sweep_stream(request, first, caller.tenant_id, config), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                           caller: Caller = Depends(current_caller),
+                           resume: str = Depends(sse.resume_point)) -> Response:
+    first = await run_in_threadpool(_answer, caller.tenant_id, sweep_id)  # another tenant's sweep: a 404
+    client = request.app.state.redis_async
+
+    async def look() -> None:
+        await stream.publish_changes(client, sweep_id, lambda: run_in_threadpool(_answer, caller.tenant_id, sweep_id),
+                                     ttl_s=config.event_stream_ttl_s)
+
+    await look()
+    if stream.ended(first) and await sse.seen_to_the_end(client, stream.stream_key(sweep_id), resume,
+                                                         stream.TERMINAL):
+        return Response(status_code=204)
+    slots = stream_slots(request.app.state)
+    slots.take(caller.tenant_id)
+    return sse.SlotStreamingResponse(_sweep_stream(request, sweep_id, resume, config, look),
+                                     release=lambda: slots.give_back(caller.tenant_id),
+                                     media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

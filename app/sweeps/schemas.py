@@ -194,6 +194,26 @@ class TrialAsked(BaseModel):
     params: dict[str, Any] = Field(description="The value the search chose for each dimension of the space")
 
 
+class TrialFailure(BaseModel):
+    """Why an asked trial of a client sweep will have no job: what building its model or submitting its job raised
+    on the client."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "ValueError: Exception encountered when calling Dense.call(): negative dimensions"}]})
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class FailedAsk(BaseModel):
+    """A trial of a client sweep that was asked for and never got a job: reported failed by its client, or counted
+    failed after waiting too long for its job. Its values count as failed for the sweep's search."""
+
+    number: int
+    params: dict[str, Any] = Field(description="The values the search chose for it")
+    reason: str = Field(description="Why it has no job")
+    failed_at: datetime
+
+
 SweepStatus = Literal["running", "completed", "cancelled"]
 
 
@@ -219,6 +239,9 @@ class SweepOut(BaseModel):
     counts: dict[str, int] = Field(description="The trials by their jobs' status")
     best: TrialOut | None = Field(description="The trial with the best objective so far")
     trials: list[TrialOut]
+    failed_asks: list[FailedAsk] = Field(default_factory=list, description="A client sweep's trials that were asked "
+                                         "for and never got a job, with why (always empty for a sweep made from a "
+                                         "job)")
     created_at: datetime
     finished_at: datetime | None
     request: dict[str, Any] = Field(description="The sweep as it was submitted")

@@ -24,7 +24,16 @@ from app.models.repository import get_model as model_row
 from app.models.specs import parse_model_spec
 from app.specchecker.pool import SpecChecker
 from app.sweeps import repository, spaces
-from app.sweeps.schemas import Dimension, SweepCreate, SweepOut, TrialAsk, TrialAsked, TrialOut
+from app.sweeps.schemas import (
+    MAX_CHOICES,
+    Dimension,
+    FailedAsk,
+    SweepCreate,
+    SweepOut,
+    TrialAsk,
+    TrialAsked,
+    TrialOut,
+)
 
 
 def _as_sweep_error(exc: Problem, point: dict[str, Any]) -> Problem:
@@ -34,9 +43,11 @@ def _as_sweep_error(exc: Problem, point: dict[str, Any]) -> Problem:
 
 
 def _checked_point(session: Session, body: SweepCreate, plan_model: dict[str, Any] | None, point: dict[str, Any], *,
-                   tenant_id: str, checker: SpecChecker, max_params: int, max_attempts: int, queue_base: str) -> Any:
+                   tenant_id: str, checker: SpecChecker, max_params: int, max_attempts: int, queue_base: str,
+                   feasibility: dict[str, Any] | None = None) -> Any:
     """The base job with this point's values, through every check a job and (for model paths) a model passes, in a
-    savepoint rolled back at once; the job row as it would be stored."""
+    savepoint rolled back at once; the job row as it would be stored. `feasibility`: create_job's checks against the
+    workers seen (the base job's backend and GPUs, which no point changes)."""
     job = body.job.model_dump(mode="json", exclude_unset=True)
     model_spec = copy.deepcopy(plan_model) if plan_model is not None else None
     for path, value in point.items():
@@ -58,7 +69,7 @@ def _checked_point(session: Session, body: SweepCreate, plan_model: dict[str, An
             raise Problem(422, "Invalid Sweep Point", f"With {point} the base job is not valid: {exc}",
                           field="space", point=point) from None
         row = jobs.create_job(session, tenant_id=tenant_id, request=request, checker=checker,
-                              max_attempts=max_attempts, queue_base=queue_base)
+                              max_attempts=max_attempts, queue_base=queue_base, **(feasibility or {}))
         return {"request": copy.deepcopy(row.request), "params": dict(row.params or {}), "tags": list(row.tags or []),
                 "model_id": row.model_id, "max_attempts": row.max_attempts}
     except Problem as exc:
@@ -107,9 +118,35 @@ def _create_client_sweep(session: Session, *, tenant_id: str, body: SweepCreate)
     return sweep_id
 
 
+# Optuna's GridSampler lists every point of the grid (itertools.product) in each step that asks for a trial: a grid
+# is refused above this many points, far more than a sweep's most trials (10,000) could cover anyway.
+MAX_GRID_POINTS = 100_000
+
+
+def _check_grid(space: dict[str, Dimension]) -> None:
+    """422 for a grid sweep whose space has a continuous range (a float range without a step), a dimension of more
+    than MAX_CHOICES values, or more than MAX_GRID_POINTS points in all."""
+    points = 1
+    for path, dimension in space.items():
+        count = studies.grid_count(_dimension(path, dimension))
+        if count is None:
+            raise Problem(422, "Invalid Space", f"space: {path!r} is a continuous range ({dimension.kind}), which a "
+                          "grid cannot list: give a uniform range a `step` (its values are low, low + step, ... up "
+                          "to high), list its values with `choice`, or use the random or tpe algorithm.",
+                          field=f"space.{path}")
+        if count > MAX_CHOICES:
+            raise Problem(422, "Invalid Space", f"space: {path!r} has {count} values on a grid, more than "
+                          f"{MAX_CHOICES}: give it a larger step.", field=f"space.{path}")
+        points *= count
+    if points > MAX_GRID_POINTS:
+        raise Problem(422, "Invalid Space", f"space: the grid has {points} points, more than {MAX_GRID_POINTS}: "
+                      "fewer values per dimension, or use the random or tpe algorithm.", field="space")
+
+
 def create_sweep(session: Session, *, tenant_id: str, body: SweepCreate, checker: SpecChecker, max_params: int,
-                 max_attempts: int, queue_base: str) -> tuple[str, list[NewTrial]]:
-    """Check the sweep, store it with its study, and make its first trials (the caller commits, then queues them)."""
+                 max_attempts: int, queue_base: str, **feasibility: Any) -> tuple[str, list[NewTrial]]:
+    """Check the sweep, store it with its study, and make its first trials (the caller commits, then queues them).
+    `feasibility`: create_job's checks against the workers seen, for the base job."""
     if body.space_from == "client":
         return _create_client_sweep(session, tenant_id=tenant_id, body=body), []
     assert body.job is not None and body.space is not None  # SweepCreate's own check
@@ -117,15 +154,11 @@ def create_sweep(session: Session, *, tenant_id: str, body: SweepCreate, checker
         raise Problem(422, "Invalid Sweep", f"job.kind is {body.job.kind!r}: a sweep's trials are fit jobs.",
                       field="job.kind")
     if body.algorithm == "grid":
-        ranged = [path for path, dimension in body.space.items() if dimension.kind != "choice"]
-        if ranged:
-            raise Problem(422, "Invalid Space", f"space: a grid sweep takes choices only; {ranged[0]!r} is a range. "
-                          "List its values with `choice`, or use the random or tpe algorithm.",
-                          field=f"space.{ranged[0]}")
+        _check_grid(body.space)
     options = {"tenant_id": tenant_id, "checker": checker, "max_params": max_params, "max_attempts": max_attempts,
                "queue_base": queue_base}
     has_model_paths = any(path.startswith("model.") for path in body.space)
-    base = _checked_point(session, body, None, {}, **options)
+    base = _checked_point(session, body, None, {}, **options, feasibility=feasibility)
     model = model_row(session, tenant_id=tenant_id, model_id=base["model_id"])
     model_spec = model.spec if model.weights_sha256 is None else None
     with_defaults = body.job.model_dump(mode="json")
@@ -162,6 +195,9 @@ def sweep_answer(session: Session, *, tenant_id: str, sweep_id: str) -> SweepOut
         raise not_found("sweep", sweep_id)
     trials = [_trial(t) for t in repository.trials_of(session, sweep_id=sweep_id)]
     request, plan = row.request, row.plan
+    failed_asks = ([FailedAsk(number=f.number, params=f.params or {}, reason=f.reason, failed_at=f.failed_at)
+                    for f in repository.failed_asks_of(session, sweep_id=sweep_id)]
+                   if plan.get("space_from") == "client" else [])
     scored = [t for t in trials if t.objective is not None and t.status == "succeeded"]
     pick = min if plan["direction"] == "minimize" else max
     best = pick(scored, key=lambda t: t.objective) if scored else None
@@ -173,8 +209,8 @@ def sweep_answer(session: Session, *, tenant_id: str, sweep_id: str) -> SweepOut
                     budget={"max_trials": plan["max_trials"], "max_concurrent": plan["max_concurrent"],
                             "time_limit_s": plan["time_limit_s"]},
                     early_stopping=plan["early_stopping"], trials_created=row.trials_created, counts=counts,
-                    best=best, trials=trials, created_at=row.created_at, finished_at=row.finished_at,
-                    request=request)
+                    best=best, trials=trials, failed_asks=failed_asks, created_at=row.created_at,
+                    finished_at=row.finished_at, request=request)
 
 
 def cancel_sweep(session: Session, *, tenant_id: str, sweep_id: str) -> list[tuple[str, str]]:
@@ -240,31 +276,56 @@ def ask_trial(session: Session, *, tenant_id: str, sweep_id: str, body: TrialAsk
     return TrialAsked(number=trial.number, params=trial.params)
 
 
+def _asked_trial(session: Session, sweep: Any, number: int) -> Any:
+    """The client sweep's asked trial still waiting for its job (Optuna's record of it): 404 if it was never asked
+    for, 409 if it has its job or was counted failed without one."""
+    # By the study's own record: an ask whose commit failed still numbered its trial there.
+    asked = studies.trial_of(sweep.study_name, number) if number >= 0 else None
+    if asked is None:
+        raise not_found("trial", f"{sweep.id}/{number}")
+    if repository.trial_job(session, sweep_id=sweep.id, number=number) is not None:
+        raise Problem(409, "Trial Has A Job", f"Trial {number} of sweep {sweep.id} already has its job; its job's "
+                      "end is the trial's. Ask for a new trial (POST /v1/sweeps/{id}/trials) to train another "
+                      "model.", trial=number)
+    if asked.state != studies.RUNNING:
+        reason = repository.failed_ask_reason(session, sweep_id=sweep.id, number=number)
+        why = (f"was counted failed without a job ({reason})" if reason is not None else
+               f"waited more than {int(ASK_TTL_S)} s for its job after the sweep's budget was spent, so it was "
+               "counted failed")
+        raise Problem(409, "Trial Expired", f"Trial {number} of sweep {sweep.id} {why}; ask for a new trial.",
+                      trial=number)
+    return asked
+
+
+def fail_trial(session: Session, *, tenant_id: str, sweep_id: str, number: int, reason: str) -> None:
+    """A client sweep's asked trial that will have no job (its model could not be built, or its job was refused):
+    its study is told it failed, so its values count as failed and its place is free, and the sweep shows it with
+    `reason`; the sweep ends now if that was all it waited for (the caller commits)."""
+    sweep = _client_sweep(session, tenant_id=tenant_id, sweep_id=sweep_id)
+    asked = _asked_trial(session, sweep, number)
+    studies.tell(sweep.plan, sweep.study_name, number=number, status="failed", value=None)
+    sweep_rows.insert_failed_ask(session, sweep_id=sweep_id, number=number, params=dict(asked.params), reason=reason,
+                                 now=utcnow())
+    advance(session, sweep_id=sweep_id)
+
+
 def submit_trial_job(session: Session, *, tenant_id: str, sweep_id: str, number: int, body: JobCreate,
-                     checker: SpecChecker, max_attempts: int, queue_base: str) -> Any:
-    """The job of a client sweep's asked trial, checked and stored as POST /v1/jobs stores a job, linked to the trial
-    (its epochs reported to the study, its end told); the caller commits, then queues it."""
+                     checker: SpecChecker, max_attempts: int, queue_base: str, **feasibility: Any) -> Any:
+    """The job of a client sweep's asked trial, checked and stored as POST /v1/jobs stores a job (`feasibility`:
+    create_job's max_waiting_gpus, live_workers, backends_seen and default_backend, so it is refused as a job the
+    workers seen could never run is), linked to the trial (its epochs reported to the study, its end told); the
+    caller commits, then queues it."""
     sweep = _client_sweep(session, tenant_id=tenant_id, sweep_id=sweep_id)
     if body.kind != "fit":
         raise Problem(422, "Invalid Trial Job", f"kind is {body.kind!r}: a sweep's trials are fit jobs.",
                       field="kind")
-    # By the study's own record: an ask whose commit failed still numbered its trial there.
-    asked = studies.trial_of(sweep.study_name, number) if number >= 0 else None
-    if asked is None:
-        raise not_found("trial", f"{sweep_id}/{number}")
-    if repository.trial_job(session, sweep_id=sweep_id, number=number) is not None:
-        raise Problem(409, "Trial Has A Job", f"Trial {number} of sweep {sweep_id} already has its job; ask for a "
-                      "new trial (POST /v1/sweeps/{id}/trials) to train another model.", trial=number)
-    if asked.state != studies.RUNNING:
-        raise Problem(409, "Trial Expired", f"Trial {number} of sweep {sweep_id} waited more than {int(ASK_TTL_S)} s "
-                      "for its job after the sweep's budget was spent, so it was counted failed (or it ended "
-                      "otherwise); ask for a new trial.", trial=number)
+    asked = _asked_trial(session, sweep, number)
     plan = sweep.plan
     link = {"sweep_id": sweep_id, "number": number, "study": sweep.study_name, "optuna_trial_id": asked._trial_id,
             "metric": plan["metric"], "direction": plan["direction"],
             "prune": plan["early_stopping"]["rule"] != "none"}
     job = jobs.create_job(session, tenant_id=tenant_id, request=body, checker=checker, max_attempts=max_attempts,
-                          queue_base=queue_base, trial=link, trial_params=dict(asked.params))
+                          queue_base=queue_base, trial=link, trial_params=dict(asked.params), **feasibility)
     sweep_rows.insert_trial_row(session, trial={"sweep_id": sweep_id, "number": number, "job_id": job.id,
                                                 "optuna_trial_id": asked._trial_id, "params": dict(asked.params)})
     return job

@@ -18,9 +18,10 @@ from app.core.repositories.job_labels import INSERT_PARAMS, INSERT_TAGS
 from app.core.repositories.jobs import Executor
 from app.core.sql import Question, Statement, ask, one, scalar
 from app.core.statuses import TERMINAL_STATUSES
-from app.core.tables import Job, Sweep, SweepTrial
+from app.core.tables import Job, Sweep, SweepFailedAsk, SweepTrial
 
 SWEEPS, TRIALS, JOBS = Sweep.__table__, SweepTrial.__table__, Job.__table__
+FAILED_ASKS = SweepFailedAsk.__table__
 
 # The sweep's row, locked (PostgreSQL) until the step's commit: two steps of one sweep (a trial's end on one
 # worker, the periodic step on another) run one after the other, so neither asks for trials the other did.
@@ -69,6 +70,16 @@ def mark_told(executor: Executor, *, sweep_id: str, number: int, objective: floa
 def insert_trial_row(executor: Executor, *, trial: dict[str, Any]) -> None:
     """A trial row for a job already stored (a client sweep's trial, whose job the client submitted)."""
     ask(executor, Question(_INSERT_TRIAL, trial))
+
+
+_INSERT_FAILED_ASK = Statement(insert(FAILED_ASKS))
+
+
+def insert_failed_ask(executor: Executor, *, sweep_id: str, number: int, params: dict[str, Any], reason: str,
+                      now: datetime) -> None:
+    """A client sweep's asked trial that will have no job, with why (its study told it failed)."""
+    ask(executor, Question(_INSERT_FAILED_ASK, {"sweep_id": sweep_id, "number": number, "params": params,
+                                                "reason": reason[:500], "failed_at": now}))
 
 
 _TRIAL_NUMBERS = Statement(select(TRIALS.c.number).where(TRIALS.c.sweep_id == bindparam("sweep_id")))
