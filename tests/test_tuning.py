@@ -47,11 +47,12 @@ def assert_same_training(client, tuned: dict, untuned: dict, tmp_path) -> None:
 
 def assert_chosen_for_the_measured_step(record: dict, *, steps_per_epoch: int | None, must_divide: list[int]) -> int:
     """The live path applied the choice (tests/test_tuning_choice.py) to the step time it measured, whatever
-    that time was on this machine; the record rounds it, so the choice is bracketed by the times around it."""
+    that time was on this machine; the record rounds it to 1 us, so the choice is bracketed by the choices for
+    the times half a microsecond either side (a longer step never gets more steps per execution)."""
     from workers.tuning_choice import choose_steps_per_execution
 
-    step_s = record["measured_step_ms"] / 1e3
-    assert step_s > 0, record
+    step_ms = record["measured_step_ms"]
+    assert step_ms > 0, record
 
     def choose(t: float) -> int:
         # The test server's batch event interval (0.1 s) bounds an execution at the default 0.1 s.
@@ -59,7 +60,7 @@ def assert_chosen_for_the_measured_step(record: dict, *, steps_per_epoch: int | 
                                           must_divide=must_divide)
 
     spe = record["steps_per_execution"]
-    assert choose(step_s * 1.001) <= spe <= choose(step_s * 0.999), record
+    assert choose((step_ms + 0.0005) / 1e3) <= spe <= choose((step_ms - 0.0005) / 1e3), record
     return spe
 
 
