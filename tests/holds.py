@@ -36,6 +36,7 @@ def paused(pid: int) -> Iterator[Callable[[float], None]]:
     """The process group led by `pid` (a worker started in a session of its own) stopped with SIGSTOP, so the
     state it leaves can be read while it cannot move; continued on leaving. Yields `run_for(seconds)`, which lets
     the group run for a slice and stops it again."""
+
     def run_for(seconds: float) -> None:
         os.killpg(pid, signal.SIGCONT)
         time.sleep(seconds)
@@ -48,8 +49,13 @@ def paused(pid: int) -> Iterator[Callable[[float], None]]:
         os.killpg(pid, signal.SIGCONT)
 
 
-def step_until(run_for: Callable[[float], None], check: Callable[[], T], timeout_s: float = 120,
-               slice_s: float = 0.02, what: str = "condition") -> T:
+def step_until(
+    run_for: Callable[[float], None],
+    check: Callable[[], T],
+    timeout_s: float = 120,
+    slice_s: float = 0.02,
+    what: str = "condition",
+) -> T:
     """With a process group `paused`, let it run in slices until `check()` holds between two slices (read while
     it is stopped, so what `check` saw still holds when this returns)."""
     deadline = time.monotonic() + timeout_s

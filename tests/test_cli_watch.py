@@ -21,8 +21,12 @@ def ids(api_url: str) -> dict[str, str]:
 
 
 def watch(api_url: str, job_id: str, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*kerasd_command("jobs", "watch", job_id, "--url", api_url, *extra)], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [*kerasd_command("jobs", "watch", job_id, "--url", api_url, *extra)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def collect(stream) -> list[str]:
@@ -43,8 +47,12 @@ def test_watch_follows_a_running_job_to_its_end_then_replays_it(api_url, client,
     # the command is following it before it starts, however fast this machine trains.
     blocker = running_until_cancelled(client, ids["model"], ids["dataset"], batch_size=10)
     job_id = submit(client, fit_request(ids["model"], ids["dataset"], epochs=epochs, batch_size=10))
-    process = subprocess.Popen([*kerasd_command("jobs", "watch", job_id, "--url", api_url)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*kerasd_command("jobs", "watch", job_id, "--url", api_url)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     stderr = collect(process.stderr)
     try:
         notice = wait_until(lambda: [line for line in stderr if "is queued" in line], what="the queue notice")

@@ -18,8 +18,9 @@ from tests.tenancy import keyed_client, make_tenant
 @pytest.fixture()
 def second_worker(keyed_env, keyed_api, logs_dir):
     name = f"second-{uuid.uuid4().hex[:6]}"
-    process = Process(kerasd_command("worker", "--gpus", "none", "--name", f"{name}@%h"), keyed_env,
-                      logs_dir / f"{name}.log")
+    process = Process(
+        kerasd_command("worker", "--gpus", "none", "--name", f"{name}@%h"), keyed_env, logs_dir / f"{name}.log"
+    )
     try:
         process.wait_for_log(" ready.", timeout_s=180)
         yield process
@@ -36,8 +37,9 @@ def interval(job: dict) -> tuple[datetime, datetime]:
     return datetime.fromisoformat(job["started_at"]), datetime.fromisoformat(job["finished_at"])
 
 
-def test_a_tenant_at_its_running_quota_waits_its_turn_and_others_use_the_free_worker(keyed_api, keyed_worker,
-                                                                                     second_worker):
+def test_a_tenant_at_its_running_quota_waits_its_turn_and_others_use_the_free_worker(
+    keyed_api, keyed_worker, second_worker
+):
     url = keyed_api[0]
 
     def logs() -> tuple[str, str]:
@@ -53,8 +55,10 @@ def test_a_tenant_at_its_running_quota_waits_its_turn_and_others_use_the_free_wo
         ids = [submit(limited, fit_request(model, dataset, epochs=3, batch_size=20)) for _ in range(2)]
         # The free worker takes their turns and hands them back: the tenant is at its quota. (Its log, before
         # any other tenant has a job waiting: the turn named is one of these two jobs'.)
-        wait_until(lambda: any(f"the turn of job {job_id} goes back" in log for log in logs() for job_id in ids),
-                   what="a turn of the limited tenant's handed back")
+        wait_until(
+            lambda: any(f"the turn of job {job_id} goes back" in log for log in logs() for job_id in ids),
+            what="a turn of the limited tenant's handed back",
+        )
         assert [limited.get(f"/v1/jobs/{job_id}").json()["status"] for job_id in ids] == ["queued", "queued"]
         other_model, other_dataset = seeded(other)
         other_id = submit(other, fit_request(other_model, other_dataset, epochs=3, batch_size=20))
