@@ -58,14 +58,14 @@ def step_until(
 ) -> T:
     """With a process group `paused`, let it run in slices until `check()` holds between two slices (read while
     it is stopped, so what `check` saw still holds when this returns)."""
-
-    def check_or_step() -> T:
+    deadline = time.monotonic() + timeout_s
+    while True:
         found = check()
-        if not found:
-            run_for(slice_s)
-        return found
-
-    return wait_until(check_or_step, timeout_s=timeout_s, what=what, every_s=0)
+        if found:
+            return found
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what}")
+        run_for(slice_s)
 
 
 def running_until_cancelled(client: httpx.Client, model_id: str, dataset_id: str, **fit: Any) -> str:
