@@ -1,5 +1,5 @@
 """Waiting for an observable state with a deadline, instead of sleeping for a guessed time; holding a worker
-still (SIGSTOP) while a test reads what it has done so far."""
+still (SIGSTOP) while a test reads what it has done so far; keeping a worker busy with a job until cancelled."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import httpx
+
+from tests.seed import fit_request, submit
 
 T = TypeVar("T")
 
@@ -55,3 +59,12 @@ def step_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"not within {timeout_s} s: {what}")
         run_for(slice_s)
+
+
+def running_until_cancelled(client: httpx.Client, model_id: str, dataset_id: str, **fit: Any) -> str:
+    """The id of a job that trains until it is cancelled, once a worker runs it: that worker (one job at a time)
+    takes nothing else meanwhile, so what waits behind the job does not depend on how fast the machine trains."""
+    request = fit_request(model_id, dataset_id, **{"epochs": 100_000, "batch_size": 20, **fit}) | {"tuning": False}
+    job_id = submit(client, request)
+    wait_until(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "running", what=f"job {job_id} running")
+    return job_id

@@ -8,11 +8,10 @@ import re
 import subprocess
 import threading
 
-import httpx
 import pytest
 
-from tests.holds import wait_until
-from tests.seed import fit_request, seed_arrays, upload_seed, wait_for_job
+from tests.holds import running_until_cancelled, wait_until
+from tests.seed import fit_request, seed_arrays, submit, upload_seed, wait_for_job
 from tests.services import kerasd_command
 
 
@@ -22,14 +21,12 @@ def ids(api_url: str) -> dict[str, str]:
 
 
 def watch(api_url: str, job_id: str, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*kerasd_command("jobs", "watch", job_id, "--url", api_url, *extra)], capture_output=True,
-                          text=True, timeout=300)
-
-
-def submit(client: httpx.Client, request: dict) -> str:
-    created = client.post("/v1/jobs", json=request)
-    assert created.status_code == 201, created.text
-    return created.json()["id"]
+    return subprocess.run(
+        [*kerasd_command("jobs", "watch", job_id, "--url", api_url, *extra)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def collect(stream) -> list[str]:
@@ -48,12 +45,14 @@ def test_watch_follows_a_running_job_to_its_end_then_replays_it(api_url, client,
     epochs = 30
     # The worker trains another job until it is cancelled: the watched job waits in the queue meanwhile, so
     # the command is following it before it starts, however fast this machine trains.
-    blocker = submit(client, fit_request(ids["model"], ids["dataset"], epochs=100_000, batch_size=10)
-                     | {"tuning": False})
-    wait_until(lambda: client.get(f"/v1/jobs/{blocker}").json()["status"] == "running", what="the blocker running")
+    blocker = running_until_cancelled(client, ids["model"], ids["dataset"], batch_size=10)
     job_id = submit(client, fit_request(ids["model"], ids["dataset"], epochs=epochs, batch_size=10))
-    process = subprocess.Popen([*kerasd_command("jobs", "watch", job_id, "--url", api_url)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*kerasd_command("jobs", "watch", job_id, "--url", api_url)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     stderr = collect(process.stderr)
     try:
         notice = wait_until(lambda: [line for line in stderr if "is queued" in line], what="the queue notice")

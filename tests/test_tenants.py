@@ -10,12 +10,13 @@ import json
 import re
 import subprocess
 import time
+from datetime import datetime
 
 import numpy as np
 import pytest
 
-from tests.holds import wait_until
-from tests.seed import SEED_MODEL, fit_request, npy_bytes, npz_bytes, seed_arrays, upload, wait_for_job
+from tests.holds import running_until_cancelled, wait_until
+from tests.seed import SEED_MODEL, fit_request, npy_bytes, npz_bytes, seed_arrays, submit, upload, wait_for_job
 from tests.services import kerasd_command
 from tests.tenancy import keyed_client, make_tenant
 from tests.test_bad_input import assert_problem
@@ -58,8 +59,9 @@ def test_a_request_without_a_key_is_401_before_its_body_is_read(url):
         assert response.headers["www-authenticate"].startswith("Bearer")
         # An upload is refused before it is spooled; health and docs stay open.
         assert_problem(upload(anonymous, "x.npy", npy_bytes(np.zeros((10, 3), "float32"))), 401)
-        assert_problem(anonymous.get("/v1/jobs", headers={"Authorization": "Bearer kd_00000000_" + "x" * 43}),
-                       401, "not valid")
+        assert_problem(
+            anonymous.get("/v1/jobs", headers={"Authorization": "Bearer kd_00000000_" + "x" * 43}), 401, "not valid"
+        )
         assert_problem(anonymous.get("/v1/jobs", headers={"X-API-Key": "nonsense"}), 401)
         assert anonymous.get("/health").status_code == 200
         assert anonymous.get("/openapi.json").status_code == 200
@@ -70,20 +72,31 @@ def test_every_route_family_is_isolated(url, tenant_a):
     _b_id, b_key = make_tenant("b")
     job_id, model_id, dataset_id, weights_id = a["job"]["id"], a["model"]["id"], a["dataset"]["id"], a["weights"]["id"]
     with keyed_client(url, a["key"]) as owner, keyed_client(url, b_key) as other:
-        reads = [f"/v1/models/{model_id}", f"/v1/models/{model_id}/architecture", f"/v1/datasets/{dataset_id}",
-                 f"/v1/datasets/{dataset_id}/content", f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/artifacts",
-                 f"/v1/jobs/{job_id}/artifacts/weights.h5", f"/v1/jobs/{job_id}/events", f"/v1/weights/{weights_id}"]
+        reads = [
+            f"/v1/models/{model_id}",
+            f"/v1/models/{model_id}/architecture",
+            f"/v1/datasets/{dataset_id}",
+            f"/v1/datasets/{dataset_id}/content",
+            f"/v1/jobs/{job_id}",
+            f"/v1/jobs/{job_id}/artifacts",
+            f"/v1/jobs/{job_id}/artifacts/weights.h5",
+            f"/v1/jobs/{job_id}/events",
+            f"/v1/weights/{weights_id}",
+        ]
         for path in reads:
             assert owner.get(path).status_code == 200, path
             foreign_id = next(i for i in (model_id, dataset_id, job_id, weights_id) if i in path)
             same_shape(other.get(path), other.get(path.replace(foreign_id, MISSING)), foreign_id)
-        for method, path, foreign_id in [("DELETE", f"/v1/models/{model_id}", model_id),
-                                         ("DELETE", f"/v1/datasets/{dataset_id}", dataset_id),
-                                         ("DELETE", f"/v1/jobs/{job_id}", job_id),
-                                         ("POST", f"/v1/jobs/{job_id}/cancel", job_id),
-                                         ("POST", f"/v1/jobs/{job_id}/retry", job_id)]:
-            same_shape(other.request(method, path), other.request(method, path.replace(foreign_id, MISSING)),
-                       foreign_id)
+        for method, path, foreign_id in [
+            ("DELETE", f"/v1/models/{model_id}", model_id),
+            ("DELETE", f"/v1/datasets/{dataset_id}", dataset_id),
+            ("DELETE", f"/v1/jobs/{job_id}", job_id),
+            ("POST", f"/v1/jobs/{job_id}/cancel", job_id),
+            ("POST", f"/v1/jobs/{job_id}/retry", job_id),
+        ]:
+            same_shape(
+                other.request(method, path), other.request(method, path.replace(foreign_id, MISSING)), foreign_id
+            )
         # Nothing of A's was changed by B's tries.
         assert owner.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded"
         assert owner.get(f"/v1/models/{model_id}").status_code == 200
@@ -103,9 +116,18 @@ def test_every_route_family_is_isolated(url, tenant_a):
         own_data = upload(other, "seed.npz", npz_bytes(**seed_arrays())).json()["id"]
         for extra in ({"initial_weights": {"weights_id": weights_id}}, {"initial_weights": {"job_id": job_id}}):
             assert_problem(other.post("/v1/jobs", json=fit_request(own_model, own_data, epochs=1) | extra), 422)
-        assert_problem(other.post("/v1/jobs", json={"kind": "predict", "source_job_id": job_id,
-                                                    "predict": {"x": {"dataset_id": own_data, "array": "val_x"}}}),
-                       422, job_id)
+        assert_problem(
+            other.post(
+                "/v1/jobs",
+                json={
+                    "kind": "predict",
+                    "source_job_id": job_id,
+                    "predict": {"x": {"dataset_id": own_data, "array": "val_x"}},
+                },
+            ),
+            422,
+            job_id,
+        )
         # The same bytes uploaded by B are B's own dataset (stored once underneath).
         mine = upload(other, "seed.npz", npz_bytes(**seed_arrays())).json()
         assert mine["sha256"] == a["dataset"]["sha256"] and mine["id"] != dataset_id
@@ -119,8 +141,9 @@ def test_a_revoked_key_is_401(url, keyed_env):
     prefix = key[:11]
     with keyed_client(url, key) as client:
         assert client.get("/v1/models").status_code == 200
-        revoked = subprocess.run(kerasd_command("admin", "revoke-key", prefix), env=keyed_env, capture_output=True,
-                                 text=True, timeout=120)
+        revoked = subprocess.run(
+            kerasd_command("admin", "revoke-key", prefix), env=keyed_env, capture_output=True, text=True, timeout=120
+        )
         assert revoked.returncode == 0, revoked.stderr
         assert prefix in revoked.stdout
         assert_problem(client.get("/v1/models"), 401, "revoked")
@@ -134,11 +157,21 @@ def test_keys_made_with_the_cli_work_and_are_stored_as_hashes(url, keyed_env):
     from app.core.tables import ApiKey
 
     name = f"cli-{time.time_ns()}"
-    made = subprocess.run(kerasd_command("admin", "create-tenant", name, "--max-queued-jobs", "7"), env=keyed_env,
-                          capture_output=True, text=True, timeout=120)
+    made = subprocess.run(
+        kerasd_command("admin", "create-tenant", name, "--max-queued-jobs", "7"),
+        env=keyed_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert made.returncode == 0, made.stderr
-    keyed = subprocess.run(kerasd_command("admin", "create-key", name, "--json"), env=keyed_env,
-                           capture_output=True, text=True, timeout=120)
+    keyed = subprocess.run(
+        kerasd_command("admin", "create-key", name, "--json"),
+        env=keyed_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     document = json.loads(keyed.stdout)
     key = document["key"]
     assert key.startswith(document["prefix"] + "_")
@@ -164,8 +197,11 @@ def test_over_the_request_rate_is_429_with_retry_after(url):
     # At 0.5 a second the wait named is at most 2 s, and once it has passed the next request is served.
     _quick, quick_key = make_tenant("rate-quick", requests_per_s=0.5, request_burst=1)
     with keyed_client(url, quick_key) as client:
-        limited = wait_until(lambda: (got := client.get("/v1/models")).status_code == 429 and got, timeout_s=60,
-                             what="a request past the burst refused")
+        limited = wait_until(
+            lambda: (got := client.get("/v1/models")).status_code == 429 and got,
+            timeout_s=60,
+            what="a request past the burst refused",
+        )
         retry_after = int(limited.headers["retry-after"])
         assert 1 <= retry_after <= 2 and limited.json()["retry_after_s"] == retry_after, limited.text
         time.sleep(retry_after)  # the wait the server named
@@ -217,25 +253,25 @@ def test_one_tenants_many_jobs_do_not_starve_anothers_one(url):
     _a, a_key = make_tenant("busy")
     _b, b_key = make_tenant("quiet")
     with keyed_client(url, a_key) as a, keyed_client(url, b_key) as b:
-        a_ids = []
-        for client, ids in ((a, a_ids),):
-            data = upload(client, "seed.npz", npz_bytes(**seed_arrays())).json()["id"]
-            model = client.post("/v1/models", json=SEED_MODEL).json()["id"]
-            for _ in range(6):
-                ids.append(client.post("/v1/jobs", json=fit_request(model, data, epochs=2, batch_size=20)).json()["id"])
+        data = upload(a, "seed.npz", npz_bytes(**seed_arrays())).json()["id"]
+        model = a.post("/v1/models", json=SEED_MODEL).json()["id"]
+        # A's first job keeps the worker until it is cancelled, so every other job is queued when B's arrives,
+        # however fast this machine trains.
+        a_ids = [running_until_cancelled(a, model, data)]
+        a_ids += [submit(a, fit_request(model, data, epochs=2, batch_size=20)) for _ in range(5)]
         b_data = upload(b, "seed.npz", npz_bytes(**seed_arrays())).json()["id"]
         b_model = b.post("/v1/models", json=SEED_MODEL).json()["id"]
-        b_job = b.post("/v1/jobs", json=fit_request(b_model, b_data, epochs=2, batch_size=20)).json()["id"]
-        # Counted once B's job is in: those of A's that had started by then, whatever this machine's speed.
-        started_before = sum(a.get(f"/v1/jobs/{i}").json()["status"] != "queued" for i in a_ids)
+        b_job = submit(b, fit_request(b_model, b_data, epochs=2, batch_size=20))
+        assert [a.get(f"/v1/jobs/{i}").json()["status"] for i in a_ids] == ["running"] + ["queued"] * 5
+        assert a.post(f"/v1/jobs/{a_ids[0]}/cancel").status_code == 202
         b_done = wait_for_job(b, b_job)
         a_done = [wait_for_job(a, i) for i in a_ids]
-    assert b_done["status"] == "succeeded" and all(j["status"] == "succeeded" for j in a_done)
-    order = sorted([(j["started_at"], "A") for j in a_done] + [(b_done["started_at"], "B")])
-    position = [who for _, who in order].index("B")
-    # B's job starts as soon as the job running when it arrived ends: no more of A's start before it.
-    assert position <= started_before, (started_before, order)
-    assert position < 6
+    assert b_done["status"] == "succeeded" and a_done[0]["status"] == "cancelled"
+    assert all(j["status"] == "succeeded" for j in a_done[1:])
+    started = {"B": b_done["started_at"], **{f"A{n}": j["started_at"] for n, j in enumerate(a_done)}}
+    order = [who[0] for who in sorted(started, key=lambda who: datetime.fromisoformat(started[who]))]
+    # B's job starts as soon as the job running when it arrived ends: none of A's five waiting start before it.
+    assert order == ["A", "B", "A", "A", "A", "A", "A"], started
 
 
 def test_admin_keys_manage_tenants_and_keys_over_http(url):
@@ -258,8 +294,9 @@ def test_admin_keys_manage_tenants_and_keys_over_http(url):
         assert made["key"].startswith(made["prefix"])
         listed = admin.get(f"/v1/admin/tenants/{name}/keys").json()
         assert [k["prefix"] for k in listed] == [made["prefix"]] and "key" not in listed[0]
-        patched = admin.patch(f"/v1/admin/tenants/{tenant['id']}", json={"max_running_jobs": None,
-                                                                         "requests_per_s": 100}).json()
+        patched = admin.patch(
+            f"/v1/admin/tenants/{tenant['id']}", json={"max_running_jobs": None, "requests_per_s": 100}
+        ).json()
         assert patched["quotas"]["max_running_jobs"] is None and patched["limits"]["requests_per_s"] == 100
         with keyed_client(url, made["key"]) as new:
             assert new.get("/v1/jobs").status_code == 200
@@ -290,8 +327,10 @@ def test_metrics_are_for_admins_and_count_the_fleet(url, tenant_a, keyed_env):
         # second and third epochs are timed (an attempt's first, which builds the model, is not).
         data = upload(admin, "seed.npz", npz_bytes(**seed_arrays())).json()["id"]
         model = admin.post("/v1/models", json=SEED_MODEL).json()["id"]
-        assert wait_for_job(admin, admin.post("/v1/jobs", json=fit_request(model, data, epochs=3)).json()["id"]
-                            )["status"] == "succeeded"
+        assert (
+            wait_for_job(admin, admin.post("/v1/jobs", json=fit_request(model, data, epochs=3)).json()["id"])["status"]
+            == "succeeded"
+        )
         # No worker serves the one-GPU queue here, so this one stays queued.
         waiting = admin.post("/v1/jobs", json=fit_request(model, data, epochs=1) | {"resources": {"gpus": 1}})
         epochs_before = metric_samples(before, "kerasd_epoch_duration_seconds_count")[""]
@@ -329,8 +368,11 @@ def test_logs_are_json_lines_with_request_and_job_ids(url, tenant_a, keyed_api, 
         response = client.get(f"/v1/jobs/{tenant_a['job']['id']}", headers={"X-Request-ID": "trace-me-42"})
     assert response.headers["x-request-id"] == "trace-me-42"
     # The access line is written once the response has gone out.
-    access = wait_until(lambda: [line for line in json_lines(keyed_api[1].log_text())
-                                 if line.get("request_id") == "trace-me-42"], timeout_s=60, what="the access line")
+    access = wait_until(
+        lambda: [line for line in json_lines(keyed_api[1].log_text()) if line.get("request_id") == "trace-me-42"],
+        timeout_s=60,
+        what="the access line",
+    )
     assert access[-1]["route"] == "/v1/jobs/{job_id}" and access[-1]["status"] == 200
     assert access[-1]["tenant_id"] and "api_key" not in json.dumps(access)
     worker_lines = json_lines(keyed_worker.log_text())
@@ -348,10 +390,12 @@ def test_request_limits_are_problems(url, tenant_a):
         body = assert_problem(client.post("/v1/models", json=deep | {"extra": nested}), 422, "KERASD_MAX_JSON_DEPTH")
         assert "nested" in body["detail"]
         bomb = b"[" * 200_000 + b"]" * 200_000
-        assert_problem(client.post("/v1/jobs", content=bomb, headers={"content-type": "application/json"}), 422,
-                       "nested")
-        assert_problem(client.post("/v1/jobs", json={"kind": "fit", "x": list(range(200_000))}), 422,
-                       "KERASD_MAX_JSON_ITEMS")
+        assert_problem(
+            client.post("/v1/jobs", content=bomb, headers={"content-type": "application/json"}), 422, "nested"
+        )
+        assert_problem(
+            client.post("/v1/jobs", json={"kind": "fit", "x": list(range(200_000))}), 422, "KERASD_MAX_JSON_ITEMS"
+        )
         assert_problem(client.post("/v1/models", json=SEED_MODEL | {"name": "a\u0000b"}), 422, "NUL")
         assert_problem(client.post("/v1/jobs", json={"kind": "x" * 2_000_000}), 422, "KERASD_MAX_JSON_STRING_CHARS")
         big = client.post("/v1/jobs", content=b" " * (17 * 1024 * 1024), headers={"content-type": "application/json"})

@@ -41,25 +41,28 @@ def run_both(client, request) -> tuple[dict, dict]:
 
 def assert_same_training(client, tuned: dict, untuned: dict, tmp_path) -> None:
     assert tuned["history"] == untuned["history"]
-    assert_weights_equal(trained_model(client, tuned["id"], tmp_path).get_weights(),
-                         trained_model(client, untuned["id"], tmp_path).get_weights(), atol=0)
+    assert_weights_equal(
+        trained_model(client, tuned["id"], tmp_path).get_weights(),
+        trained_model(client, untuned["id"], tmp_path).get_weights(),
+        atol=0,
+    )
 
 
 def assert_chosen_for_the_measured_step(record: dict, *, steps_per_epoch: int | None, must_divide: list[int]) -> int:
     """The live path applied the choice (tests/test_tuning_choice.py) to the step time it measured, whatever
-    that time was on this machine; the record rounds it, so the choice is bracketed by the times around it."""
+    that time was on this machine; the record rounds it to 1 us, so the choice is bracketed by the choices for
+    the times half a microsecond either side (a longer step never gets more steps per execution)."""
     from workers.tuning_choice import choose_steps_per_execution
 
-    step_s = record["measured_step_ms"] / 1e3
-    assert step_s > 0, record
+    step_ms = record["measured_step_ms"]
+    assert step_ms > 0, record
 
     def choose(t: float) -> int:
         # The test server's batch event interval (0.1 s) bounds an execution at the default 0.1 s.
-        return choose_steps_per_execution(t, execution_s=0.1, steps_per_epoch=steps_per_epoch,
-                                          must_divide=must_divide)
+        return choose_steps_per_execution(t, execution_s=0.1, steps_per_epoch=steps_per_epoch, must_divide=must_divide)
 
     spe = record["steps_per_execution"]
-    assert choose(step_s * 1.001) <= spe <= choose(step_s * 0.999), record
+    assert choose((step_ms + 0.0005) / 1e3) <= spe <= choose((step_ms - 0.0005) / 1e3), record
     return spe
 
 
@@ -93,13 +96,30 @@ def test_live_progress_during_tuned_training(client, tmp_path):
     x = rng.random((40_000, 72), dtype="float32")
     y = np.eye(10, dtype="float32")[rng.integers(0, 10, 40_000)]
     dataset = upload(client, "progress.npz", npz_bytes(x=x, y=y)).json()
-    model = client.post("/v1/models", json={"type": "sequential", "input_shape": [72], "layers": [
-        {"class_name": "Dense", "units": 64, "activation": "relu"},
-        {"class_name": "Dropout", "rate": 0.1},
-        {"class_name": "Dense", "units": 10, "activation": "softmax"}]}).json()
-    request = {"model_id": model["id"], "compile": copy.deepcopy(SEED_COMPILE), "seed": 11,
-               "fit": {"x": ref(dataset["id"], "x"), "y": ref(dataset["id"], "y"), "epochs": 3, "batch_size": 16,
-                       "validation_split": 0.1}}
+    model = client.post(
+        "/v1/models",
+        json={
+            "type": "sequential",
+            "input_shape": [72],
+            "layers": [
+                {"class_name": "Dense", "units": 64, "activation": "relu"},
+                {"class_name": "Dropout", "rate": 0.1},
+                {"class_name": "Dense", "units": 10, "activation": "softmax"},
+            ],
+        },
+    ).json()
+    request = {
+        "model_id": model["id"],
+        "compile": copy.deepcopy(SEED_COMPILE),
+        "seed": 11,
+        "fit": {
+            "x": ref(dataset["id"], "x"),
+            "y": ref(dataset["id"], "y"),
+            "epochs": 3,
+            "batch_size": 16,
+            "validation_split": 0.1,
+        },
+    }
     tuned, untuned = run_both(client, request)
     assert_same_training(client, tuned, untuned, tmp_path)
 
@@ -107,8 +127,7 @@ def test_live_progress_during_tuned_training(client, tmp_path):
     spe = assert_chosen_for_the_measured_step(tuned["result"]["tuning"], steps_per_epoch=steps, must_divide=[])
     assert 1 <= spe < steps
     events = read_events(client, tuned["id"])
-    assert any(e["type"] == "log" and e["data"]["message"].startswith("tuning: steps_per_execution=")
-               for e in events)
+    assert any(e["type"] == "log" and e["data"]["message"].startswith("tuning: steps_per_execution=") for e in events)
     batches = [e["data"] for e in events if e["type"] == "batch"]
     for epoch in range(3):
         done = [b["step"] for b in batches if b["epoch"] == epoch]
@@ -142,14 +161,32 @@ def test_batch_level_callbacks_keep_one_step(client, seed_ids, tmp_path):
 def test_pipeline_with_steps_per_epoch(client, seed_ids, tmp_path):
     """§3.3's pipeline (batch(32).repeat(), steps_per_epoch=30, validation_steps=3): executions divide both
     counts (Keras would run whole executions past them), and the pipeline gets a prefetch; same results."""
-    def pipeline(x, y):
-        return {"pipeline": {"x": ref(seed_ids["dataset"], x), "y": ref(seed_ids["dataset"], y),
-                             "ops": [{"op": "shuffle", "buffer_size": 1000, "seed": 5},
-                                     {"op": "batch", "batch_size": 32}, {"op": "repeat"}]}}
 
-    request = {"model_id": seed_ids["model"], "compile": copy.deepcopy(SEED_COMPILE), "seed": 7,
-               "fit": {"x": pipeline("train_x", "train_y"), "epochs": 4, "steps_per_epoch": 30,
-                       "validation_data": pipeline("val_x", "val_y"), "validation_steps": 3}}
+    def pipeline(x, y):
+        return {
+            "pipeline": {
+                "x": ref(seed_ids["dataset"], x),
+                "y": ref(seed_ids["dataset"], y),
+                "ops": [
+                    {"op": "shuffle", "buffer_size": 1000, "seed": 5},
+                    {"op": "batch", "batch_size": 32},
+                    {"op": "repeat"},
+                ],
+            }
+        }
+
+    request = {
+        "model_id": seed_ids["model"],
+        "compile": copy.deepcopy(SEED_COMPILE),
+        "seed": 7,
+        "fit": {
+            "x": pipeline("train_x", "train_y"),
+            "epochs": 4,
+            "steps_per_epoch": 30,
+            "validation_data": pipeline("val_x", "val_y"),
+            "validation_steps": 3,
+        },
+    }
     tuned, untuned = run_both(client, request)
     assert_same_training(client, tuned, untuned, tmp_path)
     record = tuned["result"]["tuning"]
@@ -159,6 +196,7 @@ def test_pipeline_with_steps_per_epoch(client, seed_ids, tmp_path):
 
 
 # --- in this process: the choices themselves ------------------------------------------------------------
+
 
 def test_choose_steps_per_execution():
     from workers.tuning_choice import choose_steps_per_execution
@@ -184,8 +222,14 @@ def test_xla_trial_leaves_the_job_random_state_alone():
 
     def train(trial: bool):
         keras.utils.set_random_seed(5)
-        model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(16, activation="relu"),
-                                  keras.layers.Dropout(0.3), keras.layers.Dense(4, activation="softmax")])
+        model = keras.Sequential(
+            [
+                keras.Input((16,)),
+                keras.layers.Dense(16, activation="relu"),
+                keras.layers.Dropout(0.3),
+                keras.layers.Dense(4, activation="softmax"),
+            ]
+        )
         model.compile(optimizer="adam", loss="categorical_crossentropy")
         found = xla_trial(model, x[:64], y[:64], steps=2) if trial else None
         model.fit(x, y, batch_size=64, epochs=2, verbose=0)
@@ -202,14 +246,16 @@ def test_weights_split_and_class_weight_identical(client, seed_ids, tmp_path):
     class_weight and shuffle come out bit-identical to the untuned job."""
     weights = np.linspace(0.5, 1.5, 1000).astype("float32")
     extra = upload(client, "weights.npz", npz_bytes(w=weights)).json()
-    with_weights = fit_request(seed_ids["model"], seed_ids["dataset"], epochs=3, validation_split=0.2,
-                               sample_weight=ref(extra["id"], "w"))
+    with_weights = fit_request(
+        seed_ids["model"], seed_ids["dataset"], epochs=3, validation_split=0.2, sample_weight=ref(extra["id"], "w")
+    )
     del with_weights["fit"]["validation_data"]
     tuned, untuned = run_both(client, with_weights)
     assert_same_training(client, tuned, untuned, tmp_path)
     assert any(change.startswith("arrays:") for change in tuned["result"]["tuning"]["inputs"])
 
-    with_classes = fit_request(seed_ids["model"], seed_ids["dataset"], epochs=3, shuffle="batch",
-                               class_weight={"0": 2.0, "3": 0.5})
+    with_classes = fit_request(
+        seed_ids["model"], seed_ids["dataset"], epochs=3, shuffle="batch", class_weight={"0": 2.0, "3": 0.5}
+    )
     tuned, untuned = run_both(client, with_classes)
     assert_same_training(client, tuned, untuned, tmp_path)
