@@ -22,7 +22,7 @@ from app.core.errors import Problem, not_found
 from app.core.read_pool import read_pool
 from app.core.settings import Settings
 from app.core.statuses import STATUS_PATTERN
-from app.core.workers_registry import WORKERS_KEY, alive, backends_seen, live_workers
+from app.core.workers_registry import WORKERS_KEY, alive, live_workers
 from app.experiments.schemas import CONTROL
 from app.http.auth import Caller, current_caller
 from app.http.deps import (
@@ -72,15 +72,6 @@ def _live_workers(request: Request) -> list[dict[str, Any]]:
                       headers={"Retry-After": "5"}) from None
 
 
-def _backends_seen(request: Request, queue: str) -> dict[str, bool]:
-    try:
-        return backends_seen(request.app.state.redis_sync, queue)
-    except RedisError:
-        raise Problem(503, "Workers Unknown", "Which Keras backends the workers run cannot be read now (Redis is "
-                      "unavailable), so the job's backend cannot be checked; try again shortly.",
-                      headers={"Retry-After": "5"}) from None
-
-
 def _with_status_message(job: JobOut, workers: list[dict[str, Any]], config: Settings) -> JobOut:
     if job.status == "queued":
         job.status_message = feasibility.waiting_message(job.request, workers, queue_base=config.queue,
@@ -94,7 +85,8 @@ def _create_job(body: JobCreate, request: Request, checker: SpecChecker, config:
                                  max_attempts=config.max_attempts, queue_base=config.queue,
                                  max_waiting_gpus=config.max_waiting_job_gpus,
                                  live_workers=lambda: _live_workers(request),
-                                 backends_seen=lambda: _backends_seen(request, config.queue),
+                                 backends_seen=lambda: feasibility.seen_backends(request.app.state.redis_sync,
+                                                                                 config.queue),
                                  default_backend=config.job_backend)
         # The answer is written inside the transaction, under the tenant's lock: its queue position is asked
         # there, not in a transaction of its own (BEGIN, query, ROLLBACK) after the commit.

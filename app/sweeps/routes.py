@@ -20,6 +20,7 @@ from app.core.sweep_steps import dispatch
 from app.http.auth import Caller, current_caller
 from app.http.deps import decode_cursor, encode_cursor, settings, spec_checker
 from app.http.sessions import SessionReleasingRoute
+from app.jobs import feasibility
 from app.jobs import service as job_service
 from app.jobs.dispatch import announce_cancel, send_job
 from app.jobs.schemas import JobCreate, JobOut
@@ -43,7 +44,8 @@ def create_sweep(body: SweepCreate, request: Request, session: Session = Depends
                  caller: Caller = Depends(current_caller)) -> SweepOut:
     sweep_id, made = service.create_sweep(session, tenant_id=caller.tenant_id, body=body, checker=checker,
                                           max_params=config.max_model_params, max_attempts=config.max_attempts,
-                                          queue_base=config.queue)
+                                          queue_base=config.queue, backends_seen=lambda: feasibility.seen_backends(
+                                              request.app.state.redis_sync, config.queue))
     session.commit()
     dispatch(made, redis_client=request.app.state.redis_sync)
     return service.sweep_answer(session, tenant_id=caller.tenant_id, sweep_id=sweep_id)

@@ -4,6 +4,7 @@ best so far; cancelled with its trials. The search itself moves on in app/core/s
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -29,12 +30,15 @@ from app.sweeps.schemas import Dimension, SweepCreate, SweepOut, TrialAsk, Trial
 
 def _as_sweep_error(exc: Problem, point: dict[str, Any]) -> Problem:
     field = exc.extra.get("field")
+    # The job's own extras (the backends seen, for a backend no worker runs) go along as a job's 422 has them.
+    extra = {name: value for name, value in exc.extra.items() if name not in ("field", "point")}
     return Problem(422, "Invalid Sweep Point", f"With {point} the sweep's trial would be refused: {exc.title}: "
-                   f"{exc.detail}", field=f"job.{field}" if field else "space", point=point)
+                   f"{exc.detail}", field=f"job.{field}" if field else "space", point=point, **extra)
 
 
 def _checked_point(session: Session, body: SweepCreate, plan_model: dict[str, Any] | None, point: dict[str, Any], *,
-                   tenant_id: str, checker: SpecChecker, max_params: int, max_attempts: int, queue_base: str) -> Any:
+                   tenant_id: str, checker: SpecChecker, max_params: int, max_attempts: int, queue_base: str,
+                   backends_seen: Callable[[], dict[str, bool]] = dict) -> Any:
     """The base job with this point's values, through every check a job and (for model paths) a model passes, in a
     savepoint rolled back at once; the job row as it would be stored."""
     job = body.job.model_dump(mode="json", exclude_unset=True)
@@ -58,7 +62,7 @@ def _checked_point(session: Session, body: SweepCreate, plan_model: dict[str, An
             raise Problem(422, "Invalid Sweep Point", f"With {point} the base job is not valid: {exc}",
                           field="space", point=point) from None
         row = jobs.create_job(session, tenant_id=tenant_id, request=request, checker=checker,
-                              max_attempts=max_attempts, queue_base=queue_base)
+                              max_attempts=max_attempts, queue_base=queue_base, backends_seen=backends_seen)
         return {"request": copy.deepcopy(row.request), "params": dict(row.params or {}), "tags": list(row.tags or []),
                 "model_id": row.model_id, "max_attempts": row.max_attempts}
     except Problem as exc:
@@ -108,8 +112,11 @@ def _create_client_sweep(session: Session, *, tenant_id: str, body: SweepCreate)
 
 
 def create_sweep(session: Session, *, tenant_id: str, body: SweepCreate, checker: SpecChecker, max_params: int,
-                 max_attempts: int, queue_base: str) -> tuple[str, list[NewTrial]]:
-    """Check the sweep, store it with its study, and make its first trials (the caller commits, then queues them)."""
+                 max_attempts: int, queue_base: str,
+                 backends_seen: Callable[[], dict[str, bool]] = dict) -> tuple[str, list[NewTrial]]:
+    """Check the sweep, store it with its study, and make its first trials (the caller commits, then queues them).
+    `backends_seen`: the Keras backends of the workers seen on the queue (app/jobs/feasibility.py), read once; the
+    trials are jobs of the base job's backend (the server's default where it names none)."""
     if body.space_from == "client":
         return _create_client_sweep(session, tenant_id=tenant_id, body=body), []
     assert body.job is not None and body.space is not None  # SweepCreate's own check
@@ -122,8 +129,9 @@ def create_sweep(session: Session, *, tenant_id: str, body: SweepCreate, checker
             raise Problem(422, "Invalid Space", f"space: a grid sweep takes choices only; {ranged[0]!r} is a range. "
                           "List its values with `choice`, or use the random or tpe algorithm.",
                           field=f"space.{ranged[0]}")
+    seen = backends_seen()
     options = {"tenant_id": tenant_id, "checker": checker, "max_params": max_params, "max_attempts": max_attempts,
-               "queue_base": queue_base}
+               "queue_base": queue_base, "backends_seen": lambda: seen}
     has_model_paths = any(path.startswith("model.") for path in body.space)
     base = _checked_point(session, body, None, {}, **options)
     model = model_row(session, tenant_id=tenant_id, model_id=base["model_id"])
