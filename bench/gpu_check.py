@@ -23,13 +23,13 @@ from typing import Any
 import httpx
 import numpy as np
 
+# The tutorial's §3.2 model (tests/seed.py's, with Keras's own activation names, which plain_child passes to Keras).
 MLP = {
     "type": "sequential",
     "input_shape": [72],
     "layers": [
-        {"class_name": "Dense", "units": 32, "activation": "relu"},
-        {"class_name": "Dense", "units": 32, "activation": "relu"},
-        {"class_name": "Dense", "units": 10, "activation": "softmax"},
+        {"class_name": "Dense", "units": units, "activation": activation}
+        for units, activation in ((32, "relu"), (32, "relu"), (10, "softmax"))
     ],
 }
 CNN = {
