@@ -23,19 +23,31 @@ from typing import Any
 import httpx
 import numpy as np
 
-MLP = {"type": "sequential", "input_shape": [72], "layers": [
-    {"class_name": "Dense", "units": 32, "activation": "relu"},
-    {"class_name": "Dense", "units": 32, "activation": "relu"},
-    {"class_name": "Dense", "units": 10, "activation": "softmax"}]}
-CNN = {"type": "sequential", "input_shape": [28, 28, 1], "layers": [
-    {"class_name": "Conv2D", "filters": 32, "kernel_size": 3, "activation": "relu"},
-    {"class_name": "MaxPooling2D", "pool_size": 2},
-    {"class_name": "Conv2D", "filters": 64, "kernel_size": 3, "activation": "relu"},
-    {"class_name": "Flatten"},
-    {"class_name": "Dense", "units": 10, "activation": "softmax"}]}
+# The tutorial's §3.2 model (tests/seed.py's, with Keras's own activation names, which plain_child passes to Keras).
+MLP = {
+    "type": "sequential",
+    "input_shape": [72],
+    "layers": [
+        {"class_name": "Dense", "units": units, "activation": activation}
+        for units, activation in ((32, "relu"), (32, "relu"), (10, "softmax"))
+    ],
+}
+CNN = {
+    "type": "sequential",
+    "input_shape": [28, 28, 1],
+    "layers": [
+        {"class_name": "Conv2D", "filters": 32, "kernel_size": 3, "activation": "relu"},
+        {"class_name": "MaxPooling2D", "pool_size": 2},
+        {"class_name": "Conv2D", "filters": 64, "kernel_size": 3, "activation": "relu"},
+        {"class_name": "Flatten"},
+        {"class_name": "Dense", "units": 10, "activation": "softmax"},
+    ],
+}
 # name: (spec, rows, shape, epochs, batch size, loss)
-CASES = {"seed §3.2 MLP": (MLP, 1000, (72,), 10, 100, "categorical_crossentropy"),
-         "small CNN": (CNN, 20_000, (28, 28, 1), 3, 128, "sparse_categorical_crossentropy")}
+CASES = {
+    "seed §3.2 MLP": (MLP, 1000, (72,), 10, 100, "categorical_crossentropy"),
+    "small CNN": (CNN, 20_000, (28, 28, 1), 3, 128, "sparse_categorical_crossentropy"),
+}
 
 
 def arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -63,9 +75,12 @@ class GpuMemory:
     def _run(self) -> None:
         while not self._stop.wait(0.2):
             try:
-                out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
-                                      "--format=csv,noheader,nounits"], capture_output=True, text=True,
-                                     timeout=10).stdout
+                out = subprocess.run(
+                    ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                ).stdout
             except (OSError, subprocess.SubprocessError):
                 return
             for line in out.splitlines():
@@ -87,11 +102,22 @@ def kerasd_fit(client: httpx.Client, name: str, gpus: int) -> tuple[float, dict[
     x, y = arrays(name)
     dataset = upload(client, x=x, y=y)
     model = client.post("/v1/models", json=spec).raise_for_status().json()["id"]
-    created = client.post("/v1/jobs", json={
-        "model_id": model, "resources": {"gpus": gpus}, "artifacts": ["weights.h5"], "seed": 1,
-        "compile": {"optimizer": "adam", "loss": loss, "metrics": ["accuracy"]},
-        "fit": {"x": {"dataset_id": dataset, "array": "x"}, "y": {"dataset_id": dataset, "array": "y"},
-                "epochs": epochs, "batch_size": batch}})
+    created = client.post(
+        "/v1/jobs",
+        json={
+            "model_id": model,
+            "resources": {"gpus": gpus},
+            "artifacts": ["weights.h5"],
+            "seed": 1,
+            "compile": {"optimizer": "adam", "loss": loss, "metrics": ["accuracy"]},
+            "fit": {
+                "x": {"dataset_id": dataset, "array": "x"},
+                "y": {"dataset_id": dataset, "array": "y"},
+                "epochs": epochs,
+                "batch_size": batch,
+            },
+        },
+    )
     if created.status_code != 201:
         raise SystemExit(f"{name}: {created.status_code} {created.text}")
     job = created.json()["id"]
@@ -100,7 +126,7 @@ def kerasd_fit(client: httpx.Client, name: str, gpus: int) -> tuple[float, dict[
     if status["status"] != "succeeded":
         raise SystemExit(f"job {job} {status['status']}: {status['error']}")
     # From the worker's start to its end: model build, data reading, fit and exports included.
-    seconds = (datetime.fromisoformat(status["finished_at"]) - datetime.fromisoformat(status["started_at"]))
+    seconds = datetime.fromisoformat(status["finished_at"]) - datetime.fromisoformat(status["started_at"])
     return len(x) * epochs / max(seconds.total_seconds(), 1e-9), status["result"]
 
 
@@ -114,8 +140,10 @@ def plain_child(name: str) -> None:
     def fit(x: np.ndarray, y: np.ndarray, epochs: int) -> float:
         started = time.perf_counter()
         layers = [keras.Input(tuple(spec["input_shape"]))]
-        layers += [getattr(keras.layers, layer["class_name"])(**{k: v for k, v in layer.items() if k != "class_name"})
-                   for layer in spec["layers"]]
+        layers += [
+            getattr(keras.layers, layer["class_name"])(**{k: v for k, v in layer.items() if k != "class_name"})
+            for layer in spec["layers"]
+        ]
         model = keras.Sequential(layers)
         model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
         model.fit(x, y, epochs=epochs, batch_size=batch, verbose=0)
@@ -127,9 +155,13 @@ def plain_child(name: str) -> None:
 
 
 def plain_fit(name: str, backend: str) -> float:
-    found = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--plain", name],
-                           env={**os.environ, "KERAS_BACKEND": backend, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
-                           capture_output=True, text=True, timeout=1800)
+    found = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_check", "--plain", name],
+        env={**os.environ, "KERAS_BACKEND": backend, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if found.returncode != 0:
         raise SystemExit(f"plain fit of {name} on {backend} failed:\n{found.stderr[-3000:]}")
     return json.loads(found.stdout.strip().splitlines()[-1])["rows_per_s"]
@@ -154,12 +186,15 @@ def main() -> None:
             with GpuMemory(pid) as memory:
                 served, result = kerasd_fit(client, name, args.gpus)
             plain = plain_fit(name, backend)
-            trained = result["trained_with"]
+            trained, tuning = result["trained_with"], result.get("tuning", {})
             peak = f"{memory.peak_mib} MiB" if memory.peak_mib is not None else "not measured (no nvidia-smi)"
-            print(f"{backend} {name}: kerasd {served:,.0f} rows/s, plain fit {plain:,.0f} rows/s "
-                  f"(ratio {served / plain:.2f}); worker device {trained.get('device')}; "
-                  f"{trained.get('backend')} {trained.get('backend_version')}; worker peak GPU memory {peak}; "
-                  f"tuning {result.get('tuning', {}).get('notes')}", flush=True)
+            print(
+                f"{backend} {name}: kerasd {served:,.0f} rows/s, plain fit {plain:,.0f} rows/s "
+                f"(ratio {served / plain:.2f}); worker device {trained.get('device')}; "
+                f"{trained.get('backend')} {trained.get('backend_version')}; worker peak GPU memory {peak}; "
+                f"tuning steps_per_execution={tuning.get('steps_per_execution')}, {tuning.get('notes')}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,24 +23,45 @@ from tests.extras import closure  # noqa: E402  (the same closure the extras tes
 EXTRAS = ("embedded-jax", "torch")
 # What the GPU machine holds already: the frameworks with their CUDA libraries, and their own dependencies that
 # kerasd's need too (the large ones; small shared ones are fetched anyway, in case they are missing).
-ON_THE_MACHINE = re.compile(r"^(kerasd|jax|jaxlib|jax-cuda\d+-.*|numpy|h5py|scipy|ml-dtypes|opt-einsum|torch|"
-                            r"triton|nvidia-.*|sympy|mpmath|networkx|fsspec)$")
+ON_THE_MACHINE = re.compile(
+    r"^(kerasd|jax|jaxlib|jax-cuda\d+-.*|numpy|h5py|scipy|ml-dtypes|opt-einsum|torch|"
+    r"triton|nvidia-.*|sympy|mpmath|networkx|fsspec)$"
+)
 # The editable install of kerasd itself builds with these (pyproject.toml's build-system), offline too.
 BUILD = {"setuptools": ">=69", "wheel": ""}
-PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64",
-             "linux_x86_64")
+PLATFORMS = (
+    "manylinux_2_28_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+    "linux_x86_64",
+)
+
+
+# The GPU machine's interpreter, for the requirements' environment markers (`python_version < "3.12"`, ...).
+MARKERS = {
+    "python_version": "3.12",
+    "python_full_version": "3.12.3",
+    "implementation_version": "3.12.3",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+}
 
 
 def requirements() -> list[str]:
-    names = set().union(*(closure(extra) for extra in EXTRAS))
+    """Each distribution at the version installed here; one that only Python 3.12 needs (not installed here) at
+    the newest version pip finds, said on stderr."""
+    names = set().union(*(closure(extra, MARKERS) for extra in EXTRAS))
     found = [f"{name}{bound}" for name, bound in BUILD.items()]
     for name in sorted(names):
         if ON_THE_MACHINE.match(name) or name in BUILD:
             continue
         try:
             found.append(f"{name}=={version(name)}")
-        except Exception:  # a requirement for another platform, not installed here
-            continue
+        except PackageNotFoundError:
+            print(f"{name}: not installed here, fetched at its newest version", file=sys.stderr)
+            found.append(name)
     return found
 
 
@@ -49,9 +70,32 @@ def main(folder: str) -> None:
     target.mkdir(parents=True, exist_ok=True)
     wanted = requirements()
     platforms = [option for platform in PLATFORMS for option in ("--platform", platform)]
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312", "--abi", "abi3",
-                    "--abi", "none", *platforms, "--dest", str(target), *wanted], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp312",
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
+            *platforms,
+            "--dest",
+            str(target),
+            *wanted,
+        ],
+        check=True,
+    )
     wheels = sorted(target.glob("*.whl"))
     total = sum(wheel.stat().st_size for wheel in wheels)
     for wheel in wheels:

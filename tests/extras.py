@@ -55,21 +55,22 @@ sys.meta_path.insert(0, _OnlyTheExtra())
 '''
 
 
-def _requirements_of(dist: Distribution, extras: set[str]) -> list[Requirement]:
+def _requirements_of(dist: Distribution, extras: set[str], markers: dict[str, str]) -> list[Requirement]:
     found = []
     for text in dist.requires or []:
         requirement = Requirement(text)
         if requirement.marker is None:
             found.append(requirement)
             continue
-        environment = default_environment()
+        environment = {**default_environment(), **markers}
         if any(requirement.marker.evaluate({**environment, "extra": extra}) for extra in extras or {""}):
             found.append(requirement)
     return found
 
 
-def closure(extra: str) -> set[str]:
-    """The canonical names of the distributions `pip install 'kerasd[extra]'` brings, from installed metadata."""
+def closure(extra: str, markers: dict[str, str] | None = None) -> set[str]:
+    """The canonical names of the distributions `pip install 'kerasd[extra]'` brings, from installed metadata;
+    `markers` overrides this interpreter's environment markers (python_version for another Python, say)."""
     seen: dict[str, set[str]] = {}
     pending = [("kerasd", {extra})]
     while pending:
@@ -82,7 +83,7 @@ def closure(extra: str) -> set[str]:
             dist = distribution(name)
         except PackageNotFoundError:
             continue  # a requirement for another platform, or an optional one not installed here
-        for requirement in _requirements_of(dist, extras):
+        for requirement in _requirements_of(dist, extras, markers or {}):
             pending.append((requirement.name, set(requirement.extras)))
     return set(seen)
 
@@ -115,8 +116,12 @@ def environment(extra: str, base: dict[str, str], folder: Path) -> dict[str, str
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sitecustomize.py").write_text(BLOCKER)
     path = [str(folder), *filter(None, base.get("PYTHONPATH", "").split(":"))]
-    return {**base, "PYTHONPATH": ":".join(path), "KERASD_TEST_EXTRA": extra,
-            "KERASD_TEST_ALLOWED_MODULES": json.dumps(sorted(allowed_modules(extra)))}
+    return {
+        **base,
+        "PYTHONPATH": ":".join(path),
+        "KERASD_TEST_EXTRA": extra,
+        "KERASD_TEST_ALLOWED_MODULES": json.dumps(sorted(allowed_modules(extra))),
+    }
 
 
 if __name__ == "__main__":  # `python -m tests.extras api`: what that extra may import

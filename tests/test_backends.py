@@ -21,6 +21,7 @@ from app.jobs.schemas import JobCreate
 from tests.seed import fit_request, ref, wait_for_job
 from tests.test_examples import EXPECTED, run_example
 from tests.test_fault_tolerance import Stack, seed_ids, wait_for
+from tests.test_tuning import assert_chosen_for_the_measured_step
 
 NO_TENSORFLOW = str(Path(__file__).parent / "no_tensorflow")
 # Tutorial sections that need no TensorFlow on the server (§3.3's pipelines and §4.4's TensorBoard do), a few for
@@ -29,9 +30,15 @@ JAX_SECTIONS = ("s3_2_numpy_fit.py", "s4_1_functional.py", "s5_1_save_weights.py
 
 
 def _job(**fields) -> JobCreate:
-    return JobCreate.model_validate({"kind": "fit", "model_id": "0" * 32, "compile": {"optimizer": "sgd",
-                                     "loss": "mse"}, "fit": {"x": ref("d" * 32, "x"), "y": ref("d" * 32, "y")},
-                                     **fields})
+    return JobCreate.model_validate(
+        {
+            "kind": "fit",
+            "model_id": "0" * 32,
+            "compile": {"optimizer": "sgd", "loss": "mse"},
+            "fit": {"x": ref("d" * 32, "x"), "y": ref("d" * 32, "y")},
+            **fields,
+        }
+    )
 
 
 def test_each_backend_has_its_own_queues_and_tensorflow_keeps_the_old_names() -> None:
@@ -47,8 +54,10 @@ def test_a_backend_never_seen_is_refused_with_the_backends_that_were() -> None:
     check_backend(_job(backend="jax"), backend="jax", seen=lambda: {"jax": False})
     with pytest.raises(Problem) as refused:
         check_backend(_job(backend="torch"), backend="torch", seen=lambda: {"jax": False, "tensorflow": True})
-    assert refused.value.status == 422 and refused.value.extra == {"field": "backend",
-                                                                   "backends": ["jax", "tensorflow"]}
+    assert refused.value.status == 422 and refused.value.extra == {
+        "field": "backend",
+        "backends": ["jax", "tensorflow"],
+    }
     assert "kerasd worker --backend torch" in refused.value.detail
     # A job naming none is held to the server's default backend, and says so.
     with pytest.raises(Problem) as default:
@@ -57,9 +66,20 @@ def test_a_backend_never_seen_is_refused_with_the_backends_that_were() -> None:
 
 
 def test_what_needs_tensorflow_is_refused_on_a_backend_without_it() -> None:
-    pipeline = _job(backend="jax", fit={"x": {"pipeline": {"x": ref("d" * 32, "x"), "y": ref("d" * 32, "y"),
-                                                           "ops": [{"op": "batch", "batch_size": 8}]}}},
-                    callbacks=[{"class_name": "TensorBoard", "config": {}}], artifacts=["savedmodel.zip"])
+    pipeline = _job(
+        backend="jax",
+        fit={
+            "x": {
+                "pipeline": {
+                    "x": ref("d" * 32, "x"),
+                    "y": ref("d" * 32, "y"),
+                    "ops": [{"op": "batch", "batch_size": 8}],
+                }
+            }
+        },
+        callbacks=[{"class_name": "TensorBoard", "config": {}}],
+        artifacts=["savedmodel.zip"],
+    )
     with pytest.raises(Problem) as refused:
         check_backend(pipeline, backend="jax", seen=lambda: {"jax": False, "tensorflow": True})
     detail = refused.value.detail
@@ -68,16 +88,30 @@ def test_what_needs_tensorflow_is_refused_on_a_backend_without_it() -> None:
     assert "(tensorflow)" in detail  # where it can run
     # The same job on JAX workers that have TensorFlow beside them, or on TensorFlow, is accepted.
     check_backend(pipeline, backend="jax", seen=lambda: {"jax": True})
-    check_backend(pipeline.model_copy(update={"backend": "tensorflow"}), backend="tensorflow",
-                  seen=lambda: {"tensorflow": True})
+    check_backend(
+        pipeline.model_copy(update={"backend": "tensorflow"}), backend="tensorflow", seen=lambda: {"tensorflow": True}
+    )
     with pytest.raises(Problem, match="MirroredStrategy"):
         check_backend(_job(backend="jax", resources={"gpus": 2}), backend="jax", seen=dict)
 
 
 def test_a_job_naming_its_backend_is_contract_version_3_and_older_requests_still_read() -> None:
-    stored = {"kind": "predict", "data": {"x": {"$array": {"dataset_id": "d", "array": "x", "sha256": "0",
-                                                          "format": "npy", "shape": [1, 1], "dtype": "float32"}}},
-              "arguments": {}}
+    stored = {
+        "kind": "predict",
+        "data": {
+            "x": {
+                "$array": {
+                    "dataset_id": "d",
+                    "array": "x",
+                    "sha256": "0",
+                    "format": "npy",
+                    "shape": [1, 1],
+                    "dtype": "float32",
+                }
+            }
+        },
+        "arguments": {},
+    }
     assert JobRequest.model_validate(stored).backend is None
     assert JobRequest.model_validate({**stored, "version": BACKEND_VERSION, "backend": "jax"}).backend == "jax"
     with pytest.raises(ValueError, match="contract version 3"):
@@ -85,11 +119,14 @@ def test_a_job_naming_its_backend_is_contract_version_3_and_older_requests_still
 
 
 def test_the_waiting_message_names_what_no_live_worker_runs() -> None:
-    workers = [{"queue": "q", "backend": "tensorflow", "gpus": 0, "queues": ["q"]},
-               {"queue": "other", "backend": "jax", "gpus": 0, "queues": ["other.jax"]}]
+    workers = [
+        {"queue": "q", "backend": "tensorflow", "gpus": 0, "queues": ["q"]},
+        {"queue": "other", "backend": "jax", "gpus": 0, "queues": ["other.jax"]},
+    ]
     assert waiting_message({}, workers, queue_base="q", default_backend="tensorflow") is None
-    message = waiting_message({"backend": "jax", "resources": {"gpus": 1}}, workers, queue_base="q",
-                              default_backend="tensorflow")
+    message = waiting_message(
+        {"backend": "jax", "resources": {"gpus": 1}}, workers, queue_base="q", default_backend="tensorflow"
+    )
     assert "no live worker runs the jax backend with 1 GPU(s)" in message
     assert "the live workers run tensorflow with 0 GPU(s)" in message and "--backend jax" in message
 
@@ -97,16 +134,21 @@ def test_the_waiting_message_names_what_no_live_worker_runs() -> None:
 def _weights(content: bytes) -> dict[str, np.ndarray]:
     found: dict[str, np.ndarray] = {}
     with h5py.File(io.BytesIO(content), "r") as h5:
-        h5.visititems(lambda name, item: found.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset)
-                      else None)
+        h5.visititems(lambda name, item: found.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
     return found
 
 
 def test_a_stack_on_jax_without_tensorflow(server_env, logs_dir, tmp_path: Path) -> None:
     """API and worker on KERAS_BACKEND=jax, TensorFlow unimportable in both: the tutorial's examples that need no
-    TensorFlow, seeded jobs identical, and a backend no worker runs refused at submit."""
-    env = {**server_env, "KERASD_QUEUE": f"kerasd-jax-{uuid.uuid4().hex[:8]}", "KERAS_BACKEND": "jax",
-           "PYTHONPATH": NO_TENSORFLOW, "JAX_PLATFORMS": "cpu"}
+    TensorFlow, steps_per_execution tuned, seeded jobs identical tuned or not, a sweep's trial on JAX, and a backend
+    no worker runs refused at submit (a job's and a sweep's)."""
+    env = {
+        **server_env,
+        "KERASD_QUEUE": f"kerasd-jax-{uuid.uuid4().hex[:8]}",
+        "KERAS_BACKEND": "jax",
+        "PYTHONPATH": NO_TENSORFLOW,
+        "JAX_PLATFORMS": "cpu",
+    }
     stack = Stack(env, logs_dir)
     try:
         with httpx.Client(base_url=stack.url, timeout=60) as client:
@@ -124,33 +166,73 @@ def test_a_stack_on_jax_without_tensorflow(server_env, logs_dir, tmp_path: Path)
             assert first["result"]["trained_with"]["backend"] == "jax"
             assert first["result"]["trained_with"]["tensorflow"] is None
             assert first["result"]["trained_with"]["device"] == "cpu"
-            # Execution tuning says what it leaves to Keras on this backend.
-            notes = " ".join(first["result"]["tuning"]["notes"])
-            assert "not tuned on the jax backend" in notes and "not tried on the jax backend" in notes
+            # Execution tuning on JAX: steps_per_execution chosen for the step it measured (an epoch is 10 steps),
+            # jit_compile left as Keras has it (jax.jit), and the record says so.
+            record = first["result"]["tuning"]
+            assert record["tuned"] == ["steps_per_execution"] and record["jit_compile"] is True, record
+            assert 1 <= assert_chosen_for_the_measured_step(record, steps_per_epoch=10, must_divide=[]) <= 10
+            assert any("jit_compile stays True" in note and "jax.jit" in note for note in record["notes"]), record
 
             version = wait_for(lambda: (v := client.get("/version").json())["workers"] and v)
             assert version["tensorflow"] is None and version["backend"] == "jax"
             assert version["default_backend"] == "jax" and version["backends"] == ["jax"]
             assert [w["backend"] for w in version["workers"] if w["queue"] == env["KERASD_QUEUE"]] == ["jax"]
 
-            # The same seeded job again, naming its backend: the same weights, bit for bit.
-            again = wait_for_job(client, client.post("/v1/jobs", json=fit_request(
-                ids["model"], ids["dataset"], epochs=1) | {"seed": 3, "backend": "jax"}).json()["id"])
-            assert again["status"] == "succeeded", again["error"]
-            weights = [_weights(client.get(f"/v1/jobs/{job['id']}/artifacts/weights.h5").content)
-                       for job in (first, again)]
-            assert weights[0].keys() == weights[1].keys() and weights[0]
-            assert all(np.array_equal(weights[0][name], weights[1][name]) for name in weights[0])
+            # The same seeded job again, naming its backend, and once more untuned (Keras's own one step per
+            # execution): the same weights, bit for bit, and the same history.
+            again, untuned = (
+                wait_for_job(
+                    client,
+                    client.post(
+                        "/v1/jobs",
+                        json=fit_request(ids["model"], ids["dataset"], epochs=1)
+                        | {"seed": 3, "backend": "jax", **extra},
+                    ).json()["id"],
+                )
+                for extra in ({}, {"tuning": False})
+            )
+            assert again["status"] == untuned["status"] == "succeeded", (again["error"], untuned["error"])
+            assert untuned["result"]["tuning"] == {"enabled": False}
+            assert first["history"] == again["history"] == untuned["history"]
+            weights = [
+                _weights(client.get(f"/v1/jobs/{job['id']}/artifacts/weights.h5").content)
+                for job in (first, again, untuned)
+            ]
+            assert weights[0] and all(other.keys() == weights[0].keys() for other in weights[1:])
+            assert all(np.array_equal(weights[0][name], other[name]) for other in weights[1:] for name in weights[0])
 
             for backend in ("torch", "tensorflow"):
-                refused = client.post("/v1/jobs", json=fit_request(ids["model"], ids["dataset"]) |
-                                      {"backend": backend})
+                refused = client.post("/v1/jobs", json=fit_request(ids["model"], ids["dataset"]) | {"backend": backend})
                 assert refused.status_code == 422, refused.text
                 assert refused.json()["backends"] == ["jax"] and refused.json()["field"] == "backend"
+            # A sweep's trials are jobs of its base job's backend: refused at submit for one no worker runs, with
+            # the backends seen, and on this one run by the JAX worker.
+            sweep = {
+                "job": fit_request(ids["model"], ids["dataset"], epochs=1) | {"seed": 3, "backend": "jax"},
+                "space": {"fit.batch_size": {"choice": [50, 100]}},
+                "objective": {"metric": "val_loss"},
+                "budget": {"max_trials": 1},
+            }
+            refused = client.post("/v1/sweeps", json={**sweep, "job": {**sweep["job"], "backend": "torch"}})
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["backends"] == ["jax"] and refused.json()["field"] == "job.backend"
+            made = client.post("/v1/sweeps", json=sweep)
+            assert made.status_code == 201, made.text
+            trial = wait_for_job(client, made.json()["trials"][0]["job_id"])
+            assert trial["status"] == "succeeded" and trial["request"]["backend"] == "jax", trial["error"]
+            assert trial["result"]["trained_with"]["backend"] == "jax"
+
             pipeline = fit_request(ids["model"], ids["dataset"], epochs=1, batch_size=None)
-            pipeline["fit"] = {"x": {"pipeline": {"x": ref(ids["dataset"], "train_x"),
-                                                  "y": ref(ids["dataset"], "train_y"),
-                                                  "ops": [{"op": "batch", "batch_size": 32}]}}, "epochs": 1}
+            pipeline["fit"] = {
+                "x": {
+                    "pipeline": {
+                        "x": ref(ids["dataset"], "train_x"),
+                        "y": ref(ids["dataset"], "train_y"),
+                        "ops": [{"op": "batch", "batch_size": 32}],
+                    }
+                },
+                "epochs": 1,
+            }
             refused = client.post("/v1/jobs", json=pipeline)
             assert refused.status_code == 422 and "needs TensorFlow" in refused.json()["detail"], refused.text
 
@@ -170,17 +252,27 @@ def test_a_torch_worker_runs_the_tutorial_job(server_env, logs_dir) -> None:
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
-        pytest.skip("PyTorch is not installed here (its PyPI wheels pull ~2 GB of CUDA libraries, too much for CI): "
-                    "pip install torch --index-url https://download.pytorch.org/whl/cpu to run this")
+        pytest.skip(
+            "PyTorch is not installed here (its PyPI wheels pull ~2 GB of CUDA libraries, too much for CI): "
+            "pip install torch --index-url https://download.pytorch.org/whl/cpu to run this"
+        )
     stack = Stack({**server_env, "KERASD_QUEUE": f"kerasd-torch-{uuid.uuid4().hex[:8]}"}, logs_dir)
     try:
         stack.worker(KERAS_BACKEND="torch")
         with httpx.Client(base_url=stack.url, timeout=60) as client:
             ids = seed_ids(client)
-            job = wait_for_job(client, client.post("/v1/jobs", json=fit_request(ids["model"], ids["dataset"]) |
-                                                   {"backend": "torch", "seed": 1}).json()["id"])
+            job = wait_for_job(
+                client,
+                client.post(
+                    "/v1/jobs", json=fit_request(ids["model"], ids["dataset"]) | {"backend": "torch", "seed": 1}
+                ).json()["id"],
+            )
             assert job["status"] == "succeeded", job["error"]
             assert job["result"]["trained_with"]["backend"] == "torch"
+            # Keras's PyTorch trainer takes one step per execution and nothing else is tuned: the record says why.
+            record = job["result"]["tuning"]
+            assert record["steps_per_execution"] == 1 and record["tuned"] == [], record
+            assert any("stays 1 on the torch backend" in note for note in record["notes"]), record
             assert len(job["history"]["val_loss"]) == 10
     finally:
         stack.stop()

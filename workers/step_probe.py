@@ -1,4 +1,5 @@
-"""The live measurement of a model's training step: one batch of the job's own data, side-effect free."""
+"""The live measurement of a model's training step: one batch of the job's own data, side-effect free, on the
+TensorFlow or the JAX backend (Keras's PyTorch trainer runs one step per call, so nothing there needs it)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -28,13 +30,14 @@ def signature(model: keras.Model, inputs: Any) -> str:
 def sample_inputs(x: Any, batch_size: int | None) -> Any:
     """One batch of the job's inputs: the first rows of arrays, or zeros shaped like a pipeline's batches.
 
-    A pipeline is never iterated here: a new iterator over a shuffling dataset would draw a new order.
+    A pipeline is never iterated here: a new iterator over a shuffling dataset would draw a new order. Arrays
+    stay NumPy off the TensorFlow backend (a JAX worker may have no TensorFlow at all).
     """
-    import tensorflow as tf
-
     if x is None:
         return None
     if is_dataset(x):
+        import tensorflow as tf
+
         spec = x.element_spec
         spec = spec[0] if isinstance(spec, tuple) else spec
 
@@ -46,9 +49,14 @@ def sample_inputs(x: Any, batch_size: int | None) -> Any:
 
         return tf.nest.map_structure(zeros, spec)
     rows = batch_size or 32
+    convert = np.asarray
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        convert = tf.convert_to_tensor
 
     def first(leaf: Any) -> Any:
-        return tf.convert_to_tensor(np.asarray(leaf[:rows]))
+        return convert(np.asarray(leaf[:rows]))
 
     if isinstance(x, dict):
         return {name: first(leaf) for name, leaf in x.items()}
@@ -74,8 +82,20 @@ def measure_step(model: keras.Model, inputs: Any) -> float:
     """Seconds of one forward and backward pass of `model` on `inputs` (a batch), the fastest of a few.
 
     Changes nothing: inference mode (no dropout draws, no batch-norm statistics), gradients computed and
-    dropped, no optimizer. The first call traces; the calls after it are timed.
+    dropped, no optimizer. The first call traces (and on JAX compiles); the calls after it are timed.
     """
+    step = _jax_step(model) if keras.backend.backend() == "jax" else _tensorflow_step(model)
+
+    def once() -> float:
+        started = time.perf_counter()
+        step(inputs)
+        return time.perf_counter() - started
+
+    once()
+    return min(once() for _ in range(PROBE_CALLS))
+
+
+def _tensorflow_step(model: keras.Model) -> Callable[[Any], None]:
     import tensorflow as tf
 
     variables = model.trainable_variables
@@ -87,16 +107,33 @@ def measure_step(model: keras.Model, inputs: Any) -> float:
             loss = tf.add_n([tf.reduce_mean(tf.square(tf.cast(out, "float32"))) for out in tf.nest.flatten(outputs)])
         return tape.gradient(loss, variables) if variables else loss
 
-    def once() -> float:
-        started = time.perf_counter()
-        result = step(inputs)
-        for value in tf.nest.flatten(result):
+    def run(batch: Any) -> None:
+        for value in tf.nest.flatten(step(batch)):
             if value is not None:
                 value.numpy()
-        return time.perf_counter() - started
 
-    once()
-    return min(once() for _ in range(PROBE_CALLS))
+    return run
+
+
+def _jax_step(model: keras.Model) -> Callable[[Any], None]:
+    """The same pass as a jitted function of the variables' values (Keras's stateless call): the model's
+    variables are read, never assigned."""
+    import jax
+    import jax.numpy as jnp
+
+    trainable = [variable.value for variable in model.trainable_variables]
+    non_trainable = [variable.value for variable in model.non_trainable_variables]
+
+    def loss(trainable: list[Any], non_trainable: list[Any], batch: Any) -> Any:
+        outputs, _ = model.stateless_call(trainable, non_trainable, batch, training=False)
+        return sum(jnp.mean(jnp.square(out.astype("float32"))) for out in jax.tree_util.tree_leaves(outputs))
+
+    step = jax.jit(jax.value_and_grad(loss))
+
+    def run(batch: Any) -> None:
+        jax.block_until_ready(step(trainable, non_trainable, batch))
+
+    return run
 
 
 def sample_targets(data: dict[str, Any], batch_size: int | None) -> Any:
@@ -109,8 +146,9 @@ def sample_targets(data: dict[str, Any], batch_size: int | None) -> Any:
             raise ValueError("the pipeline yields no targets")
 
         def zeros(leaf: Any) -> Any:
-            return tf.zeros([32 if i == 0 and d is None else d for i, d in enumerate(leaf.shape.as_list())],
-                            dtype=leaf.dtype)
+            return tf.zeros(
+                [32 if i == 0 and d is None else d for i, d in enumerate(leaf.shape.as_list())], dtype=leaf.dtype
+            )
 
         return tf.nest.map_structure(zeros, spec[1])
     return sample_inputs(data.get("y"), batch_size)

@@ -22,6 +22,13 @@ leaves it alone: a declared callback that acts per batch (TerminateOnNaN, a Mode
 `save_freq`, TensorBoard per batch or profiling) would see fewer batches, so `steps_per_execution` stays 1;
 with `steps_per_epoch` or `validation_steps` Keras would run whole executions past them, so only divisors of
 those are chosen. XLA changes floating-point results on most hardware, hence the identity check.
+
+By backend: on TensorFlow all of the above. On JAX `steps_per_execution` too (Keras's JAX trainer runs an
+execution's steps, the same jitted train step on the same batches in order, with the batch hooks and the logs
+they read once an execution instead of once a step), measured with a jitted probe; `jit_compile` stays True
+there (it is jax.jit itself) and arrays stay with Keras's JAX adapter. On PyTorch nothing: Keras's trainer
+refuses more than one step per execution, and `jit_compile` there is torch.compile, not tried. The job's
+`tuning` record says which applied.
 """
 
 from __future__ import annotations
@@ -49,6 +56,13 @@ from workers.xla_trial import xla_trial
 log = logging.getLogger("kerasd.worker")
 
 TUNABLE = ("steps_per_execution", "jit_compile")
+# Why `jit_compile` is left as Keras sets it on the backends where the XLA trial does not run.
+NOT_TRIED = {
+    "jax": "on the jax backend it is jax.jit, XLA compiling the whole train step, and without it every op runs on "
+    "its own: not tried",
+    "torch": "on the torch backend it means torch.compile, whose compile takes longer than most fits and whose "
+    "results are not checked against eager ones here: not tried",
+}
 KERAS_DEFAULTS = {"steps_per_execution": 1, "jit_compile": "auto"}
 
 
@@ -61,8 +75,9 @@ def requested(request: JobRequest) -> tuple[bool, set[str]]:
     tuning = request.tuning
     compile_document = request.compile.model_dump() if request.compile is not None else {}
     if tuning is None:
-        return True, {name for name, default in KERAS_DEFAULTS.items()
-                      if compile_document.get(name, default) != default}
+        return True, {
+            name for name, default in KERAS_DEFAULTS.items() if compile_document.get(name, default) != default
+        }
     return tuning.enabled, set(tuning.user_set)
 
 
@@ -75,19 +90,29 @@ def batch_level_callbacks(declared: list[DeclaredCallback]) -> list[str]:
             found.append(name)
         elif name == "ModelCheckpoint" and config.get("save_freq", "epoch") != "epoch":
             found.append(f"{name}(save_freq={config['save_freq']})")
-        elif name == "TensorBoard" and (config.get("update_freq", "epoch") != "epoch"
-                                        or config.get("profile_batch", 0) not in (0, [0, 0], None)):
-            found.append(f"{name}(update_freq={config.get('update_freq')}, "
-                         f"profile_batch={config.get('profile_batch')})")
+        elif name == "TensorBoard" and (
+            config.get("update_freq", "epoch") != "epoch" or config.get("profile_batch", 0) not in (0, [0, 0], None)
+        ):
+            found.append(
+                f"{name}(update_freq={config.get('update_freq')}, profile_batch={config.get('profile_batch')})"
+            )
     return found
 
 
 class FitTuning:
     """The tuning of one fit: `plan` before the callbacks are made, `apply` between compile and fit."""
 
-    def __init__(self, *, request: JobRequest, data: dict[str, Any], arguments: dict[str, Any],
-                 execution_s: float = 0.1, xla_trial_min_fit_s: float = 120.0, event_interval_s: float = 0.5,
-                 log_event: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        request: JobRequest,
+        data: dict[str, Any],
+        arguments: dict[str, Any],
+        execution_s: float = 0.1,
+        xla_trial_min_fit_s: float = 120.0,
+        event_interval_s: float = 0.5,
+        log_event: Callable[[str], None] | None = None,
+    ) -> None:
         self.enabled, self.user_set = requested(request)
         self.request, self.arguments = request, arguments
         self.data, self._original_data = dict(data), dict(data)
@@ -136,8 +161,11 @@ class FitTuning:
         if self.step_s is None:
             return
         self.steps_per_execution = choose_steps_per_execution(
-            self.step_s, execution_s=self.execution_s, steps_per_epoch=self._steps_per_epoch(),
-            must_divide=self._divisor_bounds())
+            self.step_s,
+            execution_s=self.execution_s,
+            steps_per_epoch=self._steps_per_epoch(),
+            must_divide=self._divisor_bounds(),
+        )
 
     def _tune_inputs(self, model: keras.Model) -> None:
         """Pipelines get a prefetch; arrays become the same batches, built by Keras's own array adapter, in
@@ -148,8 +176,9 @@ class FitTuning:
                 import tensorflow as tf
 
                 self.data[name] = value.prefetch(tf.data.AUTOTUNE)
-                self.input_changes.append(f"{'validation pipeline' if name != 'x' else 'pipeline'}: "
-                                          "prefetch(AUTOTUNE) added")
+                self.input_changes.append(
+                    f"{'validation pipeline' if name != 'x' else 'pipeline'}: prefetch(AUTOTUNE) added"
+                )
         why_not = self._arrays_obstacle(model)
         if why_not:
             if why_not != "not arrays":
@@ -161,14 +190,16 @@ class FitTuning:
             log.info("array dataset not built: %s", exc)
             self.notes.append(f"arrays left to Keras: {type(exc).__name__}: {exc}")
             return
-        self.input_changes.append("arrays: the batches Keras's array adapter makes, with tf.data autotuning off "
-                                  "(its thread held epoch starts for seconds)")
+        self.input_changes.append(
+            "arrays: the batches Keras's array adapter makes, with tf.data autotuning off "
+            "(its thread held epoch starts for seconds)"
+        )
 
     def _arrays_obstacle(self, model: keras.Model) -> str | None:
         if is_dataset(self.data.get("x")) or self.data.get("x") is None:
             return "not arrays"
         if keras.backend.backend() != "tensorflow":
-            return f"the {keras.backend.backend()} backend"
+            return f"the {keras.backend.backend()} trainer batches them itself (the tf.data path is TensorFlow's)"
         if not model.built:
             return "the model is built by fit from the data"
         if self.request.distribution or compat.distribute_strategy(model) is not None:
@@ -178,8 +209,11 @@ class FitTuning:
         return None
 
     def _step_seconds(self, model: keras.Model) -> float | None:
-        if keras.backend.backend() != "tensorflow":
-            self.notes.append(f"steps_per_execution not tuned on the {keras.backend.backend()} backend")
+        if keras.backend.backend() == "torch":
+            self.notes.append(
+                "steps_per_execution stays 1 on the torch backend: Keras's PyTorch trainer runs one "
+                "step per call and refuses more"
+            )
             return None
         if not model.built:
             self.notes.append("steps_per_execution not tuned: the model is built by fit from the data")
@@ -193,8 +227,9 @@ class FitTuning:
         given = self.arguments.get("steps_per_epoch")
         if given:
             return int(given)
-        return batch_count(self.data.get("x"), self.arguments.get("batch_size"),
-                           self.arguments.get("validation_split") or 0.0)
+        return batch_count(
+            self.data.get("x"), self.arguments.get("batch_size"), self.arguments.get("validation_split") or 0.0
+        )
 
     def _divisor_bounds(self) -> list[int]:
         """With steps_per_epoch (validation_steps) Keras runs whole executions, past the count asked for and
@@ -265,8 +300,8 @@ class FitTuning:
         return fit_seconds(self.step_s, steps_per_epoch=self._steps_per_epoch(), epochs=epochs)
 
     def _xla_obstacle(self, model: keras.Model, estimate: float | None) -> str | None:
-        if keras.backend.backend() != "tensorflow":
-            return f"not tried on the {keras.backend.backend()} backend"
+        if keras.backend.backend() in NOT_TRIED:
+            return NOT_TRIED[keras.backend.backend()]
         if compat.distribute_strategy(model) is not None or self.request.distribution:
             return "not tried with a distribution strategy"
         if not compat.model_supports_jit(model):
@@ -280,8 +315,14 @@ class FitTuning:
             "enabled": True,
             "steps_per_execution": int(model.steps_per_execution),
             "jit_compile": bool(model.jit_compile),
-            "tuned": [name for name, value in (("steps_per_execution", self.steps_per_execution),
-                                               ("jit_compile", self.jit_compile)) if value is not None],
+            "tuned": [
+                name
+                for name, value in (
+                    ("steps_per_execution", self.steps_per_execution),
+                    ("jit_compile", self.jit_compile),
+                )
+                if value is not None
+            ],
             "user_set": sorted(self.user_set),
         }
         if self.step_s is not None:
@@ -299,11 +340,12 @@ class FitTuning:
     def _summary(self) -> str:
         parts = [f"steps_per_execution={self.record['steps_per_execution']}"]
         if self.step_s is not None and self.steps_per_execution is not None:
-            parts[0] += (f" (a step measured {self.step_s * 1e3:.2f} ms: executions of about "
-                         f"{self.execution_estimate_s * 1e3:.0f} ms)")
+            parts[0] += (
+                f" (a step measured {self.step_s * 1e3:.2f} ms: executions of about "
+                f"{self.execution_estimate_s * 1e3:.0f} ms)"
+            )
         parts.append(f"jit_compile={self.record['jit_compile']}")
         return "; ".join(parts + self.input_changes + self.notes)
 
     def outcome(self) -> dict[str, Any]:
         return {"tuning": self.record}
-

@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 
 # The version of the API's description, not of kerasd: its major part grows with every change that breaks a
 # client generated from an earlier document (docs/api-changelog.md), its minor part with additions.
-API_VERSION = "2.8.0"
+API_VERSION = "2.9.0"
 COMPONENT = "#/components/schemas/{model}"
 _PREFIX = "#/components/schemas/"
 

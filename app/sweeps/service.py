@@ -38,8 +38,10 @@ from app.sweeps.schemas import (
 
 def _as_sweep_error(exc: Problem, point: dict[str, Any]) -> Problem:
     field = exc.extra.get("field")
+    # The job's own extras (the backends seen, for a backend no worker runs) go along as a job's 422 has them.
+    extra = {name: value for name, value in exc.extra.items() if name not in ("field", "point")}
     return Problem(422, "Invalid Sweep Point", f"With {point} the sweep's trial would be refused: {exc.title}: "
-                   f"{exc.detail}", field=f"job.{field}" if field else "space", point=point)
+                   f"{exc.detail}", field=f"job.{field}" if field else "space", point=point, **extra)
 
 
 def _checked_point(session: Session, body: SweepCreate, plan_model: dict[str, Any] | None, point: dict[str, Any], *,
