@@ -6,11 +6,17 @@
    SuccessiveHalvingPruner (ASHA: rungs at 1, 3, 9 epochs, reduction factor 3). Reported: each one's best
    validation accuracy, and the epochs ASHA trained as a fraction of the grid's.
 2. Scheduling overhead: from a trial's end (its terminal event) to the next trial's first batch on the same worker
-   (its first `batch` event), median and 90th percentile over the grid's and ASHA's trials.
+   (its first `batch` event), median and 90th percentile over the grid's and ASHA's trials, in parts: (a) the end to
+   the next trial's `queued` event (the sweep's step: tell, ask, the job stored and queued), (b) to its `started`
+   (the message taken, the job claimed), (c) to fit's start (its `fit:` log event: job read, data, model, tuning,
+   compile; the workers' `ready to fit` log lines split it further), (d) to the first batch's end (Keras traces the
+   train step and runs the first execution). Then, with the workers stopped, what plain Keras pays for the same
+   trials in one warm process (build, compile, first batch with the same steps_per_execution), as KerasTuner's
+   trials do.
 3. 200 one-epoch trials of a tiny MLP on 2 workers: the sweep's wall time (created to last trial's end) against
    the trials' own time (each job's started to finished) divided by the 2 workers.
 
-    .venv/bin/python bench/sweep.py [--epochs 9] [--tiny-trials 200] [--grid-only]
+    .venv/bin/python bench/sweep.py [--epochs 9] [--tiny-trials 200] [--grid-only | --overhead-only]
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -31,17 +38,31 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.core.statuses import TERMINAL_EVENTS
 from bench._harness import api_process, scratch_database, server_env, worker_process
 from tests.seed import npz_bytes, ref, upload
 
-CNN = {"type": "sequential", "name": "digits_cnn", "input_shape": [8, 8, 1],
-       "layers": [{"class_name": "Conv2D", "filters": 16, "kernel_size": 3, "activation": "relu"},
-                  {"class_name": "Flatten"}, {"class_name": "Dense", "units": 10, "activation": "softmax"}]}
-TINY = {"type": "sequential", "name": "tiny", "input_shape": [8],
-        "layers": [{"class_name": "Dense", "units": 4, "activation": "softmax"}]}
-SPACE = {"model.layers[0].filters": {"choice": [8, 16, 32]},
-         "compile.optimizer.config.learning_rate": {"choice": [1e-3, 3e-3, 1e-2]},
-         "fit.batch_size": {"choice": [16, 32, 64]}}
+CNN = {
+    "type": "sequential",
+    "name": "digits_cnn",
+    "input_shape": [8, 8, 1],
+    "layers": [
+        {"class_name": "Conv2D", "filters": 16, "kernel_size": 3, "activation": "relu"},
+        {"class_name": "Flatten"},
+        {"class_name": "Dense", "units": 10, "activation": "softmax"},
+    ],
+}
+TINY = {
+    "type": "sequential",
+    "name": "tiny",
+    "input_shape": [8],
+    "layers": [{"class_name": "Dense", "units": 4, "activation": "softmax"}],
+}
+SPACE = {
+    "model.layers[0].filters": {"choice": [8, 16, 32]},
+    "compile.optimizer.config.learning_rate": {"choice": [1e-3, 3e-3, 1e-2]},
+    "fit.batch_size": {"choice": [16, 32, 64]},
+}
 
 
 def digits() -> dict[str, np.ndarray]:
@@ -57,12 +78,24 @@ def digits() -> dict[str, np.ndarray]:
 
 
 def fit_job(model_id: str, dataset: str, epochs: int, batch_size: int = 32) -> dict[str, Any]:
-    return {"kind": "fit", "model_id": model_id, "seed": 1, "artifacts": ["weights.h5"],
-            "compile": {"optimizer": {"class_name": "Adam", "config": {"learning_rate": 1e-3}},
-                        "loss": "categorical_crossentropy", "metrics": ["accuracy"]},
-            "fit": {"x": ref(dataset, "train_x"), "y": ref(dataset, "train_y"), "epochs": epochs,
-                    "batch_size": batch_size,
-                    "validation_data": {"x": ref(dataset, "val_x"), "y": ref(dataset, "val_y")}}}
+    return {
+        "kind": "fit",
+        "model_id": model_id,
+        "seed": 1,
+        "artifacts": ["weights.h5"],
+        "compile": {
+            "optimizer": {"class_name": "Adam", "config": {"learning_rate": 1e-3}},
+            "loss": "categorical_crossentropy",
+            "metrics": ["accuracy"],
+        },
+        "fit": {
+            "x": ref(dataset, "train_x"),
+            "y": ref(dataset, "train_y"),
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "validation_data": {"x": ref(dataset, "val_x"), "y": ref(dataset, "val_y")},
+        },
+    }
 
 
 def run_sweep(http: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
@@ -81,8 +114,9 @@ def stamp(text: str) -> float:
 
 
 def job_times(http: httpx.Client, job_id: str) -> dict[str, Any]:
-    """A trial job's worker, first batch and end, from its event stream (replayed after its end)."""
-    found: dict[str, Any] = {"first_batch": None}
+    """A trial job's worker and the times of its `queued`, `started`, fit's start (its `fit:` log event, from
+    on_train_begin), first `batch` and end, from its event stream (replayed after its end)."""
+    found: dict[str, Any] = {"job_id": job_id, "first_batch": None, "fit": None, "queued": None}
     with http.stream("GET", f"/v1/jobs/{job_id}/events") as response:
         kind = None
         for line in response.iter_lines():
@@ -90,44 +124,226 @@ def job_times(http: httpx.Client, job_id: str) -> dict[str, Any]:
                 kind = line[7:]
             elif line.startswith("data: "):
                 event = json.loads(line[6:])
-                if kind == "started":
+                if kind == "queued" and found["queued"] is None:
+                    found["queued"] = stamp(event["ts"])
+                elif kind == "started":
                     found["worker"] = event["data"].get("worker")
                     found["started"] = stamp(event["ts"])
+                elif kind == "log" and found["fit"] is None and event["data"]["message"].startswith("fit: "):
+                    found["fit"] = stamp(event["ts"])
                 elif kind == "batch" and found["first_batch"] is None:
                     found["first_batch"] = stamp(event["ts"])
-                elif kind in ("succeeded", "failed", "cancelled", "pruned"):
+                elif kind in TERMINAL_EVENTS:
                     found["end"] = stamp(event["ts"])
                     return found
     return found
 
 
-def gaps(http: httpx.Client, sweeps: list[dict[str, Any]]) -> list[tuple[float, float]]:
-    """For trials that ran back to back on a worker: (the trial's end to the next one's `started`, that `started` to
-    its first batch)."""
+def start_phases(log_dirs: list[Path]) -> dict[str, dict[str, float]]:
+    """{job id: {phase: ms}} from the workers' `ready to fit` log lines (workers/runner.py's StartPhases)."""
+    found = {}
+    for log_dir in log_dirs:
+        for line in (log_dir / "worker.log").read_text(errors="replace").splitlines():
+            if "ready to fit: " not in line or not line.startswith("{"):
+                continue
+            record = json.loads(line)
+            found[record["job_id"]] = {
+                name: float(ms) for name, ms in re.findall(r"([\w+]+)=([\d.]+)ms", record["message"])
+            }
+    return found
+
+
+PARTS = (
+    "(a) end -> next trial queued (the sweep's step)",
+    "(b) -> claimed (`started`)",
+    "(c) -> fit starts (job read, data, model, tuning, compile)",
+    "(d) -> first batch (Keras's first step)",
+)
+
+
+def gaps(http: httpx.Client, sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For trials that ran back to back on a worker: the gap from one's end to the next one's first batch, in parts
+    (a)-(d) (PARTS), with the next trial's job id."""
     times = [job_times(http, trial["job_id"]) for sweep in sweeps for trial in sweep["trials"]]
     found = []
     by_worker: dict[str, list[dict[str, Any]]] = {}
     for item in times:
-        if item.get("worker") and item.get("started") and item.get("first_batch") and item.get("end"):
+        if all(item.get(key) for key in ("worker", "queued", "started", "fit", "first_batch", "end")):
             by_worker.setdefault(item["worker"], []).append(item)
     for items in by_worker.values():
         items.sort(key=lambda item: item["started"])
-        found += [(b["started"] - a["end"], b["first_batch"] - b["started"]) for a, b in itertools.pairwise(items)
-                  if b["started"] > a["end"]]
+        for a, b in itertools.pairwise(items):
+            if b["started"] > a["end"]:
+                queued = max(a["end"], b["queued"])
+                found.append(
+                    {
+                        "job_id": b["job_id"],
+                        "parts": [
+                            queued - a["end"],
+                            b["started"] - queued,
+                            b["fit"] - b["started"],
+                            b["first_batch"] - b["fit"],
+                        ],
+                    }
+                )
     return found
 
 
-def show_gaps(found: list[tuple[float, float]]) -> None:
-    total = sorted(a + b for a, b in found)
-    print(f"scheduling overhead (a trial's end to the next trial's first batch, same worker): median "
-          f"{statistics.median(total) * 1000:.0f} ms, p90 {total[int(len(total) * 0.9)] * 1000:.0f} ms over "
-          f"{len(found)} gaps; of which the end to the next `started` (step, queue, claim) median "
-          f"{statistics.median(a for a, _b in found) * 1000:.0f} ms, `started` to the first batch (data, model, "
-          f"compile, first step) median {statistics.median(b for _a, b in found) * 1000:.0f} ms")
+def ms(values: list[float]) -> str:
+    ordered = sorted(values)
+    return f"median {statistics.median(ordered) * 1000:.0f} ms, p90 {ordered[int(len(ordered) * 0.9)] * 1000:.0f} ms"
+
+
+def show_gaps(found: list[dict[str, Any]], phases: dict[str, dict[str, float]]) -> None:
+    parts = [item["parts"] for item in found]
+    if not parts:
+        print("scheduling overhead: no two trials ran back to back on a worker")
+        return
+    print(
+        f"scheduling overhead over {len(found)} gaps (a trial's end to the next trial's first batch, same worker): "
+        f"{ms([sum(p) for p in parts])}"
+    )
+    print(f"  a trial's end to the next trial's fit starting (kerasd's part): {ms([sum(p[:3]) for p in parts])}")
+    for index, name in enumerate(PARTS):
+        print(f"  {name}: {ms([p[index] for p in parts])}")
+    known = [phases[item["job_id"]] for item in found if item["job_id"] in phases]
+    if known:
+        names = list(dict.fromkeys(name for item in known for name in item))
+        print(
+            "  the worker's start, from its log (median ms): "
+            + ", ".join(f"{name} {statistics.median(item.get(name, 0.0) for item in known):.0f}" for name in names)
+        )
+
+
+def trial_configs(http: httpx.Client, sweep: dict[str, Any]) -> list[tuple[int, float, int, int]]:
+    """(filters, learning rate, batch size, the steps_per_execution its job's tuning chose) of each trial."""
+    found = []
+    for trial in sweep["trials"]:
+        tuning = http.get(f"/v1/jobs/{trial['job_id']}").json()["result"].get("tuning", {})
+        found.append((*(trial["params"][path] for path in SPACE), int(tuning.get("steps_per_execution", 1))))
+    return found
+
+
+def keras_first_batches(data: dict[str, np.ndarray], configs: list[tuple[int, float, int, int]]) -> list[list[float]]:
+    """What plain Keras pays per trial in one warm process, as KerasTuner's trials do: [build and compile, fit's
+    start to the first batch's end (tracing the train step and running the first execution)] in seconds, for each
+    trial's configuration, with the steps_per_execution its job ran (so the first batch is the same work), seeded
+    and deterministic as a kerasd job with a seed is."""
+    import keras
+    import tensorflow as tf
+
+    class FirstBatch(keras.callbacks.Callback):
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.begin = time.perf_counter()
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.end = time.perf_counter()
+            self.model.stop_training = True
+
+    found = []
+    for filters, learning_rate, batch_size, steps in configs:
+        keras.utils.set_random_seed(1)
+        tf.config.experimental.enable_op_determinism()
+        started = time.perf_counter()
+        model = keras.Sequential(
+            [
+                keras.Input((8, 8, 1)),
+                keras.layers.Conv2D(filters, 3, activation="relu"),
+                keras.layers.Flatten(),
+                keras.layers.Dense(10, activation="softmax"),
+            ]
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss="categorical_crossentropy",
+            metrics=["accuracy"],
+            steps_per_execution=steps,
+        )
+        compiled = time.perf_counter()
+        first = FirstBatch()
+        model.fit(data["train_x"], data["train_y"], batch_size=batch_size, epochs=1, callbacks=[first], verbose=0)
+        found.append([compiled - started, first.end - compiled])
+    return found[1:]  # the first pays the process's one-time warm-up, which a worker paid before its first job
+
+
+def show_keras(found: list[list[float]]) -> None:
+    print(
+        f"plain Keras in one warm process, {len(found)} trials' configurations: build + compile to the first "
+        f"batch's end {ms([sum(item) for item in found])}; build + compile {ms([item[0] for item in found])}; "
+        f"fit to the first batch's end {ms([item[1] for item in found])}"
+    )
 
 
 def epochs_of(http: httpx.Client, sweep: dict[str, Any]) -> int:
     return sum(len(http.get(f"/v1/jobs/{t['job_id']}").json()["history"].get("loss", [])) for t in sweep["trials"])
+
+
+def grid_and_asha(http: httpx.Client, common: dict[str, Any], *, overhead_only: bool) -> list[dict[str, Any]]:
+    started = time.monotonic()
+    grid = run_sweep(
+        http, {**common, "name": "grid", "algorithm": "grid", "budget": {"max_trials": 27, "max_concurrent": 2}}
+    )
+    grid_s = time.monotonic() - started
+    if overhead_only:
+        return [grid]
+    started = time.monotonic()
+    asha = run_sweep(
+        http,
+        {
+            **common,
+            "name": "asha",
+            "algorithm": "random",
+            "seed": 3,
+            "budget": {"max_trials": 27, "max_concurrent": 2},
+            "early_stopping": {"rule": "successive_halving", "min_epochs": 1, "reduction_factor": 3},
+        },
+    )
+    asha_s = time.monotonic() - started
+    grid_epochs, asha_epochs = epochs_of(http, grid), epochs_of(http, asha)
+    print(
+        f"grid: {len(grid['trials'])} trials, best val_accuracy {grid['best']['objective']:.4f}, "
+        f"{grid_epochs} epochs, {grid_s:.0f} s"
+    )
+    print(
+        f"ASHA: {len(asha['trials'])} trials ({asha['counts']}), best val_accuracy "
+        f"{asha['best']['objective']:.4f}, {asha_epochs} epochs = {asha_epochs / grid_epochs:.0%} of the "
+        f"grid's, {asha_s:.0f} s"
+    )
+    return [grid, asha]
+
+
+def tiny_trials(http: httpx.Client, count: int) -> None:
+    tiny_data = upload(
+        http,
+        "tiny.npz",
+        npz_bytes(
+            train_x=np.random.default_rng(1).random((256, 8), dtype="float32"),
+            train_y=np.eye(4, dtype="float32")[np.random.default_rng(2).integers(0, 4, 256)],
+            val_x=np.random.default_rng(3).random((64, 8), dtype="float32"),
+            val_y=np.eye(4, dtype="float32")[np.random.default_rng(4).integers(0, 4, 64)],
+        ),
+    ).json()["id"]
+    tiny = http.post("/v1/models", json=TINY).json()["id"]
+    created = time.time()
+    many = run_sweep(
+        http,
+        {
+            "name": "tiny",
+            "job": fit_job(tiny, tiny_data, 1, batch_size=64),
+            "objective": {"metric": "val_loss"},
+            "algorithm": "random",
+            "seed": 1,
+            "space": {"compile.optimizer.config.learning_rate": {"log_uniform": [1e-4, 1e-1]}},
+            "budget": {"max_trials": count, "max_concurrent": 4},
+        },
+    )
+    jobs = [http.get(f"/v1/jobs/{t['job_id']}").json() for t in many["trials"]]
+    own = sum(stamp(job["finished_at"]) - stamp(job["started_at"]) for job in jobs)
+    wall = max(stamp(job["finished_at"]) for job in jobs) - created
+    print(
+        f"{len(jobs)} one-epoch trials on 2 workers ({many['counts']}): wall {wall:.1f} s, trials' own time "
+        f"/ 2 = {own / 2:.1f} s, ratio {wall / (own / 2):.2f}"
+    )
 
 
 def main() -> None:
@@ -135,54 +351,34 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--tiny-trials", type=int, default=200)
     parser.add_argument("--grid-only", action="store_true", help="the grid, ASHA and the overhead, not the tiny trials")
+    parser.add_argument("--overhead-only", action="store_true", help="the grid's trials alone, for the overhead")
     args = parser.parse_args()
+    data = digits()
     with scratch_database() as url, tempfile.TemporaryDirectory() as scratch:
         logs = Path(scratch)
         env = server_env(url, logs / "data", KERASD_CHECKPOINT_EVERY_EPOCHS="0")
         (logs / "w1").mkdir()
         (logs / "w2").mkdir()
-        with worker_process(env, logs / "w1"), worker_process(env, logs / "w2"), \
-                api_process(env, logs) as (_api, base), httpx.Client(base_url=base, timeout=300) as http:
-            dataset = upload(http, "digits.npz", npz_bytes(**digits())).json()["id"]
+        with (
+            worker_process(env, logs / "w1"),
+            worker_process(env, logs / "w2"),
+            api_process(env, logs) as (_api, base),
+            httpx.Client(base_url=base, timeout=300) as http,
+        ):
+            dataset = upload(http, "digits.npz", npz_bytes(**data)).json()["id"]
             cnn = http.post("/v1/models", json=CNN).json()["id"]
-            common = {"objective": {"metric": "val_accuracy", "direction": "maximize"}, "space": SPACE,
-                      "job": fit_job(cnn, dataset, args.epochs)}
-            started = time.monotonic()
-            grid = run_sweep(http, {**common, "name": "grid", "algorithm": "grid",
-                                    "budget": {"max_trials": 27, "max_concurrent": 2}})
-            grid_s = time.monotonic() - started
-            started = time.monotonic()
-            asha = run_sweep(http, {**common, "name": "asha", "algorithm": "random", "seed": 3,
-                                    "budget": {"max_trials": 27, "max_concurrent": 2},
-                                    "early_stopping": {"rule": "successive_halving", "min_epochs": 1,
-                                                       "reduction_factor": 3}})
-            asha_s = time.monotonic() - started
-            grid_epochs, asha_epochs = epochs_of(http, grid), epochs_of(http, asha)
-            print(f"grid: {len(grid['trials'])} trials, best val_accuracy {grid['best']['objective']:.4f}, "
-                  f"{grid_epochs} epochs, {grid_s:.0f} s")
-            print(f"ASHA: {len(asha['trials'])} trials ({asha['counts']}), best val_accuracy "
-                  f"{asha['best']['objective']:.4f}, {asha_epochs} epochs = {asha_epochs / grid_epochs:.0%} of the "
-                  f"grid's, {asha_s:.0f} s")
-            show_gaps(gaps(http, [grid, asha]))
-            if args.grid_only:
-                return
-
-            tiny_data = upload(http, "tiny.npz", npz_bytes(
-                train_x=np.random.default_rng(1).random((256, 8), dtype="float32"),
-                train_y=np.eye(4, dtype="float32")[np.random.default_rng(2).integers(0, 4, 256)],
-                val_x=np.random.default_rng(3).random((64, 8), dtype="float32"),
-                val_y=np.eye(4, dtype="float32")[np.random.default_rng(4).integers(0, 4, 64)])).json()["id"]
-            tiny = http.post("/v1/models", json=TINY).json()["id"]
-            created = time.time()
-            many = run_sweep(http, {"name": "tiny", "job": fit_job(tiny, tiny_data, 1, batch_size=64),
-                                    "objective": {"metric": "val_loss"}, "algorithm": "random", "seed": 1,
-                                    "space": {"compile.optimizer.config.learning_rate": {"log_uniform": [1e-4, 1e-1]}},
-                                    "budget": {"max_trials": args.tiny_trials, "max_concurrent": 4}})
-            jobs = [http.get(f"/v1/jobs/{t['job_id']}").json() for t in many["trials"]]
-            own = sum(stamp(job["finished_at"]) - stamp(job["started_at"]) for job in jobs)
-            wall = max(stamp(job["finished_at"]) for job in jobs) - created
-            print(f"{len(jobs)} one-epoch trials on 2 workers ({many['counts']}): wall {wall:.1f} s, trials' own time "
-                  f"/ 2 = {own / 2:.1f} s, ratio {wall / (own / 2):.2f}")
+            common = {
+                "objective": {"metric": "val_accuracy", "direction": "maximize"},
+                "space": SPACE,
+                "job": fit_job(cnn, dataset, args.epochs),
+            }
+            sweeps = grid_and_asha(http, common, overhead_only=args.overhead_only)
+            show_gaps(gaps(http, sweeps), start_phases([logs / "w1", logs / "w2"]))
+            configs = trial_configs(http, sweeps[0])
+            if not (args.grid_only or args.overhead_only):
+                tiny_trials(http, args.tiny_trials)
+    # With the workers stopped: the grid's trials' start in plain Keras, in one process.
+    show_keras(keras_first_batches(data, configs))
 
 
 if __name__ == "__main__":

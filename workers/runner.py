@@ -26,6 +26,7 @@ from workers.checkpoints import EpochCheckpoint
 from workers.inputs import materialize_data
 from workers.progress import CheckpointEvents, EventPublisher, ProgressCallback, warnings_as_events
 from workers.public_errors import public_message
+from workers.start_phases import StartPhases
 from workers.tuning import FitTuning
 
 log = logging.getLogger("kerasd.worker")
@@ -66,11 +67,12 @@ def error_of(exc: BaseException) -> dict[str, str]:
     server paths TensorFlow writes into its messages (the worker's log keeps the whole traceback); running out
     of GPU or host memory is named as such, since the answer is a smaller batch or model, not a code fix."""
     message = public_message(str(exc) or traceback.format_exception_only(type(exc), exc)[-1])
-    if isinstance(exc, MemoryError) or any(m in type(exc).__name__ or m in message
-                                           for m in RESOURCE_EXHAUSTED_MARKERS):
-        return {"type": "resource_exhausted",
-                "message": f"the job ran out of memory ({type(exc).__name__}): {message[:3000]} -- use a smaller "
-                           "batch_size or model, or a worker with more memory"}
+    if isinstance(exc, MemoryError) or any(m in type(exc).__name__ or m in message for m in RESOURCE_EXHAUSTED_MARKERS):
+        return {
+            "type": "resource_exhausted",
+            "message": f"the job ran out of memory ({type(exc).__name__}): {message[:3000]} -- use a smaller "
+            "batch_size or model, or a worker with more memory",
+        }
     return {"type": type(exc).__name__, "message": message[:4000]}
 
 
@@ -85,12 +87,29 @@ class Outcome:
 class JobRun:
     """One attempt of one job on this worker."""
 
-    def __init__(self, job_id: str, attempt: int, *, settings: Settings, redis_client: redis.Redis,
-                 cache: ArrayCache, owner: str) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        attempt: int,
+        *,
+        settings: Settings,
+        redis_client: redis.Redis,
+        cache: ArrayCache,
+        owner: str,
+        phases: StartPhases | None = None,
+    ) -> None:
         self.job_id, self.attempt, self.settings, self.cache = job_id, attempt, settings, cache
+        self.phases = phases or StartPhases()
+        # The job's trial link once its request is read (None: not a trial); unread, its row is asked after its end.
+        self.request: JobRequest | None = None
         self.fenced = {"job_id": job_id, "attempt": attempt, "lease_s": settings.lease_seconds}
-        self.publisher = EventPublisher(redis_client, job_id=job_id, attempt=attempt,
-                                        maxlen=settings.event_stream_maxlen, ttl_s=settings.event_stream_ttl_s)
+        self.publisher = EventPublisher(
+            redis_client,
+            job_id=job_id,
+            attempt=attempt,
+            maxlen=settings.event_stream_maxlen,
+            ttl_s=settings.event_stream_ttl_s,
+        )
         self.cancel = CancelFlag(redis_client, job_id)
         self.lease = LeaseKeeper(cancel=self.cancel.requested, **self.fenced)
         # Set by a cancel or by the time limit: the training loop stops at the end of its batch.
@@ -140,13 +159,16 @@ class JobRun:
         if job.cancel_requested_at is not None:
             self.cancel.requested.set()
         # The one read of the job contract (app/core/contract.py); the typed request goes on from here.
-        request = JobRequest.model_validate(job.request)
+        request = self.request = JobRequest.model_validate(job.request)
+        self.phases.mark("read")
         if request.backend is not None and request.backend != keras.backend.backend():
             # Queues keep backends apart (app/core/queue.py); a worker started with another --queue could still
             # take one: training it here would give other weights than the backend the user chose.
-            raise ValueError(f"the job runs on the {request.backend} backend, and this worker runs "
-                             f"{keras.backend.backend()}: its queue {request.queue!r} is served by a worker started "
-                             "for another backend; retry it once a worker of its backend serves that queue")
+            raise ValueError(
+                f"the job runs on the {request.backend} backend, and this worker runs "
+                f"{keras.backend.backend()}: its queue {request.queue!r} is served by a worker started "
+                "for another backend; retry it once a worker of its backend serves that queue"
+            )
         # A sweep's trial may train its model with the sweep's values in it (app/core/sweep_steps.py).
         keras_config = request.keras_config or keras_config
         # The job's own limit, within the server's (KERASD_MAX_JOB_TIME_S): no job holds a worker forever.
@@ -155,30 +177,45 @@ class JobRun:
         self._server_limit = self._time_limit_s is not None and self._time_limit_s != request.time_limit_s
         self._watch.start()
         stop = CancelCallback(self.stop_requested)
-        with (training.seeded(request.seed), warnings_as_events(self.publisher),
-              training.precision(request.mixed_precision),
-              training.distribution(request.distribution) as strategy):
+        with (
+            training.seeded(request.seed),
+            warnings_as_events(self.publisher),
+            training.precision(request.mixed_precision),
+            training.distribution(request.distribution) as strategy,
+        ):
             if strategy is not None:
-                self.publisher.publish("log", {"message": f"training with {type(strategy).__name__} over "
-                                                          f"{strategy.num_replicas_in_sync} replica(s)"})
+                self.publisher.publish(
+                    "log",
+                    {
+                        "message": f"training with {type(strategy).__name__} over "
+                        f"{strategy.num_replicas_in_sync} replica(s)"
+                    },
+                )
             config = training.with_dtype_policy(self._architecture(request, keras_config), request.mixed_precision)
             data = materialize_data(request.data, self.cache)
+            self.phases.mark("data")
             if request.kind == "fit":
                 outcome = self._fit(config, request, data, stop, workdir)
             else:
                 model = training.load_model(config, self._weights_file(request, workdir))
                 if isinstance(request.arguments, ExportArguments):
-                    result, files = model_exports.export_and_verify(model, data.get("x"), request.arguments, workdir,
-                                                                    training.output_names(model))
+                    result, files = model_exports.export_and_verify(
+                        model, data.get("x"), request.arguments, workdir, training.output_names(model)
+                    )
                     outcome = Outcome("succeeded", result, artifacts=files)
                 elif request.kind == "evaluate":
-                    metrics = training.evaluate(model, compile_document=request.compile.model_dump(mode="json"),
-                                                data=data, arguments=request.arguments.keyword_arguments(),
-                                                callbacks=[stop])
+                    metrics = training.evaluate(
+                        model,
+                        compile_document=request.compile.model_dump(mode="json"),
+                        data=data,
+                        arguments=request.arguments.keyword_arguments(),
+                        callbacks=[stop],
+                    )
                     outcome = Outcome("succeeded", {"evaluation": metrics})
                 else:
-                    predictions = training.predict(model, data=data, arguments=request.arguments.keyword_arguments(),
-                                                   callbacks=[stop])
+                    predictions = training.predict(
+                        model, data=data, arguments=request.arguments.keyword_arguments(), callbacks=[stop]
+                    )
                     files, inline = exports.export_predictions(predictions, training.output_names(model), workdir)
                     outcome = Outcome("succeeded", {"predictions": inline}, artifacts=files)
         # What ran it, for the job's lineage (a registered model version copies it).
@@ -187,11 +224,13 @@ class JobRun:
             outcome.status = "failed"
             at = stop.stopped_at
             where = f"epoch {at['epoch']}, batch {at['batch']}" if at else "the end"
-            limit = ("the server's maximum job time (KERASD_MAX_JOB_TIME_S)" if self._server_limit
-                     else "its time limit")
-            outcome.error = {"type": "timeout", "message": f"the job ran past {limit} of "
-                             f"{self._time_limit_s:g} s and was stopped at {where}; its "
-                             "last checkpoint and weights are kept"}
+            limit = "the server's maximum job time (KERASD_MAX_JOB_TIME_S)" if self._server_limit else "its time limit"
+            outcome.error = {
+                "type": "timeout",
+                "message": f"the job ran past {limit} of "
+                f"{self._time_limit_s:g} s and was stopped at {where}; its "
+                "last checkpoint and weights are kept",
+            }
         elif self.cancel.requested.is_set():
             outcome.status, outcome.error = "cancelled", None
             outcome.result["cancelled"] = stop.stopped_at or {"note": "the job had finished its work"}
@@ -205,19 +244,32 @@ class JobRun:
             return None, first, []
         path = self.cache.blob_path(checkpoint.blob_sha256, "keras")
         model = training.load_checkpoint(path, checkpoint.rng_state)
-        self.publisher.publish("log", {"message": f"attempt {self.attempt} resumes after epoch "
-                                                  f"{checkpoint.epoch + 1} from the checkpoint of attempt "
-                                                  f"{checkpoint.attempt}"})
-        done = [(epoch, logs) for epoch, logs in jobstate.recorded_epochs(job_id=self.job_id)
-                if epoch <= checkpoint.epoch]
+        self.publisher.publish(
+            "log",
+            {
+                "message": f"attempt {self.attempt} resumes after epoch "
+                f"{checkpoint.epoch + 1} from the checkpoint of attempt "
+                f"{checkpoint.attempt}"
+            },
+        )
+        done = [
+            (epoch, logs) for epoch, logs in jobstate.recorded_epochs(job_id=self.job_id) if epoch <= checkpoint.epoch
+        ]
         return model, checkpoint.epoch + 1, done
 
-    def _fit(self, keras_config: dict[str, Any], request: JobRequest, data: dict[str, Any],
-             stop: CancelCallback, workdir: Path) -> Outcome:
+    def _fit(
+        self,
+        keras_config: dict[str, Any],
+        request: JobRequest,
+        data: dict[str, Any],
+        stop: CancelCallback,
+        workdir: Path,
+    ) -> Outcome:
         given = request.arguments
         assert isinstance(given, FitArguments)  # the contract pairs a fit job with fit's arguments
         resumed, initial_epoch, epochs = self._resume_point(given)
         model = resumed or training.load_model(keras_config, self._weights_file(request, workdir))
+        self.phases.mark("model")
         declared = DeclaredCallbacks(request.callbacks, workdir)
 
         def on_epoch(epoch: int, logs: dict[str, float]) -> None:
@@ -226,29 +278,64 @@ class JobRun:
 
         arguments = {**given.keyword_arguments(), "initial_epoch": initial_epoch}
         # Execution tuning (issue 11): measured and chosen before the progress throttle, set after compile.
-        tuned = FitTuning(request=request, data=data, arguments=arguments, execution_s=self.settings.tuning_execution_s,
-                          xla_trial_min_fit_s=self.settings.tuning_xla_trial_min_fit_s,
-                          event_interval_s=self.settings.batch_event_interval_s, log_event=self.publisher.log)
+        tuned = FitTuning(
+            request=request,
+            data=data,
+            arguments=arguments,
+            execution_s=self.settings.tuning_execution_s,
+            xla_trial_min_fit_s=self.settings.tuning_xla_trial_min_fit_s,
+            event_interval_s=self.settings.batch_event_interval_s,
+            log_event=self.publisher.log,
+        )
         if initial_epoch < given.epochs:
             tuned.plan(model)
-        progress = ProgressCallback(self.publisher, batch_interval_s=tuned.batch_event_interval_s,
-                                    on_epoch=on_epoch, batch_size=arguments.get("batch_size"))
+        self.phases.mark("tuning")
+        progress = ProgressCallback(
+            self.publisher,
+            batch_interval_s=tuned.batch_event_interval_s,
+            on_epoch=on_epoch,
+            batch_size=arguments.get("batch_size"),
+        )
         checkpoints = []
         if self.settings.checkpoint_every_epochs > 0:
-            checkpoints.append(EpochCheckpoint(
-                every=self.settings.checkpoint_every_epochs, workdir=workdir,
-                store=lambda epoch, path, rng: jobstate.save_checkpoint(
-                    epoch=epoch, path=path, rng=rng, chunk_bytes=self.settings.chunk_bytes, **self.fenced)))
+            checkpoints.append(
+                EpochCheckpoint(
+                    every=self.settings.checkpoint_every_epochs,
+                    workdir=workdir,
+                    store=lambda epoch, path, rng: jobstate.save_checkpoint(
+                        epoch=epoch, path=path, rng=rng, chunk_bytes=self.settings.chunk_bytes, **self.fenced
+                    ),
+                )
+            )
         # A sweep's trial reports each epoch's objective to its study, after the epoch is recorded and checkpointed.
         reports = sweeps.TrialReports(request.trial) if request.trial is not None else None
         # The checkpoint is stored before the epoch is recorded: a recorded epoch is never lost to a crash.
-        callbacks = [stop, *declared.callbacks, *checkpoints, progress, CheckpointEvents(self.publisher, workdir),
-                     *([reports] if reports is not None else [])]
+        callbacks = [
+            stop,
+            *declared.callbacks,
+            *checkpoints,
+            progress,
+            CheckpointEvents(self.publisher, workdir),
+            *([reports] if reports is not None else []),
+        ]
         if initial_epoch < given.epochs:
+
+            def tune(compiled: keras.Model) -> None:
+                self.phases.mark("callbacks+compile")
+                tuned.apply(compiled)
+                self.phases.mark("apply")
+                self.phases.log(self.job_id)
+
             # Progress goes after the declared callbacks, so the epoch logs it records carry what they add
             # (learning_rate from ReduceLROnPlateau, ...).
-            training.fit(model, compile_document=None if resumed else request.compile.model_dump(mode="json"),
-                         data=tuned.data, arguments=tuned.fit_arguments, callbacks=callbacks, tune=tuned.apply)
+            training.fit(
+                model,
+                compile_document=None if resumed else request.compile.model_dump(mode="json"),
+                data=tuned.data,
+                arguments=tuned.fit_arguments,
+                callbacks=callbacks,
+                tune=tune,
+            )
         history = training.history_of(epochs)
         result = {"history": history, "epochs_run": len(epochs), **declared.outcome(), **tuned.outcome()}
         if resumed is not None:
@@ -264,20 +351,29 @@ class JobRun:
         return Outcome("failed" if error else "succeeded", result, error, list(by_name.values()))
 
 
-
-def run_job(job_id: str, *, settings: Settings, redis_client: redis.Redis, cache: ArrayCache, owner: str,
-            queue: str | None = None) -> str:
+def run_job(
+    job_id: str,
+    *,
+    settings: Settings,
+    redis_client: redis.Redis,
+    cache: ArrayCache,
+    owner: str,
+    queue: str | None = None,
+) -> str:
     """Run the job the fair scheduler gives this message's turn (workers/scheduling.py: maybe another of the
     queue's jobs); returns the status it ended in (or 'skipped'/'stale')."""
+    phases = StartPhases()
     claimed = scheduling.claim_next(hint_job_id=job_id, queue=queue, owner=owner, settings=settings)
     if claimed is None:
         log.info("job %s is not claimable (finished, cancelled, or another worker has it)", job_id)
         return "skipped"
+    phases.mark("claim")
     job_id, attempt = claimed
-    run = JobRun(job_id, attempt, settings=settings, redis_client=redis_client, cache=cache, owner=owner)
+    run = JobRun(job_id, attempt, settings=settings, redis_client=redis_client, cache=cache, owner=owner, phases=phases)
     end = {"chunk_bytes": settings.chunk_bytes, "public_url": settings.public_url, **run.fenced}
     try:
         run.publisher.publish("started", {"attempt": attempt, "worker": owner})
+        phases.mark("setup")
         with tempfile.TemporaryDirectory(prefix=f"kerasd-{job_id}-") as workdir:
             try:
                 outcome = run.execute(Path(workdir))
@@ -287,21 +383,39 @@ def run_job(job_id: str, *, settings: Settings, redis_client: redis.Redis, cache
                 log.exception("job %s failed", job_id)
                 outcome = Outcome("failed", {}, error_of(exc))
             try:
-                jobstate.end(status=outcome.status, result=outcome.result or None, error=outcome.error,
-                             artifacts=outcome.artifacts, **end)
+                jobstate.end(
+                    status=outcome.status,
+                    result=outcome.result or None,
+                    error=outcome.error,
+                    artifacts=outcome.artifacts,
+                    **end,
+                )
             except jobstate.StaleAttempt:
                 raise
             except Exception as exc:
                 # The outcome could not be stored (a value SQL refuses, a lost connection): end the job
                 # failed, with what happened, rather than leave it running forever.
                 log.exception("job %s: storing its outcome failed", job_id)
-                outcome = Outcome("failed", {}, {"type": "OutcomeNotStored", "message": f"the job ran, but its "
-                                                 f"outcome could not be stored: {error_of(exc)['message']}"})
+                outcome = Outcome(
+                    "failed",
+                    {},
+                    {
+                        "type": "OutcomeNotStored",
+                        "message": f"the job ran, but its outcome could not be stored: {error_of(exc)['message']}",
+                    },
+                )
                 jobstate.end(status="failed", error=outcome.error, **end)
-        run.publisher.publish(TERMINAL_EVENT_OF_STATUS[outcome.status], {
-            "status": outcome.status, "result": outcome.result, "error": outcome.error,
-            "artifacts": [name for name, _, _ in outcome.artifacts]})
-        sweeps.after_job(job_id, redis_client)
+        run.publisher.publish(
+            TERMINAL_EVENT_OF_STATUS[outcome.status],
+            {
+                "status": outcome.status,
+                "result": outcome.result,
+                "error": outcome.error,
+                "artifacts": [name for name, _, _ in outcome.artifacts],
+            },
+        )
+        if run.request is None or run.request.trial is not None:
+            sweeps.after_job(job_id, redis_client, run.request.trial.sweep_id if run.request else None)
         return outcome.status
     except jobstate.StaleAttempt:
         log.warning("job %s attempt %d was fenced off; its results are dropped", job_id, attempt)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 import keras
@@ -38,11 +39,11 @@ class TrialReports(keras.callbacks.Callback):
         if value is None or self.plan is None or not math.isfinite(float(value)):
             return
         try:
-            prune = studies.report(self.plan, self.link.study, trial_id=self.link.optuna_trial_id, epoch=epoch,
-                                   value=float(value))
+            prune = studies.report(
+                self.plan, self.link.study, trial_id=self.link.optuna_trial_id, epoch=epoch, value=float(value)
+            )
         except Exception:  # the study is away for a moment: this epoch goes unreported, training goes on
-            log.exception("could not report epoch %d of sweep %s trial %d", epoch, self.link.sweep_id,
-                          self.link.number)
+            log.exception("could not report epoch %d of sweep %s trial %d", epoch, self.link.sweep_id, self.link.number)
             return
         if prune and self.link.prune:
             self.pruned_at = {"epoch": epoch + 1, self.link.metric: float(value)}
@@ -57,13 +58,23 @@ def step(sweep_id: str, redis_client: redis.Redis) -> int:
     return len(made)
 
 
-def after_job(job_id: str, redis_client: redis.Redis) -> None:
-    """After a job's end: if it was a trial, its sweep moves on now rather than at the next reaper round."""
+def after_job(job_id: str, redis_client: redis.Redis, sweep_id: str | None = None) -> None:
+    """After a trial's end, its sweep moves on now rather than at the next reaper round. `sweep_id` is the trial
+    link's, when the worker read the job's request; without it, the job's row says whether it was a trial."""
+    started = time.perf_counter()
     try:
-        with session_scope() as session:
-            sweep_id = ask(session, rows.sweep_of_job(job_id=job_id))
+        if sweep_id is None:
+            with session_scope() as session:
+                sweep_id = ask(session, rows.sweep_of_job(job_id=job_id))
         if sweep_id is not None:
-            step(sweep_id, redis_client)
+            made = step(sweep_id, redis_client)
+            log.info(
+                "sweep %s: the step after job %s queued %d trial(s) in %.0f ms",
+                sweep_id,
+                job_id,
+                made,
+                (time.perf_counter() - started) * 1e3,
+            )
     except Exception:  # the reaper's round takes the sweep on
         log.exception("the sweep step after job %s failed", job_id)
 
