@@ -83,7 +83,8 @@ def run_job(client: httpx.Client, request: dict[str, Any], *, timeout_s: float =
     learns of the end the moment the worker publishes it, after the job's outcome is committed in SQL)."""
     started = time.perf_counter()
     created = client.post("/v1/jobs", json=request)
-    created.raise_for_status()
+    if created.is_error:  # the server's problem document says what was wrong
+        raise SystemExit(f"POST /v1/jobs answered {created.status_code}: {created.text[:2000]}")
     job_id = created.json()["id"]
     events: list[dict[str, Any]] = []
     ended = None

@@ -61,24 +61,33 @@ _turns = TurnKeeper(interval_s=get_settings().reaper_interval_s, broker_url=get_
 _webhooks = WebhookSender(settings=get_settings(), owner=WORKER_NAME)
 
 
-def _announce_forever() -> None:
+def _worker_info() -> dict:
     settings = get_settings()
     found = versions()
     # The backend it runs is what the API routes by and refuses unseen backends by (app/jobs/feasibility.py).
-    info = {**found, "queue": settings.queue, "gpus": settings.worker_gpus,
+    return {**found, "queue": settings.queue, "gpus": settings.worker_gpus,
             "queues": queues_served(settings.queue, settings.worker_gpus, found["backend"]), "pid": os.getpid()}
-    while True:
+
+
+def _announce_forever(info: dict) -> None:
+    while not _stop_announcing.wait(ANNOUNCE_EVERY_S):
         try:
             announce(_redis(), WORKER_NAME, info)
         except redis.RedisError:
             pass  # the next round tries again; /version just misses this worker meanwhile
-        if _stop_announcing.wait(ANNOUNCE_EVERY_S):
-            return
 
 
 @signals.worker_ready.connect
 def _on_ready(**_kwargs) -> None:
-    threading.Thread(target=_announce_forever, name="announce", daemon=True).start()
+    # The first announcement before Celery logs "ready.": a job for this worker's backend submitted once the
+    # worker says it is ready is not refused as a backend no worker runs (the JAX worker's versions() takes
+    # seconds to import its backend, and a bench submitting at "ready." got that 422).
+    info = _worker_info()
+    try:
+        announce(_redis(), WORKER_NAME, info)
+    except redis.RedisError:
+        pass  # the thread's next round tries again
+    threading.Thread(target=_announce_forever, args=(info,), name="announce", daemon=True).start()
     _reaper.start()
     _turns.start()
     _webhooks.start()
