@@ -95,7 +95,9 @@ def start_seed_job(page: Any, api_url: str, **fit: Any) -> str:
     request["fit"].update(fit)
     page.fill("#job-request", json.dumps(request, indent=2))
     page.click("#start-job")
-    page.wait_for_url(re.compile(r".*/dashboard#/jobs/[0-9a-f]{32}$"))
+    # Starting uploads the data set and checks the model in the spec checker's sandbox before the job is
+    # submitted: at load 12-17 on 2 cores that took over the page's 60 s default, so the wait is the server's.
+    page.wait_for_url(re.compile(r".*/dashboard#/jobs/[0-9a-f]{32}$"), timeout=240_000)
     return page.url.rsplit("/", 1)[1]
 
 
