@@ -21,6 +21,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.database import get_read_sessionmaker, get_session, run_sql
@@ -332,26 +333,31 @@ class RequireCredentials:
         else:
             try:
                 found = await lookup_key(scope["app"].state, key, host)
+            except Problem as exc:
+                # A bad key: a 401, or a 429 from an address that sent too many.
+                problem = problem_response(
+                    exc.status, exc.title, exc.detail, scope["path"], headers=exc.headers, **exc.extra
+                )
+                await self._refuse(problem, scope, receive, send)
+                return
             except Exception as exc:
-                # A bad key (401, or 429 from an address with too many), or SQL down while the key is looked up (a
-                # 503 with Retry-After, as the app's handlers answer it: this middleware runs outside them, where
-                # it would be a 500).
-                if isinstance(exc, Problem):
-                    response = problem_response(
-                        exc.status, exc.title, exc.detail, scope["path"], headers=exc.headers, **exc.extra
-                    )
-                else:
-                    response = unavailable(exc, scope.get("method", ""), scope["path"])
-                    if response is None:
-                        raise
-                if _sends_body(scope):
-                    # The body stays unread: closing the connection spares the server draining it (uvicorn would
-                    # read and drop every byte to keep the connection alive: 16 MB of event-loop callbacks).
-                    response.headers["Connection"] = "close"
-                await response(scope, receive, send)
+                # SQL down while the key is looked up: a 503 with Retry-After, as the app's handlers answer it (this
+                # middleware runs outside them, where it would be a 500).
+                response = unavailable(exc, scope.get("method", ""), scope["path"])
+                if response is None:
+                    raise
+                await self._refuse(response, scope, receive, send)
                 return
             scope.setdefault("state", {})[LOOKUP_STATE] = found
         await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
+        if _sends_body(scope):
+            # The body stays unread: closing the connection spares the server draining it (uvicorn would read and
+            # drop every byte to keep the connection alive: 16 MB of event-loop callbacks).
+            response.headers["Connection"] = "close"
+        await response(scope, receive, send)
 
     @staticmethod
     def _key(scope: Scope) -> str | None:
