@@ -22,7 +22,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from app.core.database import get_read_sessionmaker, get_session, run_sql
 from app.core.errors import Problem
@@ -33,6 +33,7 @@ from app.core.sql import ask
 from app.core.tables import DEFAULT_TENANT_ID
 from app.http import ratelimit
 from app.http.admission import auth_failures
+from app.http.asgi import HTTPMiddleware
 from app.http.problems import problem_response, unavailable
 from app.http.ratelimit import RateLimiter
 from app.tenants import repository
@@ -304,16 +305,13 @@ def _sends_body(scope: Scope) -> bool:
     return headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
 
 
-class RequireCredentials:
+class RequireCredentials(HTTPMiddleware):
     """ASGI middleware, before anything reads a body: a /v1 request with no key where one is needed is a 401
     at once, and a presented key is resolved (key cache, else SQL) before the app sees the request, so neither an
     anonymous client nor one with a bogus key can make the API read, parse or spool a body."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope.get("path", "").startswith("/v1/"):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not scope.get("path", "").startswith("/v1/"):
             await self.app(scope, receive, send)
             return
         key = self._key(scope)
