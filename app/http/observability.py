@@ -47,8 +47,19 @@ class Observability(HTTPMiddleware):
             route = getattr(scope.get("route"), "path_format", None) or "unmatched"
             REQUEST_SECONDS.labels(method=scope["method"], route=route, status=str(status)).observe(elapsed)
             tenant = (scope.get("state") or {}).get("tenant_id")
-            log.info("%s %s %s", scope["method"], route, status,
-                     extra={"method": scope["method"], "route": route, "path": scope.get("path"), "status": status,
-                            "duration_ms": round(elapsed * 1000, 2), "tenant_id": tenant})
+            log.info(
+                "%s %s %s",
+                scope["method"],
+                route,
+                status,
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "path": scope.get("path"),
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "tenant_id": tenant,
+                },
+            )
             request_id_var.reset(request_token)
             tenant_id_var.reset(tenant_token)
