@@ -36,6 +36,23 @@ def bogus_key() -> str:
     return f"kd_{secrets.token_hex(4)}_{secrets.token_urlsafe(32)[:43]}"
 
 
+def slow_upload(api: str, key: str, filename: str, magic: bytes) -> SlowRequest:
+    """A dataset upload declaring 10 MB: the file's magic and 40 KB at once (two storage chunks, each stored in a
+    transaction of its own), then a byte a second: at 2,000 bytes a second after a 2 s grace
+    (KERASD_MIN_BODY_BYTES_PER_S) it is cut with a 408 about 22 s in."""
+    headers, start = multipart_head(filename)
+    return SlowRequest(
+        api,
+        "POST",
+        "/v1/datasets",
+        {"Authorization": f"Bearer {key}", **headers},
+        declared=10_000_000,
+        prefix=start + magic + b"x" * 40_000,
+        drip=1,
+        every_s=1,
+    )
+
+
 def test_a_huge_body_with_a_bogus_key_is_refused_before_it_is_read(abuse_api):
     other = with_model_and_data(tenant(abuse_api, "calm"))
     job_id = submit_fit(other, epochs=3)
@@ -84,19 +101,7 @@ def partial_blobs(database: str) -> int:
 def test_a_slow_upload_is_cut_with_408_and_holds_no_transaction_while_it_lasts(abuse_api, keyed_env):
     other = with_model_and_data(tenant(abuse_api, "calm"))
     attacker = tenant(abuse_api, "slow")
-    headers, start = multipart_head("slow.npy")
-    # 40 KB at once (two storage chunks, each stored in a transaction of its own), then a byte a second: at 2,000
-    # bytes a second after a 2 s grace it is cut ~22 s in.
-    slow = SlowRequest(
-        abuse_api,
-        "POST",
-        "/v1/datasets",
-        {"Authorization": f"Bearer {attacker.key}", **headers},
-        declared=10_000_000,
-        prefix=start + b"\x93NUMPY" + b"x" * 40_000,
-        drip=1,
-        every_s=1,
-    )
+    slow = slow_upload(abuse_api, attacker.key, "slow.npy", b"\x93NUMPY")
     slow.start()
     database = keyed_env["KERASD_DATABASE_URL"].rsplit("/", 1)[1]
     held = []
@@ -122,21 +127,7 @@ def test_a_tenant_past_its_concurrent_uploads_gets_429_and_others_still_upload(a
     other = tenant(abuse_api, "calm")
     attacker = tenant(abuse_api, "many")
     database = keyed_env["KERASD_DATABASE_URL"].rsplit("/", 1)[1]
-    headers, start = multipart_head("slow.npz")
-    # 40 kB ahead of a byte a second: cut with a 408 about 22 s after each began (KERASD_MIN_BODY_BYTES_PER_S=2000).
-    slow = [
-        SlowRequest(
-            abuse_api,
-            "POST",
-            "/v1/datasets",
-            {"Authorization": f"Bearer {attacker.key}", **headers},
-            declared=10_000_000,
-            prefix=start + b"PK" + b"x" * 40_000,
-            drip=1,
-            every_s=1,
-        )
-        for _ in range(2)
-    ]
+    slow = [slow_upload(abuse_api, attacker.key, "slow.npz", b"PK") for _ in range(2)]
     # One at a time, each known to hold its slot before the next request: an upload stores its first chunk
     # (KERASD_CHUNK_BYTES=16384) only once it holds its slot. Started together with the third, any of the three
     # could reach the cap first, and a slow one refused ended the test's wait without a refusal of the third.

@@ -69,19 +69,22 @@ def assert_unavailable(answer: httpx.Response) -> None:
     assert "Traceback" not in answer.text
 
 
-def long_fit(ids: dict[str, str]) -> dict:
+def start_long_fit(client: httpx.Client) -> str:
+    """The id of a 12-epoch fit that has finished two epochs."""
+    ids = seed_ids(client)
     # Untuned: with execution tuning this fit runs its last ten epochs inside the outage, and the tests need it
     # still training when the service comes back.
-    return {**fit_request(ids["model"], ids["dataset"], epochs=12, batch_size=10, shuffle=False), "tuning": False}
+    fit = {**fit_request(ids["model"], ids["dataset"], epochs=12, batch_size=10, shuffle=False), "tuning": False}
+    job_id = client.post("/v1/jobs", json=fit).json()["id"]
+    wait_for(lambda: len(client.get(f"/v1/jobs/{job_id}").json()["epochs"]) >= 2)
+    return job_id
 
 
 def test_redis_restart_during_a_job(private_stack):
     stack, _postgres, redis_server = private_stack
     stack.worker()
     with httpx.Client(base_url=stack.url, timeout=60) as client:
-        ids = seed_ids(client)
-        job_id = client.post("/v1/jobs", json=long_fit(ids)).json()["id"]
-        wait_for(lambda: len(client.get(f"/v1/jobs/{job_id}").json()["epochs"]) >= 2)
+        job_id = start_long_fit(client)
         # A subscriber that saw the start, then lost its connection when Redis went away.
         seen: list[dict] = []
         with client.stream("GET", f"/v1/jobs/{job_id}/events") as stream:
@@ -108,9 +111,7 @@ def test_postgres_restart_answers_503_then_recovers(private_stack):
     stack, postgres, _redis_server = private_stack
     stack.worker()
     with httpx.Client(base_url=stack.url, timeout=60) as client:
-        ids = seed_ids(client)
-        job_id = client.post("/v1/jobs", json=long_fit(ids)).json()["id"]
-        wait_for(lambda: len(client.get(f"/v1/jobs/{job_id}").json()["epochs"]) >= 2)
+        job_id = start_long_fit(client)
         # A key this API has not seen yet: checked in SQL before the route, and before any body byte is read.
         key = {"Authorization": f"Bearer {key_in(postgres.url)}"}
         postgres.stop()

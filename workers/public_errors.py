@@ -8,6 +8,7 @@ how the server is laid out and nothing the owner can act on. The worker's log ke
 from __future__ import annotations
 
 import re
+import traceback
 
 # A traceback's frame line ('  File "/x/y.py", line 3, in f') and the source line under it.
 _FRAME = re.compile(r'^\s*File "[^"]*", line \d+(, in .*)?$')
@@ -37,3 +38,20 @@ def public_message(text: str) -> str:
     cleaned = "\n".join(lines)
     cleaned = re.sub(r"\n{3,}", "\n\n", cleaned)
     return _PATH.sub(r"\1", cleaned).strip()
+
+
+RESOURCE_EXHAUSTED_MARKERS = ("ResourceExhaustedError", "RESOURCE_EXHAUSTED", "OOM when allocating", "out of memory")
+
+
+def error_of(exc: BaseException) -> dict[str, str]:
+    """What a user reads when the job fails: Keras's own exception type and message, without the tracebacks and
+    server paths TensorFlow writes into its messages (the worker's log keeps the whole traceback); running out
+    of GPU or host memory is named as such, since the answer is a smaller batch or model, not a code fix."""
+    message = public_message(str(exc) or traceback.format_exception_only(type(exc), exc)[-1])
+    if isinstance(exc, MemoryError) or any(m in type(exc).__name__ or m in message for m in RESOURCE_EXHAUSTED_MARKERS):
+        return {
+            "type": "resource_exhausted",
+            "message": f"the job ran out of memory ({type(exc).__name__}): {message[:3000]} -- use a smaller "
+            "batch_size or model, or a worker with more memory",
+        }
+    return {"type": type(exc).__name__, "message": message[:4000]}

@@ -7,7 +7,6 @@ import logging
 import tempfile
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,56 +23,13 @@ from workers.callbacks import DeclaredCallbacks
 from workers.cancellation import CancelCallback, CancelFlag
 from workers.checkpoints import EpochCheckpoint
 from workers.inputs import materialize_data
+from workers.lease import LeaseKeeper
 from workers.progress import CheckpointEvents, EventPublisher, ProgressCallback, warnings_as_events
-from workers.public_errors import public_message
+from workers.public_errors import error_of
 from workers.start_phases import StartPhases
 from workers.tuning import FitTuning
 
 log = logging.getLogger("kerasd.worker")
-
-
-class LeaseKeeper:
-    """Renews the job's lease in SQL while it runs; notices a cancel request and a lost attempt."""
-
-    def __init__(self, *, job_id: str, attempt: int, lease_s: int, cancel: threading.Event) -> None:
-        self._args = {"job_id": job_id, "attempt": attempt, "lease_s": lease_s}
-        self._cancel = cancel
-        self._stop = threading.Event()
-        self.lost = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._args["lease_s"] / 3):
-            try:
-                if jobstate.renew_lease(**self._args):
-                    self._cancel.set()
-            except jobstate.StaleAttempt:
-                self.lost.set()
-                return
-            except Exception:  # a database hiccup: try again next period, the lease has slack
-                log.exception("lease renewal failed for job %s", self._args["job_id"])
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
-RESOURCE_EXHAUSTED_MARKERS = ("ResourceExhaustedError", "RESOURCE_EXHAUSTED", "OOM when allocating", "out of memory")
-
-
-def error_of(exc: BaseException) -> dict[str, str]:
-    """What a user reads when the job fails: Keras's own exception type and message, without the tracebacks and
-    server paths TensorFlow writes into its messages (the worker's log keeps the whole traceback); running out
-    of GPU or host memory is named as such, since the answer is a smaller batch or model, not a code fix."""
-    message = public_message(str(exc) or traceback.format_exception_only(type(exc), exc)[-1])
-    if isinstance(exc, MemoryError) or any(m in type(exc).__name__ or m in message for m in RESOURCE_EXHAUSTED_MARKERS):
-        return {
-            "type": "resource_exhausted",
-            "message": f"the job ran out of memory ({type(exc).__name__}): {message[:3000]} -- use a smaller "
-            "batch_size or model, or a worker with more memory",
-        }
-    return {"type": type(exc).__name__, "message": message[:4000]}
 
 
 @dataclass

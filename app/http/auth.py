@@ -21,7 +21,8 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from app.core.database import get_read_sessionmaker, get_session, run_sql
 from app.core.errors import Problem
@@ -32,6 +33,7 @@ from app.core.sql import ask
 from app.core.tables import DEFAULT_TENANT_ID
 from app.http import ratelimit
 from app.http.admission import auth_failures
+from app.http.asgi import HTTPMiddleware
 from app.http.problems import problem_response, unavailable
 from app.http.ratelimit import RateLimiter
 from app.tenants import repository
@@ -303,16 +305,13 @@ def _sends_body(scope: Scope) -> bool:
     return headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
 
 
-class RequireCredentials:
+class RequireCredentials(HTTPMiddleware):
     """ASGI middleware, before anything reads a body: a /v1 request with no key where one is needed is a 401
     at once, and a presented key is resolved (key cache, else SQL) before the app sees the request, so neither an
     anonymous client nor one with a bogus key can make the API read, parse or spool a body."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope.get("path", "").startswith("/v1/"):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not scope.get("path", "").startswith("/v1/"):
             await self.app(scope, receive, send)
             return
         key = self._key(scope)
@@ -332,26 +331,31 @@ class RequireCredentials:
         else:
             try:
                 found = await lookup_key(scope["app"].state, key, host)
+            except Problem as exc:
+                # A bad key: a 401, or a 429 from an address that sent too many.
+                problem = problem_response(
+                    exc.status, exc.title, exc.detail, scope["path"], headers=exc.headers, **exc.extra
+                )
+                await self._refuse(problem, scope, receive, send)
+                return
             except Exception as exc:
-                # A bad key (401, or 429 from an address with too many), or SQL down while the key is looked up (a
-                # 503 with Retry-After, as the app's handlers answer it: this middleware runs outside them, where
-                # it would be a 500).
-                if isinstance(exc, Problem):
-                    response = problem_response(
-                        exc.status, exc.title, exc.detail, scope["path"], headers=exc.headers, **exc.extra
-                    )
-                else:
-                    response = unavailable(exc, scope.get("method", ""), scope["path"])
-                    if response is None:
-                        raise
-                if _sends_body(scope):
-                    # The body stays unread: closing the connection spares the server draining it (uvicorn would
-                    # read and drop every byte to keep the connection alive: 16 MB of event-loop callbacks).
-                    response.headers["Connection"] = "close"
-                await response(scope, receive, send)
+                # SQL down while the key is looked up: a 503 with Retry-After, as the app's handlers answer it (this
+                # middleware runs outside them, where it would be a 500).
+                response = unavailable(exc, scope.get("method", ""), scope["path"])
+                if response is None:
+                    raise
+                await self._refuse(response, scope, receive, send)
                 return
             scope.setdefault("state", {})[LOOKUP_STATE] = found
         await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
+        if _sends_body(scope):
+            # The body stays unread: closing the connection spares the server draining it (uvicorn would read and
+            # drop every byte to keep the connection alive: 16 MB of event-loop callbacks).
+            response.headers["Connection"] = "close"
+        await response(scope, receive, send)
 
     @staticmethod
     def _key(scope: Scope) -> str | None:

@@ -24,10 +24,11 @@ from typing import Any
 import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from app.core.settings import Settings, get_settings
 from app.http.admission import BodyTimeout, deadline_receive
+from app.http.asgi import HTTPMiddleware
 from app.http.problems import problem_response
 
 MAX_QUERY_CHARS = 8192
@@ -124,14 +125,8 @@ def json_body_error(body: bytes, settings: Settings) -> str | None:
         return None
 
 
-class RequestLimits:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class RequestLimits(HTTPMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = get_settings()
         headers = Headers(scope=scope)
         path = scope.get("path", "")

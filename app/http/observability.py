@@ -8,9 +8,10 @@ import time
 import uuid
 
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from app.core.logs import request_id_var, tenant_id_var
+from app.http.asgi import HTTPMiddleware
 from app.system.metrics import REQUEST_SECONDS
 
 log = logging.getLogger("kerasd.access")
@@ -18,18 +19,12 @@ log = logging.getLogger("kerasd.access")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class Observability:
+class Observability(HTTPMiddleware):
     """Outermost middleware: a request id (the client's X-Request-ID if sane, else a new one) on the response
     and on every log line, the latency histogram by route template, and one access log line per request
     (never with the query string, where an EventSource may carry its key)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         offered = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = offered if REQUEST_ID.match(offered) else uuid.uuid4().hex
         request_token = request_id_var.set(request_id)
@@ -52,8 +47,19 @@ class Observability:
             route = getattr(scope.get("route"), "path_format", None) or "unmatched"
             REQUEST_SECONDS.labels(method=scope["method"], route=route, status=str(status)).observe(elapsed)
             tenant = (scope.get("state") or {}).get("tenant_id")
-            log.info("%s %s %s", scope["method"], route, status,
-                     extra={"method": scope["method"], "route": route, "path": scope.get("path"), "status": status,
-                            "duration_ms": round(elapsed * 1000, 2), "tenant_id": tenant})
+            log.info(
+                "%s %s %s",
+                scope["method"],
+                route,
+                status,
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "path": scope.get("path"),
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "tenant_id": tenant,
+                },
+            )
             request_id_var.reset(request_token)
             tenant_id_var.reset(tenant_token)

@@ -13,40 +13,42 @@ from typing import Any
 
 from fastapi import FastAPI
 
-TAGS = [
-    {"name": "system", "description": "Liveness, readiness and versions: the tutorial's §1 "
-                                      "(`tf.__version__`, `keras.__version__`) for the server and its workers."},
-    {"name": "models", "description": "Keras models from specs (tutorial §2, §4): each layer by `class_name` "
-                                      "and Keras's own arguments. The answer is the model's summary; "
-                                      "`/architecture` gives the canonical Keras JSON or YAML (§5.2)."},
-    {"name": "datasets", "description": "numpy arrays the jobs train on: upload a `.npz` of named arrays "
-                                        "(`np.savez(f, train_x=..., train_y=...)`) or one `.npy`; each "
-                                        "is stored once per sha256."},
-    {"name": "jobs", "description": "`compile` + `fit`, `evaluate` or `predict` (tutorial §3, §4.4) run by a "
-                                    "worker. Follow a job with `GET /v1/jobs/{id}/events`, then take back its "
-                                    "artifacts (§5): `weights.h5`, `model.keras`, `architecture.json`, ..."},
-    {"name": "events", "description": "Each job's progress as typed events (schema version 1): Server-Sent "
-                                      "Events with replay, for late subscribers and reconnects."},
-    {"name": "weights", "description": "Uploaded `.weights.h5` files to start jobs from (tutorial §5.1, "
-                                       "`load_weights`)."},
-    {"name": "plugins", "description": "Custom layers and subclassed models (tutorial §4.2, §4.3) installed "
-                                       "on the server; specs name them, clients never send code."},
-    {"name": "dashboard", "description": "Pages for people: this documentation and the live dashboard."},
-    {"name": "tenants", "description": "Who owns what: every model, dataset and job belongs to the tenant of the "
-                                       "API key that made it. Your own tenant's quotas and usage; tenants and "
-                                       "keys for admin keys."},
-    {"name": "webhooks", "description": "Be told when your jobs end: kerasd's workers POST signed JSON "
-                                        "(`X-Kerasd-Signature`, HMAC-SHA256 of the body with the hook's secret) to "
-                                        "your URL, retry failures with growing waits, and record every attempt."},
-    {"name": "sweeps", "description": "Hyperparameter searches whose trials are ordinary jobs: a base job, a space of "
-                                      "paths into it (`compile.optimizer.config.learning_rate`, `fit.batch_size`, "
-                                      "`model.layers[0].units`), an objective, Optuna's samplers and pruners; a pruned "
-                                      "trial stops at an epoch's end and ends `pruned`."},
-    {"name": "registry", "description": "Named models and their immutable versions, each made from a succeeded fit "
-                                        "job with its lineage and its own files; aliases (`champion`) that move in "
-                                        "one statement; exports proven to predict what Keras predicts. Jobs take a "
-                                        "version as `model_version: \"name/3\"` or `\"name@champion\"`."},
-]
+# What each tag of the API is for, in the order the documentation lists them.
+TAG_DESCRIPTIONS = {
+    "system": "Liveness, readiness and versions: the tutorial's §1 "
+              "(`tf.__version__`, `keras.__version__`) for the server and its workers.",
+    "models": "Keras models from specs (tutorial §2, §4): each layer by `class_name` "
+              "and Keras's own arguments. The answer is the model's summary; "
+              "`/architecture` gives the canonical Keras JSON or YAML (§5.2).",
+    "datasets": "numpy arrays the jobs train on: upload a `.npz` of named arrays "
+                "(`np.savez(f, train_x=..., train_y=...)`) or one `.npy`; each "
+                "is stored once per sha256.",
+    "jobs": "`compile` + `fit`, `evaluate` or `predict` (tutorial §3, §4.4) run by a "
+            "worker. Follow a job with `GET /v1/jobs/{id}/events`, then take back its "
+            "artifacts (§5): `weights.h5`, `model.keras`, `architecture.json`, ...",
+    "events": "Each job's progress as typed events (schema version 1): Server-Sent "
+              "Events with replay, for late subscribers and reconnects.",
+    "weights": "Uploaded `.weights.h5` files to start jobs from (tutorial §5.1, "
+               "`load_weights`).",
+    "plugins": "Custom layers and subclassed models (tutorial §4.2, §4.3) installed "
+               "on the server; specs name them, clients never send code.",
+    "dashboard": "Pages for people: this documentation and the live dashboard.",
+    "tenants": "Who owns what: every model, dataset and job belongs to the tenant of the "
+               "API key that made it. Your own tenant's quotas and usage; tenants and "
+               "keys for admin keys.",
+    "webhooks": "Be told when your jobs end: kerasd's workers POST signed JSON "
+                "(`X-Kerasd-Signature`, HMAC-SHA256 of the body with the hook's secret) to "
+                "your URL, retry failures with growing waits, and record every attempt.",
+    "sweeps": "Hyperparameter searches whose trials are ordinary jobs: a base job, a space of "
+              "paths into it (`compile.optimizer.config.learning_rate`, `fit.batch_size`, "
+              "`model.layers[0].units`), an objective, Optuna's samplers and pruners; a pruned "
+              "trial stops at an epoch's end and ends `pruned`.",
+    "registry": "Named models and their immutable versions, each made from a succeeded fit "
+                "job with its lineage and its own files; aliases (`champion`) that move in "
+                "one statement; exports proven to predict what Keras predicts. Jobs take a "
+                "version as `model_version: \"name/3\"` or `\"name@champion\"`.",
+}
+TAGS = [{"name": name, "description": text} for name, text in TAG_DESCRIPTIONS.items()]
 
 DESCRIPTIONS = {
     ("get", "/health"): "`200 {\"status\": \"ok\"}` while the API process answers; it checks nothing else "

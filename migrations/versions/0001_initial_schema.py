@@ -7,44 +7,44 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.columns import id_column, sha256_column, time_column
+
 revision = '0001'
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table('blobs',
-    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sha256_column('sha256'),
     sa.Column('size_bytes', sa.BigInteger(), nullable=False),
     sa.Column('chunk_count', sa.Integer(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('created_at'),
     sa.PrimaryKeyConstraint('sha256')
     )
     op.create_table('models',
-    sa.Column('id', sa.String(length=32), nullable=False),
+    id_column('id'),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('spec', sa.JSON(), nullable=False),
     sa.Column('keras_config', sa.JSON(), nullable=False),
     sa.Column('summary', sa.JSON(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('created_at'),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('blob_chunks',
-    sa.Column('blob_sha256', sa.String(length=64), nullable=False),
+    sha256_column('blob_sha256'),
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('data', sa.LargeBinary(), nullable=False),
     sa.ForeignKeyConstraint(['blob_sha256'], ['blobs.sha256'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('blob_sha256', 'seq')
     )
     op.create_table('datasets',
-    sa.Column('id', sa.String(length=32), nullable=False),
+    id_column('id'),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('format', sa.String(length=16), nullable=False),
-    sa.Column('blob_sha256', sa.String(length=64), nullable=False),
+    sha256_column('blob_sha256'),
     sa.Column('size_bytes', sa.BigInteger(), nullable=False),
     sa.Column('arrays', sa.JSON(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('created_at'),
     sa.ForeignKeyConstraint(['blob_sha256'], ['blobs.sha256'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -52,18 +52,18 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_datasets_blob_sha256'), ['blob_sha256'], unique=False)
 
     op.create_table('jobs',
-    sa.Column('id', sa.String(length=32), nullable=False),
+    id_column('id'),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('model_id', sa.String(length=32), nullable=False),
+    id_column('model_id'),
     sa.Column('request', sa.JSON(), nullable=False),
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('max_attempts', sa.Integer(), nullable=False),
     sa.Column('lease_owner', sa.String(length=200), nullable=True),
-    sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    time_column('lease_expires_at', nullable=True),
+    time_column('created_at'),
+    time_column('started_at', nullable=True),
+    time_column('finished_at', nullable=True),
     sa.Column('error', sa.JSON(), nullable=True),
     sa.Column('result', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['model_id'], ['models.id'], ),
@@ -74,12 +74,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_jobs_status'), ['status'], unique=False)
 
     op.create_table('artifacts',
-    sa.Column('job_id', sa.String(length=32), nullable=False),
+    id_column('job_id'),
     sa.Column('name', sa.String(length=100), nullable=False),
-    sa.Column('blob_sha256', sa.String(length=64), nullable=False),
+    sha256_column('blob_sha256'),
     sa.Column('size_bytes', sa.BigInteger(), nullable=False),
     sa.Column('media_type', sa.String(length=100), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('created_at'),
     sa.ForeignKeyConstraint(['blob_sha256'], ['blobs.sha256'], ),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('job_id', 'name')
@@ -88,11 +88,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_artifacts_blob_sha256'), ['blob_sha256'], unique=False)
 
     op.create_table('job_epochs',
-    sa.Column('job_id', sa.String(length=32), nullable=False),
+    id_column('job_id'),
     sa.Column('epoch', sa.Integer(), nullable=False),
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('logs', sa.JSON(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('created_at'),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('job_id', 'epoch')
     )

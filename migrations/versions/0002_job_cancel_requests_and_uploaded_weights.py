@@ -7,19 +7,19 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.columns import id_column, sha256_column, time_column
+
 revision = '0002'
 down_revision = '0001'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table('weights_files',
-    sa.Column('id', sa.String(length=32), nullable=False),
+    id_column('id'),
     sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('blob_sha256', sa.String(length=64), nullable=False),
+    sha256_column('blob_sha256'),
     sa.Column('size_bytes', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('created_at'),
     sa.ForeignKeyConstraint(['blob_sha256'], ['blobs.sha256'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -27,7 +27,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_weights_files_blob_sha256'), ['blob_sha256'], unique=False)
 
     with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('cancel_requested_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(time_column('cancel_requested_at', nullable=True))
 
 
 

@@ -7,16 +7,16 @@ Create Date: 2026-11-28
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.columns import sha256_column
+
 revision = '0003'
 down_revision = '0002'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     # batch mode so SQLite (which cannot add a foreign key in place) rebuilds the table; PostgreSQL alters it.
     with op.batch_alter_table('models', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('weights_sha256', sa.String(length=64), nullable=True))
+        batch_op.add_column(sha256_column('weights_sha256', nullable=True))
         batch_op.add_column(sa.Column('weights_format', sa.String(length=16), nullable=True))
         batch_op.create_index(batch_op.f('ix_models_weights_sha256'), ['weights_sha256'], unique=False)
         batch_op.create_foreign_key('fk_models_weights_sha256_blobs', 'blobs', ['weights_sha256'], ['sha256'])

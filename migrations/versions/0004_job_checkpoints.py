@@ -7,20 +7,20 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.columns import id_column, sha256_column, time_column
+
 revision = '0004'
 down_revision = '0003'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table('job_checkpoints',
-    sa.Column('job_id', sa.String(length=32), nullable=False),
+    id_column('job_id'),
     sa.Column('epoch', sa.Integer(), nullable=False),
     sa.Column('attempt', sa.Integer(), nullable=False),
-    sa.Column('blob_sha256', sa.String(length=64), nullable=False),
+    sha256_column('blob_sha256'),
     sa.Column('rng_state', sa.JSON(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('created_at'),
     sa.ForeignKeyConstraint(['blob_sha256'], ['blobs.sha256'], ),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('job_id')

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.columns import id_column, sha256_column, time_column
+
 revision = '0005'
 down_revision = '0004'
-branch_labels = None
-depends_on = None
 
 DEFAULT_TENANT_ID = 'default'
 RESOURCE_TABLES = ('models', 'datasets', 'weights_files')
@@ -22,27 +22,27 @@ RESOURCE_TABLES = ('models', 'datasets', 'weights_files')
 
 def upgrade() -> None:
     op.create_table('tenants',
-    sa.Column('id', sa.String(length=32), nullable=False),
+    id_column('id'),
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('max_running_jobs', sa.Integer(), nullable=True),
     sa.Column('max_queued_jobs', sa.Integer(), nullable=True),
     sa.Column('max_stored_bytes', sa.BigInteger(), nullable=True),
     sa.Column('requests_per_s', sa.Float(), nullable=True),
     sa.Column('request_burst', sa.Integer(), nullable=True),
-    sa.Column('last_claim_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('last_claim_at', nullable=True),
+    time_column('created_at'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name', name='uq_tenants_name')
     )
     op.create_table('api_keys',
-    sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    id_column('id'),
+    id_column('tenant_id'),
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('prefix', sa.String(length=16), nullable=False),
-    sa.Column('key_sha256', sa.String(length=64), nullable=False),
+    sha256_column('key_sha256'),
     sa.Column('role', sa.String(length=16), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    time_column('created_at'),
+    time_column('revoked_at', nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('prefix', name='uq_api_keys_prefix')
@@ -57,7 +57,7 @@ def upgrade() -> None:
     # Add each column nullable, fill it, then make it NOT NULL: works on PostgreSQL and (in batch mode) SQLite.
     for table in (*RESOURCE_TABLES, 'jobs'):
         with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.add_column(sa.Column('tenant_id', sa.String(length=32), nullable=True))
+            batch_op.add_column(id_column('tenant_id', nullable=True))
         op.execute(sa.text(f'UPDATE {table} SET tenant_id = :tenant').bindparams(tenant=DEFAULT_TENANT_ID))
 
     with op.batch_alter_table('jobs', schema=None) as batch_op:

@@ -12,16 +12,16 @@ its own transaction).
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.columns import id_column
+
 revision = '0006'
 down_revision = '0005'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.add_column('jobs', sa.Column('queue_ticket', sa.BigInteger(), nullable=True))
     op.create_table('queue_lanes',
-    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    id_column('tenant_id'),
     sa.Column('queue', sa.String(length=200), nullable=False),
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('next_ticket', sa.BigInteger(), nullable=False),
@@ -31,7 +31,7 @@ def upgrade() -> None:
     # of a queue, of everything), and finds that level's rows together in the key.
     op.create_table('queue_blocks',
     sa.Column('level', sa.Integer(), nullable=False),
-    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    id_column('tenant_id'),
     sa.Column('queue', sa.String(length=200), nullable=False),
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('block', sa.BigInteger(), nullable=False),

@@ -26,8 +26,6 @@ from alembic import op
 
 revision = '0007'
 down_revision = '0006'
-branch_labels = None
-depends_on = None
 
 # As app/core/tables.py's QUEUE_LEVEL_SHIFTS: level -> shift from a ticket to its block.
 SHIFTS = (5, 10, 15, 63)

@@ -15,8 +15,6 @@ from alembic import op
 
 revision = '0008'
 down_revision = '0007'
-branch_labels = None
-depends_on = None
 
 QUEUED = sa.text("status = 'queued'")
 RUNNING = sa.text("status = 'running'")

@@ -26,8 +26,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 revision = '0009'
 down_revision = '0008'
-branch_labels = None
-depends_on = None
 
 COLUMNS = [sa.Column('name', sa.String(200)), sa.Column('notes', sa.Text()), sa.Column('tags', sa.JSON()),
            sa.Column('params', sa.JSON()), sa.Column('sweep_id', sa.String(32))]

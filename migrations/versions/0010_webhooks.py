@@ -10,40 +10,40 @@ transaction (there is nothing to read, so nothing waits).
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.columns import id_column, time_column
+
 revision = '0010'
 down_revision = '0009'
-branch_labels = None
-depends_on = None
 
 PENDING = sa.text("status = 'pending'")
 
 
 def upgrade() -> None:
     op.create_table('webhooks',
-    sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    id_column('id'),
+    id_column('tenant_id'),
     sa.Column('url', sa.String(length=2000), nullable=False),
     sa.Column('events', sa.JSON(), nullable=False),
     sa.Column('description', sa.String(length=200), nullable=False),
     sa.Column('secret', sa.String(length=100), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('created_at'),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('ix_webhooks_tenant_id', 'webhooks', ['tenant_id'])
     op.create_table('webhook_deliveries',
-    sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('webhook_id', sa.String(length=32), nullable=False),
-    sa.Column('event', sa.String(length=32), nullable=False),
-    sa.Column('subject_id', sa.String(length=32), nullable=False),
+    id_column('id'),
+    id_column('webhook_id'),
+    id_column('event'),
+    id_column('subject_id'),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempt_count', sa.Integer(), nullable=False),
     sa.Column('attempts', sa.JSON(), nullable=False),
-    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('next_attempt_at'),
     sa.Column('claimed_by', sa.String(length=200), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    time_column('created_at'),
+    time_column('finished_at', nullable=True),
     sa.ForeignKeyConstraint(['webhook_id'], ['webhooks.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )

@@ -12,39 +12,39 @@ migrations (`optuna storage upgrade`), in the schema made here, where its `alemb
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.columns import id_column, time_column
+
 revision = '0012'
 down_revision = '0011'
-branch_labels = None
-depends_on = None
 
 RUNNING = sa.text("status = 'running'")
 
 
 def upgrade() -> None:
     op.create_table('sweeps',
-    sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    id_column('id'),
+    id_column('tenant_id'),
     sa.Column('name', sa.String(length=200), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('request', sa.JSON(), nullable=False),
     sa.Column('plan', sa.JSON(), nullable=False),
     sa.Column('study_name', sa.String(length=100), nullable=False),
     sa.Column('trials_created', sa.Integer(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    time_column('created_at'),
+    time_column('finished_at', nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id']),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('ix_sweeps_tenant_created', 'sweeps', ['tenant_id', 'created_at', 'id'])
     op.create_index('ix_sweeps_running', 'sweeps', ['status'], postgresql_where=RUNNING, sqlite_where=RUNNING)
     op.create_table('sweep_trials',
-    sa.Column('sweep_id', sa.String(length=32), nullable=False),
+    id_column('sweep_id'),
     sa.Column('number', sa.Integer(), nullable=False),
-    sa.Column('job_id', sa.String(length=32), nullable=False),
+    id_column('job_id'),
     sa.Column('optuna_trial_id', sa.Integer(), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
     sa.Column('objective', sa.Float(), nullable=True),
-    sa.Column('told_at', sa.DateTime(timezone=True), nullable=True),
+    time_column('told_at', nullable=True),
     sa.Column('note', sa.String(length=500), nullable=True),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['sweep_id'], ['sweeps.id'], ondelete='CASCADE'),

@@ -11,34 +11,34 @@ transaction (there is nothing to read, so nothing waits).
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.columns import id_column, sha256_column, time_column
+
 revision = '0014'
 down_revision = '0012'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table('registered_models',
-    sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    id_column('id'),
+    id_column('tenant_id'),
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('description', sa.String(length=500), nullable=False),
     sa.Column('latest_version', sa.Integer(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('created_at'),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id']),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('tenant_id', 'name', name='uq_registered_models_tenant_name')
     )
     op.create_table('model_versions',
-    sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('registered_model_id', sa.String(length=32), nullable=False),
+    id_column('id'),
+    id_column('registered_model_id'),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    id_column('tenant_id'),
     sa.Column('description', sa.String(length=500), nullable=False),
-    sa.Column('job_id', sa.String(length=32), nullable=False),
-    sa.Column('model_id', sa.String(length=32), nullable=False),
+    id_column('job_id'),
+    id_column('model_id'),
     sa.Column('lineage', sa.JSON(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('created_at'),
     sa.ForeignKeyConstraint(['registered_model_id'], ['registered_models.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id']),
     sa.ForeignKeyConstraint(['model_id'], ['models.id']),
@@ -47,32 +47,32 @@ def upgrade() -> None:
     )
     op.create_index('ix_model_versions_model_id', 'model_versions', ['model_id'])
     op.create_table('model_version_artifacts',
-    sa.Column('version_id', sa.String(length=32), nullable=False),
+    id_column('version_id'),
     sa.Column('name', sa.String(length=100), nullable=False),
-    sa.Column('blob_sha256', sa.String(length=64), nullable=False),
+    sha256_column('blob_sha256'),
     sa.Column('size_bytes', sa.BigInteger(), nullable=False),
     sa.Column('media_type', sa.String(length=100), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('created_at'),
     sa.ForeignKeyConstraint(['version_id'], ['model_versions.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['blob_sha256'], ['blobs.sha256']),
     sa.PrimaryKeyConstraint('version_id', 'name')
     )
     op.create_index('ix_model_version_artifacts_blob_sha256', 'model_version_artifacts', ['blob_sha256'])
     op.create_table('model_aliases',
-    sa.Column('registered_model_id', sa.String(length=32), nullable=False),
-    sa.Column('alias', sa.String(length=64), nullable=False),
-    sa.Column('version_id', sa.String(length=32), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    id_column('registered_model_id'),
+    sha256_column('alias'),
+    id_column('version_id'),
+    time_column('updated_at'),
     sa.ForeignKeyConstraint(['registered_model_id'], ['registered_models.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['version_id'], ['model_versions.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('registered_model_id', 'alias')
     )
     op.create_index('ix_model_aliases_version_id', 'model_aliases', ['version_id'])
     op.create_table('model_version_exports',
-    sa.Column('job_id', sa.String(length=32), nullable=False),
-    sa.Column('version_id', sa.String(length=32), nullable=False),
-    sa.Column('format', sa.String(length=32), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    id_column('job_id'),
+    id_column('version_id'),
+    id_column('format'),
+    time_column('created_at'),
     sa.ForeignKeyConstraint(['version_id'], ['model_versions.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('job_id')
     )

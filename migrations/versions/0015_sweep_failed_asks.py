@@ -9,19 +9,19 @@ One new table, nothing existing changes (empty: nothing waits on its primary key
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.columns import id_column, time_column
+
 revision = '0015'
 down_revision = '0014'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table('sweep_failed_asks',
-    sa.Column('sweep_id', sa.String(length=32), nullable=False),
+    id_column('sweep_id'),
     sa.Column('number', sa.Integer(), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
     sa.Column('reason', sa.String(length=500), nullable=False),
-    sa.Column('failed_at', sa.DateTime(timezone=True), nullable=False),
+    time_column('failed_at'),
     sa.ForeignKeyConstraint(['sweep_id'], ['sweeps.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('sweep_id', 'number')
     )
