@@ -1,7 +1,8 @@
 """Runs the tutorial's §3.2 job and a small CNN through a running kerasd (bench/gpu_check.sh starts one per
 backend) and the same fits as plain Keras `model.fit` in a child process on the same backend and device, and
-prints the device the worker trained on, rows/s of each, and the worker's peak GPU memory (nvidia-smi, sampled
-while its jobs ran). One run each: figures, not a verdict.
+prints the device each trained on, rows/s of each, the worker's peak GPU memory (nvidia-smi, sampled while its jobs
+ran) and its peak resident memory. One run each: figures, not a verdict. With --gpus 0 (CPU=1 bench/gpu_check.sh)
+the same runs on the CPU, and the lines say that no GPU was used.
 
     python -m bench.gpu_check URL [--gpus 1]     (the stack's backend is its default_backend)
 """
@@ -12,12 +13,14 @@ import argparse
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -64,6 +67,16 @@ def upload(client: httpx.Client, **data: np.ndarray) -> str:
     return client.post("/v1/datasets", files={"file": ("data.npz", buffer.getvalue())}).raise_for_status().json()["id"]
 
 
+def peak_rss_mib(pid: int | None) -> str:
+    """The process's peak resident memory since it started (Linux's VmHWM), or why it is not known."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (OSError, TypeError):
+        return "not known (no such local process)"
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    return f"{int(found.group(1)) / 1024:,.0f} MiB" if found else "not known (no VmHWM)"
+
+
 class GpuMemory:
     """The largest GPU memory nvidia-smi reports for `pid`, sampled every 0.2 s (None without nvidia-smi)."""
 
@@ -92,6 +105,17 @@ class GpuMemory:
         if self.pid is not None and shutil.which("nvidia-smi"):
             self._thread.start()
         return self
+
+    def describe(self, gpus: int) -> str:
+        if gpus == 0:
+            return "none (a CPU run: the jobs asked for no GPU)"
+        if self.peak_mib is not None:
+            return f"{self.peak_mib:,} MiB"
+        if self.pid is None:
+            return "not measured (the worker's pid is not in /version)"
+        if not shutil.which("nvidia-smi"):
+            return "not measured (no nvidia-smi)"
+        return f"not seen (nvidia-smi never listed the worker, pid {self.pid}, on a GPU)"
 
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
@@ -130,6 +154,22 @@ def kerasd_fit(client: httpx.Client, name: str, gpus: int) -> tuple[float, dict[
     return len(x) * epochs / max(seconds.total_seconds(), 1e-9), status["result"]
 
 
+def device_of_plain_fit(backend: str) -> str:
+    """Where Keras on `backend` places its tensors in this process (as workers/provenance.py says it for a job)."""
+    if backend == "torch":
+        import torch
+
+        return f"gpu: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return "cpu" if device.platform == "cpu" else f"gpu: {device.device_kind}"
+    import tensorflow as tf
+
+    return f"gpu: {tf.config.list_physical_devices('GPU')[0].name}" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
 def plain_child(name: str) -> None:
     """In a child with KERAS_BACKEND set: a warm-up fit, then the timed one; prints JSON."""
     import keras
@@ -151,10 +191,10 @@ def plain_child(name: str) -> None:
 
     fit(x[:512], y[:512], 1)
     seconds = fit(x, y, epochs)
-    print(json.dumps({"rows_per_s": len(x) * epochs / seconds}))
+    print(json.dumps({"rows_per_s": len(x) * epochs / seconds, "device": device_of_plain_fit(keras.backend.backend())}))
 
 
-def plain_fit(name: str, backend: str) -> float:
+def plain_fit(name: str, backend: str) -> dict[str, Any]:
     found = subprocess.run(
         [sys.executable, "-m", "bench.gpu_check", "--plain", name],
         env={**os.environ, "KERAS_BACKEND": backend, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
@@ -164,7 +204,7 @@ def plain_fit(name: str, backend: str) -> float:
     )
     if found.returncode != 0:
         raise SystemExit(f"plain fit of {name} on {backend} failed:\n{found.stderr[-3000:]}")
-    return json.loads(found.stdout.strip().splitlines()[-1])["rows_per_s"]
+    return json.loads(found.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -182,16 +222,18 @@ def main() -> None:
         workers = [w for w in version["workers"] if w.get("backend") == backend]
         print(f"backend {backend}; workers: {[(w.get('name'), w.get('gpus')) for w in workers]}", flush=True)
         pid = workers[0].get("pid") if workers else None
+        if args.gpus == 0:
+            print("a CPU run (--gpus 0): no GPU is used and no GPU memory is measured", flush=True)
         for name in CASES:
             with GpuMemory(pid) as memory:
                 served, result = kerasd_fit(client, name, args.gpus)
             plain = plain_fit(name, backend)
             trained, tuning = result["trained_with"], result.get("tuning", {})
-            peak = f"{memory.peak_mib} MiB" if memory.peak_mib is not None else "not measured (no nvidia-smi)"
             print(
-                f"{backend} {name}: kerasd {served:,.0f} rows/s, plain fit {plain:,.0f} rows/s "
-                f"(ratio {served / plain:.2f}); worker device {trained.get('device')}; "
-                f"{trained.get('backend')} {trained.get('backend_version')}; worker peak GPU memory {peak}; "
+                f"{backend} {name}: kerasd {served:,.0f} rows/s, plain fit {plain['rows_per_s']:,.0f} rows/s "
+                f"(ratio {served / plain['rows_per_s']:.2f}); worker device {trained.get('device')}, plain fit "
+                f"device {plain['device']}; {trained.get('backend')} {trained.get('backend_version')}; worker peak "
+                f"GPU memory {memory.describe(args.gpus)}, peak resident memory {peak_rss_mib(pid)}; "
                 f"tuning steps_per_execution={tuning.get('steps_per_execution')}, {tuning.get('notes')}",
                 flush=True,
             )

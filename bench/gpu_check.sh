@@ -13,7 +13,17 @@ wheels=${1:-wheels}
 python=${PYTHON:-python3}
 venv=${GPU_VENV:-.gpu-venv}
 gpus=${GPUS:-1}
-if [ "${CPU:-0}" = 1 ]; then gpus=0; export JAX_PLATFORMS=cpu; else nvidia-smi -L || { echo "no NVIDIA GPU visible"; exit 1; }; fi
+if [ "${CPU:-0}" = 1 ]; then
+    gpus=0
+    export JAX_PLATFORMS=cpu CUDA_VISIBLE_DEVICES=-1  # the CPU even where a GPU is
+    echo "CPU=1: a CPU run; no GPU is used, nvidia-smi is not asked, no GPU memory is measured"
+else
+    nvidia-smi -L || { echo "no NVIDIA GPU visible (nvidia-smi -L failed); CPU=1 $0 runs the check on the CPU"; exit 1; }
+fi
+# `kerasd up` nices its worker (10) so that the API it shares the machine with answers first; here plain fit runs at
+# the default priority, so the worker does too, or on a loaded machine rows/s would measure the nice.
+export KERASD_WORKER_NICE=${KERASD_WORKER_NICE:-0}
+echo "$(date -u); load average $(cut -d" " -f1-3 /proc/loadavg); $(nproc) CPUs"
 "$python" --version
 if [ ! -x "$venv/bin/python" ]; then
     # --system-site-packages reaches the base interpreter's packages only; where `python3` is itself a venv (as on
@@ -69,3 +79,4 @@ for backend in "${extras[@]}"; do
     rm -rf "$data"
     trap - EXIT
 done
+echo "$(date -u); load average $(cut -d" " -f1-3 /proc/loadavg)"

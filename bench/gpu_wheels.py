@@ -5,10 +5,12 @@ that reaches PyPI, from kerasd's test environment (its installed metadata is whe
 the folder over with the source tree (docs/backends.md, "The GPU check").
 
     .venv/bin/python -m bench.gpu_wheels wheels/     (prints what it fetched and the total size)
+    .venv/bin/python -m bench.gpu_wheels --python 3.11 wheels-311/    (for another CPython, e.g. a CPU stand-in)
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -38,21 +40,27 @@ PLATFORMS = (
 )
 
 
-# The GPU machine's interpreter, for the requirements' environment markers (`python_version < "3.12"`, ...).
-MARKERS = {
-    "python_version": "3.12",
-    "python_full_version": "3.12.3",
-    "implementation_version": "3.12.3",
-    "sys_platform": "linux",
-    "platform_system": "Linux",
-    "platform_machine": "x86_64",
-}
+# The GPU machine's Python (Ubuntu 24.04's).
+PYTHON, PYTHON_FULL = "3.12", "3.12.3"
 
 
-def requirements() -> list[str]:
-    """Each distribution at the version installed here; one that only Python 3.12 needs (not installed here) at
-    the newest version pip finds, said on stderr."""
-    names = set().union(*(closure(extra, MARKERS) for extra in EXTRAS))
+def markers(python: str) -> dict[str, str]:
+    """The target interpreter, for the requirements' environment markers (`python_version < "3.12"`, ...)."""
+    full = PYTHON_FULL if python == PYTHON else f"{python}.0"
+    return {
+        "python_version": python,
+        "python_full_version": full,
+        "implementation_version": full,
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+    }
+
+
+def requirements(python: str = PYTHON) -> list[str]:
+    """Each distribution at the version installed here; one that only the target Python needs (not installed here)
+    at the newest version pip finds, said on stderr."""
+    names = set().union(*(closure(extra, markers(python)) for extra in EXTRAS))
     found = [f"{name}{bound}" for name, bound in BUILD.items()]
     for name in sorted(names):
         if ON_THE_MACHINE.match(name) or name in BUILD:
@@ -65,10 +73,17 @@ def requirements() -> list[str]:
     return found
 
 
-def main(folder: str) -> None:
-    target = Path(folder)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", nargs="?", default="wheels")
+    parser.add_argument("--python", default=PYTHON, help=f"the target CPython, major.minor (default {PYTHON})")
+    args = parser.parse_args()
+    if not re.fullmatch(r"3\.\d+", args.python):
+        parser.error(f"--python {args.python!r}: give CPython's major.minor, e.g. 3.12")
+    target = Path(args.folder)
     target.mkdir(parents=True, exist_ok=True)
-    wanted = requirements()
+    wanted = requirements(args.python)
+    abi = "cp" + args.python.replace(".", "")
     platforms = [option for platform in PLATFORMS for option in ("--platform", platform)]
     subprocess.run(
         [
@@ -80,11 +95,11 @@ def main(folder: str) -> None:
             "--no-deps",
             "--only-binary=:all:",
             "--python-version",
-            "3.12",
+            args.python,
             "--implementation",
             "cp",
             "--abi",
-            "cp312",
+            abi,
             "--abi",
             "abi3",
             "--abi",
@@ -104,4 +119,4 @@ def main(folder: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "wheels")
+    main()

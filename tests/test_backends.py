@@ -248,31 +248,40 @@ def test_a_stack_on_jax_without_tensorflow(server_env, logs_dir, tmp_path: Path)
 
 
 def test_a_torch_worker_runs_the_tutorial_job(server_env, logs_dir) -> None:
-    """Where PyTorch is installed: a worker on Keras's torch backend runs the §3.2 job named for it."""
+    """Where PyTorch is installed (scripts/test installs a CPU build lying in pip's find-links folder): a worker on
+    Keras's torch backend, TensorFlow unimportable in it, runs the §3.2 job named for it, on the CPU, and the same
+    seeded job twice gives the same weights, bit for bit, and the same history."""
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
         pytest.skip(
-            "PyTorch is not installed here (its PyPI wheels pull ~2 GB of CUDA libraries, too much for CI): "
+            "PyTorch is not installed here (its PyPI wheels pull ~2 GB of CUDA libraries, too much for CI; "
+            "scripts/test installs a CPU build it finds in pip's find-links folder): "
             "pip install torch --index-url https://download.pytorch.org/whl/cpu to run this"
         )
     stack = Stack({**server_env, "KERASD_QUEUE": f"kerasd-torch-{uuid.uuid4().hex[:8]}"}, logs_dir)
     try:
-        stack.worker(KERAS_BACKEND="torch")
+        worker = stack.worker(KERAS_BACKEND="torch", PYTHONPATH=NO_TENSORFLOW)
         with httpx.Client(base_url=stack.url, timeout=60) as client:
             ids = seed_ids(client)
-            job = wait_for_job(
-                client,
-                client.post(
-                    "/v1/jobs", json=fit_request(ids["model"], ids["dataset"]) | {"backend": "torch", "seed": 1}
-                ).json()["id"],
-            )
-            assert job["status"] == "succeeded", job["error"]
-            assert job["result"]["trained_with"]["backend"] == "torch"
+            request = fit_request(ids["model"], ids["dataset"]) | {"backend": "torch", "seed": 1}
+            first, again = (wait_for_job(client, client.post("/v1/jobs", json=request).json()["id"]) for _ in range(2))
+            assert first["status"] == again["status"] == "succeeded", (first["error"], again["error"])
+            trained = first["result"]["trained_with"]
+            assert trained["backend"] == "torch" and trained["device"] == "cpu", trained
+            assert trained["tensorflow"] is None, trained
             # Keras's PyTorch trainer takes one step per execution and nothing else is tuned: the record says why.
-            record = job["result"]["tuning"]
+            record = first["result"]["tuning"]
             assert record["steps_per_execution"] == 1 and record["tuned"] == [], record
             assert any("stays 1 on the torch backend" in note for note in record["notes"]), record
-            assert len(job["history"]["val_loss"]) == 10
+            assert len(first["history"]["val_loss"]) == 10
+            assert first["history"] == again["history"]
+            weights = [
+                _weights(client.get(f"/v1/jobs/{job['id']}/artifacts/weights.h5").content) for job in (first, again)
+            ]
+            assert weights[0] and weights[1].keys() == weights[0].keys()
+            assert all(np.array_equal(weights[0][name], weights[1][name]) for name in weights[0])
+        assert worker.alive(), worker.log_text()[-3000:]
+        assert "No module named 'tensorflow'" not in worker.log_text(), worker.log_text()[-3000:]
     finally:
         stack.stop()
