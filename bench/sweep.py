@@ -143,7 +143,8 @@ def job_times(http: httpx.Client, job_id: str) -> dict[str, Any]:
     return found
 
 
-STEP_LINE = r"sweep \S+: the step after job (\S+) queued \d+ trial\(s\) in ([\d.]+) ms"
+TUNING_LINE = r"tuning planned: step=([\d.]+)ms( \(estimated\))? inputs=([\d.]+)ms"
+STEP_LINE = r"sweep \S+: the step after job (\S+) queued \d+ trial\(s\) in ([\d.]+) ms \((.*)\)"
 
 
 def worker_lines(log_dirs: list[Path]) -> dict[str, dict[str, Any]]:
@@ -155,15 +156,25 @@ def worker_lines(log_dirs: list[Path]) -> dict[str, dict[str, Any]]:
         for line in (log_dir / "worker.log").read_text(errors="replace").splitlines():
             if not line.startswith("{"):
                 continue
-            message = json.loads(line).get("message", "")
+            record = json.loads(line)
+            message = record.get("message", "")
             if match := re.match(r"job (\S+) ready to fit: (.*)", message):
                 found.setdefault(match[1], {})["phases"] = {
                     name: float(ms) for name, ms in re.findall(r"([\w+]+)=([\d.]+)ms", match[2])
                 }
             elif match := re.match(r"job (\S+) first batch: .*\(begin=([\d.]+) end=([\d.]+)\)", message):
                 found.setdefault(match[1], {}).update(begin=float(match[2]), end=float(match[3]))
+            elif (match := re.match(TUNING_LINE, message)) and record.get("job_id"):
+                found.setdefault(record["job_id"], {})["tuning"] = {
+                    "step": float(match[1]),
+                    "estimated": bool(match[2]),
+                    "inputs": float(match[3]),
+                }
             elif match := re.match(STEP_LINE, message):
-                found.setdefault(match[1], {})["step_ms"] = float(match[2])
+                found.setdefault(match[1], {}).update(
+                    step_ms=float(match[2]),
+                    step_parts={name: float(ms) for name, ms in re.findall(r"(\w+)=([\d.]+)ms", match[3])},
+                )
     return found
 
 
@@ -205,6 +216,7 @@ def gaps(http: httpx.Client, sweeps: list[dict[str, Any]], lines: dict[str, dict
                         ],
                         "first_step": b["batch_end"] - b["batch_begin"],
                         "step_ms": lines.get(a["job_id"], {}).get("step_ms"),
+                        "step_parts": lines.get(a["job_id"], {}).get("step_parts", {}),
                     }
                 )
     return found
@@ -229,12 +241,26 @@ def show_gaps(title: str, found: list[dict[str, Any]], lines: dict[str, dict[str
     steps = [item["step_ms"] / 1e3 for item in found if item["step_ms"] is not None]
     if steps:
         print(f"  the sweep's step after each trial's end, as its worker timed it (in the gap as (a)): {ms(steps)}")
+        split = [item["step_parts"] for item in found if item["step_parts"]]
+        names = list(dict.fromkeys(name for item in split for name in item))
+        print(
+            "    of which (median ms): "
+            + ", ".join(f"{name} {statistics.median(item.get(name, 0.0) for item in split):.0f}" for name in names)
+        )
     known = [lines[item["job_id"]]["phases"] for item in found if "phases" in lines.get(item["job_id"], {})]
     if known:
         names = list(dict.fromkeys(name for item in known for name in item))
         print(
             "  the worker's start, from its log (median ms): "
             + ", ".join(f"{name} {statistics.median(item.get(name, 0.0) for item in known):.0f}" for name in names)
+        )
+    tuned = [lines[item["job_id"]]["tuning"] for item in found if "tuning" in lines.get(item["job_id"], {})]
+    if tuned:
+        estimated = sum(item["estimated"] for item in tuned)
+        print(
+            f"  of tuning: the step (median ms) {statistics.median(item['step'] for item in tuned):.0f} ({estimated} "
+            f"of {len(tuned)} estimated from an earlier trial of the sweep, not measured), the arrays made into "
+            f"datasets {statistics.median(item['inputs'] for item in tuned):.0f}"
         )
     print(
         f"  apart from the overhead: the first step (the first batch's begin to its end: Keras traces the train "

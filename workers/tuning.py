@@ -34,6 +34,7 @@ refuses more than one step per execution, and `jit_compile` there is torch.compi
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -141,8 +142,17 @@ class FitTuning:
             self.enabled = False
             self.record = {"enabled": False, "notes": ["run_eagerly: nothing to tune"]}
             return self
+        started = time.perf_counter()
         self._plan_steps_per_execution(model, compile_document)
+        probed = time.perf_counter()
         self._tune_inputs(model)
+        # Where a job's start goes (workers/start_phases.py), read by bench/sweep.py.
+        log.info(
+            "tuning planned: step=%.0fms%s inputs=%.0fms",
+            (probed - started) * 1e3,
+            " (estimated)" if self.step_estimated else "",
+            (time.perf_counter() - probed) * 1e3,
+        )
         return self
 
     def _plan_steps_per_execution(self, model: keras.Model, compile_document: dict[str, Any]) -> None:

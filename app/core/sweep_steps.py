@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -236,14 +237,19 @@ def _aware(at: datetime, now: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=now.tzinfo)
 
 
-def advance(session: Session, *, sweep_id: str, wait: bool = True) -> list[NewTrial]:
+def advance(session: Session, *, sweep_id: str, wait: bool = True,
+            timings: dict[str, float] | None = None) -> list[NewTrial]:
     """One step of the sweep in the caller's transaction (the caller commits, then queues the new trials). Without
-    `wait`, a sweep another step holds locked is left to that step (PostgreSQL; nothing is done)."""
+    `wait`, a sweep another step holds locked is left to that step (PostgreSQL; nothing is done). `timings` gets
+    where the step went (seconds: lock, tell, make), for the worker's log."""
+    clock = _Clock(timings)
     sweep = rows.lock_sweep(session, sweep_id=sweep_id, wait=wait)
+    clock.mark("lock")
     if sweep is None:
         return []
     study = _Study(sweep)
     _tell_ended(session, sweep, study)
+    clock.mark("tell")
     if sweep.status != "running":
         return []
     plan = sweep.plan
@@ -268,7 +274,19 @@ def advance(session: Session, *, sweep_id: str, wait: bool = True) -> list[NewTr
     asking = studies.to_ask(study.loaded(), plan, asked_before=sweep.trials_created)
     made = [_new_trial(session, sweep, asking, study) for _ in range(wanted)]
     rows.count_created(session, sweep_id=sweep_id, created=sweep.trials_created + len(made))
+    clock.mark("make")
     return made
+
+
+class _Clock:
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self._into, self._last = into, time.perf_counter()
+
+    def mark(self, name: str) -> None:
+        if self._into is not None:
+            now = time.perf_counter()
+            self._into[name] = now - self._last
+            self._last = now
 
 
 def dispatch(made: list[NewTrial], *, redis_client: Any, ttl_s: int | None = None) -> None:
