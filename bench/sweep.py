@@ -144,7 +144,7 @@ def job_times(http: httpx.Client, job_id: str) -> dict[str, Any]:
 
 
 TUNING_LINE = r"tuning planned: step=([\d.]+)ms( \(estimated\))? inputs=([\d.]+)ms"
-STEP_LINE = r"sweep \S+: the step after job (\S+) queued \d+ trial\(s\) in ([\d.]+) ms \((.*)\)"
+STEP_LINE = r"sweep \S+: the step after job (\S+) queued \d+ trial\(s\) in ([\d.]+) ms \((.*); then (.*)\)"
 
 
 def worker_lines(log_dirs: list[Path]) -> dict[str, dict[str, Any]]:
@@ -173,7 +173,10 @@ def worker_lines(log_dirs: list[Path]) -> dict[str, dict[str, Any]]:
             elif match := re.match(STEP_LINE, message):
                 found.setdefault(match[1], {}).update(
                     step_ms=float(match[2]),
-                    step_parts={name: float(ms) for name, ms in re.findall(r"(\w+)=([\d.]+)ms", match[3])},
+                    step_parts={
+                        **{name: float(ms) for name, ms in re.findall(r"(\w+)=([\d.]+)ms", match[3])},
+                        **{f"then {name}": float(ms) for name, ms in re.findall(r"(\w+)=([\d.]+)ms", match[4])},
+                    },
                 )
     return found
 
@@ -240,7 +243,10 @@ def show_gaps(title: str, found: list[dict[str, Any]], lines: dict[str, dict[str
         print(f"  {name}: {ms([p[index] for p in parts])}")
     steps = [item["step_ms"] / 1e3 for item in found if item["step_ms"] is not None]
     if steps:
-        print(f"  the sweep's step after each trial's end, as its worker timed it (in the gap as (a)): {ms(steps)}")
+        print(
+            f"  the sweep's step after each trial's end, as its worker timed it: {ms(steps)}; a random or grid "
+            "sweep's next trial is queued after its first part (in the gap as (a)), its end told in the second (then)"
+        )
         split = [item["step_parts"] for item in found if item["step_parts"]]
         names = list(dict.fromkeys(name for item in split for name in item))
         print(

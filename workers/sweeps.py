@@ -57,12 +57,17 @@ class TrialReports(keras.callbacks.Callback):
 
 
 def step(
-    sweep_id: str, redis_client: redis.Redis, *, wait: bool = True, timings: dict[str, float] | None = None
+    sweep_id: str,
+    redis_client: redis.Redis,
+    *,
+    wait: bool = True,
+    make_only: bool = False,
+    timings: dict[str, float] | None = None,
 ) -> int:
-    """One scheduler step of the sweep, its new trials queued after the commit; how many it made. Without `wait`,
-    a sweep another step holds is left to it. `timings` gets where the step went (seconds)."""
+    """One scheduler step of the sweep (app/core/sweep_steps.py's advance), its new trials queued after the commit;
+    how many it made. `timings` gets where the step went (seconds)."""
     with session_scope() as session:
-        made = advance(session, sweep_id=sweep_id, wait=wait, timings=timings)
+        made = advance(session, sweep_id=sweep_id, wait=wait, make_only=make_only, timings=timings)
         started = time.perf_counter()
     committed = time.perf_counter()
     dispatch(made, redis_client=redis_client)
@@ -71,23 +76,33 @@ def step(
     return len(made)
 
 
+def _parts(timings: dict[str, float]) -> str:
+    return " ".join(f"{name}={seconds * 1e3:.0f}ms" for name, seconds in timings.items())
+
+
 def _after_job(job_id: str, redis_client: redis.Redis, sweep_id: str | None) -> None:
     started = time.perf_counter()
     try:
         if sweep_id is None:
             with session_scope() as session:
                 sweep_id = ask(session, rows.sweep_of_job(job_id=job_id))
-        if sweep_id is not None:
-            timings: dict[str, float] = {}
-            made = step(sweep_id, redis_client, timings=timings)
-            log.info(
-                "sweep %s: the step after job %s queued %d trial(s) in %.0f ms (%s)",
-                sweep_id,
-                job_id,
-                made,
-                (time.perf_counter() - started) * 1e3,
-                " ".join(f"{name}={seconds * 1e3:.0f}ms" for name, seconds in timings.items()),
-            )
+        if sweep_id is None:
+            return
+        # A random or grid sweep's next trial is queued first; then the trial's end is told (and, for other
+        # samplers, which choose from the ends told, the next trial made after it).
+        first: dict[str, float] = {}
+        made = step(sweep_id, redis_client, make_only=True, timings=first)
+        then: dict[str, float] = {}
+        made += step(sweep_id, redis_client, timings=then)
+        log.info(
+            "sweep %s: the step after job %s queued %d trial(s) in %.0f ms (%s; then %s)",
+            sweep_id,
+            job_id,
+            made,
+            (time.perf_counter() - started) * 1e3,
+            _parts(first),
+            _parts(then),
+        )
     except Exception:  # the reaper's round takes the sweep on
         log.exception("the sweep step after job %s failed", job_id)
 

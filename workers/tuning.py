@@ -196,7 +196,8 @@ class FitTuning:
                 self.notes.append(f"arrays left to Keras: {why_not}")
             return
         try:
-            self.data, self.fit_arguments = arrays_as_datasets(self.data, self.arguments)
+            kept: list[str] = []
+            self.data, self.fit_arguments = arrays_as_datasets(self.data, self.arguments, kept)
         except Exception as exc:  # anything Keras's adapter refuses is left for fit to report as it would
             log.info("array dataset not built: %s", exc)
             self.notes.append(f"arrays left to Keras: {type(exc).__name__}: {exc}")
@@ -205,6 +206,7 @@ class FitTuning:
             "arrays: the batches Keras's array adapter makes, with tf.data autotuning off "
             "(its thread held epoch starts for seconds)"
         )
+        self.input_changes.extend(kept)
 
     def _arrays_obstacle(self, model: keras.Model) -> str | None:
         if is_dataset(self.data.get("x")) or self.data.get("x") is None:

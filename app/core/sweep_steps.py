@@ -137,9 +137,10 @@ def _queue_room(session: Session, tenant_id: str) -> int:
     return max(0, quota - ask(session, job_rows.queued_of_tenant(tenant_id=tenant_id)))
 
 
-def _new_trial(session: Session, sweep: Any, study: Any, told: _Study) -> NewTrial:
+def _new_trial(session: Session, sweep: Any, study: Any, told: _Study, clock: _Clock) -> NewTrial:
     plan = sweep.plan
     trial = studies.ask(study, plan)
+    clock.mark("ask")
     # The study's trial number is the sweep's: a trial asked for by a step that failed keeps its number, told failed.
     # Optuna names a trial's row in its storage only as `_trial_id`; workers rebuild the trial from it to report.
     number, trial_id = trial.number, trial._trial_id
@@ -148,6 +149,7 @@ def _new_trial(session: Session, sweep: Any, study: Any, told: _Study) -> NewTri
                 "metric": plan["metric"], "direction": plan["direction"],
                 "prune": plan["early_stopping"]["rule"] != "none"}
         request = trial_request(plan, trial.params, link)
+        clock.mark("contract")
         params = {**plan["params"], **{name: trial.params[d["path"]] for d in plan["space"]
                                        for name in d.get("params", [])}, **trial.params}
         job_id = new_id()
@@ -159,6 +161,7 @@ def _new_trial(session: Session, sweep: Any, study: Any, told: _Study) -> NewTri
         rows.insert_trial(session, job=job, trial={"sweep_id": sweep.id, "number": number, "job_id": job_id,
                                                    "optuna_trial_id": trial_id, "params": trial.params},
                           rows=_param_rows(params))
+        clock.mark("insert")
         return NewTrial(job_id, request["queue"], request["priority"])
     except Exception:
         told.tell(number=number, status="failed", value=None)
@@ -237,22 +240,32 @@ def _aware(at: datetime, now: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=now.tzinfo)
 
 
-def advance(session: Session, *, sweep_id: str, wait: bool = True,
+# The samplers whose next trial does not depend on how the last ones ended (random draws, a grid's next point).
+BLIND_SAMPLERS = ("random", "grid")
+
+
+def advance(session: Session, *, sweep_id: str, wait: bool = True, make_only: bool = False,
             timings: dict[str, float] | None = None) -> list[NewTrial]:
     """One step of the sweep in the caller's transaction (the caller commits, then queues the new trials). Without
-    `wait`, a sweep another step holds locked is left to that step (PostgreSQL; nothing is done). `timings` gets
-    where the step went (seconds: lock, tell, make), for the worker's log."""
+    `wait`, a sweep another step holds locked is left to that step (PostgreSQL; nothing is done). With `make_only`,
+    only the trials a random or grid sweep may make now, its ended trials left for the full step that follows (the
+    step after a trial's end queues the next trial before it tells the study; nothing else for other sweeps).
+    `timings` gets where the step went (seconds), for the worker's log."""
     clock = _Clock(timings)
     sweep = rows.lock_sweep(session, sweep_id=sweep_id, wait=wait)
     clock.mark("lock")
     if sweep is None:
         return []
+    plan = sweep.plan
+    if make_only and (sweep.status != "running" or plan.get("space_from") == "client"
+                      or plan["algorithm"] not in BLIND_SAMPLERS):
+        return []
     study = _Study(sweep)
-    _tell_ended(session, sweep, study)
-    clock.mark("tell")
+    if not make_only:
+        _tell_ended(session, sweep, study)
+        clock.mark("tell")
     if sweep.status != "running":
         return []
-    plan = sweep.plan
     if plan.get("space_from") == "client":
         _client_step(session, sweep, study)
         return []
@@ -260,7 +273,7 @@ def advance(session: Session, *, sweep_id: str, wait: bool = True,
     left, _expired = _spent(sweep, now)
     active = rows.active_trials(session, sweep_id=sweep_id)
     if left <= 0:
-        if active == 0 and rows.end_sweep(session, sweep_id=sweep_id, status="completed", now=now):
+        if not make_only and active == 0 and rows.end_sweep(session, sweep_id=sweep_id, status="completed", now=now):
             record_sweep_end(session, sweep_id=sweep_id, public_url=get_settings().public_url)
         return []
     wanted = min(plan["max_concurrent"] - active, left)
@@ -268,24 +281,27 @@ def advance(session: Session, *, sweep_id: str, wait: bool = True,
         return []
     lock_tenant(session, sweep.tenant_id)
     wanted = min(wanted, _queue_room(session, sweep.tenant_id))
+    clock.mark("quota")
     if wanted <= 0:
         log.info("sweep %s waits: its tenant's queued-jobs quota is full", sweep_id)
         return []
     asking = studies.to_ask(study.loaded(), plan, asked_before=sweep.trials_created)
-    made = [_new_trial(session, sweep, asking, study) for _ in range(wanted)]
+    clock.mark("load")
+    made = [_new_trial(session, sweep, asking, study, clock) for _ in range(wanted)]
     rows.count_created(session, sweep_id=sweep_id, created=sweep.trials_created + len(made))
-    clock.mark("make")
     return made
 
 
 class _Clock:
+    """Where a step's time goes: seconds by part, summed over a part's repeats."""
+
     def __init__(self, into: dict[str, float] | None) -> None:
         self._into, self._last = into, time.perf_counter()
 
     def mark(self, name: str) -> None:
         if self._into is not None:
             now = time.perf_counter()
-            self._into[name] = now - self._last
+            self._into[name] = self._into.get(name, 0.0) + now - self._last
             self._last = now
 
 
