@@ -2,11 +2,12 @@
 or running until `max_trials` (or the grid, or the time limit) is spent, then end the sweep `completed`.
 
 It runs wherever a sweep must move on without its client: in the API right after the sweep is created, in the
-worker after each trial's end, and in every worker's reaper round for every running sweep (so a sweep goes on
-after a worker dies mid-trial or a message is lost). Two steps of one sweep never overlap: each holds the sweep's
-row lock (PostgreSQL) from its first read to its commit. Optuna's writes (ask, tell) go through its own
-connections (app/core/studies.py), outside that transaction: a trial asked for in a step that then fails is told
-failed by the next step's look at the study, never given a job twice.
+worker after each trial's end (in a thread, the next trial of a random or grid sweep queued before the ended one is
+told: workers/sweeps.py), and in every worker's reaper round for each running sweep that has something to do (so a
+sweep goes on after a worker dies mid-trial or a message is lost; `due`). Two steps of one sweep never overlap: each
+holds the sweep's row lock (PostgreSQL) from its first read to its commit, and the reaper's skips a sweep held.
+Optuna's writes (ask, tell) go through its own connections (app/core/studies.py), outside that transaction: a trial
+asked for in a step that then fails is told failed by the next step's look at the study, never given a job twice.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _param_rows(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 class _Study:
     """The sweep's study, loaded at most once in a step, for its tells and then its asks (each load of Optuna's
-    RDB storage is two reads, and its cache of the study's trials lives as long as the study object)."""
+    RDB storage is three reads, and its cache of the study's trials lives as long as the study object)."""
 
     def __init__(self, sweep: Any) -> None:
         self._sweep = sweep
