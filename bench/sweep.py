@@ -5,18 +5,24 @@
    each trained `--epochs` epochs, against a random sweep of as many trials over the same space with Optuna's
    SuccessiveHalvingPruner (ASHA: rungs at 1, 3, 9 epochs, reduction factor 3). Reported: each one's best
    validation accuracy, and the epochs ASHA trained as a fraction of the grid's.
-2. Scheduling overhead: from a trial's end (its terminal event) to the next trial's first batch on the same worker
-   (its first `batch` event), median and 90th percentile over the grid's and ASHA's trials, in parts: (a) the end to
-   the next trial's `queued` event (the sweep's step: tell, ask, the job stored and queued), (b) to its `started`
-   (the message taken, the job claimed), (c) to fit's start (its `fit:` log event: job read, data, model, tuning,
-   compile; the workers' `ready to fit` log lines split it further), (d) to the first batch's end (Keras traces the
-   train step and runs the first execution). Then, with the workers stopped, what plain Keras pays for the same
-   trials in one warm process (build, compile, first batch with the same steps_per_execution), as KerasTuner's
-   trials do.
+2. Scheduling overhead: from a trial's end (its terminal event) to the next trial's first batch *beginning* on the
+   same worker (Keras's on_train_batch_begin, from the worker's `first batch` log line: all kerasd does before
+   training is done then), median and 90th percentile over the grid's and ASHA's trials, in parts: (a) the end to the
+   next trial's `queued` event (the sweep's step: tell, ask, the job stored and queued; 0 when the trial was queued
+   before the end), (b) to its `started` (the message taken, the job claimed), (c) to fit's start (its `fit:` log
+   event: job read, data, model, tuning, compile; the workers' `ready to fit` log lines split it further), (c') to
+   the first batch's begin (Keras's fit before its first step). Apart from it, and as visible: the first step
+   itself (the first batch's begin to its end: Keras traces the train step and runs the first execution). Then, with
+   the workers stopped, what plain Keras pays for the same trials in one warm process (build, compile, fit's call to
+   the first batch's begin, the first step with the same steps_per_execution), as KerasTuner's trials do.
+   `--overhead-only` runs the grid alone (`--trials` of its points, `--epochs` each), once for each `--concurrent`
+   number of trials at once: 2 (as many as the workers: the next trial is made by the step after a trial's end)
+   and 3 (one waits in the queue before the end).
 3. 200 one-epoch trials of a tiny MLP on 2 workers: the sweep's wall time (created to last trial's end) against
    the trials' own time (each job's started to finished) divided by the 2 workers.
 
-    .venv/bin/python bench/sweep.py [--epochs 9] [--tiny-trials 200] [--grid-only | --overhead-only]
+    .venv/bin/python bench/sweep.py [--epochs 9] [--tiny-trials 200] [--grid-only]
+    .venv/bin/python bench/sweep.py --overhead-only [--epochs 1] [--trials 27] [--concurrent 2,3]
 """
 
 from __future__ import annotations
@@ -115,8 +121,8 @@ def stamp(text: str) -> float:
 
 def job_times(http: httpx.Client, job_id: str) -> dict[str, Any]:
     """A trial job's worker and the times of its `queued`, `started`, fit's start (its `fit:` log event, from
-    on_train_begin), first `batch` and end, from its event stream (replayed after its end)."""
-    found: dict[str, Any] = {"job_id": job_id, "first_batch": None, "fit": None, "queued": None}
+    on_train_begin) and end, from its event stream (replayed after its end)."""
+    found: dict[str, Any] = {"job_id": job_id, "fit": None, "queued": None}
     with http.stream("GET", f"/v1/jobs/{job_id}/events") as response:
         kind = None
         for line in response.iter_lines():
@@ -131,45 +137,72 @@ def job_times(http: httpx.Client, job_id: str) -> dict[str, Any]:
                     found["started"] = stamp(event["ts"])
                 elif kind == "log" and found["fit"] is None and event["data"]["message"].startswith("fit: "):
                     found["fit"] = stamp(event["ts"])
-                elif kind == "batch" and found["first_batch"] is None:
-                    found["first_batch"] = stamp(event["ts"])
                 elif kind in TERMINAL_EVENTS:
                     found["end"] = stamp(event["ts"])
                     return found
     return found
 
 
-def start_phases(log_dirs: list[Path]) -> dict[str, dict[str, float]]:
-    """{job id: {phase: ms}} from the workers' `ready to fit` log lines (workers/runner.py's StartPhases)."""
-    found = {}
+TUNING_LINE = r"tuning planned: step=([\d.]+)ms( \(estimated\))? inputs=([\d.]+)ms"
+STEP_LINE = r"sweep \S+: the step after job (\S+) queued \d+ trial\(s\) in ([\d.]+) ms \((.*); then (.*)\)"
+
+
+def worker_lines(log_dirs: list[Path]) -> dict[str, dict[str, Any]]:
+    """{job id: what the workers' log says of it}: `phases` ({phase: ms}, the `ready to fit` line of
+    workers/start_phases.py), `begin` and `end` (wall-clock seconds of its first batch's begin and end, the
+    `first batch` line) and `step_ms` (the sweep's step after its end, run by its worker)."""
+    found: dict[str, dict[str, Any]] = {}
     for log_dir in log_dirs:
         for line in (log_dir / "worker.log").read_text(errors="replace").splitlines():
-            if "ready to fit: " not in line or not line.startswith("{"):
+            if not line.startswith("{"):
                 continue
             record = json.loads(line)
-            found[record["job_id"]] = {
-                name: float(ms) for name, ms in re.findall(r"([\w+]+)=([\d.]+)ms", record["message"])
-            }
+            message = record.get("message", "")
+            if match := re.match(r"job (\S+) ready to fit: (.*)", message):
+                found.setdefault(match[1], {})["phases"] = {
+                    name: float(ms) for name, ms in re.findall(r"([\w+]+)=([\d.]+)ms", match[2])
+                }
+            elif match := re.match(r"job (\S+) first batch: .*\(begin=([\d.]+) end=([\d.]+)\)", message):
+                found.setdefault(match[1], {}).update(begin=float(match[2]), end=float(match[3]))
+            elif (match := re.match(TUNING_LINE, message)) and record.get("job_id"):
+                found.setdefault(record["job_id"], {})["tuning"] = {
+                    "step": float(match[1]),
+                    "estimated": bool(match[2]),
+                    "inputs": float(match[3]),
+                }
+            elif match := re.match(STEP_LINE, message):
+                found.setdefault(match[1], {}).update(
+                    step_ms=float(match[2]),
+                    step_parts={
+                        **{name: float(ms) for name, ms in re.findall(r"(\w+)=([\d.]+)ms", match[3])},
+                        **{f"then {name}": float(ms) for name, ms in re.findall(r"(\w+)=([\d.]+)ms", match[4])},
+                    },
+                )
     return found
 
 
 PARTS = (
-    "(a) end -> next trial queued (the sweep's step)",
-    "(b) -> claimed (`started`)",
-    "(c) -> fit starts (job read, data, model, tuning, compile)",
-    "(d) -> first batch (Keras's first step)",
+    "(a) end -> next trial queued (the sweep's step; 0 when it was queued before)",
+    "(b) -> claimed (`started`: the message taken, the job claimed)",
+    "(c) -> fit's start (job read, data, model build, tuning, compile)",
+    "(c') -> the first batch begins (Keras's fit before its first step)",
 )
 
 
-def gaps(http: httpx.Client, sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For trials that ran back to back on a worker: the gap from one's end to the next one's first batch, in parts
-    (a)-(d) (PARTS), with the next trial's job id."""
+def gaps(http: httpx.Client, sweeps: list[dict[str, Any]], lines: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """For trials that ran back to back on a worker: the scheduling overhead, from one's end (its terminal event) to
+    the next one's first batch beginning (Keras's on_train_batch_begin: everything kerasd does before training is
+    done), in parts (a)-(c') (PARTS); and apart from it, the next one's first step (its first batch's begin to its
+    end: Keras tracing the train step and running its first execution); with the step after the first trial's
+    end, as its worker timed it."""
     times = [job_times(http, trial["job_id"]) for sweep in sweeps for trial in sweep["trials"]]
     found = []
     by_worker: dict[str, list[dict[str, Any]]] = {}
     for item in times:
-        if all(item.get(key) for key in ("worker", "queued", "started", "fit", "first_batch", "end")):
-            by_worker.setdefault(item["worker"], []).append(item)
+        line = lines.get(item["job_id"], {})
+        if all(item.get(key) for key in ("worker", "queued", "started", "fit", "end")) and "begin" in line:
+            batch = {"batch_begin": line["begin"], "batch_end": line["end"]}
+            by_worker.setdefault(item["worker"], []).append({**item, **batch})
     for items in by_worker.values():
         items.sort(key=lambda item: item["started"])
         for a, b in itertools.pairwise(items):
@@ -182,8 +215,11 @@ def gaps(http: httpx.Client, sweeps: list[dict[str, Any]]) -> list[dict[str, Any
                             queued - a["end"],
                             b["started"] - queued,
                             b["fit"] - b["started"],
-                            b["first_batch"] - b["fit"],
+                            b["batch_begin"] - b["fit"],
                         ],
+                        "first_step": b["batch_end"] - b["batch_begin"],
+                        "step_ms": lines.get(a["job_id"], {}).get("step_ms"),
+                        "step_parts": lines.get(a["job_id"], {}).get("step_parts", {}),
                     }
                 )
     return found
@@ -194,25 +230,49 @@ def ms(values: list[float]) -> str:
     return f"median {statistics.median(ordered) * 1000:.0f} ms, p90 {ordered[int(len(ordered) * 0.9)] * 1000:.0f} ms"
 
 
-def show_gaps(found: list[dict[str, Any]], phases: dict[str, dict[str, float]]) -> None:
+def show_gaps(title: str, found: list[dict[str, Any]], lines: dict[str, dict[str, Any]]) -> None:
     parts = [item["parts"] for item in found]
     if not parts:
-        print("scheduling overhead: no two trials ran back to back on a worker")
+        print(f"{title}: no two trials ran back to back on a worker")
         return
     print(
-        f"scheduling overhead over {len(found)} gaps (a trial's end to the next trial's first batch, same worker): "
-        f"{ms([sum(p) for p in parts])}"
+        f"{title}: scheduling overhead over {len(found)} gaps (a trial's end to the next trial's first batch "
+        f"beginning, same worker): {ms([sum(p) for p in parts])}"
     )
-    print(f"  a trial's end to the next trial's fit starting (kerasd's part): {ms([sum(p[:3]) for p in parts])}")
     for index, name in enumerate(PARTS):
         print(f"  {name}: {ms([p[index] for p in parts])}")
-    known = [phases[item["job_id"]] for item in found if item["job_id"] in phases]
+    steps = [item["step_ms"] / 1e3 for item in found if item["step_ms"] is not None]
+    if steps:
+        print(
+            f"  the sweep's step after each trial's end, as its worker timed it: {ms(steps)}; a random or grid "
+            "sweep's next trial is queued after its first part (in the gap as (a)), its end told in the second (then)"
+        )
+        split = [item["step_parts"] for item in found if item["step_parts"]]
+        names = list(dict.fromkeys(name for item in split for name in item))
+        print(
+            "    of which (median ms): "
+            + ", ".join(f"{name} {statistics.median(item.get(name, 0.0) for item in split):.0f}" for name in names)
+        )
+    known = [lines[item["job_id"]]["phases"] for item in found if "phases" in lines.get(item["job_id"], {})]
     if known:
         names = list(dict.fromkeys(name for item in known for name in item))
         print(
             "  the worker's start, from its log (median ms): "
             + ", ".join(f"{name} {statistics.median(item.get(name, 0.0) for item in known):.0f}" for name in names)
         )
+    tuned = [lines[item["job_id"]]["tuning"] for item in found if "tuning" in lines.get(item["job_id"], {})]
+    if tuned:
+        estimated = sum(item["estimated"] for item in tuned)
+        print(
+            f"  of tuning: the step (median ms) {statistics.median(item['step'] for item in tuned):.0f} ({estimated} "
+            f"of {len(tuned)} estimated from an earlier trial of the sweep, not measured), the arrays made into "
+            f"datasets {statistics.median(item['inputs'] for item in tuned):.0f}"
+        )
+    print(
+        f"  apart from the overhead: the first step (the first batch's begin to its end: Keras traces the train "
+        f"step, runs the first execution): {ms([item['first_step'] for item in found])}; the first batch's end: "
+        f"{ms([sum(item['parts']) + item['first_step'] for item in found])} after the last trial's end"
+    )
 
 
 def trial_configs(http: httpx.Client, sweep: dict[str, Any]) -> list[tuple[int, float, int, int]]:
@@ -225,16 +285,16 @@ def trial_configs(http: httpx.Client, sweep: dict[str, Any]) -> list[tuple[int, 
 
 
 def keras_first_batches(data: dict[str, np.ndarray], configs: list[tuple[int, float, int, int]]) -> list[list[float]]:
-    """What plain Keras pays per trial in one warm process, as KerasTuner's trials do: [build and compile, fit's
-    start to the first batch's end (tracing the train step and running the first execution)] in seconds, for each
-    trial's configuration, with the steps_per_execution its job ran (so the first batch is the same work), seeded
-    and deterministic as a kerasd job with a seed is."""
+    """What plain Keras pays per trial in one warm process, as KerasTuner's trials do: [build and compile, fit's call
+    to its first batch's begin, the first step (the first batch's begin to its end: tracing the train step and
+    running the first execution)] in seconds, for each trial's configuration, with the steps_per_execution its job
+    ran (so the first batch is the same work), seeded and deterministic as a kerasd job with a seed is."""
     import keras
     import tensorflow as tf
 
     class FirstBatch(keras.callbacks.Callback):
-        def on_train_begin(self, logs: Any = None) -> None:
-            self.begin = time.perf_counter()
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            self.begin = getattr(self, "begin", time.perf_counter())
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             self.end = time.perf_counter()
@@ -262,15 +322,16 @@ def keras_first_batches(data: dict[str, np.ndarray], configs: list[tuple[int, fl
         compiled = time.perf_counter()
         first = FirstBatch()
         model.fit(data["train_x"], data["train_y"], batch_size=batch_size, epochs=1, callbacks=[first], verbose=0)
-        found.append([compiled - started, first.end - compiled])
+        found.append([compiled - started, first.begin - compiled, first.end - first.begin])
     return found[1:]  # the first pays the process's one-time warm-up, which a worker paid before its first job
 
 
 def show_keras(found: list[list[float]]) -> None:
     print(
-        f"plain Keras in one warm process, {len(found)} trials' configurations: build + compile to the first "
-        f"batch's end {ms([sum(item) for item in found])}; build + compile {ms([item[0] for item in found])}; "
-        f"fit to the first batch's end {ms([item[1] for item in found])}"
+        f"plain Keras in one warm process, {len(found)} trials' configurations: build + compile "
+        f"{ms([item[0] for item in found])}; fit's call to the first batch's begin {ms([item[1] for item in found])}; "
+        f"the first step (the first batch's begin to its end) {ms([item[2] for item in found])}; build to the "
+        f"first batch's end {ms([sum(item) for item in found])}"
     )
 
 
@@ -278,14 +339,37 @@ def epochs_of(http: httpx.Client, sweep: dict[str, Any]) -> int:
     return sum(len(http.get(f"/v1/jobs/{t['job_id']}").json()["history"].get("loss", [])) for t in sweep["trials"])
 
 
-def grid_and_asha(http: httpx.Client, common: dict[str, Any], *, overhead_only: bool) -> list[dict[str, Any]]:
+def overhead_grids(
+    http: httpx.Client, common: dict[str, Any], *, trials: int, concurrent: list[int]
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The grid's first `trials` points, once for each number of trials at once: with as many as the workers, the
+    next trial is made by the step after a trial's end; with more, it waits in the queue before that end."""
+    found = []
+    for at_once in concurrent:
+        started = time.monotonic()
+        grid = run_sweep(
+            http,
+            {
+                **common,
+                "name": f"grid {at_once} at once",
+                "algorithm": "grid",
+                "budget": {"max_trials": trials, "max_concurrent": at_once},
+            },
+        )
+        print(
+            f"grid, {at_once} trial(s) at once: {len(grid['trials'])} trials ({grid['counts']}), "
+            f"{time.monotonic() - started:.0f} s"
+        )
+        found.append((f"{at_once} trial(s) at once on 2 workers", [grid]))
+    return found
+
+
+def grid_and_asha(http: httpx.Client, common: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
     started = time.monotonic()
     grid = run_sweep(
         http, {**common, "name": "grid", "algorithm": "grid", "budget": {"max_trials": 27, "max_concurrent": 2}}
     )
     grid_s = time.monotonic() - started
-    if overhead_only:
-        return [grid]
     started = time.monotonic()
     asha = run_sweep(
         http,
@@ -309,7 +393,7 @@ def grid_and_asha(http: httpx.Client, common: dict[str, Any], *, overhead_only: 
         f"{asha['best']['objective']:.4f}, {asha_epochs} epochs = {asha_epochs / grid_epochs:.0%} of the "
         f"grid's, {asha_s:.0f} s"
     )
-    return [grid, asha]
+    return [("the grid and ASHA, 2 trials at once on 2 workers", [grid, asha])]
 
 
 def tiny_trials(http: httpx.Client, count: int) -> None:
@@ -351,7 +435,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--tiny-trials", type=int, default=200)
     parser.add_argument("--grid-only", action="store_true", help="the grid, ASHA and the overhead, not the tiny trials")
-    parser.add_argument("--overhead-only", action="store_true", help="the grid's trials alone, for the overhead")
+    parser.add_argument(
+        "--overhead-only", action="store_true", help="the grid's trials alone (once per --concurrent), for the overhead"
+    )
+    parser.add_argument("--trials", type=int, default=27, help="with --overhead-only: the grid's first N points")
+    parser.add_argument(
+        "--concurrent", default="2,3", help="with --overhead-only: the trials at once of each grid run, comma-separated"
+    )
     args = parser.parse_args()
     data = digits()
     with scratch_database() as url, tempfile.TemporaryDirectory() as scratch:
@@ -372,9 +462,15 @@ def main() -> None:
                 "space": SPACE,
                 "job": fit_job(cnn, dataset, args.epochs),
             }
-            sweeps = grid_and_asha(http, common, overhead_only=args.overhead_only)
-            show_gaps(gaps(http, sweeps), start_phases([logs / "w1", logs / "w2"]))
-            configs = trial_configs(http, sweeps[0])
+            if args.overhead_only:
+                concurrent = [int(value) for value in args.concurrent.split(",")]
+                runs = overhead_grids(http, common, trials=args.trials, concurrent=concurrent)
+            else:
+                runs = grid_and_asha(http, common)
+            lines = worker_lines([logs / "w1", logs / "w2"])
+            for title, sweeps in runs:
+                show_gaps(title, gaps(http, sweeps, lines), lines)
+            configs = trial_configs(http, runs[0][1][0])
             if not (args.grid_only or args.overhead_only):
                 tiny_trials(http, args.tiny_trials)
     # With the workers stopped: the grid's trials' start in plain Keras, in one process.

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.seed import npz_bytes, ref, upload
+from tests.seed import npz_bytes, ref, upload, wait_for_job
 from tests.test_webhooks import Receiver, wait_until
 
 # A task a tiny model learns within an epoch or two: the class is the largest of the first four inputs.
@@ -304,6 +304,41 @@ def test_every_epoch_of_every_trial_is_reported_to_the_study_under_each_sampler_
         assert told.intermediate_values == dict(enumerate(job["history"]["val_categorical_accuracy"]))
         assert told.state.name == {"succeeded": "COMPLETE", "pruned": "PRUNED"}[job["status"]]
         assert told.params == trial["params"] and trial["params"]["fit.batch_size"] in (20, 40, 60, 80, 100)
+
+
+def test_the_reapers_step_leaves_a_sweep_to_the_step_holding_it_and_a_trial_just_ended_to_its_worker(client, ids):
+    """The periodic step (every worker's reaper) never waits on a sweep another step holds, and leaves a trial that
+    has just ended to the step its own worker runs after it; that step, held up meanwhile, then moves the sweep on."""
+    from sqlalchemy import text
+
+    from app.core.database import session_scope
+    from app.core.repositories import sweeps as sweep_rows
+    from app.core.sweep_steps import advance, due
+
+    sweep = create(client, {
+        "job": base_job(ids, epochs=1), "algorithm": "random", "seed": 2,
+        "space": {"compile.optimizer.config.learning_rate": {"uniform": [0.001, 0.01]}},
+        "objective": {"metric": "val_loss"}, "budget": {"max_trials": 2, "max_concurrent": 1}})
+    first = sweep["trials"][0]["job_id"]
+    with session_scope() as session:
+        # Trial 0 queued or running, one at most at once: nothing to do.
+        assert not due(session, sweep_id=sweep["id"])
+    with session_scope() as holder:
+        # This transaction is the step that holds the sweep (until its end below)...
+        assert sweep_rows.lock_sweep(holder, sweep_id=sweep["id"]) is not None
+        with session_scope() as periodic:
+            # ...so the periodic step does nothing (waiting for the lock would be an error here, not a hang).
+            periodic.execute(text("SET LOCAL lock_timeout = '5s'"))
+            assert advance(periodic, sweep_id=sweep["id"], wait=False) == []
+        # Trial 0 ends; its worker's step waits for this lock.
+        assert wait_for_job(client, first)["status"] == "succeeded"
+        with session_scope() as session:
+            assert not due(session, sweep_id=sweep["id"], settle_s=600.0)  # just ended: its worker's step is on it
+            assert due(session, sweep_id=sweep["id"], settle_s=0.0)  # long ago: the reaper's to tell
+        assert client.get(f"/v1/sweeps/{sweep['id']}").json()["trials_created"] == 1
+    # The lock released, the worker's step tells trial 0 and makes trial 1; the sweep completes.
+    done = wait_for_sweep(client, sweep["id"], until=ended)
+    assert done["status"] == "completed" and done["counts"] == {"succeeded": 2}
 
 
 def test_cancel_stops_a_sweeps_queued_and_running_trials_and_makes_no_more(client, ids, receiver):

@@ -72,6 +72,10 @@ def test_seed_example_identical_with_and_without_tuning(client, seed_ids, tmp_pa
     request["callbacks"] = [{"class_name": "EarlyStopping", "config": {"monitor": "val_loss", "patience": 2}}]
     tuned, untuned = run_both(client, request)
     assert_same_training(client, tuned, untuned, tmp_path)
+    # The same job again: its validation batches are the ones the worker kept from the first, and nothing changes.
+    again = run(client, request)
+    assert_same_training(client, again, untuned, tmp_path)
+    assert any(change.startswith("validation arrays: ") for change in again["result"]["tuning"]["inputs"])
 
     record = tuned["result"]["tuning"]
     # 1000 rows in batches of 100: an epoch is 10 steps, which fit in one execution unless a step takes over

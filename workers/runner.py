@@ -267,6 +267,7 @@ class JobRun:
         reports = sweeps.TrialReports(request.trial) if request.trial is not None else None
         # The checkpoint is stored before the epoch is recorded: a recorded epoch is never lost to a crash.
         callbacks = [
+            self.phases.first_batch_clock(self.job_id),  # first: the first batch's begin is Keras's
             stop,
             *declared.callbacks,
             *checkpoints,

@@ -34,6 +34,7 @@ refuses more than one step per execution, and `jit_compile` there is torch.compi
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +44,7 @@ from app.core.contract import DeclaredCallback, JobRequest
 from app.specchecker import compat
 from workers.array_batches import arrays_as_datasets
 from workers.fit_data import batch_count, is_dataset, validation_x
-from workers.step_probe import measured_step_s, sample_inputs, sample_targets
+from workers.step_probe import measured_step_s, sample_inputs, sample_targets, sweep_step_s
 from workers.tuning_choice import (
     batch_event_interval_s,
     choose_jit_compile,
@@ -123,6 +124,7 @@ class FitTuning:
         self.xla_trial_min_fit_s = xla_trial_min_fit_s
         self._log_event = log_event or (lambda message: None)
         self.step_s: float | None = None
+        self.step_estimated = False  # a sweep's trial: step_s from another trial's measurement (step_probe.py)
         self.steps_per_execution: int | None = None  # what tuning chose; None: left as compiled
         self.jit_compile: bool | None = None
         self.notes: list[str] = []
@@ -140,8 +142,17 @@ class FitTuning:
             self.enabled = False
             self.record = {"enabled": False, "notes": ["run_eagerly: nothing to tune"]}
             return self
+        started = time.perf_counter()
         self._plan_steps_per_execution(model, compile_document)
+        probed = time.perf_counter()
         self._tune_inputs(model)
+        # Where a job's start goes (workers/start_phases.py), read by bench/sweep.py.
+        log.info(
+            "tuning planned: step=%.0fms%s inputs=%.0fms",
+            (probed - started) * 1e3,
+            " (estimated)" if self.step_estimated else "",
+            (time.perf_counter() - probed) * 1e3,
+        )
         return self
 
     def _plan_steps_per_execution(self, model: keras.Model, compile_document: dict[str, Any]) -> None:
@@ -185,7 +196,8 @@ class FitTuning:
                 self.notes.append(f"arrays left to Keras: {why_not}")
             return
         try:
-            self.data, self.fit_arguments = arrays_as_datasets(self.data, self.arguments)
+            kept: list[str] = []
+            self.data, self.fit_arguments = arrays_as_datasets(self.data, self.arguments, kept)
         except Exception as exc:  # anything Keras's adapter refuses is left for fit to report as it would
             log.info("array dataset not built: %s", exc)
             self.notes.append(f"arrays left to Keras: {type(exc).__name__}: {exc}")
@@ -194,6 +206,7 @@ class FitTuning:
             "arrays: the batches Keras's array adapter makes, with tf.data autotuning off "
             "(its thread held epoch starts for seconds)"
         )
+        self.input_changes.extend(kept)
 
     def _arrays_obstacle(self, model: keras.Model) -> str | None:
         if is_dataset(self.data.get("x")) or self.data.get("x") is None:
@@ -221,7 +234,14 @@ class FitTuning:
         if any(getattr(layer, "stateful", False) for layer in compat.all_layers(model)):
             self.notes.append("steps_per_execution not tuned: a stateful layer would change state when probed")
             return None
-        return measured_step_s(model, sample_inputs(self._original_data["x"], self.arguments.get("batch_size")))
+        inputs = sample_inputs(self._original_data["x"], self.arguments.get("batch_size"))
+        if self.request.trial is None:
+            return measured_step_s(model, inputs)
+        seconds, note = sweep_step_s(model, inputs, sweep_id=self.request.trial.sweep_id)
+        if note is not None:
+            self.step_estimated = True
+            self.notes.append(note)
+        return seconds
 
     def _steps_per_epoch(self) -> int | None:
         given = self.arguments.get("steps_per_epoch")
@@ -326,7 +346,7 @@ class FitTuning:
             "user_set": sorted(self.user_set),
         }
         if self.step_s is not None:
-            record["measured_step_ms"] = round(self.step_s * 1e3, 3)
+            record["estimated_step_ms" if self.step_estimated else "measured_step_ms"] = round(self.step_s * 1e3, 3)
         if self.execution_estimate_s:
             record["execution_s"] = round(self.execution_estimate_s, 4)
         if self.trial is not None:
@@ -340,8 +360,9 @@ class FitTuning:
     def _summary(self) -> str:
         parts = [f"steps_per_execution={self.record['steps_per_execution']}"]
         if self.step_s is not None and self.steps_per_execution is not None:
+            how = "estimated" if self.step_estimated else "measured"
             parts[0] += (
-                f" (a step measured {self.step_s * 1e3:.2f} ms: executions of about "
+                f" (a step {how} {self.step_s * 1e3:.2f} ms: executions of about "
                 f"{self.execution_estimate_s * 1e3:.0f} ms)"
             )
         parts.append(f"jit_compile={self.record['jit_compile']}")

@@ -150,11 +150,30 @@ STATES = {"succeeded": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
 def tell(plan: dict[str, Any], name: str, *, number: int, status: str, value: float | None) -> None:
     """The trial's end: complete with its objective, pruned (Optuna keeps its last reported value), or failed
     (a failed or cancelled job, or a finished one without the objective's metric). Told once; again is a no-op."""
+    tell_in(load(plan, name, asking=False), number=number, status=status, value=value)
+
+
+def tell_in(study: optuna.Study, *, number: int, status: str, value: float | None) -> None:
+    """`tell` through a study already loaded (a scheduler step tells and asks through one). Its sampler is set
+    aside meanwhile: a GridSampler told the end of the grid's last trial calls `study.stop()`, which raises outside
+    `optimize` (a random or TPE sampler does nothing at a tell)."""
     state = STATES.get(status, TrialState.FAIL)
     if state == TrialState.COMPLETE and value is None:
         state = TrialState.FAIL
-    study = load(plan, name, asking=False)
-    study.tell(number, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
+    chosen, study.sampler = study.sampler, _TELLING
+    try:
+        study.tell(number, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
+    finally:
+        study.sampler = chosen
+
+
+_TELLING = optuna.samplers.RandomSampler()
+
+
+def to_ask(study: optuna.Study, plan: dict[str, Any], *, asked_before: int) -> optuna.Study:
+    """The study, loaded once for a step's tells, given the sweep's sampler for its asks."""
+    study.sampler = sampler(plan, asked_before=asked_before)
+    return study
 
 
 def ask_with(plan: dict[str, Any], name: str, dimensions: list[dict[str, Any]], *,

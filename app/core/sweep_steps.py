@@ -2,11 +2,12 @@
 or running until `max_trials` (or the grid, or the time limit) is spent, then end the sweep `completed`.
 
 It runs wherever a sweep must move on without its client: in the API right after the sweep is created, in the
-worker after each trial's end, and in every worker's reaper round for every running sweep (so a sweep goes on
-after a worker dies mid-trial or a message is lost). Two steps of one sweep never overlap: each holds the sweep's
-row lock (PostgreSQL) from its first read to its commit. Optuna's writes (ask, tell) go through its own
-connections (app/core/studies.py), outside that transaction: a trial asked for in a step that then fails is told
-failed by the next step's look at the study, never given a job twice.
+worker after each trial's end (in a thread, the next trial of a random or grid sweep queued before the ended one is
+told: workers/sweeps.py), and in every worker's reaper round for each running sweep that has something to do (so a
+sweep goes on after a worker dies mid-trial or a message is lost; `due`). Two steps of one sweep never overlap: each
+holds the sweep's row lock (PostgreSQL) from its first read to its commit, and the reaper's skips a sweep held.
+Optuna's writes (ask, tell) go through its own connections (app/core/studies.py), outside that transaction: a trial
+asked for in a step that then fails is told failed by the next step's look at the study, never given a job twice.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,7 +96,24 @@ def _param_rows(params: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _tell_ended(session: Session, sweep: Any) -> None:
+class _Study:
+    """The sweep's study, loaded at most once in a step, for its tells and then its asks (each load of Optuna's
+    RDB storage is three reads, and its cache of the study's trials lives as long as the study object)."""
+
+    def __init__(self, sweep: Any) -> None:
+        self._sweep = sweep
+        self._study: Any = None
+
+    def loaded(self) -> Any:
+        if self._study is None:
+            self._study = studies.load(self._sweep.plan, self._sweep.study_name, asking=False)
+        return self._study
+
+    def tell(self, *, number: int, status: str, value: float | None) -> None:
+        studies.tell_in(self.loaded(), number=number, status=status, value=value)
+
+
+def _tell_ended(session: Session, sweep: Any, study: _Study) -> None:
     plan = sweep.plan
     for trial in rows.untold_trials(session, sweep_id=sweep.id):
         epochs = ask(session, job_rows.recorded_epochs(job_id=trial.job_id))
@@ -106,7 +125,7 @@ def _tell_ended(session: Session, sweep: Any) -> None:
                     "objective metric to one of those")
         elif trial.status not in ("succeeded", "pruned"):
             note = f"the trial's job ended {trial.status}"
-        studies.tell(plan, sweep.study_name, number=trial.number, status=trial.status, value=value)
+        study.tell(number=trial.number, status=trial.status, value=value)
         kept = value if trial.status in ("succeeded", "pruned") else None
         rows.mark_told(session, sweep_id=sweep.id, number=trial.number, objective=kept, note=note, now=utcnow())
 
@@ -119,9 +138,9 @@ def _queue_room(session: Session, tenant_id: str) -> int:
     return max(0, quota - ask(session, job_rows.queued_of_tenant(tenant_id=tenant_id)))
 
 
-def _new_trial(session: Session, sweep: Any, study: Any) -> NewTrial:
+def _new_trial(session: Session, sweep: Any, trial: Any, told: _Study, clock: _Clock) -> NewTrial:
+    """The asked trial's job, stored (its study told it failed if that fails)."""
     plan = sweep.plan
-    trial = studies.ask(study, plan)
     # The study's trial number is the sweep's: a trial asked for by a step that failed keeps its number, told failed.
     # Optuna names a trial's row in its storage only as `_trial_id`; workers rebuild the trial from it to report.
     number, trial_id = trial.number, trial._trial_id
@@ -130,6 +149,7 @@ def _new_trial(session: Session, sweep: Any, study: Any) -> NewTrial:
                 "metric": plan["metric"], "direction": plan["direction"],
                 "prune": plan["early_stopping"]["rule"] != "none"}
         request = trial_request(plan, trial.params, link)
+        clock.mark("contract")
         params = {**plan["params"], **{name: trial.params[d["path"]] for d in plan["space"]
                                        for name in d.get("params", [])}, **trial.params}
         job_id = new_id()
@@ -141,9 +161,10 @@ def _new_trial(session: Session, sweep: Any, study: Any) -> NewTrial:
         rows.insert_trial(session, job=job, trial={"sweep_id": sweep.id, "number": number, "job_id": job_id,
                                                    "optuna_trial_id": trial_id, "params": trial.params},
                           rows=_param_rows(params))
+        clock.mark("insert")
         return NewTrial(job_id, request["queue"], request["priority"])
     except Exception:
-        studies.tell(plan, sweep.study_name, number=number, status="failed", value=None)
+        told.tell(number=number, status="failed", value=None)
         raise
 
 
@@ -152,14 +173,24 @@ def _new_trial(session: Session, sweep: Any, study: Any) -> NewTrial:
 ASK_TTL_S = 15 * 60.0
 
 
-def _client_step(session: Session, sweep: Any) -> None:
-    """A client sweep makes no trials: once its budget is spent, it ends when its trials' jobs have ended and no asked
-    trial still waits for its job (one that waited past ASK_TTL_S is told failed)."""
+def _spent(sweep: Any, now: datetime) -> tuple[int, bool]:
+    """(how many more trials the sweep's budget allows, whether its time limit is past)."""
     plan = sweep.plan
-    now = utcnow()
     created_at = sweep.created_at if sweep.created_at.tzinfo else sweep.created_at.replace(tzinfo=now.tzinfo)
     expired = plan.get("time_limit_s") is not None and now >= created_at + timedelta(seconds=plan["time_limit_s"])
-    if not expired and sweep.trials_created < plan["max_trials"]:
+    if plan.get("space_from") == "client":
+        budget = plan["max_trials"]
+    else:
+        budget = plan["max_trials"] if plan["algorithm"] != "grid" else min(plan["max_trials"], studies.grid_size(plan))
+    return (0 if expired else budget - sweep.trials_created), expired
+
+
+def _client_step(session: Session, sweep: Any, study: _Study) -> None:
+    """A client sweep makes no trials: once its budget is spent, it ends when its trials' jobs have ended and no asked
+    trial still waits for its job (one that waited past ASK_TTL_S is told failed)."""
+    now = utcnow()
+    left, _expired = _spent(sweep, now)
+    if left > 0:
         return
     if rows.active_trials(session, sweep_id=sweep.id):
         return
@@ -169,7 +200,7 @@ def _client_step(session: Session, sweep: Any) -> None:
         # Optuna stamps a trial's start with the process's local time, without a zone.
         started = trial.datetime_start
         if started is not None and (datetime.now() - started).total_seconds() > ASK_TTL_S:
-            studies.tell(plan, sweep.study_name, number=trial.number, status="failed", value=None)
+            study.tell(number=trial.number, status="failed", value=None)
             rows.insert_failed_ask(session, sweep_id=sweep.id, number=trial.number, params=dict(trial.params),
                                    reason=f"no job was submitted for it within {int(ASK_TTL_S)} s after the sweep's "
                                           "budget was spent", now=now)
@@ -179,40 +210,118 @@ def _client_step(session: Session, sweep: Any) -> None:
         record_sweep_end(session, sweep_id=sweep.id, public_url=get_settings().public_url)
 
 
-def advance(session: Session, *, sweep_id: str) -> list[NewTrial]:
-    """One step of the sweep in the caller's transaction (the caller commits, then queues the new trials)."""
-    sweep = rows.lock_sweep(session, sweep_id=sweep_id)
+# A trial that ended this recently is left to the step its own worker runs right after its end (workers/sweeps.py):
+# the periodic step of every worker's reaper takes it on only after this long (that worker died, or its step failed).
+SETTLE_S = 10.0
+
+
+def due(session: Session, *, sweep_id: str, settle_s: float = SETTLE_S) -> bool:
+    """Whether a periodic step of the sweep has anything to do, read without its lock: a trial's end to tell that
+    its own worker has not told within `settle_s`, a trial to make, or the sweep to end. The reaper steps only such
+    sweeps, so its rounds hold no sweep's lock while a step after a trial's end wants it."""
+    sweep = rows.sweep_row(session, sweep_id=sweep_id)
+    if sweep is None:
+        return False
+    now = utcnow()
+    untold = rows.untold_trials(session, sweep_id=sweep_id)
+    if untold:
+        return any(trial.finished_at is None or (now - _aware(trial.finished_at, now)).total_seconds() >= settle_s
+                   for trial in untold)
+    if sweep.status != "running":
+        return False
+    left, _expired = _spent(sweep, now)
+    active = rows.active_trials(session, sweep_id=sweep_id)
+    if sweep.plan.get("space_from") == "client" or left <= 0:
+        return left <= 0 and active == 0
+    return sweep.plan["max_concurrent"] > active
+
+
+def _aware(at: datetime, now: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=now.tzinfo)
+
+
+# The samplers whose next trial does not depend on how the last ones ended (random draws, a grid's next point).
+BLIND_SAMPLERS = ("random", "grid")
+
+
+def advance(session: Session, *, sweep_id: str, wait: bool = True, make_only: bool = False,
+            timings: dict[str, float] | None = None) -> list[NewTrial]:
+    """One step of the sweep in the caller's transaction (the caller commits, then queues the new trials). Without
+    `wait`, a sweep another step holds locked is left to that step (PostgreSQL; nothing is done). With `make_only`,
+    only the trials a random or grid sweep may make now, its ended trials left for the full step that follows (the
+    step after a trial's end queues the next trial before it tells the study; nothing else for other sweeps).
+    `timings` gets where the step went (seconds), for the worker's log."""
+    clock = _Clock(timings)
+    sweep = rows.lock_sweep(session, sweep_id=sweep_id, wait=wait)
+    clock.mark("lock")
     if sweep is None:
         return []
-    _tell_ended(session, sweep)
+    plan = sweep.plan
+    if make_only and (sweep.status != "running" or plan.get("space_from") == "client"
+                      or plan["algorithm"] not in BLIND_SAMPLERS):
+        return []
+    study = _Study(sweep)
+    if not make_only:
+        _tell_ended(session, sweep, study)
+        clock.mark("tell")
     if sweep.status != "running":
         return []
-    plan = sweep.plan
     if plan.get("space_from") == "client":
-        _client_step(session, sweep)
+        _client_step(session, sweep, study)
         return []
     now = utcnow()
-    budget = plan["max_trials"] if plan["algorithm"] != "grid" else min(plan["max_trials"], studies.grid_size(plan))
-    created_at = sweep.created_at if sweep.created_at.tzinfo else sweep.created_at.replace(tzinfo=now.tzinfo)
-    expired = plan.get("time_limit_s") is not None and now >= created_at + timedelta(seconds=plan["time_limit_s"])
-    left = 0 if expired else budget - sweep.trials_created
+    left, _expired = _spent(sweep, now)
     active = rows.active_trials(session, sweep_id=sweep_id)
     if left <= 0:
-        if active == 0 and rows.end_sweep(session, sweep_id=sweep_id, status="completed", now=now):
+        if not make_only and active == 0 and rows.end_sweep(session, sweep_id=sweep_id, status="completed", now=now):
             record_sweep_end(session, sweep_id=sweep_id, public_url=get_settings().public_url)
         return []
     wanted = min(plan["max_concurrent"] - active, left)
     if wanted <= 0:
         return []
-    lock_tenant(session, sweep.tenant_id)
+    # The tenant's queued-jobs quota is read before Optuna's ask and again under the tenant's row lock for the
+    # inserts: the lock is not held through the ask (110 ms at load 9), since a worker's claim of the tenant's next
+    # job waits on the same lock (it did, for 150 ms, with more trials at once than workers).
     wanted = min(wanted, _queue_room(session, sweep.tenant_id))
+    clock.mark("quota")
     if wanted <= 0:
         log.info("sweep %s waits: its tenant's queued-jobs quota is full", sweep_id)
         return []
-    study = studies.load(plan, sweep.study_name, asked_before=sweep.trials_created)
-    made = [_new_trial(session, sweep, study) for _ in range(wanted)]
+    asking = studies.to_ask(study.loaded(), plan, asked_before=sweep.trials_created)
+    clock.mark("load")
+    asked: list[Any] = []
+    try:
+        for _ in range(wanted):
+            asked.append(studies.ask(asking, plan))
+    except Exception:
+        for trial in asked:
+            study.tell(number=trial.number, status="failed", value=None)
+        raise
+    clock.mark("ask")
+    lock_tenant(session, sweep.tenant_id)
+    room = _queue_room(session, sweep.tenant_id)
+    clock.mark("quota")
+    made = []
+    for index, trial in enumerate(asked):
+        if index >= room:  # the tenant's other jobs filled its quota meanwhile: this trial is told failed
+            study.tell(number=trial.number, status="failed", value=None)
+            continue
+        made.append(_new_trial(session, sweep, trial, study, clock))
     rows.count_created(session, sweep_id=sweep_id, created=sweep.trials_created + len(made))
     return made
+
+
+class _Clock:
+    """Where a step's time goes: seconds by part, summed over a part's repeats."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self._into, self._last = into, time.perf_counter()
+
+    def mark(self, name: str) -> None:
+        if self._into is not None:
+            now = time.perf_counter()
+            self._into[name] = self._into.get(name, 0.0) + now - self._last
+            self._last = now
 
 
 def dispatch(made: list[NewTrial], *, redis_client: Any, ttl_s: int | None = None) -> None:

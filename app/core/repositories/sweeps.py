@@ -27,9 +27,14 @@ FAILED_ASKS = SweepFailedAsk.__table__
 # worker, the periodic step on another) run one after the other, so neither asks for trials the other did.
 _LOCK = Statement(postgresql=select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id")).with_for_update(),
                   sqlite=select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id")))
+# The periodic step's: a sweep another step holds is that step's to move on (no row: nothing to do).
+_LOCK_UNLESS_HELD = Statement(
+    postgresql=select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id")).with_for_update(skip_locked=True),
+    sqlite=select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id")))
+_ROW = Statement(select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id")))
 _ACTIVE = Statement(select(func.count()).select_from(TRIALS.join(JOBS, JOBS.c.id == TRIALS.c.job_id))
                     .where(TRIALS.c.sweep_id == bindparam("sweep_id"), JOBS.c.status.in_(("queued", "running"))))
-_UNTOLD = Statement(select(TRIALS.c.number, TRIALS.c.job_id, JOBS.c.status)
+_UNTOLD = Statement(select(TRIALS.c.number, TRIALS.c.job_id, JOBS.c.status, JOBS.c.finished_at)
                     .select_from(TRIALS.join(JOBS, JOBS.c.id == TRIALS.c.job_id))
                     .where(TRIALS.c.sweep_id == bindparam("sweep_id"), TRIALS.c.told_at.is_(None),
                            JOBS.c.status.in_(TERMINAL_STATUSES)).order_by(TRIALS.c.number))
@@ -46,9 +51,15 @@ _RUNNING = Statement(text("SELECT id FROM sweeps WHERE status = 'running' ORDER 
 _SWEEP_OF_JOB = Statement(select(JOBS.c.sweep_id).where(JOBS.c.id == bindparam("job_id")))
 
 
-def lock_sweep(executor: Executor, *, sweep_id: str) -> Any:
-    """The sweep's row, locked until the caller's commit (PostgreSQL); None if there is none."""
-    return ask(executor, Question(_LOCK, {"sweep_id": sweep_id}, one))
+def lock_sweep(executor: Executor, *, sweep_id: str, wait: bool = True) -> Any:
+    """The sweep's row, locked until the caller's commit (PostgreSQL); None if there is none, or, without `wait`,
+    if another transaction holds it locked."""
+    return ask(executor, Question(_LOCK if wait else _LOCK_UNLESS_HELD, {"sweep_id": sweep_id}, one))
+
+
+def sweep_row(executor: Executor, *, sweep_id: str) -> Any:
+    """The sweep's row as it is now, not locked; None if there is none."""
+    return ask(executor, Question(_ROW, {"sweep_id": sweep_id}, one))
 
 
 def active_trials(executor: Executor, *, sweep_id: str) -> int:
@@ -57,7 +68,7 @@ def active_trials(executor: Executor, *, sweep_id: str) -> int:
 
 
 def untold_trials(executor: Executor, *, sweep_id: str) -> list[Any]:
-    """(number, job_id, status) of the trials whose job ended and whose end the study has not been told."""
+    """(number, job_id, status, finished_at) of the trials whose job ended and whose end the study has not been told."""
     return ask(executor, Question(_UNTOLD, {"sweep_id": sweep_id}))
 
 
