@@ -153,6 +153,27 @@ EVENT_STREAM = {"schema": {"type": "string", "description": "Server-Sent Events:
 )
 async def get_job_events(request: Request, job_id: str, config: Settings = Depends(settings),
                          caller: Caller = Depends(current_caller), resume: str = Depends(sse.resume_point)) -> Response:
+    # At most KERASD_MAX_STREAMS_PER_TENANT of the tenant's streams and KERASD_MAX_STREAMS_PER_PROCESS in all: one
+    # more is a 429 or 503 with Retry-After here, before its 200, never a stream cut after it, and before any SQL
+    # (50 refused streams retrying every second cost the API two SQL round trips each).
+    slots = stream_slots(request.app.state)
+    slots.take(caller.tenant_id)
+    try:
+        prelude = await _prelude(request, job_id, caller, resume)
+    except BaseException:
+        slots.give_back(caller.tenant_id)
+        raise
+    if prelude is None:
+        slots.give_back(caller.tenant_id)
+        return Response(status_code=204)
+    return sse.SlotStreamingResponse(_event_stream(request, job_id, resume, config, prelude),
+                                 release=lambda: slots.give_back(caller.tenant_id), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _prelude(request: Request, job_id: str, caller: Caller, resume: str) -> list[dict[str, Any]] | None:
+    """What a stream sends before following Redis (an ended job's end from SQL when its stream is gone), or None
+    when the client already has the job's terminal event (a 204)."""
     # Another tenant's job is answered exactly as a missing one.
     if not await run_in_threadpool(_owns_job, job_id, caller.tenant_id):
         raise not_found("job", job_id)
@@ -166,14 +187,8 @@ async def get_job_events(request: Request, job_id: str, config: Settings = Depen
         if not await events.has_events_after(client, key, resume):
             last = await events.last_event(client, key)
             if last is not None and last["type"] in events.TERMINAL_EVENTS:
-                return Response(status_code=204)
+                return None
             # The stream is gone or never got its end: what SQL knows, so the client still sees the end.
             full = await run_in_threadpool(_job_state, job_id, with_history=True)
             prelude = _replay_from_sql(job_id, full, with_epochs=last is None and resume == "0-0")
-    # At most KERASD_MAX_STREAMS_PER_TENANT of the tenant's streams and KERASD_MAX_STREAMS_PER_PROCESS in all: one
-    # more is a 429 or 503 with Retry-After here, before its 200, never a stream cut after it.
-    slots = stream_slots(request.app.state)
-    slots.take(caller.tenant_id)
-    return sse.SlotStreamingResponse(_event_stream(request, job_id, resume, config, prelude),
-                                 release=lambda: slots.give_back(caller.tenant_id), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return prelude
