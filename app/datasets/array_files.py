@@ -147,7 +147,8 @@ def _zip64_sizes(extra: bytes, compressed: int, expanded: int) -> tuple[int, int
     while at + 4 <= len(extra):
         kind, size = struct.unpack_from("<HH", extra, at)
         if kind == ZIP64_EXTRA:
-            values = [struct.unpack_from("<Q", extra, at + 4 + 8 * n)[0] for n in range(min(size, 16) // 8)]
+            fields = extra[at + 4 : at + 4 + min(size, 16)]
+            values = [struct.unpack_from("<Q", fields, 8 * n)[0] for n in range(len(fields) // 8)]
             if expanded == 0xFFFFFFFF and values:
                 expanded = values.pop(0)
             if compressed == 0xFFFFFFFF and values:

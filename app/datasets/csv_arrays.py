@@ -96,10 +96,9 @@ def check_csv_header(prefix: bytes, *, x_columns: str | None, y_columns: str | N
     if not newline or b'"' in line:
         return
     try:
-        text = line.rstrip(b"\r").decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return  # the full read says which line is not UTF-8
-    header = next(csv.reader([text]), None)
+        header = next(csv.reader([line.rstrip(b"\r").decode("utf-8-sig")]), None)
+    except (UnicodeDecodeError, csv.Error):
+        return  # the full read says what is wrong, and where
     if header:
         _choose(header, x_columns, y_columns, max_columns)
 
