@@ -66,9 +66,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 class AttackProcess:
     """One attack in a process of its own at nice 19 (bench/abuse_attacks.py), its bodies built once it is made."""
 
-    def __init__(self, name: str, url: str, key: str, queued_job: str) -> None:
+    def __init__(self, name: str, url: str, key: str, queued_job: str, priority: str = "idle") -> None:
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "bench.abuse_attacks", name, url, key, queued_job],
+            [sys.executable, "-m", "bench.abuse_attacks", name, url, key, queued_job, priority],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -188,6 +188,7 @@ def phase(
     ramp_s: float,
     service: dict[str, list[int]],
 ) -> dict:
+    print(f"  {name}: started at {time.strftime('%H:%M:%S')}", flush=True)
     if attack is not None:
         attack.start()
     time.sleep(ramp_s)
@@ -235,6 +236,13 @@ def main() -> None:
     # make an epoch 8 times longer, and the last read ~700 epochs long.
     parser.add_argument("--rows", type=int, default=40_000)
     parser.add_argument("--only", default="", help="comma-separated attack names (default: all)")
+    parser.add_argument(
+        "--attacker-priority",
+        choices=("idle", "normal"),
+        default="idle",
+        help="idle: the attacker takes only CPU the service leaves (another host's client); normal: it competes "
+        "like any process, to profile the API under an attack at full rate on a busy machine",
+    )
     args = parser.parse_args()
     print(
         f"load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} CPUs)",
@@ -322,7 +330,7 @@ def main() -> None:
         rows = [phase("no attack", None, reader, training_id, args.seconds, args.ramp_s, service)]
         for name in chosen:
             # Its bodies built before the phase (the npz bomb takes the attacker seconds of bz2).
-            attack = AttackProcess(name, url, key_a, queued.json()["id"])
+            attack = AttackProcess(name, url, key_a, queued.json()["id"], args.attacker_priority)
             try:
                 rows.append(phase(name, attack, reader, training_id, args.seconds, args.ramp_s, service))
             finally:

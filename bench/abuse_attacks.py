@@ -6,7 +6,7 @@ leave them (`leave_the_cpu`), and the CPU it spent is measured apart (getrusage 
 bench/abuse.py's figures say what the service lets an attacker do rather than what the attacker's own client
 costs the shared machine.
 
-    python -m bench.abuse_attacks NAME URL KEY QUEUED_JOB_ID
+    python -m bench.abuse_attacks NAME URL KEY QUEUED_JOB_ID [idle|normal]
     stdin: `start`, then `stop`; stdout: `ready` (its bodies built), then one JSON line with the attacker's
     outcomes, its CPU seconds and the wall seconds between `start` and `stop`.
 
@@ -281,7 +281,8 @@ def main() -> None:
         isolation(float(sys.argv[2]) if len(sys.argv) > 2 else 5.0)
         return
     name, url, key, queued_job = sys.argv[1:5]
-    leave_the_cpu()  # before any thread: every thread it starts inherits it
+    if (sys.argv[5] if len(sys.argv) > 5 else "idle") == "idle":
+        leave_the_cpu()  # before any thread: every thread it starts inherits it
     with httpx.Client(
         base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120, limits=httpx.Limits(max_connections=200)
     ) as attacker:

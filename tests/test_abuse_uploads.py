@@ -82,11 +82,14 @@ def test_csv_columns_named_twice_are_refused_and_the_parsed_size_meets_the_quota
     before = counts()
     content = b"a,b,label\n" + b"1,2,0\n" * 100
     with keyed_client(url, key) as client:
-        # One column named 20,000 times made a 4 KB file a 160 MB array.
+        # One column named 20,000 times made a 4 KB file a 160 MB array: past the column limit (10,000).
         body = assert_problem(client.post("/v1/datasets", files={"file": ("x.csv", content)},
                                           data={"x_columns": ",".join(["a"] * 20_000), "y_columns": "label"}),
-                              422, "x_columns", "'a'", "more than once")
+                              422, "x_columns", "20,001 columns (2 distinct)", "limit is 10,000")
         assert body["title"] == "Invalid Array File"
+        # Within the limit, a column named twice is stored twice: refused too.
+        assert_problem(client.post("/v1/datasets", files={"file": ("x.csv", content)},
+                                   data={"x_columns": "a,b, a", "y_columns": "label"}), 422, "['a'] more than once")
         # 64 columns of "0," parse to 4 bytes a field: a 0.9 MB file is 1.8 MB of float32, past the quota.
         wide = ",".join(f"c{i}" for i in range(64)).encode() + b"\n" + (b",".join([b"0"] * 64) + b"\n") * 7_000
         assert len(wide) < 1024**2

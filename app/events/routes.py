@@ -25,6 +25,7 @@ from app.http.auth import Caller, current_caller
 from app.http.deps import settings
 from app.http.openapi import COMPONENT
 from app.http.problems import problem_responses
+from app.http.reads import answer
 from app.jobs import repository
 
 router = APIRouter(prefix="/v1/jobs", tags=["events"])
@@ -55,9 +56,12 @@ def _job_state(job_id: str, *, with_history: bool = False) -> JobState | None:
         return state
 
 
-def _owns_job(job_id: str, tenant_id: str) -> bool:
-    with get_sessionmaker()() as session:
-        return ask(session, repository.owns_job(job_id=job_id, tenant_id=tenant_id))
+async def _status(job_id: str) -> str | None:
+    """The job's status, or None: on the event loop's read connections (app/http/reads.py), without a thread, an ORM
+    session or the job's request validated. Each open stream asks it every 5 s: with 100 streams open, the thread
+    and session of `_job_state` were a fifth of the API's CPU (bench/abuse.py's stream flood)."""
+    [state] = await answer(repository.job_state(job_id=job_id))
+    return None if state is None else state.status
 
 
 def _replay_from_sql(job_id: str, state: JobState, *, with_epochs: bool) -> list[dict[str, Any]]:
@@ -91,8 +95,8 @@ class _Drain:
             return [], True
         if now - self.last_sql_check >= 5:
             self.last_sql_check = now
-            state = await run_in_threadpool(_job_state, self.job_id)
-            self.draining = state is None or state.status in TERMINAL_STATUSES
+            status = await _status(self.job_id)
+            self.draining = status is None or status in TERMINAL_STATUSES
         return [], False
 
 
@@ -175,13 +179,14 @@ async def _prelude(request: Request, job_id: str, caller: Caller, resume: str) -
     """What a stream sends before following Redis (an ended job's end from SQL when its stream is gone), or None
     when the client already has the job's terminal event (a 204)."""
     # Another tenant's job is answered exactly as a missing one.
-    if not await run_in_threadpool(_owns_job, job_id, caller.tenant_id):
+    [owned] = await answer(repository.owns_job(job_id=job_id, tenant_id=caller.tenant_id))
+    if not owned:
         raise not_found("job", job_id)
-    state = await run_in_threadpool(_job_state, job_id)
-    if state is None:
+    status = await _status(job_id)
+    if status is None:
         raise Problem(404, "Not Found", f"No job with id {job_id!r}. List them with GET /v1/jobs.")
     prelude: list[dict[str, Any]] = []
-    if state.status in events.TERMINAL_EVENT_OF_STATUS:
+    if status in events.TERMINAL_EVENT_OF_STATUS:
         client = request.app.state.redis_async
         key = events.stream_key(job_id)
         if not await events.has_events_after(client, key, resume):
