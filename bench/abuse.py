@@ -1,7 +1,8 @@
 """Another tenant's experience while one tenant attacks: its reads' p99 and its training's epochs a second.
 
 A stack as production runs it (`kerasd api` with keys required, PostgreSQL, Redis, one worker at nice 10) on this
-machine. Tenant B trains a long fit job and reads it (GET /v1/jobs/{id}, paced at `--read-every-ms`) throughout;
+machine. Tenant B trains a long fit job (`--rows` rows an epoch) and reads it (GET /v1/jobs/{id}, paced at
+`--read-every-ms`) throughout;
 tenant A, from the same address, runs each attack in turn for `--seconds` (after `--ramp-s` to get going):
 
 - bogus-key-json: 4 clients sending 16 MB JSON bodies with keys no tenant has;
@@ -14,10 +15,12 @@ tenant A, from the same address, runs each attack in turn for `--seconds` (after
 - bad-key-flood: 4 clients sending GET /v1/jobs with a new bogus key each time.
 
 With no attack before the first and after the last, in the same run. Targets: B's reads p99 <= 100 ms and its
-training >= 0.8x the no-attack rate under every attack. Each attack runs in a process of its own at nice 19
-(bench/abuse_attacks.py): on a machine whose cores the service shares with the attacking client, the client takes
-only what the service leaves, and its own CPU is reported apart from the API's and the worker's (in cores: CPU
-seconds a second). The load average is printed: the figures are only as good as the machine was quiet.
+training >= 0.8x the no-attack rate under every attack. Each attack runs in a process of its own that stands
+for another host (bench/abuse_attacks.py): in a session of its own, its autogroup reniced to 19 and SCHED_IDLE, so
+that on a machine whose cores the service shares with the attacking client, the client takes only what the
+service leaves. Its own CPU is reported apart from the API's, the worker's and the database's (PostgreSQL and
+Redis; in cores: CPU seconds a second). The load average is printed: the figures are only as good as the machine
+was quiet.
 
     .venv/bin/python bench/abuse.py [--seconds 20] [--ramp-s 3] [--only NAME,...]
 """
@@ -63,13 +66,15 @@ TICKS = os.sysconf("SC_CLK_TCK")
 class AttackProcess:
     """One attack in a process of its own at nice 19 (bench/abuse_attacks.py), its bodies built once it is made."""
 
-    def __init__(self, name: str, url: str, key: str, queued_job: str) -> None:
+    def __init__(self, name: str, url: str, key: str, queued_job: str, priority: str = "idle") -> None:
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "bench.abuse_attacks", name, url, key, queued_job],
+            [sys.executable, "-m", "bench.abuse_attacks", name, url, key, queued_job, priority],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,
+            # A session (so an autogroup) of its own, which it renices: see abuse_attacks.leave_the_cpu.
+            start_new_session=True,
         )
         ready = self.popen.stdout.readline()
         if ready.strip() != "ready":
@@ -96,27 +101,47 @@ class AttackProcess:
             self.popen.wait(10)
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds of a process and its descendants, alive or reaped (each one's own and its waited-for children's)."""
+def _processes() -> dict[int, tuple[str, int, int]]:
+    """Every process: (command name, parent pid, CPU ticks of its own and of its waited-for children)."""
     stats = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as stat:
-                    # After the command's closing parenthesis: state, ppid, ... utime stime cutime cstime at 11-14.
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
+                    name, rest = stat.read().split(" (", 1)[1].rsplit(")", 1)
+            except (OSError, ValueError):
                 continue
-            stats[int(entry)] = (int(fields[1]), sum(int(value) for value in fields[11:15]))
+            # After the command's closing parenthesis: state, ppid, ... utime stime cutime cstime at 11-14.
+            fields = rest.split()
+            stats[int(entry)] = (name, int(fields[1]), sum(int(value) for value in fields[11:15]))
+    return stats
+
+
+def tree_cpu_s(pids: list[int]) -> float:
+    """CPU seconds of processes and their descendants, alive or reaped (each one's own and its waited-for
+    children's)."""
+    stats = _processes()
     children = collections.defaultdict(list)
-    for child, (parent, _ticks) in stats.items():
+    for child, (_name, parent, _ticks) in stats.items():
         children[parent].append(child)
-    total, todo = 0, [pid]
+    total, todo = 0, list(pids)
     while todo:
         current = todo.pop()
-        total += stats.get(current, (0, 0))[1]
+        total += stats.get(current, ("", 0, 0))[2]
         todo.extend(children[current])
     return total / TICKS
+
+
+def database_pids() -> list[int]:
+    """PostgreSQL's postmaster and Redis on this machine (the bench's are the machine's: a scratch database on the
+    local server). Their backends run in sessions of their own at nice 0, so what a refusal costs them comes from
+    the worker as much as what it costs the API."""
+    stats = _processes()
+    return [
+        pid
+        for pid, (name, parent, _ticks) in stats.items()
+        if name == "redis-server" or (name == "postgres" and stats.get(parent, ("",))[0] != "postgres")
+    ]
 
 
 class Reader:
@@ -161,19 +186,20 @@ def phase(
     training_id: str,
     seconds: float,
     ramp_s: float,
-    service: dict[str, int],
+    service: dict[str, list[int]],
 ) -> dict:
+    print(f"  {name}: started at {time.strftime('%H:%M:%S')}", flush=True)
     if attack is not None:
         attack.start()
     time.sleep(ramp_s)
     reader.window()
     reader.recording = True
-    cpu_before = {part: tree_cpu_s(pid) for part, pid in service.items()}
+    cpu_before = {part: tree_cpu_s(pids) for part, pids in service.items()}
     before, started = epochs_done(training_id), time.monotonic()
     time.sleep(seconds)
     elapsed = time.monotonic() - started
     epochs = (epochs_done(training_id) - before) / elapsed
-    cores = {part: (tree_cpu_s(pid) - cpu_before[part]) / elapsed for part, pid in service.items()}
+    cores = {part: (tree_cpu_s(pids) - cpu_before[part]) / elapsed for part, pids in service.items()}
     reader.recording = False
     latencies, failures = reader.window()
     if attack is not None:
@@ -204,7 +230,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--ramp-s", type=float, default=3)
     parser.add_argument("--read-every-ms", type=float, default=50)
+    # B's rows an epoch. B's reads return the job with every epoch it has logged, so each read costs more as the
+    # run goes on: with 5,000 rows (14 epochs/s, ~5,000 epochs by the end) the API's CPU in the two no-attack rows
+    # went from 0.09 to 0.32 cores and B's training from 16.1 to 11.6 epochs/s (2026-12-06 04:51). 40,000 rows
+    # make an epoch 8 times longer, and the last read ~700 epochs long.
+    parser.add_argument("--rows", type=int, default=40_000)
     parser.add_argument("--only", default="", help="comma-separated attack names (default: all)")
+    parser.add_argument(
+        "--attacker-priority",
+        choices=("idle", "normal"),
+        default="idle",
+        help="idle: the attacker takes only CPU the service leaves (another host's client); normal: it competes "
+        "like any process, to profile the API under an attack at full rate on a busy machine",
+    )
     args = parser.parse_args()
     print(
         f"load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} CPUs)",
@@ -235,6 +273,7 @@ def main() -> None:
         stack.callback(worker.stop)
         api.wait_for_http(f"{url}/health", timeout_s=180)
         worker.wait_for_log(" ready.", timeout_s=240)
+        print(f"API pid {api.popen.pid}, worker pid {worker.popen.pid} (for py-spy)", flush=True)
         (_a, key_a), (_b, key_b) = make_tenants(2)
         attacker = stack.enter_context(
             httpx.Client(
@@ -248,8 +287,8 @@ def main() -> None:
             httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key_b}"}, timeout=120)
         )
         rng = np.random.default_rng(0)
-        x = rng.random((5_000, 72), dtype="float32")
-        y = np.eye(10, dtype="float32")[rng.integers(0, 10, 5_000)]
+        x = rng.random((args.rows, 72), dtype="float32")
+        y = np.eye(10, dtype="float32")[rng.integers(0, 10, args.rows)]
         dataset_b = upload_arrays(other, "train.npz", x=x, y=y)
         model_b = other.post("/v1/models", json=TRAIN_MODEL)
         model_b.raise_for_status()
@@ -287,11 +326,11 @@ def main() -> None:
         chosen = [name for name in ATTACKS if not args.only or name in args.only.split(",")]
         reader = Reader(other, training_id, args.read_every_ms / 1000)
         reader.thread.start()
-        service = {"API": api.popen.pid, "worker": worker.popen.pid}
+        service = {"API": [api.popen.pid], "worker": [worker.popen.pid], "database": database_pids()}
         rows = [phase("no attack", None, reader, training_id, args.seconds, args.ramp_s, service)]
         for name in chosen:
             # Its bodies built before the phase (the npz bomb takes the attacker seconds of bz2).
-            attack = AttackProcess(name, url, key_a, queued.json()["id"])
+            attack = AttackProcess(name, url, key_a, queued.json()["id"], args.attacker_priority)
             try:
                 rows.append(phase(name, attack, reader, training_id, args.seconds, args.ramp_s, service))
             finally:
@@ -309,9 +348,9 @@ def report(rows: list[dict]) -> None:
     print(f"\nB's training with no attack: {baseline:.2f} epochs/s (mean of the runs before and after)")
     print(
         "| attack | B's reads | p50 ms | p99 ms | B's non-200 | B's epochs/s | x no attack | API cores | "
-        "worker cores | A's client cores | load avg | A got | targets met |"
+        "worker cores | database cores | A's client cores | load avg | A got | targets met |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         ratio = row["epochs_per_s"] / baseline if baseline else float("nan")
         reads, training = row["p99_ms"] <= 100 and not row["failures"], ratio >= 0.8
@@ -322,7 +361,8 @@ def report(rows: list[dict]) -> None:
         client = f"{cores['attacker']:.2f}" if "attacker" in cores else "-"
         print(
             f"| {row['name']} | {row['reads']} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {failures} | "
-            f"{row['epochs_per_s']:.2f} | {ratio:.2f} | {cores['API']:.2f} | {cores['worker']:.2f} | {client} | "
+            f"{row['epochs_per_s']:.2f} | {ratio:.2f} | {cores['API']:.2f} | {cores['worker']:.2f} | "
+            f"{cores['database']:.2f} | {client} | "
             f"{row['load']:.2f} | {attacker} | {met} |"
         )
 

@@ -5,10 +5,13 @@ Each test asserts the attacker's answer and the other tenant's (its requests ans
 
 from __future__ import annotations
 
+import io
 import secrets
 import time
+import zipfile
 
 import httpx
+import numpy as np
 import psycopg
 import pytest
 
@@ -21,7 +24,7 @@ from tests.abuse import (
     tenant,
     with_model_and_data,
 )
-from tests.seed import npz_bytes, seed_arrays, upload
+from tests.seed import npy_bytes, npz_bytes, seed_arrays, upload
 from tests.services import PG_ADMIN_URL
 
 
@@ -101,7 +104,10 @@ def partial_blobs(database: str) -> int:
 def test_a_slow_upload_is_cut_with_408_and_holds_no_transaction_while_it_lasts(abuse_api, keyed_env):
     other = with_model_and_data(tenant(abuse_api, "calm"))
     attacker = tenant(abuse_api, "slow")
-    slow = slow_upload(abuse_api, attacker.key, "slow.npy", b"\x93NUMPY")
+    # A valid .npy header: an upload refused by its first bytes is answered at once, and this one must be stored.
+    npy_header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy_header, {"descr": "<f4", "fortran_order": False, "shape": (2_000_000,)})
+    slow = slow_upload(abuse_api, attacker.key, "slow.npy", npy_header.getvalue())
     slow.start()
     database = keyed_env["KERASD_DATABASE_URL"].rsplit("/", 1)[1]
     held = []
@@ -150,6 +156,63 @@ def test_a_tenant_past_its_concurrent_uploads_gets_429_and_others_still_upload(a
     assert [request.result().status for request in slow] == [408, 408]
     # Their slots came back with their 408s.
     assert upload(attacker.client, "after.npz", npz_bytes(**seed_arrays())).status_code == 201
+
+
+def bz2_npz() -> bytes:
+    """An .npz whose one member is compressed with bz2 (np.savez never writes one): 1 MiB of zeros in ~100 bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_BZIP2) as archive:
+        archive.writestr("x.npy", npy_bytes(np.zeros(1024**2 // 4, dtype="float32")))
+    return buffer.getvalue()
+
+
+def test_uploads_refused_by_their_first_bytes_are_answered_while_still_sent(abuse_api, keyed_env):
+    other = tenant(abuse_api, "calm")
+    bomber, amplifier = tenant(abuse_api, "bomber"), tenant(abuse_api, "amplifier")
+    database = keyed_env["KERASD_DATABASE_URL"].rsplit("/", 1)[1]
+    before = partial_blobs(database)
+    headers, npz_start = multipart_head("bomb.npz")
+    _headers, csv_start = multipart_head("tiny.csv")
+
+    def field(name: str, value: str) -> bytes:
+        return f'--kerasd-abuse\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+
+    csv = b"a,b\n" + b"1,2\n" * 20_000
+    # Each sends 40 KB at once (more than one 16 KiB storage chunk), then a byte a second: an upload read to its end
+    # before it is checked is cut with a 408 ~22 s in, having stored its chunks meanwhile; one refused by its first
+    # bytes is answered 422 while its client still sends, nothing of it stored or spooled.
+    attacks = {
+        # A zip member's local header names bz2: the zip directory at the end would say so too, after the whole body.
+        "bomb": (bomber, npz_start + bz2_npz() + b"\0" * 40_000),
+        # The form names one column 20,000 times (past the column limit) before the file: refused as the file begins.
+        "repeated": (amplifier, field("x_columns", ",".join(["a"] * 20_000)) + csv_start + csv[:40_000]),
+        # A column the header (in the first chunk) does not have.
+        "unknown": (amplifier, field("x_columns", "nope") + csv_start + csv[:40_000]),
+    }
+    slow = {
+        name: SlowRequest(
+            abuse_api,
+            "POST",
+            "/v1/datasets",
+            {"Authorization": f"Bearer {who.key}", **headers},
+            declared=10_000_000,
+            prefix=prefix,
+            drip=1,
+            every_s=1,
+        )
+        for name, (who, prefix) in attacks.items()
+    }
+    for request in slow.values():
+        request.start()
+    assert upload(other.client, "calm.npz", npz_bytes(**seed_arrays())).status_code == 201
+    answers = {name: request.result() for name, request in slow.items()}
+    for name, needle in (("bomb", b"bz2"), ("repeated", b"20,000 columns (1 distinct)"), ("unknown", b"'nope'")):
+        answer = answers[name]
+        assert answer.status == 422, (name, answer)
+        assert needle in answer.body and b"Nothing was stored" in answer.body, (name, answer.body)
+        assert answer.sent < 100_000, (name, answer.sent)
+    assert partial_blobs(database) == before
+    assert other.client.get("/v1/datasets").json()["total"] == 1
 
 
 def test_version_names_workers_hosts_and_pids_only_to_admins(abuse_api, keyed_worker):

@@ -86,6 +86,9 @@ def test_event_streams_past_a_tenants_cap_or_the_process_cap_are_refused_before_
                 assert fourth.status_code == 429, fourth.text
                 assert int(fourth.headers["Retry-After"]) >= 1
                 assert "KERASD_MAX_STREAMS_PER_TENANT" in fourth.json()["detail"]
+            # The cap answers before any SQL is asked (a flood of refused streams retrying cost two look-ups each):
+            # even a job that does not exist.
+            assert attacker.client.get(f"/v1/jobs/{'0' * 32}/events").status_code == 429
             # KERASD_MAX_STREAMS_PER_PROCESS=5: another tenant's two fit, its third is a 503 before any 200.
             assert [open_stream(stack, third, third_job).status_code for _ in range(2)] == [200, 200]
             with third.client.stream("GET", f"/v1/jobs/{third_job}/events") as refused:

@@ -13,6 +13,8 @@ import zipfile
 import numpy as np
 import pytest
 
+from app.datasets.array_files import ArrayFileError, Limits, check_npz_prefix
+from app.datasets.csv_arrays import check_csv_header
 from tests.seed import npy_bytes, npz_bytes, upload
 from tests.tenancy import keyed_client, make_tenant
 from tests.test_bad_input import assert_problem, counts
@@ -80,14 +82,76 @@ def test_csv_columns_named_twice_are_refused_and_the_parsed_size_meets_the_quota
     before = counts()
     content = b"a,b,label\n" + b"1,2,0\n" * 100
     with keyed_client(url, key) as client:
-        # One column named 20,000 times made a 4 KB file a 160 MB array.
+        # One column named 20,000 times made a 4 KB file a 160 MB array: past the column limit (10,000).
         body = assert_problem(client.post("/v1/datasets", files={"file": ("x.csv", content)},
                                           data={"x_columns": ",".join(["a"] * 20_000), "y_columns": "label"}),
-                              422, "x_columns", "'a'", "more than once")
+                              422, "x_columns", "20,001 columns (2 distinct)", "limit is 10,000")
         assert body["title"] == "Invalid Array File"
+        # Within the limit, a column named twice is stored twice: refused too.
+        assert_problem(client.post("/v1/datasets", files={"file": ("x.csv", content)},
+                                   data={"x_columns": "a,b, a", "y_columns": "label"}), 422, "['a'] more than once")
         # 64 columns of "0," parse to 4 bytes a field: a 0.9 MB file is 1.8 MB of float32, past the quota.
         wide = ",".join(f"c{i}" for i in range(64)).encode() + b"\n" + (b",".join([b"0"] * 64) + b"\n") * 7_000
         assert len(wide) < 1024**2
         assert_problem(client.post("/v1/datasets", files={"file": ("wide.csv", wide)}), 413, "quota")
     assert counts() == before
     other_tenant_is_served(url)
+
+
+class Unseekable(io.RawIOBase):
+    """A stream zipfile cannot seek back in: it writes each member's sizes after its data (a data descriptor)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, chunk) -> int:
+        self.data += chunk
+        return len(chunk)
+
+
+def test_an_npz_is_checked_from_its_first_bytes_as_it_arrives():
+    """What the upload checks from the first storage chunk: the local headers of the members that begin in it. No
+    file np.savez or np.savez_compressed writes is refused by it; a bomb is, from any member whose header it holds."""
+    arrays = {"x": np.random.default_rng(0).random((300, 20)), "y": np.arange(300)}
+    compressed = io.BytesIO()
+    np.savez_compressed(compressed, **arrays)
+    streamed = Unseekable()
+    with zipfile.ZipFile(streamed, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.npy", npy_bytes(np.zeros(1000, dtype="float32")))
+    for fine in (npz_bytes(**arrays), compressed.getvalue(), bytes(streamed.data), b"PK", b"not a zip at all"):
+        check_npz_prefix(fine)
+        check_npz_prefix(fine[:100])  # a header cut off by the chunk's end is left to the whole file's check
+    zeros = npy_bytes(np.zeros(1024**2 // 4, dtype="float32"))
+    with pytest.raises(ArrayFileError, match="bz2"):
+        check_npz_prefix(zipped({"x.npy": zeros}, zipfile.ZIP_BZIP2))
+    # The bomb second, behind an honest member: still within the first bytes, still refused.
+    second = io.BytesIO()
+    with zipfile.ZipFile(second, "w") as archive:
+        archive.writestr("a.npy", npy_bytes(np.arange(10)), compress_type=zipfile.ZIP_DEFLATED)
+        archive.writestr("b.npy", zeros, compress_type=zipfile.ZIP_LZMA)
+    with pytest.raises(ArrayFileError, match=r"'b\.npy' is compressed with lzma"):
+        check_npz_prefix(second.getvalue())
+    # Sizes a member declares in its zip64 extra field (as np.savez writes them): over the ratio, or the limit.
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("x.npy", "w", force_zip64=True) as member:
+        member.write(bytes(64 * 1024**2))
+    with pytest.raises(ArrayFileError, match="expands"):
+        check_npz_prefix(bomb.getvalue(), Limits(max_compression_ratio=100))
+    with pytest.raises(ArrayFileError, match="the limit is 1,048,576 bytes per array"):
+        check_npz_prefix(bomb.getvalue(), Limits(max_expanded_bytes=1024**2))
+    check_npz_prefix(bomb.getvalue())
+
+
+def test_a_csv_is_checked_from_its_header_as_it_arrives():
+    check_csv_header(b"a,b,label\n1,2,0\n", x_columns="a,b", y_columns="label", max_columns=10)
+    with pytest.raises(ArrayFileError, match="has no column"):
+        check_csv_header(b"a,b,label\r\n1,2,0\r\n", x_columns="c", y_columns=None, max_columns=10)
+    with pytest.raises(ArrayFileError, match="3 columns; the limit is 2"):
+        check_csv_header(b"\xef\xbb\xbfa,b,label\n", x_columns=None, y_columns=None, max_columns=2)
+    # A header not complete in the first bytes, quoted, or not UTF-8: left to the whole file's read.
+    for later in (b"a,b,lab", b'"a\nb",c\n1,2\n', b"a,\xe9\n1,2\n"):
+        check_csv_header(later, x_columns="zzz", y_columns=None, max_columns=10)

@@ -5,6 +5,8 @@ numeric and boolean dtypes are accepted, and every array's byte count must agree
 truncated or padded file is corrupt). An .npz's members are limited to stored and deflate, each to a declared
 expanded size and compression ratio read from the zip directory before anything is expanded, and no member
 yields more bytes than it declared (a zip bomb is refused in milliseconds instead of costing seconds of CPU).
+The members' local headers in an upload's first chunk are checked the same way as they arrive, so a small bomb is
+refused before any of it is stored or spooled.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import struct
 import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -104,6 +107,55 @@ def check_npy_header(prefix: bytes, limits: Limits = Limits()) -> None:
     """Refuse a .npy from its first bytes (magic, dtype, rank), before the rest of it arrives."""
     shape, _dtype, _offset = _read_header(io.BytesIO(prefix), "the .npy file")
     _check_rank("the .npy file", shape, limits)
+
+
+LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
+LOCAL_SIGNATURE = b"PK\x03\x04"
+ZIP64_EXTRA = 0x0001
+
+
+def check_npz_prefix(prefix: bytes, limits: Limits = Limits()) -> None:
+    """Refuse an .npz from the local headers of the members that begin in its first bytes (compression, declared
+    size and ratio), before the rest arrives. The zip directory at the end is authoritative and checked again
+    once the file is complete; a member whose sizes follow its data (a data descriptor) or that begins past
+    `prefix` is left to that check."""
+    offset = 0
+    for _ in range(limits.max_arrays + 1):
+        if prefix[offset:offset + 4] != LOCAL_SIGNATURE or offset + LOCAL_HEADER.size > len(prefix):
+            return
+        (_sig, _version, flags, method, _time, _date, _crc, compressed, expanded, name_length,
+         extra_length) = LOCAL_HEADER.unpack_from(prefix, offset)
+        start = offset + LOCAL_HEADER.size
+        if start + name_length + extra_length > len(prefix):
+            return
+        member = zipfile.ZipInfo(prefix[start:start + name_length].decode("utf-8", "replace"))
+        member.compress_type = method
+        extra = prefix[start + name_length:start + name_length + extra_length]
+        member.compress_size, member.file_size = _zip64_sizes(extra, compressed, expanded)
+        if flags & 0x08:
+            member.compress_size = member.file_size = 0  # sizes after the data: only its compression is known
+        _check_member_size(member, limits)
+        if flags & 0x08:
+            return
+        offset = start + name_length + extra_length + member.compress_size
+
+
+def _zip64_sizes(extra: bytes, compressed: int, expanded: int) -> tuple[int, int]:
+    """A local header's (compressed, expanded) sizes, from its zip64 extra field where the header says 0xFFFFFFFF
+    (np.savez writes every member so)."""
+    at = 0
+    while at + 4 <= len(extra):
+        kind, size = struct.unpack_from("<HH", extra, at)
+        if kind == ZIP64_EXTRA:
+            fields = extra[at + 4 : at + 4 + min(size, 16)]
+            values = [struct.unpack_from("<Q", fields, 8 * n)[0] for n in range(len(fields) // 8)]
+            if expanded == 0xFFFFFFFF and values:
+                expanded = values.pop(0)
+            if compressed == 0xFFFFFFFF and values:
+                compressed = values.pop(0)
+            break
+        at += 4 + size
+    return compressed, expanded
 
 
 def npz_declared_bytes(fileobj: BinaryIO, limits: Limits = Limits()) -> int:

@@ -29,6 +29,9 @@ class ChunkSink(Protocol):
 
     def put(self, block: bytes | bytearray) -> None: ...
 
+    def check(self) -> None:
+        """Raise what refuses the file, once the bytes so far have shown it (the receiving stops there)."""
+
 
 @dataclass
 class ReceivedForm:
@@ -40,7 +43,7 @@ class ReceivedForm:
 class _Parts:
     """python-multipart's callbacks: which part is being read, its headers, and where its bytes go."""
 
-    def __init__(self, open_file: Callable[[str], ChunkSink], chunk_bytes: int, max_file_bytes: int,
+    def __init__(self, open_file: Callable[[str, dict[str, str]], ChunkSink], chunk_bytes: int, max_file_bytes: int,
                  too_large: Callable[[int], Problem]) -> None:
         self.open_file, self.chunk_bytes = open_file, chunk_bytes
         self.max_file_bytes, self.too_large = max_file_bytes, too_large
@@ -80,7 +83,7 @@ class _Parts:
                 raise Problem(422, "Invalid Form", "The form has more than one `file` part; upload one file per "
                               "dataset.", field="file")
             self.form.filename = options[b"filename"].decode("utf-8", "replace")
-            self.writer = self.open_file(self.form.filename)
+            self.writer = self.open_file(self.form.filename, self.form.fields)
             self._target = "file"
         elif b"filename" not in options and name:
             self._target = name
@@ -111,6 +114,11 @@ class _Parts:
 
 
 async def _hand_over(parts: _Parts) -> None:
+    if parts.writer is None:
+        return
+    # After every message: a file refused from its first chunk is answered then, and the rest of its body is left
+    # unparsed (the server drops it unread).
+    parts.writer.check()
     while parts.ready:
         block = parts.ready.pop(0)
         # The writer's queue is full: wait for it in a thread, not on the event loop.
@@ -118,10 +126,11 @@ async def _hand_over(parts: _Parts) -> None:
             await run_in_threadpool(parts.writer.put, block)
 
 
-async def receive_multipart(request: Request, *, open_file: Callable[[str], ChunkSink], chunk_bytes: int,
-                            max_file_bytes: int, too_large: Callable[[int], Problem]) -> ReceivedForm:
-    """The form's fields; every byte of its `file` part has gone to the writer `open_file(filename)` made
-    (not yet closed). Should this raise, the caller aborts the writer it made."""
+async def receive_multipart(request: Request, *, open_file: Callable[[str, dict[str, str]], ChunkSink],
+                            chunk_bytes: int, max_file_bytes: int,
+                            too_large: Callable[[int], Problem]) -> ReceivedForm:
+    """The form's fields; every byte of its `file` part has gone to the writer `open_file(filename, fields)` made
+    (`fields`: those sent before the file; not yet closed). Should this raise, the caller aborts the writer it made."""
     media, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if media != b"multipart/form-data" or not boundary:

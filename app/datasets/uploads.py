@@ -6,9 +6,11 @@ client holds a file descriptor and its upload slot (KERASD_MAX_UPLOADS_PER_TENAN
 transaction or (SQLite) the write lock.
 - .npy: stored as it arrives; its header is checked from the first chunk (a pickled or object array stops
   being stored at once), its length against the header at the end.
-- .npz: stored and spooled to an anonymous temporary file as it arrives; checked from the spool at the end
-  (a zip names its members in a directory at its end).
-- CSV: spooled only, then converted to an .npz of float32 `x` and `y`, which is what is stored.
+- .npz: stored and spooled to an anonymous temporary file as it arrives; the local headers of the members in its
+  first chunk are checked before it is stored (a small zip bomb stores nothing), and the whole from the spool at
+  the end (a zip names its members in a directory at its end).
+- CSV: spooled only, then converted to an .npz of float32 `x` and `y`, which is what is stored; its chosen
+  columns are checked when the file part begins (if the form sent them first), its header from the first chunk.
 Once the body is complete the blob is named and the dataset recorded in one short transaction, in a worker
 thread. Whatever is refused leaves nothing stored.
 """
@@ -25,11 +27,38 @@ from app.core.errors import Problem
 from app.core.quotas import check_storage
 from app.core.settings import Settings
 from app.core.tables import Dataset
-from app.datasets.array_files import ArrayFileError, check_npy_header, inspect_npy, inspect_npz, npz_declared_bytes
+from app.datasets.array_files import (
+    ArrayFileError,
+    check_npy_header,
+    check_npz_prefix,
+    inspect_npy,
+    inspect_npz,
+    npz_declared_bytes,
+)
+from app.datasets.csv_arrays import check_csv_header, chosen_names
 from app.datasets.service import array_name_from, csv_dataset, format_of, invalid_file, limits_of, record_dataset
 from app.datasets.upload_receiver import ReceivedForm
 
 FIELD_LIMITS = {"name": 200, "x_columns": 100_000, "y_columns": 100_000}
+
+
+class CheckedWriter:
+    """The blob writer as the multipart receiver sees it: once the writer has refused the file from its first chunk
+    (an .npy's or CSV's header, an .npz's local headers), `check` raises that refusal, so the rest of the body is
+    neither parsed nor spooled."""
+
+    def __init__(self, writer: CommittingBlobWriter) -> None:
+        self.writer = writer
+
+    def put_nowait(self, block: bytes | bytearray) -> bool:
+        return self.writer.put_nowait(block)
+
+    def put(self, block: bytes | bytearray) -> None:
+        self.writer.put(block)
+
+    def check(self) -> None:
+        if isinstance(self.writer.error, ArrayFileError):
+            raise invalid_file(self.writer.error)
 
 
 class DatasetUpload:
@@ -40,15 +69,30 @@ class DatasetUpload:
         self.fmt = self.filename = ""
         self.spool: io.BufferedRandom | None = None
 
-    def open(self, filename: str) -> CommittingBlobWriter:
-        """The writer for the file's bytes (called as its part begins, on the event loop: no database work)."""
+    def open(self, filename: str, fields: dict[str, str]) -> CheckedWriter:
+        """The writer for the file's bytes (called as its part begins, on the event loop: no database work), with
+        the form fields sent before it. What they and the file's first chunk already show to be refused is refused
+        before anything is stored or spooled: a CSV's repeated or too many chosen columns (at once), its header,
+        an .npz's members' local headers (from the first chunk)."""
         self.fmt, self.filename = format_of(filename), filename
+        check = None
+        if self.fmt == "npy":
+            check = functools.partial(check_npy_header, limits=self.limits)
+        elif self.fmt == "npz":
+            check = functools.partial(check_npz_prefix, limits=self.limits)
+        else:
+            chosen = self._fields(fields)
+            try:
+                chosen_names(chosen.get("x_columns"), chosen.get("y_columns"), self.settings.max_csv_columns)
+            except ArrayFileError as exc:
+                raise invalid_file(exc) from None
+            check = functools.partial(check_csv_header, x_columns=chosen.get("x_columns"),
+                                      y_columns=chosen.get("y_columns"), max_columns=self.settings.max_csv_columns)
         if self.fmt != "npy":
             self.spool = tempfile.TemporaryFile(prefix="kerasd-upload-")
-        check = functools.partial(check_npy_header, limits=self.limits) if self.fmt == "npy" else None
         self.writer = CommittingBlobWriter(get_sessionmaker(), store=self.fmt != "csv", spool=self.spool,
                                            check_first=check)
-        return self.writer
+        return CheckedWriter(self.writer)
 
     def abort(self) -> None:
         if self.writer is not None:
@@ -66,7 +110,7 @@ class DatasetUpload:
                 raise invalid_file(writer.error)
             if writer.error is not None:
                 raise writer.error
-            fields = self._fields(form)
+            fields = self._fields(form.fields)
             try:
                 if self.fmt == "npy":
                     arrays = inspect_npy(io.BytesIO(writer.first or b""), name=array_name_from(self.filename),
@@ -100,8 +144,8 @@ class DatasetUpload:
             if self.spool is not None:
                 self.spool.close()
 
-    def _fields(self, form: ReceivedForm) -> dict[str, str]:
-        fields = {key: value for key, value in form.fields.items() if key in FIELD_LIMITS and value}
+    def _fields(self, received: dict[str, str]) -> dict[str, str]:
+        fields = {key: value for key, value in received.items() if key in FIELD_LIMITS and value}
         for key, value in fields.items():
             if len(value) > FIELD_LIMITS[key]:
                 raise Problem(422, "Invalid Form", f"The form field {key!r} has {len(value):,} characters; the "

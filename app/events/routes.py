@@ -25,6 +25,7 @@ from app.http.auth import Caller, current_caller
 from app.http.deps import settings
 from app.http.openapi import COMPONENT
 from app.http.problems import problem_responses
+from app.http.reads import answer
 from app.jobs import repository
 
 router = APIRouter(prefix="/v1/jobs", tags=["events"])
@@ -55,9 +56,12 @@ def _job_state(job_id: str, *, with_history: bool = False) -> JobState | None:
         return state
 
 
-def _owns_job(job_id: str, tenant_id: str) -> bool:
-    with get_sessionmaker()() as session:
-        return ask(session, repository.owns_job(job_id=job_id, tenant_id=tenant_id))
+async def _status(job_id: str) -> str | None:
+    """The job's status, or None: on the event loop's read connections (app/http/reads.py), without a thread, an ORM
+    session or the job's request validated. Each open stream asks it every 5 s: with 100 streams open, the thread
+    and session of `_job_state` were a fifth of the API's CPU (bench/abuse.py's stream flood)."""
+    [state] = await answer(repository.job_state(job_id=job_id))
+    return None if state is None else state.status
 
 
 def _replay_from_sql(job_id: str, state: JobState, *, with_epochs: bool) -> list[dict[str, Any]]:
@@ -91,8 +95,8 @@ class _Drain:
             return [], True
         if now - self.last_sql_check >= 5:
             self.last_sql_check = now
-            state = await run_in_threadpool(_job_state, self.job_id)
-            self.draining = state is None or state.status in TERMINAL_STATUSES
+            status = await _status(self.job_id)
+            self.draining = status is None or status in TERMINAL_STATUSES
         return [], False
 
 
@@ -153,27 +157,43 @@ EVENT_STREAM = {"schema": {"type": "string", "description": "Server-Sent Events:
 )
 async def get_job_events(request: Request, job_id: str, config: Settings = Depends(settings),
                          caller: Caller = Depends(current_caller), resume: str = Depends(sse.resume_point)) -> Response:
+    # At most KERASD_MAX_STREAMS_PER_TENANT of the tenant's streams and KERASD_MAX_STREAMS_PER_PROCESS in all: one
+    # more is a 429 or 503 with Retry-After here, before its 200, never a stream cut after it, and before any SQL
+    # (50 refused streams retrying every second cost the API two SQL round trips each).
+    slots = stream_slots(request.app.state)
+    slots.take(caller.tenant_id)
+    try:
+        prelude = await _prelude(request, job_id, caller, resume)
+    except BaseException:
+        slots.give_back(caller.tenant_id)
+        raise
+    if prelude is None:
+        slots.give_back(caller.tenant_id)
+        return Response(status_code=204)
+    return sse.SlotStreamingResponse(_event_stream(request, job_id, resume, config, prelude),
+                                 release=lambda: slots.give_back(caller.tenant_id), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _prelude(request: Request, job_id: str, caller: Caller, resume: str) -> list[dict[str, Any]] | None:
+    """What a stream sends before following Redis (an ended job's end from SQL when its stream is gone), or None
+    when the client already has the job's terminal event (a 204)."""
     # Another tenant's job is answered exactly as a missing one.
-    if not await run_in_threadpool(_owns_job, job_id, caller.tenant_id):
+    [owned] = await answer(repository.owns_job(job_id=job_id, tenant_id=caller.tenant_id))
+    if not owned:
         raise not_found("job", job_id)
-    state = await run_in_threadpool(_job_state, job_id)
-    if state is None:
+    status = await _status(job_id)
+    if status is None:
         raise Problem(404, "Not Found", f"No job with id {job_id!r}. List them with GET /v1/jobs.")
     prelude: list[dict[str, Any]] = []
-    if state.status in events.TERMINAL_EVENT_OF_STATUS:
+    if status in events.TERMINAL_EVENT_OF_STATUS:
         client = request.app.state.redis_async
         key = events.stream_key(job_id)
         if not await events.has_events_after(client, key, resume):
             last = await events.last_event(client, key)
             if last is not None and last["type"] in events.TERMINAL_EVENTS:
-                return Response(status_code=204)
+                return None
             # The stream is gone or never got its end: what SQL knows, so the client still sees the end.
             full = await run_in_threadpool(_job_state, job_id, with_history=True)
             prelude = _replay_from_sql(job_id, full, with_epochs=last is None and resume == "0-0")
-    # At most KERASD_MAX_STREAMS_PER_TENANT of the tenant's streams and KERASD_MAX_STREAMS_PER_PROCESS in all: one
-    # more is a 429 or 503 with Retry-After here, before its 200, never a stream cut after it.
-    slots = stream_slots(request.app.state)
-    slots.take(caller.tenant_id)
-    return sse.SlotStreamingResponse(_event_stream(request, job_id, resume, config, prelude),
-                                 release=lambda: slots.give_back(caller.tenant_id), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return prelude
