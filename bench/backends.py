@@ -21,7 +21,6 @@ import importlib.util
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -34,6 +33,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._child import child_json
 from bench._harness import Process, api_process, kerasd_command, scratch_database, server_env
 from bench._jobs import create_model, run_job, upload_arrays
 from bench.throughput import MODELS, fit_arguments, job_request, plain_fit
@@ -94,17 +94,12 @@ def _devices() -> list[str]:
 
 
 def plain_arm(backend: str, name: str, epochs: int, scale: float) -> dict[str, Any]:
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    found = subprocess.run(
+    return child_json(
         [sys.executable, __file__, "--plain", name, "--epochs", str(epochs), "--rows-scale", str(scale)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
+        {**os.environ, "KERAS_BACKEND": backend},
+        f"plain fit on {backend}",
+        timeout_s=3600,
     )
-    if found.returncode != 0:
-        raise SystemExit(f"plain fit on {backend} failed:\n{found.stderr[-3000:]}")
-    return json.loads(found.stdout.strip().splitlines()[-1])
 
 
 def kerasd_jobs(client: httpx.Client, backend: str, name: str, epochs: int, scale: float) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bench._child import child_json
+
 # The tutorial's §3.2 model (tests/seed.py's, with Keras's own activation names, which plain_child passes to Keras).
 MLP = {
     "type": "sequential",
@@ -195,16 +197,12 @@ def plain_child(name: str) -> None:
 
 
 def plain_fit(name: str, backend: str) -> dict[str, Any]:
-    found = subprocess.run(
+    return child_json(
         [sys.executable, "-m", "bench.gpu_check", "--plain", name],
-        env={**os.environ, "KERAS_BACKEND": backend, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
-        capture_output=True,
-        text=True,
-        timeout=1800,
+        {**os.environ, "KERAS_BACKEND": backend, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+        f"plain fit of {name} on {backend}",
+        timeout_s=1800,
     )
-    if found.returncode != 0:
-        raise SystemExit(f"plain fit of {name} on {backend} failed:\n{found.stderr[-3000:]}")
-    return json.loads(found.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

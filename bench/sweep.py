@@ -230,6 +230,12 @@ def ms(values: list[float]) -> str:
     return f"median {statistics.median(ordered) * 1000:.0f} ms, p90 {ordered[int(len(ordered) * 0.9)] * 1000:.0f} ms"
 
 
+def median_parts(items: list[dict[str, float]]) -> str:
+    """The parts (name, median) over dicts of named parts in ms, in the order the parts first appear."""
+    names = list(dict.fromkeys(name for item in items for name in item))
+    return ", ".join(f"{name} {statistics.median(item.get(name, 0.0) for item in items):.0f}" for name in names)
+
+
 def show_gaps(title: str, found: list[dict[str, Any]], lines: dict[str, dict[str, Any]]) -> None:
     parts = [item["parts"] for item in found]
     if not parts:
@@ -247,19 +253,10 @@ def show_gaps(title: str, found: list[dict[str, Any]], lines: dict[str, dict[str
             f"  the sweep's step after each trial's end, as its worker timed it: {ms(steps)}; a random or grid "
             "sweep's next trial is queued after its first part (in the gap as (a)), its end told in the second (then)"
         )
-        split = [item["step_parts"] for item in found if item["step_parts"]]
-        names = list(dict.fromkeys(name for item in split for name in item))
-        print(
-            "    of which (median ms): "
-            + ", ".join(f"{name} {statistics.median(item.get(name, 0.0) for item in split):.0f}" for name in names)
-        )
+        print("    of which (median ms): " + median_parts([item["step_parts"] for item in found if item["step_parts"]]))
     known = [lines[item["job_id"]]["phases"] for item in found if "phases" in lines.get(item["job_id"], {})]
     if known:
-        names = list(dict.fromkeys(name for item in known for name in item))
-        print(
-            "  the worker's start, from its log (median ms): "
-            + ", ".join(f"{name} {statistics.median(item.get(name, 0.0) for item in known):.0f}" for name in names)
-        )
+        print("  the worker's start, from its log (median ms): " + median_parts(known))
     tuned = [lines[item["job_id"]]["tuning"] for item in found if "tuning" in lines.get(item["job_id"], {})]
     if tuned:
         estimated = sum(item["estimated"] for item in tuned)
