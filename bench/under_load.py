@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -47,6 +48,7 @@ def main() -> int:
     for burner in burners:
         burner.start()
     results = []
+    pytest_interrupted = 2
     try:
         for test in args.tests or TIMING_TESTS:
             started = time.monotonic()
@@ -66,7 +68,14 @@ def main() -> int:
                 "-o",
                 "addopts=-ra",
             ]
-            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+            child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # Stopped from outside: pytest is interrupted as by Ctrl-C, so its fixtures stop the stacks they started.
+            signal.signal(signal.SIGTERM, lambda *_, child=child: child.send_signal(signal.SIGINT))
+            stdout, stderr = child.communicate()
+            done = subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
+            if done.returncode == pytest_interrupted:
+                print(f"stopped during {test}", flush=True)
+                break
             summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]
             load = os.getloadavg()[0]
             results.append((test, done.returncode, summary, time.monotonic() - started, load))
