@@ -205,11 +205,14 @@ class QueueNotice:
         self.stream.flush()
 
     def close(self, job: dict[str, Any] | None = None) -> None:
-        """The job left the queue: say so, once, where a wait was shown."""
+        """The job left the queue: say so, once, where a wait was shown. A job that a worker took "started", even
+        when it had already ended by the next look (a short job between two looks a second apart); one that never
+        ran says how it left the queue (cancelled, failed)."""
         if not self.shown:
             return
-        status = (job or {}).get("status", "started")
-        text = f"job {self.job_id} {'started' if status == 'running' else status} after " \
+        job = job or {}
+        ran = job.get("started_at") is not None or job.get("status", "running") == "running"
+        text = f"job {self.job_id} {'started' if ran else job['status']} after " \
                f"{time.monotonic() - self._start:.0f} s in the queue"
         self.stream.write(("\r" + text.ljust(self._width) if self.dynamic else text) + "\n")
         self.stream.flush()

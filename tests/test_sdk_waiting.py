@@ -72,6 +72,23 @@ def test_a_queued_fit_says_its_position_until_a_worker_takes_it(api_url, client,
     assert re.search(rf"^job {queued} succeeded$", watch.stdout.read(), re.M)
 
 
+def test_a_queued_job_found_ended_at_the_next_look_is_said_to_have_started_if_a_worker_ran_it() -> None:
+    # A job shorter than the second between two looks is seen queued, then already ended: it did start.
+    from io import StringIO
+
+    from kerasd.progress import QueueNotice
+
+    for seen, said in (({"status": "succeeded", "started_at": "2026-12-06T09:00:01Z"}, "started"),
+                       ({"status": "running", "started_at": "2026-12-06T09:00:01Z"}, "started"),
+                       ({"status": "cancelled", "started_at": None}, "cancelled")):
+        out = StringIO()
+        notice = QueueNotice("j1", stream=out, grace_s=0)
+        notice.update({"status": "queued", "queue_position": 1})
+        notice.close(seen)
+        assert re.fullmatch(rf"job j1 is queued: position 1 in the queue \(1 = next\), waiting 0 s for a worker\n"
+                            rf"job j1 {said} after 0 s in the queue\n", out.getvalue()), out.getvalue()
+
+
 def test_a_fit_says_when_the_server_goes_away_and_goes_on_when_it_is_back(api_url) -> None:
     proxy = OutageProxy(urlparse(api_url).port, down_after=2, down_for_s=3)
     try:
