@@ -265,6 +265,30 @@ def test_a_job_is_renamed_retagged_and_annotated_only_by_its_tenant(api, databas
         assert session.execute(text("SELECT count(*) FROM job_tags WHERE job_id = :j"), {"j": job_id}).scalar() == 0
 
 
+def test_a_job_is_renamed_while_a_workers_claim_holds_its_tenant_without_waiting_for_it_or_deadlocking(api, database):
+    # A worker's claim locks the tenant's row, then writes the row of the job it takes. A PATCH holds the job's row
+    # and writes it twice, and PostgreSQL checks the second write's tenant key again (the row version is its own):
+    # that check must not wait for the claim's lock, or the two deadlock and PostgreSQL cancels one (a 503).
+    from sqlalchemy import text
+
+    from app.core.repositories import tenants
+
+    tenant_id, key = make_tenant("claimed")
+    with database() as session:
+        job_id = insert_run(session, tenant_id, model_of(session, tenant_id), name="before")
+    with database() as claim, keyed_client(api, key) as client:
+        tenants.lock_tenant(claim, tenant_id=tenant_id)  # held until this block commits, as a claim holds it
+        # The deadline bounds a PATCH that waits for the claim's lock: it would wait for as long as the lock is held.
+        changed = client.patch(f"/v1/jobs/{job_id}", json={"name": "after", "add_tags": ["held"]}, timeout=30)
+        assert changed.status_code == 200, changed.text
+        assert (changed.json()["name"], changed.json()["tags"]) == ("after", ["held"])
+        # Then the claim writes the job's row: the PATCH has committed, so nothing waits.
+        claim.execute(text("UPDATE jobs SET lease_owner = 'a-claim' WHERE id = :id"), {"id": job_id})
+    with database() as session:
+        assert session.execute(text("SELECT name, lease_owner FROM jobs WHERE id = :id"), {"id": job_id}).one() == (
+            "after", "a-claim")
+
+
 def test_the_lists_comparisons_and_summaries_on_sqlite(tmp_path):
     """What `kerasd up` runs on: the same questions on SQLite migrated to head, an epoch recorded again included."""
     from sqlalchemy.orm import sessionmaker

@@ -25,8 +25,10 @@ from app.experiments.params import Scalar, param_row
 JOBS = Job.__table__
 
 _DELETE_TAGS = Statement(text("DELETE FROM job_tags WHERE job_id = :job_id"))
-# The tenant's job's tags, its row locked until the transaction ends: two PATCHes that add tags lose neither.
-_TAGS_OF = Statement(postgresql=text("SELECT tags FROM jobs WHERE id = :job_id AND tenant_id = :tenant_id FOR UPDATE"),
+# The tenant's job's tags, its row locked until the transaction ends: two PATCHes that add tags lose neither (FOR NO
+# KEY UPDATE: a worker's rows that point at the job, its epochs and metrics, are not held up by it).
+_TAGS_OF = Statement(postgresql=text("SELECT tags FROM jobs WHERE id = :job_id AND tenant_id = :tenant_id "
+                                     "FOR NO KEY UPDATE"),
                      sqlite=text("SELECT tags FROM jobs WHERE id = :job_id AND tenant_id = :tenant_id"))
 _SET = {column: Statement(update(JOBS).where(JOBS.c.id == bindparam("job_id"))
                           .values({column: bindparam("value", type_=JOBS.c[column].type)}))

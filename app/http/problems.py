@@ -149,8 +149,9 @@ def unavailable(exc: BaseException, method: str, path: str) -> JSONResponse | No
         # PostgreSQL restarting or unreachable: nothing is lost, the client should simply try again.
         # The driver's own error (its class and SQLSTATE) says which: connection refused, too many clients, ...
         cause = getattr(exc, "orig", None) or exc
-        log.warning("database unavailable on %s %s: %s %s (SQLSTATE %s)", method, path, exc.__class__.__name__,
-                    cause.__class__.__name__, getattr(cause, "sqlstate", None), str(cause).strip().splitlines()[:1])
+        first_line = (str(cause).strip().splitlines() or [""])[0]
+        log.warning("database unavailable on %s %s: %s %s (SQLSTATE %s): %s", method, path, exc.__class__.__name__,
+                    cause.__class__.__name__, getattr(cause, "sqlstate", None), first_line)
         detail = "The database is unavailable right now; nothing was changed. Retry in a few seconds."
     elif isinstance(exc, RedisError):
         log.warning("redis unavailable on %s %s: %s", method, path, exc.__class__.__name__)

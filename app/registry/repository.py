@@ -32,8 +32,9 @@ JOBS, JOB_ARTIFACTS = Job.__table__, Artifact.__table__
 
 _BY_NAME = select(MODELS).where(MODELS.c.tenant_id == bindparam("tenant_id"), MODELS.c.name == bindparam("name"))
 _MODEL = Statement(_BY_NAME)
-# Locked until the transaction ends: a version's number and an alias's move are decided one at a time per model.
-_MODEL_LOCKED = Statement(_BY_NAME.with_for_update())
+# Locked until the transaction ends: a version's number and an alias's move are decided one at a time per model
+# (FOR NO KEY UPDATE: rows that point at the model are not held up by it).
+_MODEL_LOCKED = Statement(_BY_NAME.with_for_update(key_share=True))
 _MODELS_OF = Statement(select(MODELS).where(MODELS.c.tenant_id == bindparam("tenant_id")).order_by(MODELS.c.name))
 _NEXT_NUMBER = Statement(update(MODELS).where(MODELS.c.id == bindparam("model_id"))
                          .values(latest_version=MODELS.c.latest_version + 1).returning(MODELS.c.latest_version))

@@ -33,7 +33,7 @@ BLOB_REFERENCES = (Dataset.__table__.c.blob_sha256, Artifact.__table__.c.blob_sh
                    ModelSpec.__table__.c.weights_sha256, ModelVersionArtifact.__table__.c.blob_sha256)
 _UNREFERENCED = [~exists().where(column == BLOBS.c.sha256) for column in BLOB_REFERENCES]
 
-# The blob of these bytes, locked against deletion (FOR KEY SHARE on PostgreSQL; SQLite has one writer) until
+# The blob of these bytes, locked against deletion (FOR NO KEY UPDATE on PostgreSQL; SQLite has one writer) until
 # the transaction ends: the row that will point at it cannot lose it to a concurrent collection.
 _EXISTING = Statement(select(BLOBS).where(BLOBS.c.sha256 == bindparam("sha256")).with_for_update(key_share=True))
 _INSERT = Statement(insert(BLOBS))

@@ -24,13 +24,12 @@ SWEEPS, TRIALS, JOBS = Sweep.__table__, SweepTrial.__table__, Job.__table__
 FAILED_ASKS = SweepFailedAsk.__table__
 
 # The sweep's row, locked (PostgreSQL) until the step's commit: two steps of one sweep (a trial's end on one
-# worker, the periodic step on another) run one after the other, so neither asks for trials the other did.
-_LOCK = Statement(postgresql=select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id")).with_for_update(),
-                  sqlite=select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id")))
+# worker, the periodic step on another) run one after the other, so neither asks for trials the other did. FOR NO
+# KEY UPDATE: rows that point at the sweep (a client sweep's trial submitted by the API) are not held up by it.
+_SWEEP = select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id"))
+_LOCK = Statement(postgresql=_SWEEP.with_for_update(key_share=True), sqlite=_SWEEP)
 # The periodic step's: a sweep another step holds is that step's to move on (no row: nothing to do).
-_LOCK_UNLESS_HELD = Statement(
-    postgresql=select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id")).with_for_update(skip_locked=True),
-    sqlite=select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id")))
+_LOCK_UNLESS_HELD = Statement(postgresql=_SWEEP.with_for_update(skip_locked=True, key_share=True), sqlite=_SWEEP)
 _ROW = Statement(select(SWEEPS).where(SWEEPS.c.id == bindparam("sweep_id")))
 _ACTIVE = Statement(select(func.count()).select_from(TRIALS.join(JOBS, JOBS.c.id == TRIALS.c.job_id))
                     .where(TRIALS.c.sweep_id == bindparam("sweep_id"), JOBS.c.status.in_(("queued", "running"))))

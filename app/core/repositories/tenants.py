@@ -20,8 +20,12 @@ QUOTA_COLUMNS = ("max_running_jobs", "max_queued_jobs", "max_stored_bytes", "req
 # The limits question: asked on the event loop (the key check, app/http/auth.py) and in sessions alike.
 _LIMITS = Statement(text(f"SELECT {', '.join(QUOTA_COLUMNS)} FROM tenants WHERE id = :tenant_id"))
 # The tenant's row, locked until the transaction ends: a tenant's quota-checked writes (submissions, uploads,
-# claims) take their turns here. On SQLite, which has one writer at a time, FOR UPDATE is left out.
-_LOCK = Statement(select(TENANTS).where(TENANTS.c.id == bindparam("tenant_id")).with_for_update())
+# claims) take their turns here. On SQLite, which has one writer at a time, the lock is left out.
+# FOR NO KEY UPDATE, not FOR UPDATE: the foreign-key checks of rows that point at the tenant (FOR KEY SHARE) go on.
+# Under FOR UPDATE a worker's claim, holding the tenant and waiting for a job's row, deadlocked with a PATCH of that
+# job holding its row, whose second UPDATE of it re-checks the row's tenant key (PostgreSQL does so for a row
+# version its own transaction wrote).
+_LOCK = Statement(select(TENANTS).where(TENANTS.c.id == bindparam("tenant_id")).with_for_update(key_share=True))
 _MARK_CLAIMED = Statement(update(TENANTS).where(TENANTS.c.id == bindparam("tenant_id"))
                           .values(last_claim_at=bindparam("now")))
 _SCHEDULING = Statement(select(TENANTS.c.id, *(TENANTS.c[name] for name in QUOTA_COLUMNS), TENANTS.c.last_claim_at)
