@@ -1,10 +1,9 @@
-"""Worker options (issue 8): time limits, running out of memory, precision, distribution, queues by
+"""Worker options: time limits, running out of memory, precision, distribution, queues by
 resource and priorities (workers on other Keras backends: tests/test_backends.py)."""
 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -22,8 +21,6 @@ from tests.seed import (
     wait_for_job,
 )
 from tests.test_fault_tolerance import Stack, seed_ids
-
-NO_TENSORFLOW = str(Path(__file__).parent / "no_tensorflow")
 
 
 @pytest.fixture(scope="module")
