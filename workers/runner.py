@@ -233,7 +233,7 @@ class JobRun:
             epochs.append((epoch, logs))
 
         arguments = {**given.keyword_arguments(), "initial_epoch": initial_epoch}
-        # Execution tuning (issue 11): measured and chosen before the progress throttle, set after compile.
+        # Execution tuning: measured and chosen before the progress throttle, set after compile.
         tuned = FitTuning(
             request=request,
             data=data,

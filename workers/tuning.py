@@ -1,4 +1,4 @@
-"""Execution tuning for fit jobs (issue 11): faster than the user's own `model.fit`, never different.
+"""Execution tuning for fit jobs: faster than the user's own `model.fit`, never different.
 
 What the worker tunes, only where the job left it to Keras (what the user sets always wins) and only while
 the job's `tuning` option is on (the default):
