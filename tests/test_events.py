@@ -1,7 +1,7 @@
 """The job event stream: replay, late and reconnecting subscribers, many subscribers, lifetime, SQL replay.
 
-Everything runs against the real API and worker processes; jobs are sized so that a subscriber can join
-while the job is still training (the assertions never depend on how fast it trains).
+Everything runs against the real API and worker processes; a job a subscriber must join while it trains runs
+until the test cancels it (the assertions never depend on how fast it trains).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import redis
 
+from tests.holds import running_until_cancelled
 from tests.seed import SEED_MODEL, fit_request, npz_bytes, read_events, upload, wait_for_job
 from tests.services import REDIS_URL, Process, running_api
 
@@ -124,14 +125,15 @@ def epoch_seen(found: list[dict[str, Any]], epoch: int) -> bool:
 
 def test_late_and_reconnecting_subscribers_see_every_event_once_in_order(
         client_module: httpx.Client, api_url: str, model_id: str, slow_dataset: str) -> None:
-    job_id = submit(client_module, model_id, slow_dataset, epochs=10, batch_size=10)
+    # Trains until cancelled below, after every subscriber has joined: each join happens while it trains.
+    job_id = submit(client_module, model_id, slow_dataset, epochs=100_000, batch_size=10)
     reference = Follower(api_url, job_id)
     reference.start()
     # Disconnects right after the epoch-5 event (0-based epoch 4) has arrived.
     first_half = Follower(api_url, job_id, stop_after=lambda e: e["type"] == "epoch" and e["data"]["epoch"] == 4)
     first_half.start()
 
-    wait_until(lambda: epoch_seen(reference.found, 2), what="epoch 3 of 10")
+    wait_until(lambda: epoch_seen(reference.found, 2), what="epoch 3")
     late_status = client_module.get(f"/v1/jobs/{job_id}").json()["status"]
     late = Follower(api_url, job_id)
     late.start()
@@ -139,15 +141,19 @@ def test_late_and_reconnecting_subscribers_see_every_event_once_in_order(
     before_disconnect = first_half.result()
     assert before_disconnect[-1]["type"] == "epoch" and before_disconnect[-1]["data"]["epoch"] == 4
     # Stay away while more events are published, then come back where we left off.
-    wait_until(lambda: epoch_seen(reference.found, 5), what="epoch 6 of 10")
+    wait_until(lambda: epoch_seen(reference.found, 5), what="epoch 6")
     reconnect_status = client_module.get(f"/v1/jobs/{job_id}").json()["status"]
     second_half = Follower(api_url, job_id, last_event_id=before_disconnect[-1]["id"])
     second_half.start()
+    # Live events reach both joiners before the end: the next epoch after the reconnect.
+    wait_until(lambda: epoch_seen(second_half.found, 6) and epoch_seen(late.found, 6), what="epoch 7 live")
+    assert client_module.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
 
     everything = reference.result()
     assert_well_formed(everything, job_id)
-    assert everything[-1]["type"] == "finished", everything[-1]
-    assert [e["data"]["epoch"] for e in everything if e["type"] == "epoch"] == list(range(10))
+    assert everything[-1]["type"] == "cancelled", everything[-1]
+    epochs = [e["data"]["epoch"] for e in everything if e["type"] == "epoch"]
+    assert len(epochs) >= 7 and epochs == list(range(len(epochs)))
     assert sum(e["type"] == "batch" for e in everything) > 10
 
     # The joins happened while the job trained, so both went from replay to live events.
@@ -226,7 +232,8 @@ def test_checkpoint_and_log_events(client_module: httpx.Client, model_id: str, s
 
 def test_a_retried_job_streams_both_attempts_to_a_late_subscriber(
         client_module: httpx.Client, api_url: str, model_id: str, slow_dataset: str) -> None:
-    job_id = submit(client_module, model_id, slow_dataset, epochs=50, batch_size=10)
+    # Trains until cancelled, in both attempts.
+    job_id = submit(client_module, model_id, slow_dataset, epochs=100_000, batch_size=10)
     first = Follower(api_url, job_id)
     first.start()
     wait_until(lambda: any(e["type"] == "batch" for e in list(first.found)), what="training")
@@ -370,8 +377,9 @@ def short_lived_api(server_env: dict[str, str], worker: Process, logs_dir: Path)
 def test_capped_connections_send_heartbeats_and_a_retry_hint_and_resume_losslessly(
         client_module: httpx.Client, short_lived_api: str, model_id: str, slow_dataset: str,
         small_dataset: str) -> None:
-    # The worker trains one job at a time: the second job's stream stays quiet while the first trains.
-    busy = submit(client_module, model_id, slow_dataset, epochs=2, batch_size=10)
+    # The worker trains one job at a time: the second job's stream stays quiet while the first trains, which it
+    # does until cancelled once the quiet stream has been cut at its cap and resumed.
+    busy = running_until_cancelled(client_module, model_id, slow_dataset)
     quiet = submit(client_module, model_id, small_dataset, epochs=2)
     found: list[dict[str, Any]] = []
     connections, heartbeats, retry_hints = 0, 0, []
@@ -389,9 +397,12 @@ def test_capped_connections_send_heartbeats_and_a_retry_hint_and_resume_lossless
                         heartbeats += 1
                     elif line.startswith("data: "):
                         found.append(json.loads(line[6:]))
+            if connections == 2:
+                assert heartbeats >= 1 and [e["type"] for e in found] == ["queued"], found
+                assert client_module.post(f"/v1/jobs/{busy}/cancel").status_code == 202
             # Reconnecting after the hinted delay, as EventSource does.
             time.sleep(retry_hints[-1] / 1000)
-    assert wait_for_job(client_module, busy)["status"] == "succeeded"
+    assert wait_for_job(client_module, busy)["status"] == "cancelled"
     assert connections >= 2 and heartbeats >= 1
     assert set(retry_hints) == {100}
     assert found == read_events(client_module, quiet)
