@@ -29,8 +29,8 @@ def ids(api_url: str) -> dict[str, str]:
         return seed_ids(http)
 
 
-def submit_running(client: httpx.Client, ids: dict[str, str], epochs: int = 500) -> str:
-    """A long fit job, once a worker runs it."""
+def submit_running(client: httpx.Client, ids: dict[str, str], epochs: int = 100_000) -> str:
+    """A fit job that trains until it is cancelled, once a worker runs it."""
     created = client.post("/v1/jobs", json=fit_request(ids["model"], ids["dataset"], epochs=epochs, batch_size=10))
     assert created.status_code == 201, created.text
     job_id = created.json()["id"]
@@ -132,7 +132,7 @@ def test_ctrl_c_in_jobs_watch_says_the_job_goes_on(api_url, client, ids) -> None
     watch = subprocess.Popen(kerasd_command("jobs", "watch", job_id, "--url", api_url), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, preexec_fn=takes_ctrl_c)
     try:
-        Lines(watch.stdout).wait_for(r"^Epoch 1/500$", 120)
+        Lines(watch.stdout).wait_for(r"^Epoch 1/100000$", 120)
         watch.send_signal(signal.SIGINT)
         assert watch.wait(timeout=60) == 130
         err = watch.stderr.read()
