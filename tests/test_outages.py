@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 
 import httpx
 import pytest
 
-from tests.holds import wait_until
+from tests.holds import paused, step_until, wait_until
 from tests.outage_services import PrivatePostgres, PrivateRedis
 from tests.seed import SEED_MODEL, fit_request, read_events, wait_for_job
 from tests.test_fault_tolerance import Stack, seed_ids, wait_for
@@ -72,8 +71,8 @@ def assert_unavailable(answer: httpx.Response) -> None:
 def start_long_fit(client: httpx.Client) -> str:
     """The id of a 12-epoch fit that has finished two epochs."""
     ids = seed_ids(client)
-    # Untuned: with execution tuning this fit runs its last ten epochs inside the outage, and the tests need it
-    # still training when the service comes back.
+    # The tests need it still training when the service comes back: they hold its worker to make sure of that.
+    # Untuned, 100 batches an epoch: an epoch spans many of the slices the worker is let run in.
     fit = {**fit_request(ids["model"], ids["dataset"], epochs=12, batch_size=10, shuffle=False), "tuning": False}
     job_id = client.post("/v1/jobs", json=fit).json()["id"]
     wait_for(lambda: len(client.get(f"/v1/jobs/{job_id}").json()["epochs"]) >= 2)
@@ -82,7 +81,7 @@ def start_long_fit(client: httpx.Client) -> str:
 
 def test_redis_restart_during_a_job(private_stack):
     stack, _postgres, redis_server = private_stack
-    stack.worker()
+    worker = stack.worker()
     with httpx.Client(base_url=stack.url, timeout=60) as client:
         job_id = start_long_fit(client)
         # A subscriber that saw the start, then lost its connection when Redis went away.
@@ -93,9 +92,16 @@ def test_redis_restart_during_a_job(private_stack):
                     seen.append(json.loads(line[6:]))
                 if sum(e["type"] == "epoch" for e in seen) >= 2:
                     break
-        redis_server.stop()
-        time.sleep(2)
-        redis_server.start()
+        # The worker runs in short slices while Redis is away, until an epoch has ended meanwhile, and is stopped
+        # again when Redis comes back: however fast it trains, it is still training then.
+        with paused(worker.popen.pid) as run_for:
+            before = len(client.get(f"/v1/jobs/{job_id}").json()["epochs"])
+            redis_server.stop()
+            step_until(run_for, lambda: len(client.get(f"/v1/jobs/{job_id}").json()["epochs"]) > before,
+                       what="an epoch ended while Redis is away")
+            redis_server.start()
+            during = client.get(f"/v1/jobs/{job_id}").json()
+            assert during["status"] == "running" and len(during["epochs"]) < 12, during
         job = wait_for_job(client, job_id, timeout_s=240)
         assert job["status"] == "succeeded", job["error"]
         assert [e["epoch"] for e in job["epochs"]] == list(range(12))
@@ -109,19 +115,25 @@ def test_redis_restart_during_a_job(private_stack):
 
 def test_postgres_restart_answers_503_then_recovers(private_stack):
     stack, postgres, _redis_server = private_stack
-    stack.worker()
+    worker = stack.worker()
     with httpx.Client(base_url=stack.url, timeout=60) as client:
         job_id = start_long_fit(client)
         # A key this API has not seen yet: checked in SQL before the route, and before any body byte is read.
         key = {"Authorization": f"Bearer {key_in(postgres.url)}"}
-        postgres.stop()
-        try:
-            assert_unavailable(client.get(f"/v1/jobs/{job_id}"))
-            assert_unavailable(client.get("/v1/jobs", headers=key))
-            assert_unavailable(client.post("/v1/models", json=SEED_MODEL, headers=key))
-        finally:
-            time.sleep(1)
-            postgres.start()
+        # The worker is stopped before the database goes, so the job is still training when it goes however fast
+        # the machine trains, then runs in short slices until a write of the job's finds the database away.
+        with paused(worker.popen.pid) as run_for:
+            before = client.get(f"/v1/jobs/{job_id}").json()
+            assert before["status"] == "running" and len(before["epochs"]) < 12, before
+            postgres.stop()
+            try:
+                assert_unavailable(client.get(f"/v1/jobs/{job_id}"))
+                assert_unavailable(client.get("/v1/jobs", headers=key))
+                assert_unavailable(client.post("/v1/models", json=SEED_MODEL, headers=key))
+                step_until(run_for, lambda: "database unavailable during" in worker.log_text(),
+                           what="the worker retrying a write while the database is away")
+            finally:
+                postgres.start()
         job = wait_for_job(client, job_id, timeout_s=240)
         assert job["status"] == "succeeded", job["error"]
         assert [e["epoch"] for e in job["epochs"]] == list(range(12))
