@@ -10,8 +10,6 @@ requests on fresh connections, and the kept-alive one, must be 401.
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
@@ -37,11 +35,19 @@ def test_an_entry_is_dropped_when_the_generation_changes():
     assert cache.get("digest") is None
 
 
-def test_an_entry_expires_and_a_ttl_of_zero_caches_nothing():
+def test_an_entry_expires_and_a_ttl_of_zero_caches_nothing(monkeypatch):
+    # The cache's clock is the test's: a loaded machine pausing between two lines cannot expire an entry early.
+    from types import SimpleNamespace
+
+    from app.tenants import key_cache
+
+    now = [1000.0]
+    monkeypatch.setattr(key_cache, "time", SimpleNamespace(monotonic=lambda: now[0]))
     cache: KeyCache[str] = KeyCache(ttl_s=0.05)
     cache.put("digest", "caller", "g")
+    now[0] += 0.035  # under 75% of the TTL, the least an entry is kept
     assert cache.get("digest") is not None
-    time.sleep(0.1)
+    now[0] += 0.016  # past the whole TTL
     assert cache.get("digest") is None
     off: KeyCache[str] = KeyCache(ttl_s=0)
     off.put("digest", "caller", "g")
