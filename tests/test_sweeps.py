@@ -323,6 +323,9 @@ def test_the_reapers_step_leaves_a_sweep_to_the_step_holding_it_and_a_trial_just
     from app.core.repositories import sweeps as sweep_rows
     from app.core.sweep_steps import advance, due
 
+    # The worker (one job at a time) trains another job until the sweep is held below: trial 0 waits in the queue
+    # meanwhile, so it cannot end (and its worker's step cannot move the sweep on) before that, however fast.
+    blocker = running_until_cancelled(client, ids["model"], ids["dataset"])
     sweep = create(client, {
         "job": base_job(ids, epochs=1), "algorithm": "random", "seed": 2,
         "space": {"compile.optimizer.config.learning_rate": {"uniform": [0.001, 0.01]}},
@@ -338,7 +341,8 @@ def test_the_reapers_step_leaves_a_sweep_to_the_step_holding_it_and_a_trial_just
             # ...so the periodic step does nothing (waiting for the lock would be an error here, not a hang).
             periodic.execute(text("SET LOCAL lock_timeout = '5s'"))
             assert advance(periodic, sweep_id=sweep["id"], wait=False) == []
-        # Trial 0 ends; its worker's step waits for this lock.
+        # Trial 0 runs and ends; its worker's step waits for this lock.
+        assert client.post(f"/v1/jobs/{blocker}/cancel").status_code in (200, 202)
         assert wait_for_job(client, first)["status"] == "succeeded"
         with session_scope() as session:
             assert not due(session, sweep_id=sweep["id"], settle_s=600.0)  # just ended: its worker's step is on it
@@ -350,8 +354,9 @@ def test_the_reapers_step_leaves_a_sweep_to_the_step_holding_it_and_a_trial_just
 
 
 def test_cancel_stops_a_sweeps_queued_and_running_trials_and_makes_no_more(client, ids, receiver):
+    # Trials that train until cancelled: the first is still running when the sweep is cancelled.
     sweep = create(client, {
-        "job": base_job(ids, epochs=2000), "algorithm": "random",
+        "job": base_job(ids, epochs=100_000), "algorithm": "random",
         "space": {"compile.optimizer.config.learning_rate": {"uniform": [0.001, 0.01]}},
         "objective": {"metric": "val_loss"}, "budget": {"max_trials": 6, "max_concurrent": 2}})
     wait_for_sweep(client, sweep["id"], until=lambda s: s["counts"].get("running") == 1)
