@@ -22,8 +22,9 @@ def test_two_tenants_sweeps_take_the_worker_in_turns(keyed_api):
     url = keyed_api[0]
     clients = {name: keyed_client(url, make_tenant(f"sweeps-{name}")[1]) for name in ("a", "b", "blocker")}
     ids = {name: ids_of(client) for name, client in clients.items()}
-    # The one worker is busy while both sweeps queue their trials, so neither tenant starts with a head start.
-    blocker = clients["blocker"].post("/v1/jobs", json=base_job(ids["blocker"], epochs=5000)).json()["id"]
+    # The one worker is busy while both sweeps queue their trials, so neither tenant starts with a head start: it
+    # trains until cancelled below.
+    blocker = clients["blocker"].post("/v1/jobs", json=base_job(ids["blocker"], epochs=100_000)).json()["id"]
     deadline = time.monotonic() + 300
     while clients["blocker"].get(f"/v1/jobs/{blocker}").json()["status"] != "running":
         assert time.monotonic() < deadline, "the blocking job did not start"
