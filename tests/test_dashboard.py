@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.holds import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -107,18 +108,11 @@ def status_of(page: Any) -> str:
 
 def test_dashboard_trains_the_seed_job_live_and_cancels_another(tab: Page, client: httpx.Client) -> None:
     page = tab.page
-    # The §3.2 job with more, smaller batches, so that it trains long enough to watch.
+    # The §3.2 job with more, smaller batches, followed to its end.
     job_id = start_seed_job(page, tab.api_url, epochs=20, batch_size=10)
-    samples: list[tuple[str, int]] = []
-    deadline = time.monotonic() + 300
-    while not samples or samples[-1][0] not in ("succeeded", "failed", "cancelled"):
-        assert time.monotonic() < deadline, samples[-5:]
-        samples.append((status_of(page), chart_points(page)))
-        time.sleep(0.1)
-    assert samples[-1][0] == "succeeded", page.inner_text("#job-error")
-    running = [points for status, points in samples if status == "running"]
-    # The curve gained points while the job was running, not just once at the end.
-    assert len(set(running)) >= 3 and running == sorted(running), running
+    page.wait_for_function("['succeeded', 'failed', 'cancelled'].includes("
+                           "document.querySelector('#job-status .status')?.dataset.status)", timeout=300_000)
+    assert status_of(page) == "succeeded", page.inner_text("#job-error")
     page.wait_for_function("document.querySelectorAll('#epochs tbody tr').length === 20")
     assert page.eval_on_selector_all(".chart", "els => els.map(e => e.dataset.metric)") == [
         "loss", "categorical_accuracy"]
@@ -133,10 +127,20 @@ def test_dashboard_trains_the_seed_job_live_and_cancels_another(tab: Page, clien
     last_row = page.eval_on_selector_all("#epochs tbody tr:last-child td", "els => els.map(e => e.textContent)")
     assert last_row[0] == "20" and float(last_row[1]) == pytest.approx(history["loss"][-1], rel=1e-3)
 
-    # A long second job: it must be training when it is cancelled from its page.
-    long_job = start_seed_job(page, tab.api_url, epochs=1000)
+    # A second job that trains until it is cancelled from its page.
+    long_job = start_seed_job(page, tab.api_url, epochs=100_000)
     page.wait_for_function("document.querySelector('#job-status .status')?.dataset.status === 'running'")
     page.wait_for_function("[...document.querySelectorAll('.chart')].some(e => Number(e.dataset.points) > 0)")
+    # The curve gains points while the job is running, not just once at the end.
+    running: list[int] = []
+
+    def grown_three_times() -> bool:
+        assert status_of(page) == "running", page.inner_text("#job-error")
+        running.append(chart_points(page))
+        return len(set(running)) >= 3
+
+    wait_until(grown_three_times, timeout_s=300, what="the running job's curve gaining points")
+    assert running == sorted(running), running
     # A third job waits behind it; the job list shows where it stands in the queue.
     queued = client.post("/v1/jobs", json=client.get(f"/v1/jobs/{job_id}").json()["request"]).json()
     expected_position = client.get(f"/v1/jobs/{queued['id']}").json().get("queue_position")
