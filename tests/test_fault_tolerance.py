@@ -63,6 +63,24 @@ def kill(process: Process) -> None:
     process.popen.wait(timeout=10)
 
 
+def kill_after_two_epochs(client: httpx.Client, worker: Process, job_id: str, *, epochs: int) -> dict:
+    """The job as read just before its worker was killed: running, two or more of its `epochs` recorded, fewer
+    than all. Stopped between short slices of its time, the worker is killed where the test read it, however fast
+    it trains."""
+
+    def two_epochs_or_end() -> dict | None:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        return job if len(job["epochs"]) >= 2 or job["status"] not in ("queued", "running") else None
+
+    with paused(worker.popen.pid) as run_for:
+        seen = step_until(run_for, two_epochs_or_end, timeout_s=120, what="two epochs recorded")
+        assert seen["status"] == "running" and 2 <= len(seen["epochs"]) < epochs, seen
+        # Killed while stopped (not yet reaped, so the group is still there for `paused` to continue).
+        os.kill(worker.popen.pid, signal.SIGKILL)
+    worker.popen.wait(timeout=10)
+    return seen
+
+
 def wait_for(predicate, timeout_s: float = 120, every_s: float = 0.05):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -91,19 +109,7 @@ def test_killed_worker_is_resumed_from_its_checkpoint(stack, tmp_path):
     with httpx.Client(base_url=stack.url, timeout=60) as client:
         ids = seed_ids(client)
         job_id = client.post("/v1/jobs", json=slow_fit(ids)).json()["id"]
-
-        def two_epochs_or_end() -> dict | None:
-            job = client.get(f"/v1/jobs/{job_id}").json()
-            return job if len(job["epochs"]) >= 2 or job["status"] not in ("queued", "running") else None
-
-        # Stopped between short slices of its time, the worker is killed where the test read it, however fast it
-        # trains: after two epochs or a few more, before the last.
-        with paused(first.popen.pid) as run_for:
-            seen = step_until(run_for, two_epochs_or_end, timeout_s=120, what="two epochs recorded")
-            assert seen["status"] == "running" and 2 <= len(seen["epochs"]) < 10, seen
-            # Killed while stopped (not yet reaped, so the group is still there for `paused` to continue).
-            os.kill(first.popen.pid, signal.SIGKILL)
-        first.popen.wait(timeout=10)
+        seen = kill_after_two_epochs(client, first, job_id, epochs=10)
         stack.worker()
         job = wait_for_job(client, job_id, timeout_s=180)
         assert job["status"] == "succeeded", job["error"]

@@ -4,14 +4,16 @@ tests/test_fault_tolerance.py runs, with a short lease and a quick reaper)."""
 
 from __future__ import annotations
 
-import os
-import signal
-
 import httpx
 
-from tests.holds import paused, step_until
 from tests.seed import wait_for_job
-from tests.test_fault_tolerance import seed_ids, slow_fit, stack, wait_for  # noqa: F401  (stack: a fixture)
+from tests.test_fault_tolerance import (  # noqa: F401  (stack: a fixture)
+    kill_after_two_epochs,
+    seed_ids,
+    slow_fit,
+    stack,
+    wait_for,
+)
 
 
 def test_a_sweep_whose_worker_is_killed_mid_trial_resumes_that_trial_and_finishes(stack):  # noqa: F811
@@ -25,19 +27,7 @@ def test_a_sweep_whose_worker_is_killed_mid_trial_resumes_that_trial_and_finishe
         assert created.status_code == 201, created.text
         sweep_id = created.json()["id"]
         first_job = created.json()["trials"][0]["job_id"]
-
-        def two_epochs_or_end() -> dict | None:
-            job = client.get(f"/v1/jobs/{first_job}").json()
-            return job if len(job["epochs"]) >= 2 or job["status"] not in ("queued", "running") else None
-
-        # Stopped between short slices of its time, the worker is killed where the test read it, however fast it
-        # trains: after the first trial's second epoch (or a little later), before its last.
-        with paused(first.popen.pid) as run_for:
-            seen = step_until(run_for, two_epochs_or_end, timeout_s=120, what="two epochs recorded")
-            assert seen["status"] == "running" and 2 <= len(seen["epochs"]) < 5, seen
-            # Killed while stopped (not yet reaped, so the group is still there for `paused` to continue).
-            os.kill(first.popen.pid, signal.SIGKILL)
-        first.popen.wait(timeout=10)
+        seen = kill_after_two_epochs(client, first, first_job, epochs=5)  # during the first trial
         stack.worker()
         resumed = wait_for_job(client, first_job, timeout_s=300)
         assert resumed["status"] == "succeeded", resumed["error"]
