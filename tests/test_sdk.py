@@ -93,7 +93,7 @@ def test_a_job_through_the_plain_resources(sdk: kerasd.Client, seed_data: dict, 
 
 
 def test_cancel_conflict_and_retry(sdk: kerasd.Client, seed_data: dict) -> None:
-    job = sdk.jobs.create(fit_body(seed_data, epochs=2000))
+    job = sdk.jobs.create(fit_body(seed_data, epochs=100_000))  # trains until cancelled, in both attempts
     with pytest.raises(kerasd.Conflict) as conflict:
         sdk.jobs.delete(job["id"])
     assert conflict.value.status_code == 409 and job["id"] in conflict.value.detail
