@@ -5,7 +5,8 @@ event loop's share of the CPU and raised another client's GET /v1/models p50 fro
 process (niced, so the API's requests come first on a shared CPU) parses with libyaml (3.5x PyYAML's pure-Python
 parser on a 600 KB Keras config: 0.76 s against 2.7 s) one document at a time; a body waits for it at most
 KERASD_SPEC_CHECKER_TIMEOUT_S, then is a 503 with Retry-After. A document whose objects or lists are reached
-through YAML aliases is refused (a few hundred bytes of aliases can stand for billions of nodes).
+through YAML aliases is refused (a few hundred bytes of aliases can stand for billions of nodes). The child ends
+soon after the API process, however that ended (tests/test_yaml_child_process.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -27,10 +29,25 @@ _executor: concurrent.futures.ProcessPoolExecutor | None = None
 # Bodies waiting for the child at most, beyond the one it parses: one more is a 503 at once.
 MAX_WAITING = 8
 _waiting = 0
+# How often the child looks whether its API process is still its parent.
+PARENT_CHECK_S = 0.5
 
 
-def _nice() -> None:
+def _start_child(parent: int) -> None:
+    """The child's initializer: niced, and watching for the end of `parent`, the API process that started it."""
     os.nice(10)
+    threading.Thread(target=_exit_without, args=(parent,), name="yaml-exit-without-parent", daemon=True).start()
+
+
+def _exit_without(parent: int) -> None:
+    # The child never sees EOF when the API process is gone: it holds the call queue pipe's write end itself (both
+    # ends are pickled to it). An API killed with SIGKILL (or by the OOM killer) left it blocked in read() for good,
+    # reparented to pid 1 with its resource tracker beside it, one pair per kill. Its parent's pid changes when the
+    # parent ends, however that was: then it ends (the tracker follows, its pipe's last writer gone); measured after
+    # a SIGKILL of the API, both were gone within 0.3 to 0.4 s.
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def _loader() -> type:
@@ -71,7 +88,8 @@ def _pool() -> concurrent.futures.ProcessPoolExecutor:
         if _executor is None:
             # spawn: the API process has threads and an event loop that a fork would copy in an unknown state.
             _executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_nice)
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_child,
+                initargs=(os.getpid(),))
         return _executor
 
 
@@ -108,8 +126,18 @@ async def parse_isolated(text: str, timeout_s: float) -> tuple[bool, Any]:
 
 
 def close() -> None:
+    """The child killed and waited for: what it was reading is no longer wanted."""
     global _executor
     with _lock:
         executor, _executor = _executor, None
-    if executor is not None:
-        executor.shutdown(wait=False, cancel_futures=True)
+    if executor is None:
+        return
+    # shutdown(wait=False) alone left the child behind after a graceful SIGTERM: in 3 runs of 9 with the child idle,
+    # and always with a document still unread. uvicorn re-raises the signal once the lifespan has ended, and this
+    # process died of it before the executor's thread had sent the child its sentinel, or while that thread still
+    # waited for the parse to end (it sends none before). SIGKILL, not SIGTERM: a child held stopped would keep a
+    # SIGTERM pending, and the join below with it. (Python 3.14's kill_workers() does this loop.)
+    processes = list((executor._processes or {}).values())
+    for process in processes:
+        process.kill()
+    executor.shutdown(wait=True, cancel_futures=True)
