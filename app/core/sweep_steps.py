@@ -173,23 +173,27 @@ def _new_trial(session: Session, sweep: Any, trial: Any, told: _Study, clock: _C
 ASK_TTL_S = 15 * 60.0
 
 
-def _spent(sweep: Any, now: datetime) -> tuple[int, bool]:
-    """(how many more trials the sweep's budget allows, whether its time limit is past)."""
+def time_limit_passed(sweep: Any, now: datetime) -> bool:
+    """Whether the sweep's time limit (if it has one) is past: it makes no more trials."""
+    limit = sweep.plan.get("time_limit_s")
+    return limit is not None and now >= _aware(sweep.created_at, now) + timedelta(seconds=limit)
+
+
+def _trials_left(sweep: Any, now: datetime) -> int:
+    """How many more trials the sweep's budget allows (none once its time limit is past)."""
     plan = sweep.plan
-    created_at = sweep.created_at if sweep.created_at.tzinfo else sweep.created_at.replace(tzinfo=now.tzinfo)
-    expired = plan.get("time_limit_s") is not None and now >= created_at + timedelta(seconds=plan["time_limit_s"])
     if plan.get("space_from") == "client":
         budget = plan["max_trials"]
     else:
         budget = plan["max_trials"] if plan["algorithm"] != "grid" else min(plan["max_trials"], studies.grid_size(plan))
-    return (0 if expired else budget - sweep.trials_created), expired
+    return 0 if time_limit_passed(sweep, now) else budget - sweep.trials_created
 
 
 def _client_step(session: Session, sweep: Any, study: _Study) -> None:
     """A client sweep makes no trials: once its budget is spent, it ends when its trials' jobs have ended and no asked
     trial still waits for its job (one that waited past ASK_TTL_S is told failed)."""
     now = utcnow()
-    left, _expired = _spent(sweep, now)
+    left = _trials_left(sweep, now)
     if left > 0:
         return
     if rows.active_trials(session, sweep_id=sweep.id):
@@ -229,7 +233,7 @@ def due(session: Session, *, sweep_id: str, settle_s: float = SETTLE_S) -> bool:
                    for trial in untold)
     if sweep.status != "running":
         return False
-    left, _expired = _spent(sweep, now)
+    left = _trials_left(sweep, now)
     active = rows.active_trials(session, sweep_id=sweep_id)
     if sweep.plan.get("space_from") == "client" or left <= 0:
         return left <= 0 and active == 0
@@ -270,7 +274,7 @@ def advance(session: Session, *, sweep_id: str, wait: bool = True, make_only: bo
         _client_step(session, sweep, study)
         return []
     now = utcnow()
-    left, _expired = _spent(sweep, now)
+    left = _trials_left(sweep, now)
     active = rows.active_trials(session, sweep_id=sweep_id)
     if left <= 0:
         if not make_only and active == 0 and rows.end_sweep(session, sweep_id=sweep_id, status="completed", now=now):

@@ -171,8 +171,8 @@ async def get_job_events(request: Request, job_id: str, config: Settings = Depen
         slots.give_back(caller.tenant_id)
         return Response(status_code=204)
     return sse.SlotStreamingResponse(_event_stream(request, job_id, resume, config, prelude),
-                                 release=lambda: slots.give_back(caller.tenant_id), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                                     release=lambda: slots.give_back(caller.tenant_id), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 async def _prelude(request: Request, job_id: str, caller: Caller, resume: str) -> list[dict[str, Any]] | None:

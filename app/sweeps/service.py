@@ -4,7 +4,6 @@ best so far; cancelled with its trials. The search itself moves on in app/core/s
 from __future__ import annotations
 
 import copy
-from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,7 +12,7 @@ from app.core import studies
 from app.core.errors import Problem, not_found
 from app.core.repositories import sweeps as sweep_rows
 from app.core.settings import get_settings
-from app.core.sweep_steps import ASK_TTL_S, NewTrial, advance
+from app.core.sweep_steps import ASK_TTL_S, NewTrial, advance, time_limit_passed
 from app.core.tables import new_id, utcnow
 from app.core.webhooks import record_sweep_end
 from app.experiments import service as experiments
@@ -263,8 +262,7 @@ def ask_trial(session: Session, *, tenant_id: str, sweep_id: str, body: TrialAsk
     commits). 409 when the sweep's budget (trials, time) is spent."""
     sweep = _client_sweep(session, tenant_id=tenant_id, sweep_id=sweep_id)
     plan = sweep.plan
-    created_at = sweep.created_at if sweep.created_at.tzinfo else sweep.created_at.replace(tzinfo=UTC)
-    expired = plan.get("time_limit_s") is not None and utcnow() >= created_at + timedelta(seconds=plan["time_limit_s"])
+    expired = time_limit_passed(sweep, utcnow())
     if expired or sweep.trials_created >= plan["max_trials"]:
         spent = "time limit" if expired else f"{plan['max_trials']} trials"
         raise Problem(409, "Sweep Budget Spent", f"Sweep {sweep_id} has spent its budget ({spent}); it ends when its "
